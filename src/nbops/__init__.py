@@ -1,0 +1,30 @@
+"""nbops: Jupyter notebooks to production ML with the discipline of DevOps.
+
+The public API for notebook authors is re-exported here; everything else is internal
+and may change. See README.md for the commands.
+"""
+
+from __future__ import annotations
+
+from nbops.errors import (
+    ConfigError,
+    DataError,
+    DataSourceError,
+    NbopsError,
+    SchemaError,
+    SchemaViolationError,
+    TargetError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "DataSourceError",
+    "NbopsError",
+    "SchemaError",
+    "SchemaViolationError",
+    "TargetError",
+    "__version__",
+]

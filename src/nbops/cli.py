@@ -1,0 +1,102 @@
+"""The ``nbops`` command line. Thin: parse, call one library function, print, exit.
+
+Heavy libraries are imported inside the commands so ``nbops --help`` is instant.
+Known errors (:class:`nbops.errors.NbopsError`) print as one paragraph and exit 1; the
+traceback appears only with ``--verbose``.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from nbops import __version__
+from nbops.errors import NbopsError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NbopsError as exc:
+            if ctx.find_root().params.get("verbose"):
+                traceback.print_exc()
+            click.secho(f"Error: {exc}", fg="red", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nbops")
+@click.option("--verbose", "-v", is_flag=True, help="Show full tracebacks on errors.")
+def main(verbose: bool) -> None:
+    """nbops: notebooks to production ML with a paper trail.
+
+    \b
+    Typical use:
+      make build                      run the pipeline (ploomber build)
+      nbops schema infer data.csv     draft a data contract for your data
+      nbops data generate out.parquet make a churn-like dataset to play with
+    """
+
+
+@main.group()
+def schema() -> None:
+    """Data contracts (pandera schemas kept as YAML in the repo)."""
+
+
+@schema.command("infer")
+@click.argument("data")
+@click.option(
+    "--rows", default=5_000, show_default=True, help="Rows to generate when DATA is 'bundled'."
+)
+def schema_infer(data: str, rows: int) -> None:
+    """Print a draft schema for DATA (a .csv/.parquet file or 'bundled') as YAML.
+
+    \b
+    Example:
+      nbops schema infer data/customers.csv > schema/customers.yaml
+    Then review and edit the file, commit it, and point env.yaml's schema at it.
+    """
+    from nbops import datasets
+    from nbops.schema import infer_schema, schema_to_yaml
+    from nbops.sources import BUNDLED, read_table
+
+    frame = datasets.make_churn(rows) if data == BUNDLED else read_table(data).frame
+    click.echo(schema_to_yaml(infer_schema(frame), source=data), nl=False)
+
+
+@main.group()
+def data() -> None:
+    """Datasets."""
+
+
+@data.command("generate")
+@click.argument("out", type=click.Path(dir_okay=False))
+@click.option(
+    "--rows", default=10_000, show_default=True, help="Number of rows (10 to 10 million and more)."
+)
+@click.option("--seed", default=42, show_default=True, help="Random seed; same seed, same rows.")
+@click.option(
+    "--drift",
+    default=0.0,
+    show_default=True,
+    help="0 = reference world; 1 = strongly shifted inputs and labels.",
+)
+def data_generate(out: str, rows: int, seed: int, drift: float) -> None:
+    """Write the bundled churn-like dataset to OUT (.parquet or .csv), streamed in blocks.
+
+    \b
+    Example:
+      nbops data generate data/churn-drifted.parquet --rows 100000 --drift 0.5
+    """
+    from nbops import datasets
+
+    if rows < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--rows")
+    if drift < 0:
+        raise click.BadParameter("must be 0 or more", param_hint="--drift")
+    path = datasets.write_churn(out, rows, seed=seed, drift=drift)
+    click.echo(f"Wrote {rows:,} rows to {path}")

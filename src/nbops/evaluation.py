@@ -1,0 +1,238 @@
+"""Scoring models on held-out data: metrics, slices, importance, and picking the best.
+
+Pure computation on arrays and frames: no files, no plots (see :mod:`nbops.plots`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+from sklearn.inspection import permutation_importance
+
+from nbops.errors import ConfigError
+from nbops.target import TargetInfo
+
+__all__ = [
+    "GREATER_IS_BETTER",
+    "Scores",
+    "importance_scoring",
+    "importance_table",
+    "pick_best",
+    "score_model",
+    "slice_table",
+]
+
+#: Every metric nbops reports, and which direction is better.
+GREATER_IS_BETTER = {
+    "roc_auc": True,
+    "pr_auc": True,
+    "f1": True,
+    "accuracy": True,
+    "log_loss": False,
+    "rmse": False,
+    "mae": False,
+    "r2": True,
+}
+DEFAULT_PRIMARY = {"classification": "roc_auc", "regression": "rmse"}
+
+
+@dataclass
+class Scores:
+    """A model's predictions on the test set and the metrics computed from them."""
+
+    metrics: dict[str, float]
+    predictions: np.ndarray
+    probabilities: np.ndarray | None = None  # (n, n_classes) for classifiers
+    classes: list[Any] | None = None
+
+
+def score_model(model: Any, X: pd.DataFrame, y: pd.Series, target: TargetInfo) -> Scores:
+    """Predict ``X`` with a fitted model and compute the task's metrics against ``y``."""
+    predictions = model.predict(X)
+    if target.task == "regression":
+        y_true = np.asarray(y, dtype=float)
+        return Scores(
+            metrics=regression_metrics(y_true, np.asarray(predictions, dtype=float)),
+            predictions=predictions,
+        )
+    proba = model.predict_proba(X)
+    classes = list(model.classes_)
+    return Scores(
+        metrics=classification_metrics(
+            np.asarray(y), predictions, proba, classes=classes, positive=target.positive_class
+        ),
+        predictions=predictions,
+        probabilities=proba,
+        classes=classes,
+    )
+
+
+def classification_metrics(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    proba: np.ndarray,
+    *,
+    classes: list[Any],
+    positive: Any = None,
+) -> dict[str, float]:
+    """ROC AUC, PR AUC, F1, accuracy and log loss; one-vs-rest macro averages beyond two classes."""
+    out = {
+        "accuracy": float(skm.accuracy_score(y_true, y_pred)),
+        "log_loss": float(skm.log_loss(y_true, proba, labels=classes)),
+    }
+    if len(classes) == 2:
+        pos = positive if positive in classes else classes[1]
+        p = proba[:, classes.index(pos)]
+        is_pos = y_true == pos
+        out["roc_auc"] = (
+            float(skm.roc_auc_score(is_pos, p)) if 0 < is_pos.sum() < len(is_pos) else math.nan
+        )
+        out["pr_auc"] = float(skm.average_precision_score(is_pos, p)) if is_pos.any() else math.nan
+        out["f1"] = float(skm.f1_score(is_pos, y_pred == pos))
+    else:
+        present = set(np.unique(y_true))
+        try:
+            out["roc_auc"] = float(
+                skm.roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=classes)
+            )
+        except ValueError:  # a class absent from the test rows
+            out["roc_auc"] = math.nan
+        onehot = np.column_stack([y_true == c for c in classes])
+        out["pr_auc"] = float(
+            np.mean(
+                [
+                    skm.average_precision_score(onehot[:, i], proba[:, i])
+                    for i, c in enumerate(classes)
+                    if c in present
+                ]
+            )
+        )
+        out["f1"] = float(skm.f1_score(y_true, y_pred, average="macro"))
+    return out
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """RMSE, MAE and R²."""
+    return {
+        "rmse": float(np.sqrt(skm.mean_squared_error(y_true, y_pred))),
+        "mae": float(skm.mean_absolute_error(y_true, y_pred)),
+        "r2": float(skm.r2_score(y_true, y_pred)),
+    }
+
+
+def pick_best(candidates: dict[str, dict[str, float]], primary: str) -> str:
+    """Return the candidate with the best ``primary`` metric (NaN never wins).
+
+    Raises:
+        ConfigError: ``primary`` is not a metric nbops computes for these candidates.
+    """
+    if primary not in GREATER_IS_BETTER:
+        raise ConfigError(
+            f"evaluate.primary_metric '{primary}' is unknown. Use one of: {', '.join(GREATER_IS_BETTER)}."
+        )
+    sign = 1 if GREATER_IS_BETTER[primary] else -1
+
+    def key(name: str) -> float:
+        value = candidates[name].get(primary, math.nan)
+        if value is None or math.isnan(value):
+            return -math.inf
+        return sign * value
+
+    available = [n for n in candidates if primary in candidates[n]]
+    if not available:
+        raise ConfigError(
+            f"evaluate.primary_metric '{primary}' does not apply to this task; candidates report {', '.join(next(iter(candidates.values())))}."
+        )
+    return max(sorted(available), key=key)
+
+
+def slice_table(
+    frame: pd.DataFrame,
+    scores: Scores,
+    y: pd.Series,
+    target: TargetInfo,
+    column: str,
+    *,
+    max_slices: int = 20,
+) -> pd.DataFrame:
+    """Metrics per value of ``column`` (numbers are cut into quartiles), largest slices first."""
+    values = frame[column]
+    if (
+        pd.api.types.is_numeric_dtype(values.dtype)
+        and not pd.api.types.is_bool_dtype(values.dtype)
+        and values.nunique() > max_slices
+    ):
+        values = pd.qcut(values, 4, duplicates="drop").astype("string")
+    values = values.astype("string").fillna("(missing)")
+    rows = []
+    for value, idx in values.groupby(values, sort=False).groups.items():
+        positions = values.index.get_indexer(idx)
+        row: dict[str, Any] = {column: value, "rows": len(positions)}
+        y_slice = np.asarray(y)[positions]
+        if target.task == "regression":
+            row.update(
+                regression_metrics(
+                    y_slice.astype(float), np.asarray(scores.predictions, dtype=float)[positions]
+                )
+            )
+        else:
+            pred = np.asarray(scores.predictions)[positions]
+            row["accuracy"] = float(skm.accuracy_score(y_slice, pred))
+            if target.is_binary and scores.probabilities is not None and scores.classes is not None:
+                is_pos = y_slice == target.positive_class
+                p = scores.probabilities[positions, scores.classes.index(target.positive_class)]
+                row["roc_auc"] = (
+                    float(skm.roc_auc_score(is_pos, p))
+                    if 0 < is_pos.sum() < len(is_pos)
+                    else math.nan
+                )
+                row["positive_rate"] = float(is_pos.mean())
+        rows.append(row)
+    return (
+        pd.DataFrame(rows)
+        .sort_values("rows", ascending=False)
+        .head(max_slices)
+        .reset_index(drop=True)
+    )
+
+
+def importance_table(
+    model: Any,
+    X: pd.DataFrame,
+    y: pd.Series,
+    *,
+    scoring: str,
+    seed: int = 0,
+    n_repeats: int = 5,
+    max_rows: int = 2_000,
+) -> pd.DataFrame:
+    """Permutation importance of each input column on (a sample of) the test set."""
+    if len(X) > max_rows:
+        X = X.sample(max_rows, random_state=seed)
+        y = y.loc[X.index]
+    result = permutation_importance(
+        model, X, y, scoring=scoring, n_repeats=n_repeats, random_state=seed, n_jobs=1
+    )
+    return (
+        pd.DataFrame(
+            {
+                "feature": X.columns,
+                "importance": result.importances_mean,
+                "std": result.importances_std,
+            }
+        )
+        .sort_values("importance", ascending=False)
+        .reset_index(drop=True)
+    )
+
+
+def importance_scoring(target: TargetInfo) -> str:
+    """The scikit-learn scorer used for permutation importance, valid for any label type."""
+    if target.task == "regression":
+        return "neg_root_mean_squared_error"
+    return "roc_auc" if target.is_binary else "roc_auc_ovr"

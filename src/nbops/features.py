@@ -1,0 +1,166 @@
+"""Feature engineering built from column roles: no feature code per dataset.
+
+:func:`build_preprocessor` turns the roles of :mod:`nbops.roles` into one scikit-learn
+``ColumnTransformer`` that handles missing values, rare and unseen categories, many
+categories and dates. It lives inside each model's ``Pipeline``, so it is fit on
+training rows only and travels with the model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler, TargetEncoder
+from sklearn.utils.validation import check_is_fitted
+
+from nbops.errors import DataError
+from nbops.roles import ColumnRole
+
+__all__ = ["DatetimeFeatures", "build_preprocessor", "columns_by_role"]
+
+#: Categories seen fewer times than this in training are pooled as "infrequent".
+MIN_CATEGORY_COUNT = 5
+_MISSING = "__missing__"
+
+
+class DatetimeFeatures(TransformerMixin, BaseEstimator):
+    """Split datetime columns into numeric parts: year, month, weekday, day of year and
+    days elapsed since the earliest training date. Missing dates give NaN parts.
+
+    Example:
+        >>> import pandas as pd
+        >>> X = pd.DataFrame({"d": pd.to_datetime(["2024-01-01", "2024-03-15"])})
+        >>> DatetimeFeatures().fit(X).transform(X).shape
+        (2, 5)
+    """
+
+    _PARTS = ("year", "month", "weekday", "dayofyear", "days")
+
+    def fit(self, X: pd.DataFrame, y: object = None) -> DatetimeFeatures:
+        frame = _as_datetimes(X)
+        self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
+        self.n_features_in_ = frame.shape[1]
+        self.origin_ = {c: frame[c].min() for c in frame.columns}
+        return self
+
+    def transform(self, X: pd.DataFrame) -> np.ndarray:
+        check_is_fitted(self, "origin_")
+        frame = _as_datetimes(X)
+        parts = []
+        for column in frame.columns:
+            d = frame[column]
+            origin = self.origin_.get(column)
+            elapsed = (
+                (d - origin).dt.days
+                if origin is not None and not pd.isna(origin)
+                else d.dt.year * np.nan
+            )
+            parts += [d.dt.year, d.dt.month, d.dt.weekday, d.dt.dayofyear, elapsed]
+        return (
+            np.column_stack([p.to_numpy(dtype=float, na_value=np.nan) for p in parts])
+            if parts
+            else np.empty((len(frame), 0))
+        )
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        check_is_fitted(self, "origin_")
+        return np.asarray(
+            [f"{c}_{p}" for c in self.feature_names_in_ for p in self._PARTS], dtype=object
+        )
+
+
+def _as_datetimes(X: pd.DataFrame | np.ndarray) -> pd.DataFrame:
+    frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
+    return frame.apply(lambda c: pd.to_datetime(c, errors="coerce"))
+
+
+def _to_float(X: pd.DataFrame) -> np.ndarray:
+    frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
+    return frame.apply(lambda c: pd.to_numeric(c.astype("Float64"), errors="coerce")).to_numpy(
+        dtype=float, na_value=np.nan
+    )
+
+
+def _to_text(X: pd.DataFrame) -> np.ndarray:
+    # One representation for every text dtype pandas may hand us (object, str, string,
+    # category), with missing values as a category of their own.
+    frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
+    return frame.astype("string").fillna(_MISSING).to_numpy(dtype=object)
+
+
+def columns_by_role(roles: list[ColumnRole]) -> dict[str, list[str]]:
+    """Group column names by role, keeping column order."""
+    grouped: dict[str, list[str]] = {}
+    for r in roles:
+        grouped.setdefault(r.role, []).append(r.column)
+    return grouped
+
+
+def build_preprocessor(roles: list[ColumnRole], *, seed: int = 0) -> ColumnTransformer:
+    """Build the ``ColumnTransformer`` for ``roles``; ``drop`` columns are left out.
+
+    Args:
+        roles: the column roles (see :func:`nbops.roles.infer_roles`).
+        seed: random state for the target encoder's internal cross-fitting.
+    """
+    grouped = columns_by_role(roles)
+    as_float = FunctionTransformer(_to_float, feature_names_out="one-to-one")
+    as_text = FunctionTransformer(_to_text, feature_names_out="one-to-one")
+    parts: list[tuple[str, Pipeline, list[str]]] = []
+    if grouped.get("numeric"):
+        parts.append(
+            (
+                "numeric",
+                make_pipeline(
+                    as_float, SimpleImputer(strategy="median", add_indicator=True), StandardScaler()
+                ),
+                grouped["numeric"],
+            )
+        )
+    if grouped.get("boolean"):
+        parts.append(
+            (
+                "boolean",
+                make_pipeline(
+                    as_float, SimpleImputer(strategy="most_frequent", add_indicator=True)
+                ),
+                grouped["boolean"],
+            )
+        )
+    if grouped.get("categorical"):
+        encoder = OneHotEncoder(
+            handle_unknown="infrequent_if_exist",
+            min_frequency=MIN_CATEGORY_COUNT,
+            sparse_output=False,
+        )
+        parts.append(("categorical", make_pipeline(as_text, encoder), grouped["categorical"]))
+    if grouped.get("high_cardinality"):
+        parts.append(
+            (
+                "high_cardinality",
+                make_pipeline(as_text, TargetEncoder(random_state=seed), StandardScaler()),
+                grouped["high_cardinality"],
+            )
+        )
+    if grouped.get("datetime"):
+        parts.append(
+            (
+                "datetime",
+                make_pipeline(
+                    DatetimeFeatures(),
+                    SimpleImputer(strategy="median", add_indicator=True),
+                    StandardScaler(),
+                ),
+                grouped["datetime"],
+            )
+        )
+    if not parts:
+        raise DataError(
+            "No column is usable as a feature: every column was dropped (see the roles table in the "
+            "features report). Force roles in env.yaml's features section, e.g. features: {categorical: [COLUMN]}."
+        )
+    return ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=True)

@@ -1,0 +1,88 @@
+"""Keep everything the project starts from phoning home.
+
+Ploomber sends anonymous usage statistics and checks PyPI for new versions unless told
+not to, and installing it enables the ``ploomber_extension`` Jupyter server extension,
+which can store a vendor cloud key and upload files. ``python -m nbops.offline`` (run by
+``make build`` / ``make test`` when the venv is set up) makes that environment quiet for
+every process it starts, not only those the Makefile starts:
+
+- a ``.pth`` file in site-packages sets ``PLOOMBER_STATS_ENABLED=false`` and
+  ``PLOOMBER_VERSION_CHECK_DISABLED=true`` at interpreter start-up (``ploomber build``,
+  kernels, JupyterLab), unless the user set them;
+- ``ploomber_extension`` is disabled in the environment's Jupyter config.
+
+``python -m nbops.offline --check`` reports the state and exits non-zero if anything
+could still call out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import sysconfig
+from pathlib import Path
+
+__all__ = ["ENV", "PTH_NAME", "check", "install"]
+
+ENV = {"PLOOMBER_STATS_ENABLED": "false", "PLOOMBER_VERSION_CHECK_DISABLED": "true"}
+PTH_NAME = "nbops-offline.pth"
+_DISABLED_EXTENSIONS = ("ploomber_extension",)
+
+
+def _pth_path() -> Path:
+    return Path(sysconfig.get_paths()["purelib"], PTH_NAME)
+
+
+def _server_config_path() -> Path:
+    # The environment-level Jupyter config (what `--sys-prefix` writes); it is read after
+    # the jupyter_server_config.d/ snippets that packages install, so it wins.
+    return Path(sys.prefix, "etc", "jupyter", "jupyter_server_config.json")
+
+
+def install() -> list[str]:
+    """Write the start-up file and disable vendor extensions; return what was done."""
+    done = []
+    lines = "".join(f"import os; os.environ.setdefault({k!r}, {v!r})\n" for k, v in ENV.items())
+    _pth_path().write_text(lines)
+    done.append(f"wrote {_pth_path()}")
+    config_path = _server_config_path()
+    config = json.loads(config_path.read_text()) if config_path.exists() else {}
+    extensions = config.setdefault("ServerApp", {}).setdefault("jpserver_extensions", {})
+    for name in _DISABLED_EXTENSIONS:
+        extensions[name] = False
+    config_path.parent.mkdir(parents=True, exist_ok=True)
+    config_path.write_text(json.dumps(config, indent=2) + "\n")
+    done.append(f"disabled {', '.join(_DISABLED_EXTENSIONS)} in {config_path}")
+    return done
+
+
+def check() -> list[str]:
+    """Return the problems that would let the environment call out (empty when quiet)."""
+    problems = []
+    for key, value in ENV.items():
+        if os.environ.get(key, "").lower() != value:
+            problems.append(f"{key} is {os.environ.get(key)!r}, expected {value!r}")
+    config_path = _server_config_path()
+    config = json.loads(config_path.read_text()) if config_path.exists() else {}
+    extensions = config.get("ServerApp", {}).get("jpserver_extensions", {})
+    for name in _DISABLED_EXTENSIONS:
+        if extensions.get(name) is not False:
+            problems.append(f"Jupyter server extension {name} is not disabled in {config_path}")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--check" in argv:
+        problems = check()
+        for p in problems:
+            print(f"not offline: {p}", file=sys.stderr)
+        return 1 if problems else 0
+    for line in install():
+        print(f"nbops.offline: {line}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

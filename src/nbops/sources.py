@@ -1,0 +1,219 @@
+"""Reading a user's table: CSV or Parquet in, clean typed DataFrame out.
+
+Real exports are messy. CSV columns are read as text and each is typed on its own:
+numbers stored as text with blanks become numbers with missing values, dates written
+in several formats become datetimes, yes/no and true/false become booleans, and text
+stays text, so a literal ``NA`` in a text column remains a category rather than
+silently becoming missing. Every conversion is recorded so the ingest report can show
+a reviewer what was changed.
+
+Every way the file can be wrong raises :class:`~nbops.errors.DataSourceError` with a
+message that names the file and the fix.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nbops.errors import DataSourceError
+
+__all__ = ["BUNDLED", "Conversion", "LoadedTable", "clean_frame", "read_table"]
+
+#: The value of ``data.source`` that selects the bundled generator.
+BUNDLED = "bundled"
+
+# Tokens that mean "no value" in a column that is otherwise numeric, boolean or a date.
+# In a text column they are kept as they are: "NA" may be North America.
+_NULL_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "?", "-", "--", "#n/a"})
+_TRUE = frozenset({"true", "yes", "y", "t"})
+_FALSE = frozenset({"false", "no", "n", "f"})
+_LEADING_ZERO = re.compile(r"^0\d")
+_DATE_LIKE = re.compile(
+    r"^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}:\d{2}(:\d{2})?)?$|^\d{1,2} \w{3,9},? \d{4}$|^\w{3,9} \d{1,2},? \d{4}$"
+)
+_CSV_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": ","}
+_PARQUET_SUFFIXES = {".parquet", ".pq"}
+#: Share of non-missing values that must parse for a text column to become a date.
+DATE_PARSE_SHARE = 0.95
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """One column's type change, for the ingest report."""
+
+    column: str
+    to: str
+    unparsed: int = 0
+    examples: tuple[str, ...] = ()
+
+
+@dataclass
+class LoadedTable:
+    """A cleaned table and what was done to it."""
+
+    frame: pd.DataFrame
+    source: str
+    conversions: list[Conversion] = field(default_factory=list)
+
+
+def read_table(path: str | Path) -> LoadedTable:
+    """Read a CSV/TSV or Parquet file and type its columns.
+
+    Args:
+        path: the file to read.
+
+    Raises:
+        DataSourceError: the file is missing, empty, of an unknown kind or unparseable.
+    """
+    path = Path(path).expanduser()
+    fix = "Set data.source in env.yaml (or pass --env--data.source PATH) to a .csv or .parquet file, or to 'bundled' for the generated dataset."
+    if not path.exists():
+        raise DataSourceError(
+            f"Data file '{path}' does not exist (looked in {path.resolve().parent}). {fix}"
+        )
+    if path.is_dir():
+        raise DataSourceError(f"Data source '{path}' is a folder, not a file. {fix}")
+    suffix = path.suffix.lower()
+    if suffix not in _CSV_SUFFIXES and suffix not in _PARQUET_SUFFIXES:
+        raise DataSourceError(
+            f"Data file '{path}' has the extension '{suffix or '(none)'}', which nbops does not read. "
+            f"Supported: {', '.join(sorted([*_CSV_SUFFIXES, *_PARQUET_SUFFIXES]))}. {fix}"
+        )
+    if path.stat().st_size == 0:
+        raise DataSourceError(
+            f"Data file '{path}' is empty (0 bytes). Export the data again, or point data.source at another file."
+        )
+    frame = (
+        _read_parquet(path)
+        if suffix in _PARQUET_SUFFIXES
+        else _read_csv(path, _CSV_SUFFIXES[suffix])
+    )
+    if len(frame) == 0:
+        raise DataSourceError(
+            f"Data file '{path}' has a header ({len(frame.columns)} columns) but no data rows. "
+            "Export the data again, or point data.source at another file."
+        )
+    frame, conversions = clean_frame(frame)
+    return LoadedTable(frame=frame, source=str(path), conversions=conversions)
+
+
+def _read_csv(path: Path, sep: str) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(
+            path,
+            sep=sep,
+            dtype=str,
+            keep_default_na=False,
+            skipinitialspace=True,
+            encoding="utf-8-sig",
+        )
+    except pd.errors.EmptyDataError as exc:
+        raise DataSourceError(
+            f"Data file '{path}' has no header and no rows. Export the data again with a header line."
+        ) from exc
+    except pd.errors.ParserError as exc:
+        raise DataSourceError(
+            f"Data file '{path}' could not be parsed as {'tab' if sep == chr(9) else 'comma'}-separated text: {_first_line(exc)}. "
+            "Check that every row has as many fields as the header, that text containing the separator is quoted, "
+            "and that the file extension matches the separator (.csv for commas, .tsv for tabs)."
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise DataSourceError(
+            f"Data file '{path}' is not UTF-8 text (byte {exc.start}: {exc.reason}). "
+            "Re-save it as UTF-8 CSV, or convert it to Parquet."
+        ) from exc
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if (
+        len(frame.columns) == 1
+        and len(frame) > 0
+        and any(s in frame.columns[0] for s in (";", "\t", "|"))
+    ):
+        raise DataSourceError(
+            f"Data file '{path}' was read as a single column named '{frame.columns[0][:60]}': "
+            "its separator is not a comma. Save it as comma-separated .csv or tab-separated .tsv."
+        )
+    return frame
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several unrelated types for a bad file
+        raise DataSourceError(
+            f"Data file '{path}' could not be read as Parquet: {_first_line(exc)}. "
+            "Check that the file is complete and really Parquet, or export it as CSV."
+        ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def clean_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Conversion]]:
+    """Type each text column of ``frame``: number, boolean, datetime or text.
+
+    Columns that already have a non-text dtype (from Parquet) are kept as they are.
+
+    Returns:
+        The cleaned frame (a new object) and the list of conversions made.
+    """
+    out: dict[str, pd.Series] = {}
+    conversions: list[Conversion] = []
+    for name in frame.columns:
+        column = frame[name]
+        if not _is_text(column):
+            out[name] = column
+            continue
+        typed, conversion = _type_text_column(str(name), column)
+        out[name] = typed
+        if conversion is not None:
+            conversions.append(conversion)
+    return pd.DataFrame(out, index=frame.index), conversions
+
+
+def _is_text(column: pd.Series) -> bool:
+    return pd.api.types.is_object_dtype(column.dtype) or pd.api.types.is_string_dtype(column.dtype)
+
+
+def _type_text_column(name: str, column: pd.Series) -> tuple[pd.Series, Conversion | None]:
+    text = column.astype("string").str.strip()
+    lowered = text.str.lower()
+    is_null_token = lowered.isin(_NULL_TOKENS) | text.isna()
+    values = text[~is_null_token]
+    if values.empty:
+        return pd.Series(pd.NA, index=column.index, dtype="string", name=name), None
+
+    distinct = set(lowered[~is_null_token].unique())
+    if distinct <= (_TRUE | _FALSE) and distinct & _TRUE and distinct & _FALSE:
+        result = pd.Series(pd.NA, index=column.index, dtype="boolean", name=name)
+        result[~is_null_token] = lowered[~is_null_token].isin(_TRUE)
+        return result, Conversion(name, "boolean")
+
+    if not values.str.match(_LEADING_ZERO).any():  # "01234" is a code, not a number
+        numbers = pd.to_numeric(values, errors="coerce")
+        if numbers.notna().all():
+            result = pd.Series(np.nan, index=column.index, dtype="float64", name=name)
+            result[~is_null_token] = numbers.astype("float64")
+            if result.notna().all() and (result % 1 == 0).all():
+                result = result.astype("int64")
+            return result, Conversion(name, str(result.dtype))
+
+    sample = values.iloc[:1000]
+    if sample.str.match(_DATE_LIKE).mean() >= DATE_PARSE_SHARE:
+        parsed = pd.to_datetime(values, errors="coerce", format="mixed")
+        if parsed.notna().mean() >= DATE_PARSE_SHARE:
+            result = pd.Series(pd.NaT, index=column.index, dtype="datetime64[ns]", name=name)
+            result[~is_null_token] = parsed.astype("datetime64[ns]")
+            failed = values[parsed.isna()]
+            return result, Conversion(
+                name, "datetime", unparsed=len(failed), examples=tuple(failed.unique()[:3])
+            )
+
+    # Text stays text; only blanks become missing, "NA" and friends stay categories.
+    result = text.mask(text == "")
+    return result.rename(name), None
