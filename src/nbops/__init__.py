@@ -18,6 +18,10 @@ from nbops.errors import (
 
 __version__ = "0.1.0"
 
+from nbops import _ipython
+
+_ipython.install()
+
 __all__ = [
     "ConfigError",
     "DataError",

@@ -59,7 +59,7 @@ class DatetimeFeatures(TransformerMixin, BaseEstimator):
                 if origin is not None and not pd.isna(origin)
                 else d.dt.year * np.nan
             )
-            parts += [d.dt.year, d.dt.month, d.dt.weekday, d.dt.dayofyear, elapsed]
+            parts += [d.dt.year, d.dt.month, d.dt.day_of_week, d.dt.day_of_year, elapsed]
         return (
             np.column_stack([p.to_numpy(dtype=float, na_value=np.nan) for p in parts])
             if parts

@@ -7,15 +7,17 @@ cell's last value) and a test can inspect it without a display.
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure as _MplFigure
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import auc, confusion_matrix, precision_recall_curve, roc_curve
 
 __all__ = [
+    "Figure",
     "calibration_plot",
     "confusion_plot",
     "importance_plot",
@@ -24,6 +26,16 @@ __all__ = [
     "residual_plot",
     "roc_plot",
 ]
+
+
+class Figure(_MplFigure):
+    """A matplotlib Figure that renders itself as PNG wherever IPython displays it,
+    without pyplot or an inline backend (papermill kernels, nbconvert, JupyterLab)."""
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+        return buffer.getvalue()
 
 
 def missing_plot(frame: pd.DataFrame) -> Figure:

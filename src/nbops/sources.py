@@ -71,7 +71,7 @@ def read_table(path: str | Path) -> LoadedTable:
         DataSourceError: the file is missing, empty, of an unknown kind or unparseable.
     """
     path = Path(path).expanduser()
-    fix = "Set data.source in env.yaml (or pass --env--data.source PATH) to a .csv or .parquet file, or to 'bundled' for the generated dataset."
+    fix = "Set data.source in env.yaml (or pass --env--data--source PATH to ploomber build) to a .csv or .parquet file, or to 'bundled' for the generated dataset."
     if not path.exists():
         raise DataSourceError(
             f"Data file '{path}' does not exist (looked in {path.resolve().parent}). {fix}"

@@ -63,7 +63,7 @@ def prepare_target(frame: pd.DataFrame, target: str, task: str) -> tuple[pd.Data
         )
         raise TargetError(
             f"The target column '{target}' is not in the data.{maybe} Columns are: {listed}. "
-            "Set data.target in env.yaml (or --env--data.target NAME) to the column to predict."
+            "Set data.target in env.yaml (or pass --env--data--target NAME to ploomber build) to the column to predict."
         )
     y = frame[target]
     if pd.api.types.is_string_dtype(y.dtype) or pd.api.types.is_object_dtype(y.dtype):

@@ -1,0 +1,136 @@
+"""Shared fixtures: an isolated environment for every test, and real project copies.
+
+Pipeline tests copy the repository's pipeline (pipeline.yaml, env.yaml, notebooks/,
+schema/) into a temporary folder and run the real ``ploomber build`` there, with real
+kernels, so the repository's own products/ are never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+PROJECT_FILES = ("pipeline.yaml", "env.yaml", "notebooks", "schema")
+
+#: Small, fast settings for test builds (merged into a copy of env.yaml).
+FAST_ENV = {
+    "data": {"rows": 1500},
+    "train": {"hyperparams": {"linear": {}, "hgb": {"max_iter": 30, "early_stopping": False}}},
+}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # Nothing a test starts may phone home, and nothing leaks in from the developer's shell.
+    monkeypatch.setenv("PLOOMBER_STATS_ENABLED", "false")
+    monkeypatch.setenv("PLOOMBER_VERSION_CHECK_DISABLED", "true")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    for name in list(os.environ):
+        if name.startswith(("NBOPS_", "MLFLOW_")):
+            monkeypatch.delenv(name)
+
+
+@dataclass
+class Project:
+    """A copy of the reference project in a temporary folder."""
+
+    root: Path
+
+    @property
+    def products(self) -> Path:
+        return self.root / "products"
+
+    def set_env(self, **sections: object) -> None:
+        """Merge ``sections`` into this project's env.yaml (nested dicts merge)."""
+        import yaml
+
+        path = self.root / "env.yaml"
+        env = yaml.safe_load(path.read_text())
+        _merge(env, sections)
+        path.write_text(yaml.safe_dump(env, sort_keys=False))
+
+    def build(
+        self, *args: str, check: bool = True, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``ploomber build`` here; fail the test with its output if it fails and ``check``."""
+        result = subprocess.run(
+            [str(BIN / "ploomber"), "build", *args],
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "PLOOMBER_STATS_ENABLED": "false"},
+        )
+        if check and result.returncode != 0:
+            pytest.fail(
+                f"ploomber build failed ({result.returncode}):\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
+            )
+        return result
+
+    def nbops(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(BIN / "nbops"), *args], cwd=self.root, capture_output=True, text=True, timeout=300
+        )
+        if check and result.returncode != 0:
+            pytest.fail(f"nbops {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+
+def _merge(base: dict, extra: dict) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def _copy_project(dest: Path) -> Project:
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+        else:
+            shutil.copy2(src, dest / name)
+    project = Project(dest)
+    project.set_env(**FAST_ENV)
+    return project
+
+
+@pytest.fixture
+def make_project(tmp_path: Path) -> Callable[..., Project]:
+    """Factory: a fresh copy of the reference project with fast settings."""
+    counter = iter(range(1000))
+
+    def make(**env: object) -> Project:
+        project = _copy_project(tmp_path / f"project{next(counter)}")
+        if env:
+            project.set_env(**env)
+        return project
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def built_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
+    """The reference project built once per session with fast settings (read-only for tests)."""
+    project = _copy_project(tmp_path_factory.mktemp("built") / "project")
+    old = os.environ.get("PLOOMBER_STATS_ENABLED")
+    os.environ["PLOOMBER_STATS_ENABLED"] = "false"
+    try:
+        project.build()
+    finally:
+        if old is None:
+            os.environ.pop("PLOOMBER_STATS_ENABLED", None)
+    yield project
