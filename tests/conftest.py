@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Where CI collects the test build's notebooks and reports (see .github/workflows/ci.yml).
+ARTIFACTS = os.environ.get("NBOPS_TEST_ARTIFACTS")
 BIN = Path(sys.executable).parent
 PROJECT_FILES = ("pipeline.yaml", "env.yaml", "notebooks", "schema")
 
@@ -134,3 +136,10 @@ def built_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]
         if old is None:
             os.environ.pop("PLOOMBER_STATS_ENABLED", None)
     yield project
+    if ARTIFACTS:
+        shutil.copytree(
+            project.products,
+            Path(ARTIFACTS) / "reference-build",
+            dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns("*.parquet", "*.joblib", ".*.metadata"),
+        )

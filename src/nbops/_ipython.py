@@ -31,7 +31,9 @@ def install() -> None:
     shell._nbops_errors_installed = True
 
 
-def _show_short(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> list[str]:
+def _show_short(
+    shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None
+) -> list[str]:
     lines = [f"{etype.__name__}: {value}"]
     shell._showtraceback(etype, value, lines)
     return lines

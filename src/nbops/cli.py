@@ -64,6 +64,8 @@ def schema_infer(data: str, rows: int) -> None:
     from nbops.schema import infer_schema, schema_to_yaml
     from nbops.sources import BUNDLED, read_table
 
+    if rows < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--rows")
     frame = datasets.make_churn(rows) if data == BUNDLED else read_table(data).frame
     click.echo(schema_to_yaml(infer_schema(frame), source=data), nl=False)
 

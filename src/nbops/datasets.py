@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nbops.errors import ConfigError
+
 __all__ = ["BLOCK_ROWS", "TARGET", "iter_churn", "make_churn", "write_churn"]
 
 #: Rows per internal block; fixed so that output does not depend on how it is read.
@@ -67,9 +69,12 @@ def write_churn(path: str | Path, n_rows: int, *, seed: int = 42, drift: float =
     import pyarrow.parquet as pq
 
     path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in {".csv", ".parquet", ".pq"}:
+        raise ConfigError(f"Cannot write the dataset to '{path}': name the file .parquet or .csv.")
     path.parent.mkdir(parents=True, exist_ok=True)
     blocks = iter_churn(n_rows, seed=seed, drift=drift)
-    if path.suffix == ".csv":
+    if suffix == ".csv":
         for i, block in enumerate(blocks):
             block.to_csv(path, mode="w" if i == 0 else "a", header=i == 0, index=False)
         return path

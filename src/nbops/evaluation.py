@@ -131,6 +131,10 @@ def pick_best(candidates: dict[str, dict[str, float]], primary: str) -> str:
     Raises:
         ConfigError: ``primary`` is not a metric nbops computes for these candidates.
     """
+    if not candidates:
+        raise ConfigError(
+            "No candidate model to evaluate: train.models in env.yaml is empty. List at least one model family."
+        )
     if primary not in GREATER_IS_BETTER:
         raise ConfigError(
             f"evaluate.primary_metric '{primary}' is unknown. Use one of: {', '.join(GREATER_IS_BETTER)}."

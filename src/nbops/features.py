@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from packaging.version import Version
+from sklearn import __version__ as _sklearn_version
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
+from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler, TargetEncoder
 from sklearn.utils.validation import check_is_fitted
 
 from nbops.errors import DataError
 from nbops.roles import ColumnRole
+
+sklearn_version = Version(_sklearn_version)
 
 __all__ = ["DatetimeFeatures", "build_preprocessor", "columns_by_role"]
 
@@ -100,12 +105,25 @@ def columns_by_role(roles: list[ColumnRole]) -> dict[str, list[str]]:
     return grouped
 
 
-def build_preprocessor(roles: list[ColumnRole], *, seed: int = 0) -> ColumnTransformer:
+def _target_encoder(seed: int, task: str | None) -> TargetEncoder:
+    # The internal cross-fitting must be seeded for reproducible builds. scikit-learn 1.9
+    # takes a seeded splitter as `cv` and deprecates `random_state`; older versions
+    # only have `random_state`.
+    if sklearn_version >= Version("1.9"):
+        splitter = StratifiedKFold if task == "classification" else KFold
+        return TargetEncoder(cv=splitter(5, shuffle=True, random_state=seed))
+    return TargetEncoder(random_state=seed)
+
+
+def build_preprocessor(
+    roles: list[ColumnRole], *, seed: int = 0, task: str | None = None
+) -> ColumnTransformer:
     """Build the ``ColumnTransformer`` for ``roles``; ``drop`` columns are left out.
 
     Args:
         roles: the column roles (see :func:`nbops.roles.infer_roles`).
         seed: random state for the target encoder's internal cross-fitting.
+        task: ``classification`` or ``regression``; picks the target encoder's folds.
     """
     grouped = columns_by_role(roles)
     as_float = FunctionTransformer(_to_float, feature_names_out="one-to-one")
@@ -142,7 +160,7 @@ def build_preprocessor(roles: list[ColumnRole], *, seed: int = 0) -> ColumnTrans
         parts.append(
             (
                 "high_cardinality",
-                make_pipeline(as_text, TargetEncoder(random_state=seed), StandardScaler()),
+                make_pipeline(as_text, _target_encoder(seed, task), StandardScaler()),
                 grouped["high_cardinality"],
             )
         )

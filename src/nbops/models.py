@@ -80,7 +80,9 @@ def make_model(
             f"Valid names include: {', '.join(sorted(estimator.get_params())[:15])}."
         )
     estimator.set_params(**params)
-    return Pipeline([("features", build_preprocessor(roles, seed=seed)), ("model", estimator)])
+    return Pipeline(
+        [("features", build_preprocessor(roles, seed=seed, task=task)), ("model", estimator)]
+    )
 
 
 def describe(pipeline: Pipeline) -> list[dict[str, Any]]:

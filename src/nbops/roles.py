@@ -23,9 +23,12 @@ ROLES = ("numeric", "boolean", "categorical", "high_cardinality", "datetime", "d
 #: Above this many distinct values a text column is target-encoded instead of one-hot.
 MAX_ONE_HOT = 30
 _ID_NAME = re.compile(
-    r"(^|[_\s-])(id|uuid|guid|key)$|^id[_\s-]|[a-z]ID$|^(index|row|record)[_\s-]?(no|num|number)?$",
+    r"(^|[_\s-])(id|uuid|guid|key)$|^id[_\s-]|^(index|row|record)[_\s-]?(no|num|number)?$",
     re.IGNORECASE,
 )
+_CAMEL_ID = re.compile(
+    r"[a-z](ID|Id)$"
+)  # customerID, userId: here case matters ("prepaid" is no ID)
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,12 @@ def _infer_one(name: str, column: pd.Series) -> ColumnRole:
         return ColumnRole(name, "drop", "empty: every value is missing")
     distinct = present.nunique()
     if distinct == 1:
-        return ColumnRole(name, "drop", f"constant: always {present.iloc[0]!r}")
+        value = present.iloc[0]
+        return ColumnRole(
+            name,
+            "drop",
+            f"constant: always {(value.item() if hasattr(value, 'item') else value)!r}",
+        )
     unique_share = distinct / max(len(present), 1)
     dtype = column.dtype
     if pd.api.types.is_bool_dtype(dtype):
@@ -109,7 +117,7 @@ def _infer_one(name: str, column: pd.Series) -> ColumnRole:
         or pd.api.types.is_object_dtype(dtype)
         or isinstance(dtype, pd.CategoricalDtype)
     )
-    looks_like_id = bool(_ID_NAME.search(name))
+    looks_like_id = bool(_ID_NAME.search(name) or _CAMEL_ID.search(name))
     if looks_like_id and unique_share > 0.95 and (is_text or pd.api.types.is_integer_dtype(dtype)):
         return ColumnRole(
             name,

@@ -36,13 +36,15 @@ def infer_schema(frame: pd.DataFrame, *, name: str | None = None) -> pa.DataFram
     for col_name, column in draft.columns.items():
         series = frame[col_name]
         checks = list(column.checks)
+        if isinstance(series.dtype, pd.DatetimeTZDtype):
+            checks = []  # YAML cannot hold tz-aware bounds; add them by hand as strings
         is_text = pd.api.types.is_string_dtype(series.dtype) or pd.api.types.is_object_dtype(
             series.dtype
         )
         if is_text:
             values = series.dropna().unique()
-            if 0 < len(values) <= MAX_ALLOWED_VALUES:
-                checks = [pa.Check.isin(sorted(map(str, values)))]
+            if 0 < len(values) <= MAX_ALLOWED_VALUES and all(isinstance(v, str) for v in values):
+                checks = [pa.Check.isin(sorted(values))]
         columns[col_name] = _with(column, checks=checks, nullable=bool(series.isna().any()))
     return pa.DataFrameSchema(columns, coerce=True, strict=False, name=name)
 
@@ -76,6 +78,11 @@ def load_schema(path: str | Path) -> pa.DataFrameSchema:
             f"Schema file '{path}' does not exist. Create it from your data with "
             f"`nbops schema infer DATA > {path}`, review it, and commit it; or set schema: auto in env.yaml "
             "to infer one on every build (not recommended beyond a first try)."
+        )
+    if not path.read_bytes().strip():
+        raise SchemaError(
+            f"Schema file '{path}' is empty (a failed `nbops schema infer ... > {path}` leaves an empty file). "
+            f"Draft it again with `nbops schema infer DATA > {path}` and review it."
         )
     try:
         return pa.DataFrameSchema.from_yaml(path)
@@ -135,6 +142,10 @@ def validate(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> ValidationRepor
 
 def _group(cases: pd.DataFrame) -> list[dict[str, Any]]:
     cases = cases.copy()
+    # A missing column is reported against the schema (its name, or None) with the
+    # column's name as the failure case: report it under the column itself.
+    missing = cases["check"].astype(str) == "column_in_dataframe"
+    cases.loc[missing, "column"] = cases.loc[missing, "failure_case"]
     cases["column"] = cases["column"].fillna("(table)").astype(str)
     cases["check"] = cases["check"].astype(str)
     out = []

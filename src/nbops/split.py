@@ -45,5 +45,13 @@ def split_frame(
         cut = int(round(len(ordered) * (1 - test_size)))
         return ordered.iloc[:cut].reset_index(drop=True), ordered.iloc[cut:].reset_index(drop=True)
     stratify = frame[target.name] if target.task == "classification" else None
-    train, test = train_test_split(frame, test_size=test_size, random_state=seed, stratify=stratify)
+    try:
+        train, test = train_test_split(
+            frame, test_size=test_size, random_state=seed, stratify=stratify
+        )
+    except ValueError as exc:  # e.g. fewer test rows than classes
+        raise ConfigError(
+            f"Cannot split {len(frame)} rows with split.test_size={test_size}: {exc}. "
+            "Raise split.test_size in env.yaml, or use more data."
+        ) from exc
     return train.reset_index(drop=True), test.reset_index(drop=True)

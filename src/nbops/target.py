@@ -92,9 +92,10 @@ def prepare_target(frame: pd.DataFrame, target: str, task: str) -> tuple[pd.Data
         return frame, TargetInfo(name=target, task=task, dropped_missing=missing)
 
     counts = y.value_counts()
+    counts = counts[counts > 0]  # a categorical dtype lists unused categories with 0
     if len(counts) < 2:
         raise TargetError(
-            f"The target column '{target}' has a single class ({counts.index[0]!r} in all {len(frame)} rows), "
+            f"The target column '{target}' has a single class ({_native(counts.index[0])!r} in all {len(frame)} rows), "
             "so a classifier has nothing to learn. Check that the file holds both outcomes, or pick another target."
         )
     if pd.api.types.is_float_dtype(y.dtype) and len(counts) > 20:
@@ -105,7 +106,7 @@ def prepare_target(frame: pd.DataFrame, target: str, task: str) -> tuple[pd.Data
     small = counts[counts < 2]
     if len(small):
         raise TargetError(
-            f"The target column '{target}' has classes with a single example ({', '.join(map(repr, small.index[:5]))}), "
+            f"The target column '{target}' has classes with a single example ({', '.join(repr(_native(c)) for c in small.index[:5])}), "
             "which cannot be split into train and test. Drop or merge those rows."
         )
     classes = sorted((_native(c) for c in counts.index), key=str)
@@ -120,8 +121,11 @@ def prepare_target(frame: pd.DataFrame, target: str, task: str) -> tuple[pd.Data
 
 def _positive_class(counts: pd.Series) -> Any:
     for label in counts.index:
-        if str(label).strip().lower() in _POSITIVE_NAMES:
-            return _native(label)
+        value = _native(label)
+        if str(value).strip().lower() in _POSITIVE_NAMES or (
+            isinstance(value, (int, float)) and value == 1
+        ):
+            return value
     return _native(counts.index[-1])  # value_counts sorts descending: the rarer class
 
 

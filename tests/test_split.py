@@ -1,0 +1,121 @@
+"""Train/test split: seeded, stratified for classification, by time when asked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nbops.errors import ConfigError, NbopsError
+from nbops.split import split_frame
+from nbops.target import TargetInfo, prepare_target
+
+N = 1_000
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(
+        {
+            # Timestamps in shuffled order, so a time split has to sort.
+            "when": pd.date_range("2024-01-01", periods=N, freq="h")[rng.permutation(N)],
+            "x": rng.normal(size=N),
+            "y": np.r_[np.ones(100, dtype=int), np.zeros(N - 100, dtype=int)][rng.permutation(N)],
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def info(frame: pd.DataFrame) -> TargetInfo:
+    return prepare_target(frame, "y", "classification")[1]
+
+
+@pytest.mark.parametrize(("test_size", "n_test"), [(0.2, 200), (0.25, 250), (0.5, 500)])
+def test_stratified_split_keeps_class_shares(
+    frame: pd.DataFrame, info: TargetInfo, test_size: float, n_test: int
+) -> None:
+    train, test = split_frame(frame, info, test_size=test_size, seed=1)
+    assert (len(train), len(test)) == (N - n_test, n_test)
+    assert test["y"].mean() == pytest.approx(0.1)
+    assert train["y"].mean() == pytest.approx(0.1)
+    assert train.index.tolist() == list(range(len(train)))
+
+
+def test_split_loses_and_duplicates_no_row(frame: pd.DataFrame, info: TargetInfo) -> None:
+    train, test = split_frame(frame, info, seed=1)
+    both = pd.concat([train, test])
+    assert sorted(both["when"]) == sorted(frame["when"])
+
+
+def test_same_seed_gives_same_split(frame: pd.DataFrame, info: TargetInfo) -> None:
+    a_train, a_test = split_frame(frame, info, seed=7)
+    b_train, b_test = split_frame(frame, info, seed=7)
+    pd.testing.assert_frame_equal(a_train, b_train)
+    pd.testing.assert_frame_equal(a_test, b_test)
+    c_train, _ = split_frame(frame, info, seed=8)
+    assert not a_train["when"].equals(c_train["when"])
+
+
+def test_regression_split_is_not_stratified(frame: pd.DataFrame) -> None:
+    info = TargetInfo(name="x", task="regression")
+    train, test = split_frame(frame, info, test_size=0.3, seed=0)
+    assert (len(train), len(test)) == (700, 300)
+
+
+def test_time_split_puts_the_latest_rows_in_test(frame: pd.DataFrame, info: TargetInfo) -> None:
+    train, test = split_frame(frame, info, test_size=0.25, time_column="when")
+    assert (len(train), len(test)) == (750, 250)
+    assert train["when"].max() < test["when"].min()
+    assert test["when"].max() == frame["when"].max()
+    assert test["when"].is_monotonic_increasing
+
+
+def test_time_split_keeps_undated_rows_out_of_test(frame: pd.DataFrame, info: TargetInfo) -> None:
+    undated = frame.copy()
+    undated.loc[:5, "when"] = pd.NaT
+    train, test = split_frame(undated, info, time_column="when")
+    assert train["when"].isna().sum() == 6
+    assert test["when"].notna().all()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "rows", "match"),
+    [
+        (
+            {"test_size": 0},
+            N,
+            r"split\.test_size must be between 0 and 1 \(a share of rows\), got 0",
+        ),
+        ({"test_size": 1}, N, r"split\.test_size must be between 0 and 1.*got 1"),
+        ({"test_size": 1.5}, N, r"got 1\.5"),
+        ({"test_size": -0.2}, N, r"got -0\.2"),
+        (
+            {"time_column": "date"},
+            N,
+            r"split\.time_column 'date' is not in the data\. Set it to a date column",
+        ),
+        ({}, 9, r"The data has only 9 usable rows; at least 10 are needed"),
+    ],
+    ids=["zero", "one", "above-one", "negative", "missing-time-column", "too-few-rows"],
+)
+def test_bad_split_settings_are_config_errors(
+    frame: pd.DataFrame, info: TargetInfo, kwargs: dict, rows: int, match: str
+) -> None:
+    with pytest.raises(ConfigError, match=match):
+        split_frame(frame.head(rows), info, **kwargs)
+
+
+def test_ten_rows_are_enough() -> None:
+    small = pd.DataFrame({"x": range(10), "y": [0, 1] * 5})
+    _, info = prepare_target(small, "y", "classification")
+    train, test = split_frame(small, info)
+    assert (len(train), len(test)) == (8, 2)
+    assert test["y"].tolist().count(1) == 1
+
+
+def test_test_set_smaller_than_number_of_classes_is_explained() -> None:
+    small = pd.DataFrame({"x": range(10), "y": list("aaaabbbccc")})
+    _, info = prepare_target(small, "y", "classification")
+    with pytest.raises(NbopsError, match=r"test_size"):
+        split_frame(small, info, test_size=0.2)
