@@ -14,7 +14,7 @@ export PLOOMBER_STATS_ENABLED := false
 export PLOOMBER_VERSION_CHECK_DISABLED := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: build test lab clean install
+.PHONY: build test lab ui clean install
 
 build: $(STAMP)
 	$(BIN)/ploomber build
@@ -34,6 +34,10 @@ $(STAMP): pyproject.toml
 # JupyterLab on the project's environment; no news feed, no update checks.
 lab: $(STAMP)
 	$(BIN)/jupyter lab --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate
+
+# MLflow's UI on the project's embedded store (runs, parameters, metrics, HTML reports).
+ui: $(STAMP)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.nbops/mlflow.db --host 127.0.0.1 --port 5000
 
 clean:
 	rm -rf products

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,3 +146,80 @@ def built_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]
             dirs_exist_ok=True,
             ignore=shutil.ignore_patterns("*.parquet", "*.joblib", ".*.metadata"),
         )
+
+
+# -- a real MLflow tracking server -------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class MlflowServer:
+    """A real `mlflow server` with its own SQLite backend and proxied artifacts."""
+
+    def __init__(self, folder: Path, port: int) -> None:
+        self.folder, self.port = folder, port
+        self.uri = f"http://127.0.0.1:{port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 90) -> MlflowServer:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        log = open(self.folder / "server.log", "wb")  # noqa: SIM115  (closed with the process)
+        self.process = subprocess.Popen(
+            [
+                str(BIN / "mlflow"),
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+                "--backend-store-uri",
+                f"sqlite:///{self.folder / 'mlflow.db'}",
+                "--artifacts-destination",
+                str(self.folder / "artifacts"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"mlflow server exited: {(self.folder / 'server.log').read_text()[-3000:]}"
+                )
+            try:
+                with urllib.request.urlopen(self.uri + "/health", timeout=2):
+                    return self
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError(
+            f"mlflow server did not start in {timeout} s: {(self.folder / 'server.log').read_text()[-3000:]}"
+        )
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[Callable[..., MlflowServer]]:
+    """Factory: ``make_server(port=None, start=True)`` → a real MLflow tracking server."""
+    servers: list[MlflowServer] = []
+
+    def make(port: int | None = None, *, start: bool = True) -> MlflowServer:
+        server = MlflowServer(tmp_path / f"server{len(servers)}", port or free_port())
+        servers.append(server)
+        return server.start() if start else server
+
+    yield make
+    for server in servers:
+        server.stop()

@@ -14,6 +14,7 @@ from nbops.errors import (
     SchemaError,
     SchemaViolationError,
     TargetError,
+    TrackingError,
 )
 
 __version__ = "0.1.0"
@@ -30,5 +31,6 @@ __all__ = [
     "SchemaError",
     "SchemaViolationError",
     "TargetError",
+    "TrackingError",
     "__version__",
 ]

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import sys
 import traceback
+from pathlib import Path
 from typing import Any
 
 import click
 
 from nbops import __version__
-from nbops.errors import NbopsError
+from nbops.errors import NbopsError, TrackingError
 
 
 class _Group(click.Group):
@@ -102,3 +103,111 @@ def data_generate(out: str, rows: int, seed: int, drift: float) -> None:
         raise click.BadParameter("must be 0 or more", param_hint="--drift")
     path = datasets.write_churn(out, rows, seed=seed, drift=drift)
     click.echo(f"Wrote {rows:,} rows to {path}")
+
+
+def _project_root() -> Path:
+    """The project folder: the nearest folder upwards holding pipeline.yaml (else cwd)."""
+    here = Path.cwd()
+    return next((p for p in (here, *here.parents) if (p / "pipeline.yaml").is_file()), here)
+
+
+def _store() -> Any:
+    from nbops.tracking.store import Store, reachability_problem, tracking_uri
+
+    root = _project_root()
+    problem = reachability_problem(tracking_uri(root))
+    if problem:
+        raise TrackingError(
+            f"The tracking store is not available: {problem}. Check MLFLOW_TRACKING_URI, or unset it to use the project's embedded store."
+        )
+    return Store(root)
+
+
+@main.group()
+def runs() -> None:
+    """Review recorded builds (the MLflow store in .nbops/ or MLFLOW_TRACKING_URI)."""
+
+
+@runs.command("list")
+@click.option("--limit", "-n", default=20, show_default=True, help="How many of the latest builds.")
+def runs_list(limit: int) -> None:
+    """List the latest builds: run id, time, trigger, status, commit, data hash, metrics.
+
+    \b
+    Example:
+      nbops runs list -n 50
+    """
+    from nbops.tracking.review import list_runs
+
+    click.echo(list_runs(_store(), limit=limit))
+
+
+@runs.command("show")
+@click.argument("run", default="latest")
+def runs_show(run: str) -> None:
+    """Show one build's full lineage. RUN is a run id, a prefix of one, latest or latest~N.
+
+    \b
+    Example:
+      nbops runs show latest~1
+    """
+    from nbops.tracking.review import show_run
+
+    click.echo(show_run(_store(), run))
+
+
+@runs.command("diff")
+@click.argument("run_a")
+@click.argument("run_b", default="latest")
+def runs_diff(run_a: str, run_b: str) -> None:
+    """Compare two builds: commits, data, parameters, sources, metrics and the notebook
+    cells whose outputs changed.
+
+    \b
+    Example:
+      nbops runs diff latest~1 latest
+    """
+    from nbops.tracking.review import diff_runs
+
+    click.echo(diff_runs(_store(), run_a, run_b))
+
+
+@main.command("report")
+@click.option(
+    "--out",
+    default="nbops-report",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder to write the site to.",
+)
+@click.option("--limit", "-n", default=50, show_default=True, help="How many of the latest builds.")
+def report(out: str, limit: int) -> None:
+    """Write a static site of recorded builds and their HTML reports, browsable offline.
+
+    \b
+    Example:
+      nbops report --out site && xdg-open site/index.html
+    """
+    from nbops.tracking.review import write_site
+
+    index = write_site(_store(), Path(out), limit=limit)
+    click.echo(f"Wrote {index}")
+
+
+@main.command("sync")
+def sync() -> None:
+    """Publish build records spooled while the tracking store was unreachable.
+
+    \b
+    Example:
+      MLFLOW_TRACKING_URI=http://mlflow.internal:5000 nbops sync
+    """
+    from nbops.tracking.publish import spool_dir
+    from nbops.tracking.publish import sync as sync_records
+
+    root = _project_root()
+    done = sync_records(root)
+    if not done:
+        click.echo(f"Nothing to sync: no spooled records in {spool_dir(root)}.")
+    for build_id, run_id in done:
+        click.echo(f"Published build {build_id[:12]} as run {run_id}.")

@@ -7,8 +7,9 @@ The hierarchy::
     ├── DataError              the dataset cannot be used
     │   ├── DataSourceError    missing, empty, unreadable or unparseable file
     │   └── TargetError        target column missing, single class, wrong type for the task
-    └── SchemaError            the pandera schema file is missing or unreadable
-        └── SchemaViolationError   the data breaks the schema (carries the report)
+    ├── SchemaError            the pandera schema file is missing or unreadable
+    │   └── SchemaViolationError   the data breaks the schema (carries the report)
+    └── TrackingError          the run store cannot answer (unknown run, unreachable server)
 
 Messages are one paragraph: what failed, on which object, and how to fix it. The CLI
 prints them without a traceback; notebooks let them stop the build.
@@ -51,3 +52,7 @@ class SchemaViolationError(SchemaError):
     def __init__(self, message: str, report: object) -> None:
         super().__init__(message)
         self.report = report
+
+
+class TrackingError(NbopsError):
+    """The tracking store cannot answer: an unknown run id, an unreachable server."""

@@ -1,0 +1,21 @@
+"""The paper trail: every ``ploomber build`` recorded as a versioned run in MLflow.
+
+What lives here, and what each module may import:
+
+- ``redact``, ``lineage``: pure helpers (secret redaction; git state, file hashes,
+  package freeze). Standard library only, plus ``git`` as a subprocess.
+- ``record``: the build record as plain data, assembled while Ploomber runs and saved to
+  a local spool folder when the store cannot take it. No MLflow.
+- ``hooks``: the Ploomber hooks declared in ``pipeline.yaml``. They only collect into
+  the record; the heavy work happens once, at the end of the build.
+- ``store``: the only module that talks to MLflow (publish, content-addressed data,
+  queries). Imported lazily, and warmed up in a background thread during the build.
+- ``review``: what ``nbops runs list/show/diff`` and ``nbops report`` compute from the
+  store.
+
+Where records go: ``MLFLOW_TRACKING_URI`` when set (a team's tracking server),
+otherwise the embedded store in the project's ``.nbops/`` folder (SQLite database
+``mlflow.db`` plus ``artifacts/``). ``NBOPS_TRACKING=off`` disables recording.
+"""
+
+from __future__ import annotations

@@ -1,0 +1,394 @@
+"""Ploomber hooks that turn a build into a run record. Declared in ``pipeline.yaml``::
+
+    on_finish: nbops.tracking.hooks.build_finished      # DAG level (ploomber build)
+    on_failure: nbops.tracking.hooks.build_failed
+    tasks:
+      - source: notebooks/ingest.ipynb
+        on_finish: nbops.tracking.hooks.task_finished   # every task
+        on_failure: nbops.tracking.hooks.task_failed
+
+Task hooks only collect (paths, parameters, status, timings) into the process's
+:class:`~nbops.tracking.record.BuildRecord`; the DAG hooks add lineage and skipped tasks
+and publish once. ``ploomber task NAME`` runs no DAG hooks, so an ``atexit`` handler
+publishes what the task hooks collected. MLflow is imported in a background thread
+while the notebooks run, so publishing costs little at the end.
+
+A hook never fails the build: if recording goes wrong the build result stands, the
+record is spooled to ``.nbops/spool/`` and the message says to run ``nbops sync``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import re
+import sys
+import threading
+import time
+import traceback as tb_module
+import uuid
+from pathlib import Path
+from typing import Any
+
+from nbops.tracking import lineage
+from nbops.tracking.record import EXECUTED, FAILED, NOT_RUN, SKIPPED, BuildRecord, TaskRecord
+from nbops.tracking.redact import redact, redact_text, secret_values
+
+__all__ = ["build_failed", "build_finished", "task_failed", "task_finished", "trigger"]
+
+TRIGGERS = ("manual", "ci", "schedule", "drift")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_build: _Build | None = None
+
+
+def trigger() -> str:
+    """Why this build runs: ``NBOPS_TRIGGER`` if set, ``ci`` under CI, else ``manual``."""
+    value = os.environ.get("NBOPS_TRIGGER", "").strip().lower()
+    if value:
+        if value not in TRIGGERS:
+            print(
+                f"nbops: NBOPS_TRIGGER={value!r} is not one of {', '.join(TRIGGERS)}; recorded as given.",
+                file=sys.stderr,
+            )
+        return value
+    return "ci" if os.environ.get("CI", "").lower() in {"1", "true", "yes"} else "manual"
+
+
+def enabled() -> bool:
+    return os.environ.get("NBOPS_TRACKING", "on").strip().lower() not in {"off", "0", "false", "no"}
+
+
+# -- the hooks Ploomber calls ---------------------------------------------------------
+
+
+def task_finished(task: Any) -> None:
+    _safely(lambda: _current(task).add_task(task, EXECUTED))
+
+
+def task_failed(task: Any) -> None:
+    _safely(lambda: _current(task).add_task(task, FAILED))
+
+
+def build_finished(dag: Any, report: Any = None) -> None:
+    _safely(lambda: _current(dag).finish(dag, "FINISHED"))
+
+
+def build_failed(dag: Any, traceback: Any = None) -> None:
+    _safely(lambda: _current(dag).finish(dag, "FAILED", traceback=traceback))
+
+
+def _safely(action: Any) -> None:
+    if not enabled():
+        return
+    try:
+        action()
+    except Exception:  # recording must never change the build's outcome
+        print(
+            "nbops: could not record this build step:\n" + tb_module.format_exc(), file=sys.stderr
+        )
+
+
+def _current(task_or_dag: Any) -> _Build:
+    global _build
+    if _build is None or _build.done:
+        _build = _Build(_project_root(task_or_dag))
+    return _build
+
+
+def _project_root(task_or_dag: Any) -> Path:
+    candidates = []
+    source = getattr(getattr(task_or_dag, "source", None), "loc", None)
+    if source:
+        candidates.append(Path(source).resolve().parent)
+    candidates.append(Path.cwd())
+    for start in candidates:
+        for folder in (start, *start.parents):
+            if (folder / "pipeline.yaml").is_file():
+                return folder
+    return Path.cwd()
+
+
+# -- one build in progress ------------------------------------------------------------
+
+
+class _Build:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.done = False
+        self.sources: set[Path] = set()
+        self.secrets: list[str] = []
+        self.record = BuildRecord(
+            build_id=uuid.uuid4().hex,
+            project=root.name,
+            root=str(root),
+            command=_command_line(),
+            trigger=trigger(),
+            started_at=_process_start(),
+        )
+        atexit.register(self._finish_at_exit)
+        threading.Thread(target=_warm_up, name="nbops-mlflow-warm-up", daemon=True).start()
+
+    def add_task(self, task: Any, status: str) -> None:
+        products = (
+            {k: str(v) for k, v in task.product.to_json_serializable().items()}
+            if hasattr(task.product, "to_json_serializable")
+            else {"product": str(task.product)}
+        )
+        raw = task.params.to_dict() if hasattr(task.params, "to_dict") else dict(task.params)
+        params = {k: v for k, v in raw.items() if k not in {"product", "upstream"}}
+        self.secrets += secret_values(params) + secret_values(self._env_raw())
+        resources = params.get("resources_") or {}
+        self.sources.update(Path(p) for p in resources.values())
+        if getattr(task.source, "loc", None):
+            self.sources.add(Path(task.source.loc))
+        record = TaskRecord(name=task.name, status=status, params=redact(params), products=products)
+        notebook = products.get("nb")
+        if notebook and Path(notebook).is_file():
+            nb = json.loads(Path(notebook).read_text())
+            record.duration_s = _duration(nb)
+            if status == FAILED:
+                record.error = _error_text(nb)
+                html = products.get("html")
+                if html and not _newer(html, notebook):
+                    _render_html(notebook, html)  # Ploomber writes no report for a failed task
+            record.files = self._report_files(notebook, products.get("html"))
+        if status == EXECUTED:
+            record.metrics = _read_metrics(products)
+        existing = self.record.task(task.name)
+        if existing is not None:
+            self.record.tasks.remove(existing)
+        self.record.tasks.append(record)
+
+    def _report_files(self, notebook: str, html: str | None) -> dict[str, str]:
+        files = {f"reports/{Path(notebook).name}": notebook}
+        if html and Path(html).is_file():
+            files[f"reports/{Path(html).name}"] = html
+        if not self.secrets:
+            return files
+        # The injected-parameters cell holds parameter values: scrub secrets from copies.
+        scrubbed = self.root / ".nbops" / "tmp" / self.record.build_id
+        scrubbed.mkdir(parents=True, exist_ok=True)
+        for name, path in list(files.items()):
+            copy = scrubbed / Path(path).name
+            copy.write_text(redact_text(Path(path).read_text(errors="replace"), self.secrets))
+            files[name] = str(copy)
+        return files
+
+    def finish(self, dag: Any, status: str, *, traceback: Any = None) -> None:
+        if self.done:
+            return
+        self.done = True
+        record = self.record
+        index = _Lineage(self.root)
+        if dag is not None:
+            for name in dag.keys():  # noqa: SIM118  (a Ploomber DAG, not a dict)
+                task = dag[name]
+                if getattr(task.source, "loc", None):
+                    self.sources.add(Path(task.source.loc))
+                if record.task(name) is None:
+                    skipped = getattr(task.exec_status, "name", "") == "Skipped"
+                    products = (
+                        {k: str(v) for k, v in task.product.to_json_serializable().items()}
+                        if hasattr(task.product, "to_json_serializable")
+                        else {}
+                    )
+                    record.tasks.append(
+                        TaskRecord(
+                            name=name,
+                            status=SKIPPED if skipped else NOT_RUN,
+                            products=products,
+                            produced_by=index.get(name) if skipped else None,
+                        )
+                    )
+        if any(t.status == FAILED for t in record.tasks):
+            status = "FAILED"
+        record.status = status
+        record.ended_at = time.time()
+        if traceback:
+            record.error = _ANSI.sub("", str(traceback)).strip()[-5000:]
+        record.git = lineage.git_state(self.root)
+        self.sources.update(self.root / name for name in ("pipeline.yaml", "env.yaml"))
+        record.sources = lineage.source_hashes(self.root, sorted(self.sources))
+        record.env = redact(_flat_env(self._env_raw(), record.command))
+        record.python = lineage.python_info()
+        record.packages = lineage.freeze()
+        record.data = _snapshot(record.tasks)
+        for task in (t for t in record.tasks if t.status in (EXECUTED, SKIPPED)):
+            # The build's key metrics come from the metrics product in use, whether this
+            # build or an earlier one produced it (a skipped evaluate step).
+            found = task.metrics or _read_metrics(task.products)
+            if found:
+                record.metrics = _numbers(
+                    found["metrics"] if isinstance(found.get("metrics"), dict) else found
+                )
+            task.metrics = _numbers(task.metrics)
+        from nbops.tracking.publish import publish_or_spool
+
+        publish_or_spool(record, root=self.root)
+        index.update(record)
+        _cleanup_tmp(self.root, record.build_id)
+
+    def _finish_at_exit(self) -> None:
+        if not self.done and self.record.tasks and enabled():
+            _safely(lambda: self.finish(None, "FINISHED"))
+
+    def _env_raw(self) -> dict[str, Any]:
+        path = self.root / "env.yaml"
+        if not path.is_file():
+            return {}
+        import yaml
+
+        return yaml.safe_load(path.read_text()) or {}
+
+
+class _Lineage:
+    """``.nbops/lineage.json``: which build last produced each task's products, so a
+    skipped task can point at it (its run id is looked up in whichever store is used)."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / ".nbops" / "lineage.json"
+        self.data = json.loads(self.path.read_text()) if self.path.is_file() else {}
+
+    def get(self, task: str) -> dict[str, str] | None:
+        return self.data.get(task)
+
+    def update(self, record: BuildRecord) -> None:
+        for task in record.tasks:
+            if task.status == EXECUTED:
+                self.data[task.name] = {"build_id": record.build_id}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(self.data, indent=2))
+
+
+# -- helpers --------------------------------------------------------------------------
+
+
+def _command_line() -> list[str]:
+    # Ploomber's CLI rewrites sys.argv; the interpreter keeps the original (3.10+).
+    argv = list(getattr(sys, "orig_argv", sys.argv))
+    if len(argv) > 1 and Path(argv[0]).name.startswith("python") and not argv[1].startswith("-"):
+        argv = argv[1:]
+    return [Path(argv[0]).name, *argv[1:]] if argv else []
+
+
+def _process_start() -> float:
+    try:
+        import psutil
+
+        return psutil.Process().create_time()
+    except Exception:
+        return time.time()
+
+
+def _warm_up() -> None:
+    with contextlib.suppress(Exception):
+        import mlflow.tracking  # noqa: F401  (heavy import, done while notebooks run)
+
+
+def _duration(nb: dict[str, Any]) -> float | None:
+    meta = nb.get("metadata", {}).get("papermill", {})
+    if meta.get("duration") is not None:
+        return float(meta["duration"])
+    times = [c.get("metadata", {}).get("papermill", {}) for c in nb.get("cells", [])]
+    starts = [t["start_time"] for t in times if t.get("start_time")]
+    ends = [t["end_time"] for t in times if t.get("end_time")]
+    if not starts or not ends:
+        return None
+    from datetime import datetime
+
+    return (
+        datetime.fromisoformat(max(ends).rstrip("Z"))
+        - datetime.fromisoformat(min(starts).rstrip("Z"))
+    ).total_seconds()
+
+
+def _error_text(nb: dict[str, Any]) -> str | None:
+    for cell in nb.get("cells", []):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                lines = [_ANSI.sub("", line) for line in output.get("traceback", [])]
+                head = f"{output.get('ename')}: {output.get('evalue')}"
+                return head + ("\n\n" + "\n".join(lines) if len(lines) > 1 else "")
+    return None
+
+
+def _newer(path: str, than: str) -> bool:
+    return Path(path).is_file() and Path(path).stat().st_mtime >= Path(than).stat().st_mtime
+
+
+def _render_html(notebook: str, html: str) -> None:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
+    Path(html).write_text(body)
+
+
+def _flat_env(env: dict[str, Any], command: list[str]) -> dict[str, Any]:
+    """env.yaml as used: the file, with ``--env--a--b VALUE`` overrides from the command line."""
+    merged = json.loads(json.dumps(env, default=str))
+    args = list(command)
+    for i, arg in enumerate(args):
+        if arg.startswith("--env--"):
+            if "=" in arg:
+                key, value = arg[len("--env--") :].split("=", 1)
+            elif i + 1 < len(args):
+                key, value = arg[len("--env--") :], args[i + 1]
+            else:
+                continue
+            node = merged
+            parts = key.split("--")
+            for part in parts[:-1]:
+                if not isinstance(node.get(part), dict):
+                    node[part] = {}
+                node = node[part]
+            node[parts[-1]] = value
+    return merged
+
+
+def _snapshot(tasks: list[TaskRecord]) -> dict[str, Any]:
+    """The data snapshot a build used: a task product pair ``data`` + ``meta`` whose JSON
+    holds a ``content_hash`` (the ingest step's convention)."""
+    for task in tasks:
+        if task.status not in (EXECUTED, SKIPPED):
+            continue  # a failed or unrun step's files are left over from another build
+        meta_path, data_path = task.products.get("meta"), task.products.get("data")
+        if meta_path and data_path and Path(meta_path).is_file() and meta_path.endswith(".json"):
+            meta = json.loads(Path(meta_path).read_text())
+            if "content_hash" in meta:
+                return {
+                    "content_hash": meta["content_hash"],
+                    "data": data_path,
+                    "meta": meta_path,
+                    "rows": meta.get("rows"),
+                    "columns": meta.get("columns"),
+                    "task": task.name,
+                }
+    return {}
+
+
+def _read_metrics(products: dict[str, str]) -> dict[str, Any]:
+    """A task's ``metrics`` product (a JSON file), if it has one."""
+    path = products.get("metrics")
+    if path and path.endswith(".json") and Path(path).is_file():
+        return json.loads(Path(path).read_text())
+    return {}
+
+
+def _numbers(values: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, value in (values or {}).items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_numbers(value, f"{name}."))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
+            out[name] = float(value)
+    return out
+
+
+def _cleanup_tmp(root: Path, build_id: str) -> None:
+    import shutil
+
+    shutil.rmtree(root / ".nbops" / "tmp" / build_id, ignore_errors=True)

@@ -1,0 +1,95 @@
+"""Where a build came from: git state, file hashes, Python and package versions."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["file_hash", "freeze", "git_state", "python_info", "source_hashes"]
+
+_MAX_DIFF_BYTES = 2_000_000
+
+
+def file_hash(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def source_hashes(root: Path, files: list[Path]) -> dict[str, str]:
+    """``{relative path: sha256}`` for the files that define the pipeline."""
+    out = {}
+    for path in sorted(set(files)):
+        if path.is_file():
+            out[
+                str(
+                    path.resolve().relative_to(root.resolve())
+                    if path.resolve().is_relative_to(root.resolve())
+                    else path
+                )
+            ] = file_hash(path)
+    return out
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, timeout=20
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout if result.returncode == 0 else None
+
+
+def git_state(root: Path) -> dict[str, Any]:
+    """Commit, branch, dirty flag and (when dirty) the diff against HEAD plus untracked files.
+
+    Outside a git repository: ``{"commit": None, ...}``; a build is still recorded.
+    """
+    commit = _git(root, "rev-parse", "HEAD")
+    if commit is None:
+        return {"commit": None, "branch": None, "dirty": None, "diff": None, "untracked": []}
+    branch = (_git(root, "rev-parse", "--abbrev-ref", "HEAD") or "").strip()
+    status = _git(root, "status", "--porcelain", "--untracked-files=all", "--", ".") or ""
+    # Ploomber's own metadata and outputs never count as changes to the code.
+    changed = [line for line in status.splitlines() if line.strip() and not _ignored(line[3:])]
+    untracked = [line[3:] for line in changed if line.startswith("??")]
+    diff = None
+    if changed:
+        diff = (_git(root, "diff", "HEAD", "--", ".") or "")[:_MAX_DIFF_BYTES]
+    return {
+        "commit": commit.strip(),
+        "branch": branch,
+        "dirty": bool(changed),
+        "diff": diff,
+        "untracked": untracked,
+    }
+
+
+def _ignored(path: str) -> bool:
+    return path.startswith(("products/", ".nbops/")) or path.endswith(".metadata")
+
+
+def python_info() -> dict[str, str]:
+    return {
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+    }
+
+
+def freeze() -> list[str]:
+    """Every installed distribution as ``name==version``, sorted (like ``pip freeze``, faster)."""
+    seen = {}
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata.get("Name")
+        if name and name.lower() not in seen:
+            seen[name.lower()] = f"{name}=={dist.version}"
+    return sorted(seen.values(), key=str.lower)

@@ -1,0 +1,93 @@
+"""Publish a build record, or spool it locally when the store cannot take it.
+
+Nothing is lost: a record that cannot be published (store unreachable, or an error
+half-way) is copied with every file it references into ``.nbops/spool/<build id>/``,
+and ``nbops sync`` publishes spooled records later, oldest first.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from nbops.tracking.record import BuildRecord, load_spooled, spooled_records
+from nbops.tracking.store import Store, local_store_dir, reachability_problem, tracking_uri
+
+__all__ = ["publish_or_spool", "spool_dir", "sync"]
+
+
+def spool_dir(root: Path) -> Path:
+    return local_store_dir(root) / "spool"
+
+
+def publish_or_spool(record: BuildRecord, *, root: Path, quiet: bool = False) -> dict[str, Any]:
+    """Publish ``record``; on any failure spool it and say how to publish it later."""
+    uri = tracking_uri(root)
+    problem = reachability_problem(uri)
+    if problem is None:
+        try:
+            result = Store(root, uri=uri).publish(record)
+        except Exception as exc:  # any store failure: keep the record, never fail the build
+            problem = f"publishing to {uri} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            if "NBOPS_DEBUG" in __import__("os").environ:
+                traceback.print_exc()
+        else:
+            if not quiet:
+                counts = _counts(record)
+                print(
+                    f"nbops: recorded build as run {result['run_id']} in {_display(uri)} ({counts}).",
+                    file=sys.stderr,
+                )
+            return result
+    folder = record.spool(spool_dir(root))
+    print(
+        f"nbops: the tracking store is not available ({problem}). The build's record is kept in "
+        f"{folder} and nothing is lost: run `nbops sync` when the store is back.",
+        file=sys.stderr,
+    )
+    return {"spooled": str(folder), "tasks": {}}
+
+
+def sync(root: Path) -> list[tuple[str, str]]:
+    """Publish every spooled record of the project; return ``[(build id, run id)]``.
+
+    Stops at the first record that still cannot be published (the rest stay spooled).
+    """
+    from nbops.errors import TrackingError
+
+    uri = tracking_uri(root)
+    folders = spooled_records(spool_dir(root))
+    if not folders:
+        return []
+    problem = reachability_problem(uri)
+    if problem:
+        raise TrackingError(
+            f"Cannot sync {len(folders)} spooled build(s): {problem}. Check MLFLOW_TRACKING_URI and try again."
+        )
+    store = Store(root, uri=uri)
+    done = []
+    for folder in folders:
+        record = load_spooled(folder)
+        result = store.publish(record)
+        shutil.rmtree(folder)
+        done.append((record.build_id, result["run_id"]))
+    return done
+
+
+def _counts(record: BuildRecord) -> str:
+    from collections import Counter
+
+    counts = Counter(t.status for t in record.tasks)
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+
+
+def _display(uri: str) -> str:
+    if uri.startswith("sqlite:///"):
+        try:
+            return str(Path(uri[len("sqlite:///") :]).relative_to(Path.cwd()))
+        except ValueError:
+            return uri
+    return uri

@@ -1,0 +1,122 @@
+"""The build record: everything one build produced, as plain data.
+
+A :class:`BuildRecord` is assembled while Ploomber runs (one :class:`TaskRecord` per
+task) and published to the tracking store at the end. Files are referenced by path;
+when the store cannot take the record, :meth:`BuildRecord.spool` copies every file into
+``.nbops/spool/<build id>/`` next to a ``record.json``, so ``nbops sync`` can publish
+it later even after the next build has overwritten ``products/``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["BuildRecord", "TaskRecord", "load_spooled", "spooled_records"]
+
+#: Task statuses as recorded (MLflow run status is derived from them).
+EXECUTED, FAILED, SKIPPED, NOT_RUN = "executed", "failed", "skipped", "not-run"
+
+
+@dataclass
+class TaskRecord:
+    """One task of a build."""
+
+    name: str
+    status: str
+    params: dict[str, Any] = field(default_factory=dict)
+    duration_s: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    #: ``{artifact path in the run: file on disk}``
+    files: dict[str, str] = field(default_factory=dict)
+    products: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+    #: for skipped tasks: the build (and run) that produced the products in use
+    produced_by: dict[str, str] | None = None
+
+
+@dataclass
+class BuildRecord:
+    """One ``ploomber build`` (or ``ploomber task``)."""
+
+    build_id: str
+    project: str
+    root: str
+    command: list[str]
+    trigger: str
+    started_at: float
+    ended_at: float | None = None
+    status: str = "RUNNING"
+    git: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    env: dict[str, Any] = field(default_factory=dict)
+    python: dict[str, str] = field(default_factory=dict)
+    packages: list[str] = field(default_factory=list)
+    #: ``{"content_hash", "data" (parquet path), "meta" (json path), "rows", "columns"}``
+    data: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    tasks: list[TaskRecord] = field(default_factory=list)
+    error: str | None = None
+
+    def task(self, name: str) -> TaskRecord | None:
+        return next((t for t in self.tasks if t.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BuildRecord:
+        tasks = [TaskRecord(**t) for t in data.get("tasks", [])]
+        return cls(**{**data, "tasks": tasks})
+
+    def spool(self, spool_root: Path) -> Path:
+        """Copy the record and every file it references into ``spool_root/<build id>/``."""
+        target = spool_root / self.build_id
+        files_dir = target / "files"
+        files_dir.mkdir(parents=True, exist_ok=True)
+        copy = BuildRecord.from_dict(json.loads(json.dumps(self.to_dict())))
+        for task in copy.tasks:
+            for artifact, path in list(task.files.items()):
+                task.files[artifact] = _copy_in(path, files_dir / task.name / artifact, target)
+        for key in ("data", "meta"):
+            if copy.data.get(key):
+                copy.data[key] = _copy_in(
+                    copy.data[key], files_dir / "_data" / Path(copy.data[key]).name, target
+                )
+        (target / "record.json").write_text(json.dumps(copy.to_dict(), indent=2, default=str))
+        return target
+
+
+def _copy_in(path: str, dest: Path, base: Path) -> str:
+    source = Path(path)
+    if not source.is_file():
+        return path
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source, dest)
+    return str(dest.relative_to(base))
+
+
+def load_spooled(folder: Path) -> BuildRecord:
+    """Read a spooled record back, with file paths made absolute again."""
+    record = BuildRecord.from_dict(json.loads((folder / "record.json").read_text()))
+    for task in record.tasks:
+        task.files = {
+            k: str(folder / v) if not Path(v).is_absolute() else v for k, v in task.files.items()
+        }
+    for key in ("data", "meta"):
+        if record.data.get(key) and not Path(record.data[key]).is_absolute():
+            record.data[key] = str(folder / record.data[key])
+    return record
+
+
+def spooled_records(spool_root: Path) -> list[Path]:
+    """Spooled record folders, oldest first."""
+    if not spool_root.is_dir():
+        return []
+    folders = [p for p in spool_root.iterdir() if (p / "record.json").is_file()]
+    return sorted(
+        folders, key=lambda p: json.loads((p / "record.json").read_text()).get("started_at", 0)
+    )

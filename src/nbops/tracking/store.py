@@ -1,0 +1,394 @@
+"""The tracking store: MLflow, embedded by default, a shared server by configuration.
+
+The only module of nbops that imports MLflow. A build is one parent run (lineage as
+tags and params, environment and git diff as artifacts, key metrics) with one child
+run per task (its parameters, executed notebook and HTML report, metrics, status).
+Data snapshots are content-addressed: one run per distinct content hash in the
+``nbops-data`` experiment, shared by every build that used that data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from nbops.errors import TrackingError
+from nbops.tracking.record import EXECUTED, FAILED, NOT_RUN, SKIPPED, BuildRecord
+
+__all__ = [
+    "DATA_EXPERIMENT",
+    "Store",
+    "experiment_name",
+    "local_store_dir",
+    "reachability_problem",
+    "tracking_uri",
+]
+
+DATA_EXPERIMENT = "nbops-data"
+_STATUS = {EXECUTED: "FINISHED", SKIPPED: "FINISHED", FAILED: "FAILED", NOT_RUN: "KILLED"}
+_MAX_PARAM = 6000
+
+
+def local_store_dir(root: Path) -> Path:
+    """The project's embedded store folder (git-ignored): SQLite db, artifacts, spool."""
+    return root / ".nbops"
+
+
+def tracking_uri(root: Path) -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else the embedded SQLite store of the project."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    if uri:
+        return uri
+    return f"sqlite:///{(local_store_dir(root) / 'mlflow.db').resolve()}"
+
+
+def experiment_name(root: Path) -> str:
+    """``NBOPS_EXPERIMENT`` if set, else the project folder's name."""
+    return os.environ.get("NBOPS_EXPERIMENT", "").strip() or root.resolve().name
+
+
+def reachability_problem(uri: str, *, timeout: float = 3.0) -> str | None:
+    """Why the store at ``uri`` cannot be used right now, or None if it looks fine."""
+    if uri.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as response:
+                if response.status >= 400:
+                    return f"{uri} answered HTTP {response.status}"
+        except (urllib.error.URLError, OSError) as exc:
+            return f"{uri} is unreachable ({getattr(exc, 'reason', exc)})"
+    return None
+
+
+class Store:
+    """An MLflow tracking store for one project."""
+
+    def __init__(self, root: Path, *, uri: str | None = None) -> None:
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+        import logging
+
+        from mlflow.tracking import MlflowClient
+
+        logging.getLogger("mlflow.store.db.utils").setLevel(
+            logging.WARNING
+        )  # "Creating initial tables..."
+        self.root = root
+        self.uri = uri or tracking_uri(root)
+        self.embedded = self.uri.startswith("sqlite:///") and self.uri == tracking_uri_embedded(
+            root
+        )
+        if self.embedded:
+            local_store_dir(root).mkdir(parents=True, exist_ok=True)
+        self.client = MlflowClient(tracking_uri=self.uri)
+
+    # -- experiments -----------------------------------------------------------------
+
+    def experiment_id(self, name: str, *, create: bool = True) -> str | None:
+        experiment = self.client.get_experiment_by_name(name)
+        if experiment is not None:
+            if experiment.lifecycle_stage == "deleted":
+                self.client.restore_experiment(experiment.experiment_id)
+            return experiment.experiment_id
+        if not create:
+            return None
+        location = None
+        if self.embedded:
+            location = (local_store_dir(self.root) / "artifacts").resolve().as_uri()
+        try:
+            return self.client.create_experiment(name, artifact_location=location)
+        except Exception:  # created meanwhile by a concurrent build
+            experiment = self.client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+            return experiment.experiment_id
+
+    # -- publishing ------------------------------------------------------------------
+
+    def publish(self, record: BuildRecord) -> dict[str, Any]:
+        """Write ``record`` as a parent run with one child per task.
+
+        Returns ``{"run_id": parent id, "tasks": {task: child run id}}``. Publishing the
+        same build twice (a retried ``nbops sync``) replaces the earlier, partial copy.
+        """
+        from mlflow.entities import Metric, Param, RunTag
+
+        experiment = self.experiment_id(experiment_name(Path(record.root)))
+        for stale in self._runs_with_tag(experiment, "nbops.build_id", record.build_id):
+            self.client.delete_run(stale.info.run_id)
+
+        data_run = self._store_snapshot(record)
+        start_ms = int(record.started_at * 1000)
+        end_ms = int((record.ended_at or time.time()) * 1000)
+        git = record.git or {}
+        tags = {
+            "mlflow.runName": f"build {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(record.started_at))}",
+            "mlflow.source.name": record.root,
+            "mlflow.source.type": "PROJECT",
+            "nbops.kind": "build",
+            "nbops.build_id": record.build_id,
+            "nbops.project": record.project,
+            "nbops.trigger": record.trigger,
+            "nbops.status": record.status,
+            "nbops.command": " ".join(record.command)[:5000],
+            "git.commit": git.get("commit") or "",
+            "git.branch": git.get("branch") or "",
+            "git.dirty": str(git.get("dirty")).lower(),
+            "python.version": record.python.get("python", ""),
+            "data.content_hash": record.data.get("content_hash", ""),
+            "data.run_id": data_run or "",
+            "nbops.tasks": ",".join(f"{t.name}:{t.status}" for t in record.tasks)[:5000],
+        }
+        if git.get("commit"):
+            tags["mlflow.source.git.commit"] = git["commit"]
+        if record.error:
+            tags["nbops.error"] = record.error[-5000:]
+        parent = self.client.create_run(experiment, start_time=start_ms, tags=tags)
+        parent_id = parent.info.run_id
+        params = {f"env.{k}": v for k, v in _flatten(record.env).items()}
+        params.update({f"source.{k}": v for k, v in record.sources.items()})
+        self._log(
+            parent_id,
+            params=params,
+            metrics=_numeric(record.metrics),
+            step_time=end_ms,
+            Metric=Metric,
+            Param=Param,
+            RunTag=RunTag,
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            extra = Path(tmp)
+            (extra / "requirements.txt").write_text("\n".join(record.packages) + "\n")
+            (extra / "python.json").write_text(json.dumps(record.python, indent=2))
+            self.client.log_artifact(parent_id, str(extra / "requirements.txt"), "environment")
+            self.client.log_artifact(parent_id, str(extra / "python.json"), "environment")
+            if git.get("diff") is not None and git.get("dirty"):
+                (extra / "diff.patch").write_text(git["diff"])
+                (extra / "untracked.txt").write_text("\n".join(git.get("untracked", [])) + "\n")
+                self.client.log_artifact(parent_id, str(extra / "diff.patch"), "git")
+                self.client.log_artifact(parent_id, str(extra / "untracked.txt"), "git")
+            (extra / "record.json").write_text(
+                json.dumps(_public_record(record), indent=2, default=str)
+            )
+            self.client.log_artifact(parent_id, str(extra / "record.json"))
+
+        children = {}
+        for task in record.tasks:
+            children[task.name] = self._publish_task(
+                experiment, parent_id, record, task, Metric=Metric, Param=Param, RunTag=RunTag
+            )
+        self.client.set_terminated(
+            parent_id,
+            status="FINISHED" if record.status == "FINISHED" else "FAILED",
+            end_time=end_ms,
+        )
+        return {"run_id": parent_id, "tasks": children}
+
+    def _publish_task(self, experiment, parent_id, record, task, **entities) -> str:
+        tags = {
+            "mlflow.parentRunId": parent_id,
+            "mlflow.runName": task.name,
+            "nbops.kind": "task",
+            "nbops.task": task.name,
+            "nbops.status": task.status,
+            "nbops.build_id": record.build_id,
+        }
+        if task.error:
+            tags["nbops.error"] = task.error[-5000:]
+        if task.status == SKIPPED and task.produced_by:
+            # Resolved in this store: the producing build may have gone to another one.
+            build_id = task.produced_by.get("build_id", "")
+            tags["nbops.produced_by_build"] = build_id
+            tags["nbops.produced_by_run"] = (
+                self.task_run_id(experiment, build_id, task.name) if build_id else None
+            ) or ""
+        start = int(record.started_at * 1000)
+        run = self.client.create_run(experiment, start_time=start, tags=tags)
+        metrics = dict(task.metrics)
+        if task.duration_s is not None:
+            metrics["duration_s"] = task.duration_s
+        params = {k: v for k, v in _flatten(task.params).items()}
+        params.update({f"product.{k}": v for k, v in task.products.items()})
+        self._log(
+            run.info.run_id, params=params, metrics=_numeric(metrics), step_time=start, **entities
+        )
+        for artifact, path in task.files.items():
+            self._log_file(run.info.run_id, artifact, path)
+        if task.error:
+            with tempfile.TemporaryDirectory() as tmp:
+                (Path(tmp) / "error.txt").write_text(task.error)
+                self.client.log_artifact(run.info.run_id, str(Path(tmp) / "error.txt"))
+        end = start + int((task.duration_s or 0) * 1000)
+        self.client.set_terminated(
+            run.info.run_id, status=_STATUS.get(task.status, "FINISHED"), end_time=end
+        )
+        return run.info.run_id
+
+    def _log_file(self, run_id: str, artifact: str, path: str) -> None:
+        source = Path(path)
+        if not source.is_file():
+            return
+        folder, name = os.path.split(artifact)
+        if source.name == name:
+            self.client.log_artifact(run_id, str(source), folder or None)
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            renamed = Path(tmp) / name
+            renamed.write_bytes(source.read_bytes())
+            self.client.log_artifact(run_id, str(renamed), folder or None)
+
+    def _log(self, run_id, *, params, metrics, step_time, Metric, Param, RunTag) -> None:
+        param_items = [Param(_key(k), _value(v)) for k, v in params.items()]
+        metric_items = [Metric(_key(k), float(v), step_time, 0) for k, v in metrics.items()]
+        for i in range(0, max(len(param_items), len(metric_items), 1), 100):
+            self.client.log_batch(
+                run_id, metrics=metric_items[i : i + 100], params=param_items[i : i + 100]
+            )
+
+    def _store_snapshot(self, record: BuildRecord) -> str | None:
+        """Upload the data snapshot once per content hash; return its run id."""
+        content_hash = record.data.get("content_hash")
+        if not content_hash:
+            return None
+        experiment = self.experiment_id(DATA_EXPERIMENT)
+        existing = self._runs_with_tag(experiment, "nbops.content_hash", content_hash)
+        if existing:
+            return existing[0].info.run_id
+        run = self.client.create_run(
+            experiment,
+            tags={
+                "mlflow.runName": content_hash[:19],
+                "nbops.kind": "snapshot",
+                "nbops.content_hash": content_hash,
+                "nbops.first_build": record.build_id,
+            },
+        )
+        for key in ("data", "meta"):
+            if record.data.get(key) and Path(record.data[key]).is_file():
+                self.client.log_artifact(run.info.run_id, record.data[key], "snapshot")
+        for key in ("rows", "columns"):
+            if isinstance(record.data.get(key), (int, float)):
+                self.client.log_metric(run.info.run_id, key, record.data[key])
+        self.client.set_terminated(run.info.run_id)
+        return run.info.run_id
+
+    # -- queries ---------------------------------------------------------------------
+
+    def _runs_with_tag(
+        self, experiment_id: str | None, key: str, value: str, *, limit: int = 10
+    ) -> list[Any]:
+        if experiment_id is None:
+            return []
+        return list(
+            self.client.search_runs(
+                [experiment_id], filter_string=f"tags.`{key}` = '{value}'", max_results=limit
+            )
+        )
+
+    def task_run_id(self, experiment_id: str, build_id: str, task: str) -> str | None:
+        runs = self.client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`nbops.build_id` = '{build_id}' and tags.`nbops.task` = '{task}'",
+            max_results=1,
+        )
+        return runs[0].info.run_id if runs else None
+
+    def builds(self, *, limit: int = 20) -> list[Any]:
+        """The latest builds of this project, newest first."""
+        experiment = self.experiment_id(experiment_name(self.root), create=False)
+        if experiment is None:
+            return []
+        return list(
+            self.client.search_runs(
+                [experiment],
+                filter_string="tags.`nbops.kind` = 'build'",
+                order_by=["attributes.start_time DESC"],
+                max_results=limit,
+            )
+        )
+
+    def children(self, run_id: str) -> list[Any]:
+        run = self.client.get_run(run_id)
+        runs = self.client.search_runs(
+            [run.info.experiment_id],
+            filter_string=f"tags.`mlflow.parentRunId` = '{run_id}'",
+            max_results=1000,
+        )
+        return sorted(runs, key=lambda r: r.data.tags.get("nbops.task", ""))
+
+    def resolve(self, ref: str) -> Any:
+        """A build run from a full id, an id prefix, ``latest`` or ``latest~N``."""
+        if ref.startswith("latest"):
+            back = int(ref.split("~", 1)[1]) if "~" in ref else 0
+            runs = self.builds(limit=back + 1)
+            if len(runs) <= back:
+                raise TrackingError(
+                    f"There is no build '{ref}': the store holds {len(runs)} build(s). List them with `nbops runs list`."
+                )
+            return runs[back]
+        try:
+            return self.client.get_run(ref)
+        except Exception:
+            pass
+        matches = [r for r in self.builds(limit=5000) if r.info.run_id.startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise TrackingError(
+                f"No build run matches '{ref}' in {self.uri}. List them with `nbops runs list`."
+            )
+        raise TrackingError(
+            f"'{ref}' matches {len(matches)} builds; give more characters of the run id."
+        )
+
+    def download(self, run_id: str, path: str, dest: Path) -> Path:
+        return Path(self.client.download_artifacts(run_id, path, str(dest)))
+
+
+def tracking_uri_embedded(root: Path) -> str:
+    return f"sqlite:///{(local_store_dir(root) / 'mlflow.db').resolve()}"
+
+
+def _public_record(record: BuildRecord) -> dict[str, Any]:
+    data = record.to_dict()
+    data["git"] = {k: v for k, v in data["git"].items() if k != "diff"}
+    data.pop("packages", None)
+    return data
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        if not value and prefix:
+            out[prefix[:-1]] = "{}"
+        return out
+    return {prefix[:-1]: value} if prefix else {"value": value}
+
+
+def _numeric(values: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for k, v in _flatten(values).items():
+        if isinstance(v, bool) or v is None:
+            continue
+        if isinstance(v, (int, float)) and v == v:  # drop NaN
+            out[k] = float(v)
+    return out
+
+
+def _key(name: str) -> str:
+    # MLflow keys allow letters, digits and _ - . space / only.
+    return "".join(c if c.isalnum() or c in "_-. /" else "_" for c in str(name))[:250]
+
+
+def _value(value: Any) -> str:
+    text = json.dumps(value, default=str) if isinstance(value, (list, dict)) else str(value)
+    return text if len(text) <= _MAX_PARAM else text[: _MAX_PARAM - 3] + "..."
