@@ -41,6 +41,7 @@ __all__ = ["build_failed", "build_finished", "task_failed", "task_finished", "tr
 TRIGGERS = ("manual", "ci", "schedule", "drift")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _build: _Build | None = None
+_capture_seconds = [0.0]
 
 
 def trigger() -> str:

@@ -57,10 +57,18 @@ def git_state(root: Path) -> dict[str, Any]:
     if commit is None:
         return {"commit": None, "branch": None, "dirty": None, "diff": None, "untracked": []}
     branch = (_git(root, "rev-parse", "--abbrev-ref", "HEAD") or "").strip()
-    status = _git(root, "status", "--porcelain", "--untracked-files=all", "--", ".") or ""
+    # -z: NUL-separated, paths never quoted; paths are relative to the repository root,
+    # so strip the project's own prefix when it lives in a subfolder.
+    prefix = (_git(root, "rev-parse", "--show-prefix") or "").strip()
+    status = _git(root, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", ".") or ""
+    entries = _porcelain_entries(status)
     # Ploomber's own metadata and outputs never count as changes to the code.
-    changed = [line for line in status.splitlines() if line.strip() and not _ignored(line[3:])]
-    untracked = [line[3:] for line in changed if line.startswith("??")]
+    changed = [
+        (code, path)
+        for code, path in entries
+        if not _ignored(path[len(prefix) :] if path.startswith(prefix) else path)
+    ]
+    untracked = [path for code, path in changed if code == "??"]
     diff = None
     if changed:
         diff = (_git(root, "diff", "HEAD", "--", ".") or "")[:_MAX_DIFF_BYTES]
@@ -71,6 +79,21 @@ def git_state(root: Path) -> dict[str, Any]:
         "diff": diff,
         "untracked": untracked,
     }
+
+
+def _porcelain_entries(status: str) -> list[tuple[str, str]]:
+    entries, fields = [], status.split("\0")
+    i = 0
+    while i < len(fields):
+        field = fields[i]
+        i += 1
+        if len(field) < 4:
+            continue
+        code, path = field[:2], field[3:]
+        if code[0] in "RC":  # a rename or copy is followed by its source path
+            i += 1
+        entries.append((code, path))
+    return entries
 
 
 def _ignored(path: str) -> bool:

@@ -104,10 +104,10 @@ def load_spooled(folder: Path) -> BuildRecord:
     record = BuildRecord.from_dict(json.loads((folder / "record.json").read_text()))
     for task in record.tasks:
         task.files = {
-            k: str(folder / v) if not Path(v).is_absolute() else v for k, v in task.files.items()
+            k: str(folder / v) if (folder / v).is_file() else v for k, v in task.files.items()
         }
     for key in ("data", "meta"):
-        if record.data.get(key) and not Path(record.data[key]).is_absolute():
+        if record.data.get(key) and (folder / record.data[key]).is_file():
             record.data[key] = str(folder / record.data[key])
     return record
 

@@ -133,7 +133,7 @@ def show_run(store: Store, ref: str) -> str:
 @dataclass
 class NotebookChange:
     task: str
-    cells: list[str] = field(default_factory=list)  # "cell 4: first line of source"
+    cells: list[str] = field(default_factory=list)  # "cell 4 (In [5]): first line of source"
     note: str = ""
 
 
@@ -235,7 +235,8 @@ def _changed_cells(path_a: Path, path_b: Path) -> list[str]:
     for number, (ca, cb) in enumerate(zip(cells_a, cells_b, strict=False), start=1):
         if _outputs(ca) != _outputs(cb):
             first = "".join(cb["source"]).strip().splitlines()[:1]
-            changed.append(f"cell {number}: {first[0][:80] if first else '(empty)'}")
+            shown = f" (In [{cb['execution_count']}])" if cb.get("execution_count") else ""
+            changed.append(f"cell {number}{shown}: {first[0][:80] if first else '(empty)'}")
     if len(cells_a) != len(cells_b):
         changed.append(f"cell count {len(cells_a)} → {len(cells_b)}")
     return changed

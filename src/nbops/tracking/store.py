@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import time
 import urllib.error
@@ -121,7 +122,9 @@ class Store:
         from mlflow.entities import Metric, Param, RunTag
 
         experiment = self.experiment_id(experiment_name(Path(record.root)))
-        for stale in self._runs_with_tag(experiment, "nbops.build_id", record.build_id):
+        for stale in self._runs_with_tag(
+            experiment, "nbops.build_id", record.build_id, limit=10_000
+        ):
             self.client.delete_run(stale.info.run_id)
 
         data_run = self._store_snapshot(record)
@@ -325,8 +328,13 @@ class Store:
 
     def resolve(self, ref: str) -> Any:
         """A build run from a full id, an id prefix, ``latest`` or ``latest~N``."""
-        if ref.startswith("latest"):
-            back = int(ref.split("~", 1)[1]) if "~" in ref else 0
+        latest = re.fullmatch(r"latest(?:~(\d+))?", ref)
+        if ref.startswith("latest") and not latest:
+            raise TrackingError(
+                f"'{ref}' is not a build reference: use a run id, a prefix of one, latest, or latest~N (N = 1, 2, ...)."
+            )
+        if latest:
+            back = int(latest.group(1) or 0)
             runs = self.builds(limit=back + 1)
             if len(runs) <= back:
                 raise TrackingError(
@@ -334,9 +342,15 @@ class Store:
                 )
             return runs[back]
         try:
-            return self.client.get_run(ref)
+            run = self.client.get_run(ref)
         except Exception:
-            pass
+            run = None
+        if run is not None:
+            if run.data.tags.get("nbops.kind") != "build" or run.info.lifecycle_stage == "deleted":
+                raise TrackingError(
+                    f"Run {ref} is not a recorded build (it is a {run.data.tags.get('nbops.kind', 'foreign')} run). List builds with `nbops runs list`."
+                )
+            return run
         matches = [r for r in self.builds(limit=5000) if r.info.run_id.startswith(ref)]
         if len(matches) == 1:
             return matches[0]
