@@ -138,8 +138,13 @@ def runs_list(limit: int) -> None:
       nbops runs list -n 50
     """
     from nbops.tracking.review import list_runs
+    from nbops.tracking.store import embedded_builds
 
-    click.echo(list_runs(_store(), limit=limit))
+    root = _project_root()
+    # The embedded store is read directly (no MLflow import): the command stays fast.
+    click.echo(
+        list_runs(root if embedded_builds(root, limit=1) is not None else _store(), limit=limit)
+    )
 
 
 @runs.command("show")

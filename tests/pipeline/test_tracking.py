@@ -12,7 +12,7 @@ import nbformat
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import free_port
+from tests.conftest import BIN, free_port
 
 pytestmark = pytest.mark.pipeline
 
@@ -327,3 +327,26 @@ def test_unreachable_server_spools_and_sync_publishes_to_a_real_server(
     executed = [r for r in runs if r.data.tags.get("nbops.status") == "executed"]
     reports = {a.path for a in client.list_artifacts(executed[0].info.run_id, "reports")}
     assert len(reports) == 2, "artifacts were uploaded through the server"
+
+
+def test_ploomber_task_alone_is_recorded_too(make_project):
+    # `ploomber task NAME` runs no DAG-level hooks: the record is published at exit.
+    project = make_project()
+    result = subprocess.run(
+        [str(BIN / "ploomber"), "task", "ingest"],
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "nbops: recorded build as run" in result.stderr
+    _, parents, children = builds(project)
+    (parent,) = parents
+    assert parent.data.tags["nbops.status"] == "FINISHED" and parent.data.tags[
+        "data.content_hash"
+    ].startswith("sha256:")
+    assert {
+        name: run.data.tags["nbops.status"] for name, run in children[parent.info.run_id].items()
+    } == {"ingest": "executed"}
+    assert "ploomber task ingest" in parent.data.tags["nbops.command"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nbops.tracking.store import Store
+from nbops.tracking.store import Store, embedded_builds, tracking_uri
 
 __all__ = ["NotebookChange", "diff_runs", "list_runs", "show_run", "write_site"]
 
@@ -47,11 +47,23 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
-def list_runs(store: Store, *, limit: int = 20) -> str:
-    """A table of the latest builds: id, time, trigger, status, commit, data, key metrics."""
-    runs = store.builds(limit=limit)
+def list_runs(store: Store | Path, *, limit: int = 20) -> str:
+    """A table of the latest builds: id, time, trigger, status, commit, data, key metrics.
+
+    ``store`` may be a project folder: its embedded store is then read directly (fast)
+    and MLflow is loaded only for a remote store.
+    """
+    if isinstance(store, Path):
+        root = store
+        runs = embedded_builds(root, limit=limit)
+        if runs is None:
+            store = Store(root)
+            runs = store.builds(limit=limit)
+        uri = tracking_uri(root)
+    else:
+        runs, uri = store.builds(limit=limit), store.uri
     if not runs:
-        return f"No builds recorded in {store.uri} yet. Run `ploomber build` (or `make build`)."
+        return f"No builds recorded in {uri} yet. Run `ploomber build` (or `make build`)."
     metrics = [m for m in KEY_METRICS if any(m in r.data.metrics for r in runs)]
     rows = []
     for r in runs:
