@@ -41,6 +41,8 @@ def _isolated_env(
     monkeypatch.setenv("PLOOMBER_STATS_ENABLED", "false")
     monkeypatch.setenv("PLOOMBER_VERSION_CHECK_DISABLED", "true")
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    for name in ("CI", "GITHUB_ACTIONS"):
+        monkeypatch.delenv(name, raising=False)
     for name in list(os.environ):
         if name.startswith(("NBOPS_", "MLFLOW_")):
             monkeypatch.delenv(name)
@@ -75,7 +77,7 @@ class Project:
             capture_output=True,
             text=True,
             timeout=timeout,
-            env={**os.environ, "PLOOMBER_STATS_ENABLED": "false"},
+            env=build_env(),
         )
         if check and result.returncode != 0:
             pytest.fail(
@@ -90,6 +92,17 @@ class Project:
         if check and result.returncode != 0:
             pytest.fail(f"nbops {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result
+
+
+def build_env(**extra: str) -> dict[str, str]:
+    """The environment of a build a test starts: the test's own, minus the markers of
+    the CI that runs the suite (CI=true would record every test build as trigger 'ci')."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"CI", "GITHUB_ACTIONS", "NBOPS_TRIGGER", "NBOPS_ACTOR"}
+    }
+    return {**env, "PLOOMBER_STATS_ENABLED": "false", **extra}
 
 
 def _merge(base: dict, extra: dict) -> None:

@@ -216,3 +216,52 @@ def sync() -> None:
         click.echo(f"Nothing to sync: no spooled records in {spool_dir(root)}.")
     for build_id, run_id in done:
         click.echo(f"Published build {build_id[:12]} as run {run_id}.")
+
+
+def _registry() -> Any:
+    from nbops.registry import Registry
+
+    return Registry(_project_root(), store=_store())
+
+
+@main.command("models")
+def models() -> None:
+    """List registered models: versions, aliases (champion, challenger, previous), key
+    metric, gate decision, build run, and the latest audit entries (who, when, why).
+
+    \b
+    Example:
+      nbops models
+    """
+    from nbops.registry import describe_models
+
+    click.echo(describe_models(_registry()))
+
+
+@main.command("promote")
+@click.argument("name")
+@click.argument("version")
+@click.option("--reason", required=True, help="Why: recorded in the audit trail.")
+def promote(name: str, version: str, reason: str) -> None:
+    """Approve VERSION of model NAME as champion (the current champion becomes previous).
+
+    \b
+    Example:
+      nbops promote churn 7 --reason "Reviewed gate report of build 3f2a; slices OK"
+    """
+    changes = _registry().promote(name, version.lstrip("v"), reason=reason)
+    click.echo(f"{name}: " + ", ".join(changes))
+
+
+@main.command("rollback")
+@click.argument("name")
+@click.option("--reason", required=True, help="Why: recorded in the audit trail.")
+def rollback(name: str, reason: str) -> None:
+    """Bring back the previous champion of model NAME.
+
+    \b
+    Example:
+      nbops rollback churn --reason "Conversion dropped after release v8"
+    """
+    changes = _registry().rollback(name, reason=reason)
+    click.echo(f"{name}: " + ", ".join(changes))

@@ -9,7 +9,8 @@ The hierarchy::
     │   └── TargetError        target column missing, single class, wrong type for the task
     ├── SchemaError            the pandera schema file is missing or unreadable
     │   └── SchemaViolationError   the data breaks the schema (carries the report)
-    └── TrackingError          the run store cannot answer (unknown run, unreachable server)
+    ├── TrackingError          the run store cannot answer (unknown run, unreachable server)
+    └── ReleaseError           a registry change is not possible (unknown version, no previous, ...)
 
 Messages are one paragraph: what failed, on which object, and how to fix it. The CLI
 prints them without a traceback; notebooks let them stop the build.
@@ -56,3 +57,7 @@ class SchemaViolationError(SchemaError):
 
 class TrackingError(NbopsError):
     """The tracking store cannot answer: an unknown run id, an unreachable server."""
+
+
+class ReleaseError(NbopsError):
+    """A registry change is not possible: unknown model or version, nothing to roll back to."""

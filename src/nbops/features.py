@@ -49,21 +49,17 @@ class DatetimeFeatures(TransformerMixin, BaseEstimator):
         frame = _as_datetimes(X)
         self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
         self.n_features_in_ = frame.shape[1]
-        self.origin_ = {c: frame[c].min() for c in frame.columns}
+        # Plain floats (days since 1970), so the fitted state serialises safely (skops).
+        self.origin_ = [float(_epoch_days(frame[c]).min()) for c in frame.columns]
         return self
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "origin_")
         frame = _as_datetimes(X)
         parts = []
-        for column in frame.columns:
+        for column, origin in zip(frame.columns, self.origin_, strict=False):
             d = frame[column]
-            origin = self.origin_.get(column)
-            elapsed = (
-                (d - origin).dt.days
-                if origin is not None and not pd.isna(origin)
-                else d.dt.year * np.nan
-            )
+            elapsed = np.floor(_epoch_days(d) - origin)  # NaN when the origin is NaN
             parts += [d.dt.year, d.dt.month, d.dt.day_of_week, d.dt.day_of_year, elapsed]
         return (
             np.column_stack([p.to_numpy(dtype=float, na_value=np.nan) for p in parts])
@@ -78,9 +74,19 @@ class DatetimeFeatures(TransformerMixin, BaseEstimator):
         )
 
 
+def _epoch_days(d: pd.Series) -> pd.Series:
+    seconds = (d - pd.Timestamp("1970-01-01")).dt.total_seconds()
+    return seconds / 86_400.0
+
+
 def _as_datetimes(X: pd.DataFrame | np.ndarray) -> pd.DataFrame:
     frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
-    return frame.apply(lambda c: pd.to_datetime(c, errors="coerce"))
+    return frame.apply(_naive_utc)
+
+
+def _naive_utc(column: pd.Series) -> pd.Series:
+    d = pd.to_datetime(column, errors="coerce")
+    return d.dt.tz_convert(None) if getattr(d.dt, "tz", None) is not None else d
 
 
 def _to_float(X: pd.DataFrame) -> np.ndarray:

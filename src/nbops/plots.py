@@ -18,6 +18,7 @@ from sklearn.metrics import auc, confusion_matrix, precision_recall_curve, roc_c
 
 __all__ = [
     "Figure",
+    "bootstrap_plot",
     "calibration_plot",
     "confusion_plot",
     "importance_plot",
@@ -158,5 +159,25 @@ def importance_plot(table: pd.DataFrame, *, top: int = 15) -> Figure:
         xlabel="drop in score when shuffled",
         ylabel="input column",
     )
+    fig.tight_layout()
+    return fig
+
+
+def bootstrap_plot(
+    samples: list[float], low: float, high: float, *, metric: str, threshold: float = 0.0
+) -> Figure:
+    """Distribution of the bootstrapped difference (challenger − champion) with its interval."""
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
+    ax.hist(samples, bins=40, color="#8172b3", alpha=0.8)
+    ax.axvline(low, color="black", linestyle="--", label=f"interval [{low:+.4f}, {high:+.4f}]")
+    ax.axvline(high, color="black", linestyle="--")
+    ax.axvline(threshold, color="#c44e52", label=f"required improvement {threshold:+.4f}")
+    ax.set(
+        title=f"Paired bootstrap: {metric}, challenger − champion (better > 0)",
+        xlabel=f"difference in {metric}",
+        ylabel="resamples",
+    )
+    ax.legend(loc="upper left")
     fig.tight_layout()
     return fig

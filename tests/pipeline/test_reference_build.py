@@ -16,7 +16,8 @@ from tests.conftest import BIN, ROOT
 
 pytestmark = pytest.mark.pipeline
 
-TASK_REPORTS = ["ingest", "validate", "split", "train/linear-0", "train/hgb-1", "evaluate"]
+TASK_REPORTS = ["ingest", "validate", "split", "train/linear-0", "train/hgb-1", "evaluate", "gate"]
+TASKS = {"ingest", "validate", "split", "train-linear", "train-hgb", "evaluate", "gate"}
 
 
 @pytest.mark.parametrize("report", TASK_REPORTS)
@@ -110,17 +111,19 @@ def test_a_second_build_runs_no_task(built_project):
     ran = [
         line.split()[:2]
         for line in result.stdout.splitlines()
-        if line.split()[:1]
-        and line.split()[0]
-        in {"ingest", "validate", "split", "evaluate", "train-linear", "train-hgb"}
+        if line.split()[:1] and line.split()[0] in TASKS
     ]
-    assert len(ran) == 6 and all(flag == "False" for _, flag in ran), result.stdout
+    assert len(ran) == 7 and all(flag == "False" for _, flag in ran), result.stdout
 
 
 def test_nbval_reexecutes_the_captured_notebooks_and_reproduces_their_outputs(built_project):
     # Strict comparison (not --nbval-lax): every output must match, except the volatile
-    # text the sanitize file names (memory addresses, fit durations).
-    notebooks = sorted(str(p) for p in built_project.products.rglob("*.ipynb"))
+    # text the sanitize file names (memory addresses, fit durations). The gate is left
+    # out: its result depends on the registry, which the build itself changed (the
+    # model it compared is now the champion it would compare against).
+    notebooks = sorted(
+        str(p) for p in built_project.products.rglob("*.ipynb") if p.name != "gate.ipynb"
+    )
     result = subprocess.run(
         [
             sys.executable,
@@ -153,6 +156,13 @@ def test_changing_the_schema_file_reruns_validation_and_downstream_only(make_pro
     ran = dict(
         line.split()[:2]
         for line in result.stdout.splitlines()
-        if line.split()[:1] and line.split()[0] in {"ingest", "validate", "split", "evaluate"}
+        if line.split()[:1]
+        and line.split()[0] in {"ingest", "validate", "split", "evaluate", "gate"}
     )
-    assert ran == {"ingest": "False", "validate": "True", "split": "True", "evaluate": "True"}
+    assert ran == {
+        "ingest": "False",
+        "validate": "True",
+        "split": "True",
+        "evaluate": "True",
+        "gate": "True",
+    }

@@ -120,7 +120,15 @@ def test_a_build_is_a_parent_run_with_a_child_per_task(history):
     }
     assert {"record.json", "environment/requirements.txt", "environment/python.json"} <= artifacts
     tasks = children[first.info.run_id]
-    assert set(tasks) == {"ingest", "validate", "split", "train-linear", "train-hgb", "evaluate"}
+    assert set(tasks) == {
+        "ingest",
+        "validate",
+        "split",
+        "train-linear",
+        "train-hgb",
+        "evaluate",
+        "gate",
+    }
     for name, run in tasks.items():
         assert run.data.tags["nbops.status"] == "executed", name
         assert run.data.metrics["duration_s"] > 0
@@ -240,7 +248,7 @@ def test_report_site_opens_offline(history, tmp_path):
             for href in _links(page.read_text()):
                 assert (page.parent / href).resolve().is_file(), f"{page}: broken link {href}"
     run_pages = [p for p in pages if p.name == "index.html" and p != index]
-    assert all(len(list(p.parent.glob("*.html"))) == 7 for p in run_pages), (
+    assert all(len(list(p.parent.glob("*.html"))) == 8 for p in run_pages), (
         "every task's report, skipped ones too"
     )
 
@@ -323,7 +331,7 @@ def test_unreachable_server_spools_and_sync_publishes_to_a_real_server(
     )
     by_id = {r.info.run_id: r for r in runs}
     skipped = [r for r in runs if r.data.tags.get("nbops.status") == "skipped"]
-    assert len(skipped) == 6 and all(r.data.tags["nbops.produced_by_run"] in by_id for r in skipped)
+    assert len(skipped) == 7 and all(r.data.tags["nbops.produced_by_run"] in by_id for r in skipped)
     executed = [r for r in runs if r.data.tags.get("nbops.status") == "executed"]
     reports = {a.path for a in client.list_artifacts(executed[0].info.run_id, "reports")}
     assert len(reports) == 2, "artifacts were uploaded through the server"

@@ -161,6 +161,12 @@ class _Build:
                 if html and not _newer(html, notebook):
                     _render_html(notebook, html)  # Ploomber writes no report for a failed task
             record.files = self._report_files(notebook, products.get("html"))
+        mlmodel = products.get("mlmodel")
+        if status == EXECUTED and mlmodel and Path(mlmodel).is_file():
+            # The gate prepared a model for release: it travels with the task's run.
+            for file in sorted(Path(mlmodel).parent.rglob("*")):
+                if file.is_file():
+                    record.files[f"model/{file.relative_to(Path(mlmodel).parent)}"] = str(file)
         if status == EXECUTED:
             record.metrics = _read_metrics(products)
         existing = self.record.task(task.name)
@@ -222,6 +228,7 @@ class _Build:
         record.python = lineage.python_info()
         record.packages = lineage.freeze()
         record.data = _snapshot(record.tasks)
+        record.release = _release(record.tasks)
         for task in (t for t in record.tasks if t.status in (EXECUTED, SKIPPED)):
             # The build's key metrics come from the metrics product in use, whether this
             # build or an earlier one produced it (a skipped evaluate step).
@@ -381,6 +388,20 @@ def _read_metrics(products: dict[str, str]) -> dict[str, Any]:
     path = products.get("metrics")
     if path and path.endswith(".json") and Path(path).is_file():
         return json.loads(Path(path).read_text())
+    return {}
+
+
+def _release(tasks: list[TaskRecord]) -> dict[str, Any]:
+    """The gate's decision when this build ran the gate (a skipped gate releases nothing)."""
+    for task in tasks:
+        decision = task.products.get("decision")
+        if (
+            task.status == EXECUTED
+            and decision
+            and Path(decision).is_file()
+            and any(k.startswith("model/") for k in task.files)
+        ):
+            return {"task": task.name, "decision": json.loads(Path(decision).read_text())}
     return {}
 
 

@@ -60,6 +60,8 @@ class BuildRecord:
     metrics: dict[str, float] = field(default_factory=dict)
     tasks: list[TaskRecord] = field(default_factory=list)
     error: str | None = None
+    #: ``{"task": gate task name, "decision": the gate's decision.json}`` when released
+    release: dict[str, Any] = field(default_factory=dict)
 
     def task(self, name: str) -> TaskRecord | None:
         return next((t for t in self.tasks if t.name == name), None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import tempfile
 import time
 import urllib.error
@@ -188,12 +189,58 @@ class Store:
             children[task.name] = self._publish_task(
                 experiment, parent_id, record, task, Metric=Metric, Param=Param, RunTag=RunTag
             )
+        result = {"run_id": parent_id, "tasks": children}
+        if record.release and record.release.get("task") in children:
+            result["release"] = self._release(record, parent_id, children[record.release["task"]])
         self.client.set_terminated(
             parent_id,
             status="FINISHED" if record.status == "FINISHED" else "FAILED",
             end_time=end_ms,
         )
-        return {"run_id": parent_id, "tasks": children}
+        return result
+
+    def _release(self, record: BuildRecord, parent_id: str, gate_run_id: str) -> dict[str, Any]:
+        """Register the gate's model (already uploaded with the gate's run) and move the
+        aliases as the gate decided."""
+        from nbops.registry import Registry
+
+        decision = record.release["decision"]
+        name = decision["model_name"]
+        registry = Registry(Path(record.root), store=self)
+        primary = decision["policy"]["primary_metric"]
+        tags = {
+            "nbops.build_run": parent_id,
+            "nbops.build_id": record.build_id,
+            "nbops.data_hash": record.data.get("content_hash", ""),
+            "nbops.git_commit": (record.git or {}).get("commit") or "",
+            "nbops.primary_metric": primary,
+            "nbops.metric": str(decision["metrics"].get(primary, "")),
+        }
+        version = registry.register_uploaded(
+            name, run_id=gate_run_id, tags=tags, description=decision["summary"][:5000]
+        )
+        changes = registry.apply_gate(
+            name,
+            version.version,
+            action=decision["action"],
+            summary=decision["summary"],
+            run_id=parent_id,
+        )
+        self.client.set_tag(
+            parent_id, "nbops.release", f"{name} v{version.version}: {decision['action']}"
+        )
+        print(
+            f"nbops: registered {name} version {version.version}; gate: {decision['action']}"
+            + (f" ({', '.join(changes)})" if changes else "")
+            + ".",
+            file=sys.stderr,
+        )
+        return {
+            "name": name,
+            "version": version.version,
+            "action": decision["action"],
+            "changes": changes,
+        }
 
     def _publish_task(self, experiment, parent_id, record, task, **entities) -> str:
         tags = {

@@ -1,0 +1,476 @@
+"""Releases: the MLflow Model Registry with aliases, approvals, rollback and an audit trail.
+
+Each build's selected model is registered as a new version of a registered model (with
+signature, input example, the data schema, a model card and a link to the build's run).
+Aliases say which version plays which role:
+
+- ``champion``: in production; ``nbops serve`` loads it;
+- ``challenger``: passed the gate under ``release.policy: manual``, awaiting approval;
+- ``previous``: the champion before the current one; ``nbops rollback`` restores it.
+
+MLflow keeps no history of aliases, so every change is also written to an append-only
+audit trail: one run per change in the ``nbops-audit`` experiment (who, when, why, which
+version, from which build run) plus tags on the version. Changes take a lock so two
+processes promoting at once leave the aliases consistent.
+
+Models are stored with skops (no arbitrary code runs on load; nbops' own transformer
+types are the only trusted additions) and loading by alias checks the recorded SHA-256.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import getpass
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nbops.errors import ReleaseError
+from nbops.tracking.store import Store, local_store_dir
+
+__all__ = [
+    "AUDIT_EXPERIMENT",
+    "ROLES",
+    "Registry",
+    "actor",
+    "load_skops",
+    "model_sha256",
+    "save_release_model",
+]
+
+AUDIT_EXPERIMENT = "nbops-audit"
+ROLES = ("champion", "challenger", "previous")
+MODEL_FILE = "model.skops"
+#: Type prefixes skops may load besides its own safe set: scikit-learn, numpy and nbops' features.
+_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "nbops.features.")
+
+
+def actor() -> str:
+    """Who is acting: ``NBOPS_ACTOR``, else CI's user (``GITHUB_ACTOR``), else the OS user."""
+    for var in ("NBOPS_ACTOR", "GITHUB_ACTOR"):
+        if os.environ.get(var):
+            return os.environ[var]
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+def model_sha256(model_dir: str | Path) -> str:
+    digest = hashlib.sha256(Path(model_dir, MODEL_FILE).read_bytes()).hexdigest()
+    return f"sha256:{digest}"
+
+
+def save_release_model(
+    model: Any,
+    path: str | Path,
+    *,
+    input_example: Any,
+    pip_requirements: list[str],
+    extra_files: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Save ``model`` as an MLflow model folder with skops, a signature and an input example.
+
+    The trusted types are computed from the model and limited to scikit-learn, numpy and
+    nbops' feature transformers; anything else is refused.
+    """
+    import mlflow.sklearn
+    import skops.io as sio
+    from mlflow.models import infer_signature
+
+    path = Path(path)
+    if path.exists():
+        shutil.rmtree(path)
+    untrusted = sio.get_untrusted_types(data=sio.dumps(model))
+    foreign = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
+    if foreign:
+        raise ReleaseError(
+            f"The model contains types nbops will not trust on load: {', '.join(foreign)}. Use scikit-learn estimators and nbops' feature pipeline."
+        )
+    output = (
+        model.predict_proba(input_example)
+        if hasattr(model, "predict_proba")
+        else model.predict(input_example)
+    )
+    started = time.perf_counter()
+    mlflow.sklearn.save_model(
+        model,
+        str(path),
+        signature=infer_signature(input_example, output),
+        input_example=input_example,
+        pip_requirements=pip_requirements,
+        serialization_format="skops",
+        skops_trusted_types=untrusted,
+    )
+    seconds = time.perf_counter() - started
+    for name, file in (extra_files or {}).items():
+        shutil.copyfile(file, path / name)
+    return {
+        "path": str(path),
+        "sha256": model_sha256(path),
+        "save_seconds": seconds,
+        "trusted_types": untrusted,
+    }
+
+
+def load_skops(path: str | Path) -> Any:
+    """Load a skops file trusting only scikit-learn, numpy and nbops' feature types."""
+    import skops.io as sio
+
+    untrusted = sio.get_untrusted_types(file=str(path))
+    foreign = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
+    if foreign:
+        raise ReleaseError(
+            f"Model file '{path}' contains types nbops does not trust: {', '.join(foreign)}. Refusing to load it."
+        )
+    return sio.load(str(path), trusted=untrusted)
+
+
+@dataclass(frozen=True)
+class Version:
+    name: str
+    version: str
+    aliases: list[str]
+    tags: dict[str, str]
+    created: int
+    run_id: str | None
+
+
+class Registry:
+    """The registered models of one project's tracking store."""
+
+    def __init__(self, root: Path, *, store: Store | None = None) -> None:
+        self.store = store or Store(root)
+        self.client = self.store.client
+        self.root = root
+
+    # -- reading ---------------------------------------------------------------------
+
+    def versions(self, name: str) -> list[Version]:
+        try:
+            found = self.client.search_model_versions(f"name = '{name}'", max_results=10_000)
+        except Exception:
+            return []
+        out = []
+        for v in found:
+            full = self.client.get_model_version(name, v.version)
+            out.append(
+                Version(
+                    name,
+                    str(full.version),
+                    list(full.aliases),
+                    dict(full.tags),
+                    full.creation_timestamp,
+                    full.run_id,
+                )
+            )
+        return sorted(out, key=lambda v: int(v.version))
+
+    def alias(self, name: str, role: str) -> Version | None:
+        try:
+            v = self.client.get_model_version_by_alias(name, role)
+        except Exception:
+            return None
+        return Version(
+            name, str(v.version), list(v.aliases), dict(v.tags), v.creation_timestamp, v.run_id
+        )
+
+    def models(self) -> list[str]:
+        return sorted(m.name for m in self.client.search_registered_models(max_results=1000))
+
+    def audit(self, name: str | None = None, *, limit: int = 200) -> list[dict[str, str]]:
+        experiment = self.client.get_experiment_by_name(AUDIT_EXPERIMENT)
+        if experiment is None:
+            return []
+        query = f"tags.`nbops.model` = '{name}'" if name else ""
+        runs = self.client.search_runs(
+            [experiment.experiment_id],
+            filter_string=query,
+            order_by=["attributes.start_time DESC"],
+            max_results=limit,
+        )
+        return [
+            {k[len("audit.") :]: v for k, v in r.data.tags.items() if k.startswith("audit.")}
+            | {"time": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.info.start_time / 1000))}
+            for r in runs
+        ]
+
+    def load(self, name: str, role: str = "champion") -> tuple[Version, Any]:
+        """Download and load the version holding ``role``, refusing a modified file.
+
+        Only ``model.skops`` is read, with skops and nbops' own list of trusted types:
+        neither the MLmodel file nor anything else in the artifact folder decides how
+        the model is loaded, so a tampered folder cannot make this unpickle a file.
+        """
+        import mlflow.artifacts
+
+        version = self.alias(name, role)
+        if version is None:
+            raise ReleaseError(
+                f"Model '{name}' has no {role}. See `nbops models`; a build that passes the gate sets it, or `nbops promote {name} VERSION`."
+            )
+        source = self.client.get_model_version_download_uri(name, version.version)
+        with tempfile.TemporaryDirectory(prefix="nbops-model-") as tmp:
+            local = Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"{source}/{MODEL_FILE}", dst_path=tmp
+                )
+            )
+            recorded = version.tags.get("nbops.model_sha256")
+            actual = f"sha256:{hashlib.sha256(local.read_bytes()).hexdigest()}"
+            if recorded != actual:
+                raise ReleaseError(
+                    f"Model '{name}' version {version.version} ({role}) does not match its recorded hash ({recorded} vs {actual}): refusing to load it. Re-register the model from its build."
+                )
+            return version, load_skops(local)
+
+    # -- writing ---------------------------------------------------------------------
+
+    def register_uploaded(
+        self, name: str, *, run_id: str, tags: dict[str, str], description: str = ""
+    ) -> Version:
+        """Register the model already uploaded under ``run_id``'s ``model/`` artifacts."""
+        with contextlib.suppress(Exception):  # exists already
+            self.client.create_registered_model(
+                name,
+                description="Registered by nbops builds; aliases champion / challenger / previous.",
+            )
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(self.client.download_artifacts(run_id, f"model/{MODEL_FILE}", tmp))
+            digest = f"sha256:{hashlib.sha256(local.read_bytes()).hexdigest()}"
+        run = self.client.get_run(run_id)
+        version = self.client.create_model_version(
+            name,
+            source=f"{run.info.artifact_uri}/model",
+            run_id=run_id,
+            tags={**tags, "nbops.model_sha256": digest},
+            description=description,
+        )
+        return Version(
+            name,
+            str(version.version),
+            [],
+            {**tags, "nbops.model_sha256": digest},
+            version.creation_timestamp,
+            run_id,
+        )
+
+    def apply_gate(
+        self, name: str, version: str, *, action: str, summary: str, run_id: str | None
+    ) -> list[str]:
+        """Set aliases as the gate decided (promote, hold or reject) and audit it."""
+        self._tag(name, version, {"nbops.gate": action, "nbops.gate_summary": summary[:5000]})
+        if action == "promote":
+            return self._promote(
+                name, version, reason=summary, run_id=run_id, action="promote (gate)"
+            )
+        with self._lock(name):
+            changes = []
+            if action == "hold":
+                self.client.set_registered_model_alias(name, "challenger", version)
+                changes.append(f"challenger → v{version}")
+            self._audit(
+                name,
+                version,
+                action=f"{action} (gate)",
+                reason=summary,
+                run_id=run_id,
+                changes=changes,
+            )
+            return changes
+
+    def promote(self, name: str, version: str, *, reason: str) -> list[str]:
+        """Manual approval: make ``version`` the champion (its predecessor becomes previous)."""
+        if not reason.strip():
+            raise ReleaseError(
+                "A promotion needs a reason: nbops promote NAME VERSION --reason '...'. It goes into the audit trail."
+            )
+        self._require_version(name, version)
+        return self._promote(name, version, reason=reason, run_id=None, action="promote (manual)")
+
+    def rollback(self, name: str, *, reason: str) -> list[str]:
+        """Bring back the previous champion; the current one loses the role."""
+        if not reason.strip():
+            raise ReleaseError(
+                "A rollback needs a reason: nbops rollback NAME --reason '...'. It goes into the audit trail."
+            )
+        self._require_model(name)
+        with self._lock(name):
+            previous = self.alias(name, "previous")
+            champion = self.alias(name, "champion")
+            if previous is None:
+                raise ReleaseError(
+                    f"Model '{name}' has no previous champion to roll back to"
+                    + (f" (champion is v{champion.version})" if champion else "")
+                    + f". Promote a specific version instead: nbops promote {name} VERSION --reason '...'."
+                )
+            self.client.set_registered_model_alias(name, "champion", previous.version)
+            self.client.delete_registered_model_alias(name, "previous")
+            changes = [f"champion → v{previous.version}", "previous → (none)"]
+            if champion is not None:
+                self._tag(
+                    name,
+                    champion.version,
+                    {"nbops.rolled_back": time.strftime("%Y-%m-%dT%H:%M:%S")},
+                )
+            self._audit(
+                name,
+                previous.version,
+                action="rollback",
+                reason=reason,
+                run_id=None,
+                changes=changes,
+                replaced=champion.version if champion else "",
+            )
+            return changes
+
+    def _promote(
+        self, name: str, version: str, *, reason: str, run_id: str | None, action: str
+    ) -> list[str]:
+        with self._lock(name):
+            champion = self.alias(name, "champion")
+            if champion is not None and champion.version == version:
+                raise ReleaseError(
+                    f"Version {version} of '{name}' is already the champion; nothing to do."
+                )
+            changes = []
+            if champion is not None:
+                self.client.set_registered_model_alias(name, "previous", champion.version)
+                changes.append(f"previous → v{champion.version}")
+            self.client.set_registered_model_alias(name, "champion", version)
+            changes.append(f"champion → v{version}")
+            challenger = self.alias(name, "challenger")
+            if challenger is not None and challenger.version == version:
+                self.client.delete_registered_model_alias(name, "challenger")
+                changes.append("challenger → (none)")
+            self._tag(name, version, {"nbops.promoted": time.strftime("%Y-%m-%dT%H:%M:%S")})
+            self._audit(
+                name,
+                version,
+                action=action,
+                reason=reason,
+                run_id=run_id,
+                changes=changes,
+                replaced=champion.version if champion else "",
+            )
+            return changes
+
+    def _require_model(self, name: str) -> None:
+        if name not in self.models():
+            known = ", ".join(self.models()) or "none yet"
+            raise ReleaseError(
+                f"There is no registered model '{name}' (registered: {known}). A build that passes the gate registers one."
+            )
+
+    def _require_version(self, name: str, version: str) -> None:
+        self._require_model(name)
+        versions = [v.version for v in self.versions(name)]
+        if str(version) not in versions:
+            raise ReleaseError(
+                f"Model '{name}' has no version {version}; its versions are {', '.join(versions)}. See `nbops models`."
+            )
+
+    def _tag(self, name: str, version: str, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_model_version_tag(name, version, key, value)
+
+    def _audit(
+        self,
+        name: str,
+        version: str,
+        *,
+        action: str,
+        reason: str,
+        run_id: str | None,
+        changes: list[str],
+        replaced: str = "",
+    ) -> None:
+        experiment = self.store.experiment_id(AUDIT_EXPERIMENT)
+        tags = {
+            "mlflow.runName": f"{name} v{version}: {action}",
+            "nbops.kind": "audit",
+            "nbops.model": name,
+            "audit.model": name,
+            "audit.version": str(version),
+            "audit.action": action,
+            "audit.who": actor(),
+            "audit.why": reason[:5000],
+            "audit.changes": "; ".join(changes),
+            "audit.build_run": run_id or "",
+            "audit.replaced": replaced,
+        }
+        run = self.client.create_run(experiment, tags=tags)
+        self.client.set_terminated(run.info.run_id)
+        self.client.set_model_version_tag(
+            name,
+            str(version),
+            f"nbops.audit.{int(time.time() * 1000)}",
+            f"{action} by {tags['audit.who']}: {reason[:200]}",
+        )
+
+    @contextlib.contextmanager
+    def _lock(self, name: str) -> Iterator[None]:
+        # One writer at a time per model on this machine. A shared server gets the same
+        # guarantee for processes on one host; see the README for the team-scale caveat.
+        folder = local_store_dir(self.root)
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(
+            folder / f"registry-{hashlib.sha1(name.encode()).hexdigest()[:12]}.lock", "w"
+        ) as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def describe_models(registry: Registry) -> str:
+    """The text of ``nbops models``: per model, versions with aliases, metrics, gate, audit."""
+    names = registry.models()
+    if not names:
+        return "No registered models yet. A build whose gate passes registers one (see env.yaml: release)."
+    lines = []
+    for name in names:
+        lines.append(f"{name}")
+        rows = []
+        for v in reversed(registry.versions(name)):
+            metric = v.tags.get("nbops.primary_metric", "")
+            rows.append(
+                [
+                    f"v{v.version}",
+                    ",".join(sorted(v.aliases)) or "-",
+                    time.strftime("%Y-%m-%d %H:%M", time.localtime(v.created / 1000)),
+                    f"{metric} {float(v.tags['nbops.metric']):.4f}"
+                    if v.tags.get("nbops.metric")
+                    else "-",
+                    v.tags.get("nbops.gate", "-"),
+                    (v.tags.get("nbops.build_run") or "")[:12],
+                ]
+            )
+        widths = [
+            max(
+                len(r[i])
+                for r in [["VERSION", "ALIASES", "CREATED", "METRIC", "GATE", "BUILD RUN"], *rows]
+            )
+            for i in range(6)
+        ]
+        for r in [["VERSION", "ALIASES", "CREATED", "METRIC", "GATE", "BUILD RUN"], *rows]:
+            lines.append(
+                "  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip()
+            )
+        history = registry.audit(name, limit=10)
+        if history:
+            lines.append("  audit (latest first):")
+            for entry in history:
+                lines.append(
+                    f"    {entry['time']}  v{entry.get('version', '?'):<4} {entry.get('action', ''):<18} by {entry.get('who', '?')}: {entry.get('why', '')[:90]}"
+                )
+        lines.append("")
+    return "\n".join(lines).rstrip()

@@ -1,0 +1,218 @@
+"""What the gate notebook needs: the champion, both models' scores, slices, the model card.
+
+The statistics live in :mod:`nbops.gate`; the registry in :mod:`nbops.registry`. This
+module joins them to the pipeline's data and keeps the notebook short.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib.metadata
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nbops.errors import ReleaseError
+from nbops.evaluation import score_model
+from nbops.gate import Decision, metric_value
+from nbops.target import TargetInfo
+
+__all__ = [
+    "Champion",
+    "GateScores",
+    "find_champion",
+    "gate_scores",
+    "model_card",
+    "release_requirements",
+    "slice_drops",
+]
+
+_REQUIREMENTS = ("scikit-learn", "numpy", "pandas", "scipy", "skops", "mlflow", "nbops")
+
+
+@dataclass
+class Champion:
+    version: str | None
+    model: Any
+    note: str
+    #: True when the registry could not be asked: never promote blindly then.
+    unknown: bool = False
+
+
+def project_root(start: Path | None = None) -> Path:
+    here = (start or Path.cwd()).resolve()
+    return next((p for p in (here, *here.parents) if (p / "pipeline.yaml").is_file()), here)
+
+
+def find_champion(name: str, *, root: Path | None = None) -> Champion:
+    """The current champion of ``name`` (loaded with its hash checked), or why there is none."""
+    from nbops.tracking.hooks import enabled
+    from nbops.tracking.store import reachability_problem, tracking_uri
+
+    root = root or project_root()
+    if not enabled():
+        return Champion(
+            None,
+            None,
+            "Tracking is off (NBOPS_TRACKING=off), so there is no registry: nothing will be released.",
+            unknown=True,
+        )
+    problem = reachability_problem(tracking_uri(root))
+    if problem:
+        return Champion(
+            None,
+            None,
+            f"The registry is unreachable ({problem}); the challenger is judged on the floors only and held for approval.",
+            unknown=True,
+        )
+    from nbops.registry import Registry
+
+    try:
+        version, model = Registry(root).load(name, "champion")
+    except ReleaseError as exc:
+        if "has no champion" in str(exc):
+            return Champion(None, None, "There is no champion yet.")
+        return Champion(
+            None,
+            None,
+            f"The champion cannot be used ({exc}); the challenger is held for approval.",
+            unknown=True,
+        )
+    return Champion(version.version, model, f"Champion: version {version.version}.")
+
+
+@dataclass
+class GateScores:
+    truth: np.ndarray
+    challenger_values: np.ndarray
+    champion_values: np.ndarray | None
+    challenger_metrics: dict[str, float]
+    champion_metrics: dict[str, float] | None
+    latency_ms_per_row: float
+    champion_error: str | None = None
+
+
+def _values(
+    model: Any, X: pd.DataFrame, y: pd.Series, target: TargetInfo
+) -> tuple[np.ndarray, np.ndarray]:
+    """(truth, values) for the gate's metric: the positive-class score for binary
+    classification, predictions for regression, correctness (1/0) beyond two classes."""
+    if target.task == "regression":
+        return np.asarray(y, dtype=float), np.asarray(model.predict(X), dtype=float)
+    if target.is_binary:
+        proba = model.predict_proba(X)[:, list(model.classes_).index(target.positive_class)]
+        return (np.asarray(y) == target.positive_class).astype(float), proba
+    correct = (np.asarray(model.predict(X)) == np.asarray(y)).astype(float)
+    return np.ones(len(y)), correct
+
+
+def gate_scores(
+    challenger: Any,
+    champion: Any,
+    X: pd.DataFrame,
+    y: pd.Series,
+    target: TargetInfo,
+    *,
+    metric: str,
+) -> GateScores:
+    """Score both models on the same rows; time the challenger's predictions."""
+    started = time.perf_counter()
+    truth, challenger_values = _values(challenger, X, y, target)
+    latency = (time.perf_counter() - started) * 1000 / max(len(X), 1)
+    champion_values, champion_metrics, error = None, None, None
+    if champion is not None:
+        try:
+            _, champion_values = _values(champion, X, y, target)
+            champion_metrics = score_model(champion, X, y, target).metrics
+        except Exception as exc:  # a champion trained on other columns cannot score this data
+            error = f"{type(exc).__name__}: {exc}"
+    return GateScores(
+        truth,
+        challenger_values,
+        champion_values,
+        score_model(challenger, X, y, target).metrics,
+        champion_metrics,
+        latency,
+        error,
+    )
+
+
+def slice_drops(
+    scores: GateScores,
+    test: pd.DataFrame,
+    target: TargetInfo,
+    plan: dict[str, Any],
+    *,
+    metric: str,
+    column: str | None = None,
+    min_rows: int = 30,
+) -> dict[str, float]:
+    """Per value of the slice column, how much worse the challenger is than the champion
+    (positive = worse) in ``metric``. Slices too small to score are left out."""
+    from nbops.evaluation import GREATER_IS_BETTER
+
+    if scores.champion_values is None:
+        return {}
+    if column is None:
+        column = next((r["column"] for r in plan["roles"] if r["role"] == "categorical"), None)
+    if column is None or column not in test.columns:
+        return {}
+    sign = 1.0 if GREATER_IS_BETTER[metric] else -1.0
+    drops = {}
+    values = test[column].astype("string").fillna("(missing)")
+    for value in values.unique():
+        rows = np.asarray(values == value)
+        if rows.sum() < min_rows:
+            continue
+        a = metric_value(metric, scores.truth[rows], scores.champion_values[rows])
+        b = metric_value(metric, scores.truth[rows], scores.challenger_values[rows])
+        if not (math.isnan(a) or math.isnan(b)):
+            drops[f"{column}={value}"] = sign * (a - b)
+    return drops
+
+
+def release_requirements() -> list[str]:
+    """Pinned requirements for the registered model, from the running environment
+    (no requirement inference: that costs MLflow 7–11 s per model here)."""
+    out = []
+    for name in _REQUIREMENTS:
+        try:
+            out.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def model_card(
+    name: str,
+    *,
+    card: dict[str, Any],
+    plan: dict[str, Any],
+    metrics: dict[str, float],
+    decision: Decision,
+    snapshot: dict[str, Any],
+) -> str:
+    """A one-page HTML model card: what the model is, the data it saw, how good it is."""
+    e = html.escape
+
+    def rows(items):
+        return "".join(f"<tr><th>{e(str(k))}</th><td>{e(str(v))}</td></tr>" for k, v in items)  # noqa: E731
+
+    roles = [(r["column"], f"{r['role']} — {r['reason']}") for r in plan["roles"]]
+    checks = [(c.name, f"{'✔' if c.passed else '✘'} {c.detail}") for c in decision.checks]
+    body = f"""<h1>Model card: {e(name)}</h1>
+<p><b>Gate decision:</b> {e(decision.action)} — {e(decision.summary)}</p>
+<h2>Model</h2><table>{rows([("family", card.get("model")), ("estimator", card.get("estimator")), ("hyperparameters", card.get("hyperparams")), ("file hash", card.get("file", {}).get("sha256"))])}</table>
+<h2>Task and target</h2><table>{rows([("task", plan["target"]["task"]), ("target", plan["target"]["name"]), ("classes", plan["target"].get("classes")), ("positive class", plan["target"].get("positive_class"))])}</table>
+<h2>Data</h2><table>{rows([("snapshot hash", snapshot.get("content_hash")), ("rows", snapshot.get("rows")), ("columns", snapshot.get("columns")), ("source", snapshot.get("source"))])}</table>
+<h2>Test metrics</h2><table>{rows((k, f"{v:.4f}") for k, v in metrics.items())}</table>
+<h2>Gate checks</h2><table>{rows(checks)}</table>
+<h2>Features</h2><table>{rows(roles)}</table>
+<p>Generated {time.strftime("%Y-%m-%d %H:%M:%S")} by nbops.</p>"""
+    style = "body{font-family:system-ui,sans-serif;margin:2rem;max-width:960px}th{text-align:left;padding-right:1rem;vertical-align:top}td,th{border-bottom:1px solid #ddd;padding:.3rem}"
+    return f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Model card: {e(name)}</title><style>{style}</style></head><body>{body}</body></html>\n'

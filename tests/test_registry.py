@@ -1,0 +1,542 @@
+"""The model registry against a real embedded MLflow store (SQLite in the project's .nbops/):
+saving with skops, registering, aliases, approvals, rollback, the audit trail, hash-checked
+loading and the lock that keeps concurrent promotions consistent."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from nbops.datasets import make_churn
+from nbops.errors import ReleaseError
+from nbops.models import make_model
+from nbops.registry import Registry, actor, describe_models, model_sha256, save_release_model
+from nbops.release import release_requirements
+from nbops.roles import infer_roles
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:`TargetEncoder.shuffle`:FutureWarning"),
+    pytest.mark.filterwarnings("ignore:Hint. Inferred schema contains integer:UserWarning"),
+    pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:Operation with range is deprecated"),  # inside mlflow
+]
+
+NAME = "churn"
+
+
+@dataclass
+class Released:
+    """A fitted model, its test rows and the MLflow model folder it was saved to."""
+
+    model: Pipeline
+    X: pd.DataFrame
+    folder: Path
+    saved: dict
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory: pytest.TempPathFactory) -> Released:
+    frame = make_churn(600)
+    X, y = frame.drop(columns="churned"), frame["churned"]
+    roles = infer_roles(frame, target="churned")
+    model = make_model("linear", task="classification", roles=roles, seed=0).fit(X, y)
+    base = tmp_path_factory.mktemp("release")
+    schema = base / "data_schema.yaml"
+    schema.write_text("columns: {}\n")
+    card = base / "card.html"
+    card.write_text("<h1>Model card</h1>\n")
+    saved = save_release_model(
+        model,
+        base / "model",
+        input_example=X.head(5),
+        pip_requirements=release_requirements(),
+        extra_files={"data_schema.yaml": str(schema), "model_card.html": str(card)},
+    )
+    return Released(model, X, base / "model", saved)
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Registry:
+    """A fresh project with an empty embedded store."""
+    (tmp_path / "pipeline.yaml").write_text("tasks: []\n")
+    return Registry(tmp_path)
+
+
+@pytest.fixture
+def register(registry: Registry, released: Released) -> Callable[..., str]:
+    """Factory: upload the saved model as a build run's ``model/`` artifacts and register
+    it; returns the new version number."""
+
+    def make(name: str = NAME, metric: float = 0.8123) -> str:
+        client = registry.client
+        run = client.create_run(registry.store.experiment_id("builds"))
+        client.log_artifacts(run.info.run_id, str(released.folder), "model")
+        client.set_terminated(run.info.run_id)
+        tags = {
+            "nbops.build_run": run.info.run_id,
+            "nbops.primary_metric": "roc_auc",
+            "nbops.metric": str(metric),
+        }
+        return registry.register_uploaded(name, run_id=run.info.run_id, tags=tags).version
+
+    return make
+
+
+def roles(registry: Registry, name: str = NAME) -> dict[str, str | None]:
+    """Which version holds each alias (None: nobody)."""
+    found = {role: registry.alias(name, role) for role in ("champion", "challenger", "previous")}
+    return {role: v.version if v else None for role, v in found.items()}
+
+
+def stored_file(registry: Registry, version: str, file: str = "model.skops") -> Path:
+    """The file of ``version`` in the embedded artifact store (tmp_path/.nbops/artifacts)."""
+    run_id = registry.client.get_model_version(NAME, version).run_id
+    (path,) = (registry.root / ".nbops" / "artifacts").glob(f"**/{run_id}/**/model/{file}")
+    return path
+
+
+# -- saving ----------------------------------------------------------------------------
+
+
+def test_the_release_model_is_an_mlflow_model_saved_with_skops(released: Released) -> None:
+    folder = released.folder
+    mlmodel = yaml.safe_load((folder / "MLmodel").read_text())
+    sklearn_flavor = mlmodel["flavors"]["sklearn"]
+    assert sklearn_flavor["serialization_format"] == "skops"
+    assert sklearn_flavor["pickled_model"] == "model.skops"
+    assert (folder / "model.skops").is_file()
+    assert not list(folder.glob("*.pkl"))
+    inputs = yaml.safe_load(mlmodel["signature"]["inputs"])
+    assert {c["name"] for c in inputs} == set(released.X.columns)
+    assert "tensor" in mlmodel["signature"]["outputs"]  # predict_proba's (n, 2) output
+    assert (folder / mlmodel["saved_input_example_info"]["artifact_path"]).is_file()
+    assert (folder / "data_schema.yaml").read_text() == "columns: {}\n"
+    assert (folder / "model_card.html").read_text() == "<h1>Model card</h1>\n"
+    requirements = (folder / "requirements.txt").read_text()
+    assert "scikit-learn==" in requirements and "skops==" in requirements
+
+    digest = hashlib.sha256((folder / "model.skops").read_bytes()).hexdigest()
+    assert released.saved["sha256"] == model_sha256(folder) == f"sha256:{digest}"
+    assert all(
+        t.startswith(("sklearn.", "numpy.", "nbops.")) for t in released.saved["trusted_types"]
+    )
+
+
+def double(values: np.ndarray) -> np.ndarray:
+    return values * 2
+
+
+def test_a_model_with_foreign_code_is_refused(tmp_path: Path) -> None:
+    X = np.arange(40, dtype=float).reshape(20, 2)
+    y = np.arange(20) % 2
+    model = Pipeline(
+        [("double", FunctionTransformer(double)), ("model", LogisticRegression())]
+    ).fit(X, y)
+    with pytest.raises(ReleaseError, match=r"will not trust on load: tests\.test_registry\.double"):
+        save_release_model(
+            model, tmp_path / "model", input_example=X[:3], pip_requirements=["scikit-learn"]
+        )
+    assert not (tmp_path / "model").exists()
+
+
+# -- registering and the gate ----------------------------------------------------------
+
+
+def test_registering_records_the_model_hash(
+    registry: Registry, register: Callable[..., str], released: Released
+) -> None:
+    assert register() == "1"
+    assert register() == "2"
+    (v1, v2) = registry.versions(NAME)
+    assert v1.tags["nbops.model_sha256"] == released.saved["sha256"]
+    assert v1.tags["nbops.primary_metric"] == "roc_auc"
+    assert v1.aliases == [] and v2.aliases == []
+    assert v1.run_id != v2.run_id
+    assert registry.models() == [NAME]
+
+
+def test_gate_promotions_move_champion_and_previous(
+    registry: Registry, register: Callable[..., str]
+) -> None:
+    first, second = register(), register()
+
+    changes = registry.apply_gate(NAME, first, action="promote", summary="first", run_id=None)
+    assert changes == ["champion → v1"]
+    assert roles(registry) == {"champion": "1", "challenger": None, "previous": None}
+
+    changes = registry.apply_gate(NAME, second, action="promote", summary="better", run_id=None)
+    assert changes == ["previous → v1", "champion → v2"]
+    assert roles(registry) == {"champion": "2", "challenger": None, "previous": "1"}
+    assert registry.versions(NAME)[1].tags["nbops.gate"] == "promote"
+
+
+def test_a_held_model_becomes_challenger_only(
+    registry: Registry, register: Callable[..., str]
+) -> None:
+    champion, held = register(), register()
+    registry.apply_gate(NAME, champion, action="promote", summary="first", run_id=None)
+
+    changes = registry.apply_gate(NAME, held, action="hold", summary="awaiting", run_id="r1")
+
+    assert changes == ["challenger → v2"]
+    assert roles(registry) == {"champion": "1", "challenger": "2", "previous": None}
+    assert registry.audit(NAME)[0]["action"] == "hold (gate)"
+    assert registry.audit(NAME)[0]["build_run"] == "r1"
+
+
+def test_a_rejected_model_gets_no_alias_but_is_tagged(
+    registry: Registry, register: Callable[..., str]
+) -> None:
+    champion, rejected = register(), register()
+    registry.apply_gate(NAME, champion, action="promote", summary="first", run_id=None)
+
+    changes = registry.apply_gate(
+        NAME, rejected, action="reject", summary="Champion kept: CI [-0.01, +0.02]", run_id=None
+    )
+
+    assert changes == []
+    assert roles(registry) == {"champion": "1", "challenger": None, "previous": None}
+    version = registry.versions(NAME)[1]
+    assert version.aliases == []
+    assert version.tags["nbops.gate"] == "reject"
+    assert version.tags["nbops.gate_summary"] == "Champion kept: CI [-0.01, +0.02]"
+    assert registry.audit(NAME)[0]["action"] == "reject (gate)"
+
+
+# -- promote and rollback --------------------------------------------------------------
+
+
+def test_promoting_the_challenger(registry: Registry, register: Callable[..., str]) -> None:
+    champion, held = register(), register()
+    registry.apply_gate(NAME, champion, action="promote", summary="first", run_id=None)
+    registry.apply_gate(NAME, held, action="hold", summary="awaiting", run_id=None)
+
+    changes = registry.promote(NAME, held, reason="reviewed the report")
+
+    assert changes == ["previous → v1", "champion → v2", "challenger → (none)"]
+    assert roles(registry) == {"champion": "2", "challenger": None, "previous": "1"}
+
+
+def test_promoting_another_version_keeps_the_challenger(
+    registry: Registry, register: Callable[..., str]
+) -> None:
+    for action in ("promote", "hold", None):
+        version = register()
+        if action:
+            registry.apply_gate(NAME, version, action=action, summary=action, run_id=None)
+
+    registry.promote(NAME, "3", reason="hotfix")
+
+    assert roles(registry) == {"champion": "3", "challenger": "2", "previous": "1"}
+
+
+@pytest.mark.parametrize(
+    ("name", "version", "reason", "message"),
+    [
+        (NAME, "1", "again", r"Version 1 of 'churn' is already the champion; nothing to do"),
+        (NAME, "7", "typo", r"Model 'churn' has no version 7; its versions are 1, 2\."),
+        ("churm", "1", "typo", r"no registered model 'churm' \(registered: churn\)"),
+        (NAME, "2", "  ", r"A promotion needs a reason"),
+    ],
+)
+def test_promote_refuses_with_a_clear_message(
+    registry: Registry,
+    register: Callable[..., str],
+    name: str,
+    version: str,
+    reason: str,
+    message: str,
+) -> None:
+    registry.apply_gate(NAME, register(), action="promote", summary="first", run_id=None)
+    register()
+    before = len(registry.audit())
+
+    with pytest.raises(ReleaseError, match=message):
+        registry.promote(name, version, reason=reason)
+
+    assert roles(registry) == {"champion": "1", "challenger": None, "previous": None}
+    assert len(registry.audit()) == before
+
+
+def test_rollback_restores_the_previous_champion(
+    registry: Registry, register: Callable[..., str]
+) -> None:
+    first, second = register(), register()
+    registry.apply_gate(NAME, first, action="promote", summary="first", run_id=None)
+    registry.promote(NAME, second, reason="better")
+
+    changes = registry.rollback(NAME, reason="errors in production")
+
+    assert changes == ["champion → v1", "previous → (none)"]
+    assert roles(registry) == {"champion": "1", "challenger": None, "previous": None}
+    assert "nbops.rolled_back" in registry.versions(NAME)[1].tags
+    assert registry.audit(NAME)[0]["replaced"] == "2"
+
+    with pytest.raises(
+        ReleaseError, match=r"no previous champion to roll back to \(champion is v1\)"
+    ):
+        registry.rollback(NAME, reason="again")
+
+
+@pytest.mark.parametrize(
+    ("name", "reason", "message"),
+    [
+        (NAME, "incident", r"Model 'churn' has no previous champion.*nbops promote churn VERSION"),
+        ("nope", "incident", r"There is no registered model 'nope'"),
+        (NAME, "", r"A rollback needs a reason"),
+    ],
+)
+def test_rollback_refuses_with_a_clear_message(
+    registry: Registry, register: Callable[..., str], name: str, reason: str, message: str
+) -> None:
+    registry.apply_gate(NAME, register(), action="promote", summary="first", run_id=None)
+    with pytest.raises(ReleaseError, match=message):
+        registry.rollback(name, reason=reason)
+    assert roles(registry)["champion"] == "1"
+
+
+# -- the audit trail -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"NBOPS_ACTOR": "alice", "GITHUB_ACTOR": "ci-bot"}, "alice"),
+        ({"GITHUB_ACTOR": "ci-bot"}, "ci-bot"),
+    ],
+)
+def test_actor(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: str) -> None:
+    monkeypatch.delenv("GITHUB_ACTOR", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert actor() == expected
+
+
+def test_every_change_is_audited_newest_first(
+    registry: Registry, register: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GITHUB_ACTOR", raising=False)
+    first, second, third = register(), register(), register()
+    monkeypatch.setenv("NBOPS_ACTOR", "build-bot")
+    registry.apply_gate(NAME, first, action="promote", summary="first model", run_id="run-1")
+    registry.apply_gate(NAME, second, action="hold", summary="looks better", run_id="run-2")
+    registry.apply_gate(NAME, third, action="reject", summary="Champion kept", run_id="run-3")
+    monkeypatch.setenv("NBOPS_ACTOR", "alice")
+    registry.promote(NAME, second, reason="reviewed the card")
+    registry.rollback(NAME, reason="latency alarms")
+
+    entries = registry.audit(NAME)
+
+    assert [(e["action"], e["version"], e["who"], e["why"]) for e in entries] == [
+        ("rollback", "1", "alice", "latency alarms"),
+        ("promote (manual)", "2", "alice", "reviewed the card"),
+        ("reject (gate)", "3", "build-bot", "Champion kept"),
+        ("hold (gate)", "2", "build-bot", "looks better"),
+        ("promote (gate)", "1", "build-bot", "first model"),
+    ]
+    assert [e["changes"] for e in entries] == [
+        "champion → v1; previous → (none)",
+        "previous → v1; champion → v2; challenger → (none)",
+        "",
+        "challenger → v2",
+        "champion → v1",
+    ]
+    assert entries[-1]["build_run"] == "run-1"
+    assert all(e["model"] == NAME and e["time"] for e in entries)
+    # The version keeps its own history as tags too.
+    history = [
+        v for k, v in registry.versions(NAME)[1].tags.items() if k.startswith("nbops.audit.")
+    ]
+    assert sorted(history) == [
+        "hold (gate) by build-bot: looks better",
+        "promote (manual) by alice: reviewed the card",
+    ]
+
+
+def test_describe_models(
+    registry: Registry, register: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert describe_models(registry).startswith("No registered models yet.")
+    monkeypatch.setenv("NBOPS_ACTOR", "alice")
+    first, second = register(metric=0.8123), register(metric=0.8456)
+    registry.apply_gate(NAME, first, action="promote", summary="first model", run_id=None)
+    registry.promote(NAME, second, reason="reviewed the card")
+
+    text = describe_models(registry)
+
+    lines = text.splitlines()
+    assert lines[0] == NAME
+    assert lines[1].split() == ["VERSION", "ALIASES", "CREATED", "METRIC", "GATE", "BUILD", "RUN"]
+    assert lines[2].split()[:2] == ["v2", "champion"]
+    assert "roc_auc 0.8456" in lines[2]
+    assert lines[3].split()[:2] == ["v1", "previous"]
+    assert "roc_auc 0.8123" in lines[3] and "promote" in lines[3]
+    assert "  audit (latest first):" in lines
+    assert any(
+        "v2" in line and "promote (manual)" in line and "by alice: reviewed the card" in line
+        for line in lines
+    )
+    assert any(
+        "v1" in line and "promote (gate)" in line and "by alice: first model" in line
+        for line in lines
+    )
+
+
+# -- loading ---------------------------------------------------------------------------
+
+
+def test_loading_the_champion_gives_the_same_predictions(
+    registry: Registry, register: Callable[..., str], released: Released
+) -> None:
+    registry.apply_gate(NAME, register(), action="promote", summary="first", run_id=None)
+
+    version, model = registry.load(NAME, "champion")
+
+    assert version.version == "1" and "champion" in version.aliases
+    np.testing.assert_allclose(
+        model.predict_proba(released.X), released.model.predict_proba(released.X)
+    )
+
+
+def test_a_tampered_model_file_is_refused(registry: Registry, register: Callable[..., str]) -> None:
+    version = register()
+    registry.apply_gate(NAME, version, action="promote", summary="first", run_id=None)
+    stored = stored_file(registry, version)
+    stored.write_bytes(stored.read_bytes() + b"\0")
+
+    with pytest.raises(
+        ReleaseError, match=r"version 1 \(champion\) does not match its recorded hash"
+    ):
+        registry.load(NAME, "champion")
+
+
+class _TouchOnUnpickle:
+    """A pickle that, when loaded, creates a file: stands for any code an attacker runs."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_tampered_mlmodel_cannot_swap_in_a_pickle(
+    registry: Registry, register: Callable[..., str], tmp_path: Path
+) -> None:
+    import pickle
+
+    version = register()
+    registry.apply_gate(NAME, version, action="promote", summary="first", run_id=None)
+    mlmodel_path = stored_file(registry, version, "MLmodel")
+    marker = tmp_path / "code-ran"
+    (mlmodel_path.parent / "evil.pkl").write_bytes(pickle.dumps(_TouchOnUnpickle(marker)))
+    mlmodel = yaml.safe_load(mlmodel_path.read_text())
+    mlmodel["flavors"]["sklearn"].update(
+        pickled_model="evil.pkl", serialization_format="cloudpickle"
+    )
+    mlmodel_path.write_text(yaml.safe_dump(mlmodel))
+
+    # The MLmodel file does not decide how nbops loads a model: only the hash-checked
+    # model.skops is read, so the swapped-in pickle is never touched.
+    try:
+        _, model = registry.load(NAME, "champion")
+        assert hasattr(model, "predict_proba")
+    finally:
+        assert not marker.exists(), "loading the champion ran code from a swapped-in pickle"
+
+
+def test_loading_a_role_nobody_holds_is_refused(
+    registry: Registry, register: Callable[..., str]
+) -> None:
+    registry.apply_gate(NAME, register(), action="promote", summary="first", run_id=None)
+    with pytest.raises(ReleaseError, match=r"Model 'churn' has no challenger.*nbops promote churn"):
+        registry.load(NAME, "challenger")
+    with pytest.raises(ReleaseError, match=r"Model 'other' has no champion"):
+        registry.load("other")
+
+
+# -- concurrency -----------------------------------------------------------------------
+
+RACER = """
+import sys, time
+from pathlib import Path
+from nbops.registry import Registry
+
+root, version, ready, go = sys.argv[1:5]
+registry = Registry(Path(root))
+registry.versions("churn")  # connected and warm before the start signal
+Path(ready).touch()
+while not Path(go).exists():
+    time.sleep(0.0005)
+print(registry.promote("churn", version, reason=f"race to v{version}"))
+"""
+
+
+def wait_for(paths: list[Path], processes: list[subprocess.Popen], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not all(p.exists() for p in paths):
+        for process in processes:
+            if process.poll() is not None:
+                out, err = process.communicate()
+                pytest.fail(f"a racer exited early ({process.returncode}):\n{out}\n{err}")
+        if time.monotonic() > deadline:
+            pytest.fail("the racers did not get ready in time")
+        time.sleep(0.02)
+
+
+def test_concurrent_promotions_leave_consistent_aliases(
+    registry: Registry, register: Callable[..., str], tmp_path: Path
+) -> None:
+    for _ in range(4):
+        register()
+    registry.apply_gate(NAME, "1", action="promote", summary="first", run_id=None)
+
+    for round_ in range(3):
+        before = roles(registry)["champion"]
+        racing = [v for v in ("1", "2", "3", "4") if v != before][round_ % 2 :][:2]
+        go = tmp_path / f"go-{round_}"
+        ready = [tmp_path / f"ready-{round_}-{v}" for v in racing]
+        actors = {v: f"racer{round_}-v{v}" for v in racing}
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-c", RACER, str(registry.root), v, str(flag), str(go)],
+                env={**os.environ, "NBOPS_ACTOR": actors[v]},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for v, flag in zip(racing, ready, strict=True)
+        ]
+        wait_for(ready, processes)
+        go.touch()
+        for process in processes:
+            out, err = process.communicate(timeout=120)
+            assert process.returncode == 0, f"a racer failed:\n{out}\n{err}"
+
+        after = roles(registry)
+        assert after["champion"] in racing
+        # Serialized by the lock: the later promotion replaced the earlier one, so the
+        # earlier winner is previous (not the champion both started from).
+        (other,) = set(racing) - {after["champion"]}
+        assert after["previous"] == other
+        assert after["previous"] != after["champion"]
+        entries = [e for e in registry.audit(NAME) if e["who"] in actors.values()]
+        assert sorted(e["who"] for e in entries) == sorted(actors.values())
+        # The audit tells the same story: who replaced whom.
+        later, earlier = entries
+        assert (later["version"], later["replaced"]) == (after["champion"], other)
+        assert (earlier["version"], earlier["replaced"]) == (other, before)
