@@ -265,3 +265,48 @@ def rollback(name: str, reason: str) -> None:
     """
     changes = _registry().rollback(name, reason=reason)
     click.echo(f"{name}: " + ", ".join(changes))
+
+
+@main.command("serve")
+@click.option(
+    "--model", default=None, help="Registered model name (default: NBOPS_MODEL or churn)."
+)
+@click.option("--alias", default=None, help="Alias to serve (default: champion).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    help="uvicorn worker processes; measure before using more than 1.",
+)
+def serve(model: str | None, alias: str | None, host: str, port: int, workers: int) -> None:
+    """Serve the registry's champion over HTTP (POST /predict, /feedback; GET /health,
+    /ready, /model, /metrics). Set NBOPS_API_TOKEN to require a bearer token.
+
+    \b
+    Example:
+      nbops serve --port 8000 &
+      curl -s localhost:8000/predict -d '{"records": [{...}]}'
+    """
+    import os
+
+    import uvicorn
+
+    from nbops.serving.settings import Settings
+
+    settings = Settings.from_env(root=_project_root(), model=model, alias=alias)
+    os.environ.update(settings.env_for_workers())
+    click.echo(
+        f"Serving {settings.model}@{settings.alias} on http://{host}:{port} (log: {settings.prediction_log_url})",
+        err=True,
+    )
+    uvicorn.run(
+        "nbops.serving.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        timeout_graceful_shutdown=10,
+    )

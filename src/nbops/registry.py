@@ -202,6 +202,26 @@ class Registry:
             for r in runs
         ]
 
+    def load_with(
+        self, name: str, role: str, files: tuple[str, ...]
+    ) -> tuple[Version, Any, dict[str, str]]:
+        """:meth:`load`, plus the text of other files of the model folder (e.g. the
+        ``features.json`` contract the service validates requests against)."""
+        import mlflow.artifacts
+
+        version, model = self.load(name, role)
+        source = self.client.get_model_version_download_uri(name, version.version)
+        texts = {}
+        with tempfile.TemporaryDirectory(prefix="nbops-model-") as tmp:
+            for file in files:
+                local = Path(
+                    mlflow.artifacts.download_artifacts(
+                        artifact_uri=f"{source}/{file}", dst_path=tmp
+                    )
+                )
+                texts[file] = local.read_text()
+        return version, model, texts
+
     def load(self, name: str, role: str = "champion") -> tuple[Version, Any]:
         """Download and load the version holding ``role``, refusing a modified file.
 

@@ -1,0 +1,300 @@
+"""The FastAPI app factory: ``create_app(settings)``; uvicorn runs ``app_from_env``.
+
+Endpoints: ``POST /predict``, ``POST /feedback``, ``GET /health`` (alive), ``GET /ready``
+(model loaded), ``GET /model``, ``GET /metrics`` (Prometheus). Bodies are parsed with
+orjson and validated against the model's training contract; bad input is a 4xx naming
+each field, never a 500. No endpoint runs user-supplied code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+
+from nbops.serving.log import PredictionLog
+from nbops.serving.model import ServedModel, load_served_model
+from nbops.serving.settings import Settings
+from nbops.serving.validation import to_frame
+
+__all__ = ["app_from_env", "create_app"]
+
+_OPEN = {"/health", "/ready"}
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def _error(status: int, message: str, *, detail: list[dict[str, Any]] | None = None) -> Response:
+    body: dict[str, Any] = {"error": message}
+    if detail is not None:
+        body["detail"] = detail
+    return _json(body, status)
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "nbops_requests_total", "HTTP requests", ["endpoint", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "nbops_request_latency_seconds",
+            "Request latency",
+            ["endpoint"],
+            registry=self.registry,
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+        self.predictions = Counter(
+            "nbops_predictions_total",
+            "Rows predicted",
+            ["model", "version", "route"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "nbops_errors_total",
+            "Requests answered with an error",
+            ["endpoint", "kind"],
+            registry=self.registry,
+        )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the service for ``settings``; the model is loaded when the app starts."""
+    metrics = _Metrics()
+    state: dict[str, Any] = {"model": None, "log": None}
+
+    def reload_loop(stop: threading.Event) -> None:
+        from nbops.registry import Registry
+
+        while not stop.wait(settings.reload_seconds):
+            with contextlib.suppress(Exception):  # registry briefly unreachable: keep serving
+                current = Registry(settings.root).alias(settings.model, settings.alias)
+                if current is not None and current.version != state["model"].version:
+                    state["model"] = load_served_model(
+                        settings.root, settings.model, settings.alias
+                    )  # atomic swap
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state["model"] = load_served_model(settings.root, settings.model, settings.alias)
+        state["log"] = PredictionLog(settings.prediction_log_url)
+        stop = threading.Event()
+        threading.Thread(
+            target=reload_loop, args=(stop,), name="nbops-alias-watch", daemon=True
+        ).start()
+        try:
+            yield
+        finally:
+            stop.set()
+            state["log"].close()  # flush every answered prediction
+
+    app = FastAPI(
+        title="nbops prediction service",
+        version="1",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Any) -> Response:
+        started = time.perf_counter()
+        path = request.url.path
+        if settings.token and path not in _OPEN:
+            header = request.headers.get("authorization", "")
+            if not hmac.compare_digest(header.encode(), f"Bearer {settings.token}".encode()):
+                metrics.errors.labels(path, "auth").inc()
+                metrics.requests.labels(path, "401").inc()
+                return _error(
+                    401,
+                    "missing or wrong bearer token: send 'Authorization: Bearer <NBOPS_API_TOKEN>'",
+                )
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > settings.max_body_bytes:
+            metrics.requests.labels(path, "413").inc()
+            return _error(
+                413,
+                f"request body of {length} bytes is over the limit of {settings.max_body_bytes}; send fewer rows per request",
+            )
+        response = await call_next(request)
+        metrics.requests.labels(path, str(response.status_code)).inc()
+        metrics.latency.labels(path).observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/health")
+    async def health() -> Response:
+        return _json({"status": "ok"})
+
+    @app.get("/ready")
+    async def ready() -> Response:
+        model: ServedModel | None = state["model"]
+        if model is None:
+            return _json({"ready": False}, 503)
+        return _json({"ready": True, "model": model.name, "version": model.version})
+
+    @app.get("/model")
+    async def model_info() -> Response:
+        return _json(state["model"].describe())
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post(
+        "/predict",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}
+                },
+            }
+        },
+    )
+    async def predict(request: Request) -> Response:
+        started = time.perf_counter()
+        body = await request.body()
+        if len(body) > settings.max_body_bytes:
+            return _error(
+                413,
+                f"request body of {len(body)} bytes is over the limit of {settings.max_body_bytes}; send fewer rows per request",
+            )
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            metrics.errors.labels("/predict", "json").inc()
+            return _error(400, f"the body is not valid JSON: {exc}")
+        model: ServedModel = state["model"]
+        frame, errors = to_frame(
+            payload,
+            model.features,
+            max_rows=settings.max_rows,
+            reject_unseen=settings.unseen_categories == "reject",
+            ignore=model.ignored,
+        )
+        if errors:
+            metrics.errors.labels("/predict", "validation").inc()
+            return _error(
+                422,
+                "the request does not match the model's input schema (see detail; GET /model lists it)",
+                detail=[e.to_dict() for e in errors],
+            )
+        assert frame is not None
+        result = model.predict(frame)
+        request_id = uuid.uuid4().hex
+        latency_ms = (time.perf_counter() - started) * 1000
+        state["log"].record(
+            request_id=request_id,
+            model_name=model.name,
+            model_version=model.version,
+            route=model.alias,
+            latency_ms=latency_ms,
+            inputs=payload,
+            outputs=result,
+            n_rows=len(frame),
+        )
+        metrics.predictions.labels(model.name, model.version, model.alias).inc(len(frame))
+        return _json(
+            {
+                "request_id": request_id,
+                "model": {"name": model.name, "version": model.version, "alias": model.alias},
+                **result,
+            }
+        )
+
+    @app.post("/feedback")
+    async def feedback(request: Request) -> Response:
+        try:
+            payload = orjson.loads(await request.body())
+        except orjson.JSONDecodeError as exc:
+            return _error(400, f"the body is not valid JSON: {exc}")
+        if (
+            not isinstance(payload, dict)
+            or not isinstance(payload.get("request_id"), str)
+            or "labels" not in payload
+        ):
+            return _error(
+                422,
+                'expected {"request_id": "<id from /predict>", "labels": [<true value per row>]}',
+                detail=[{"loc": ["body"], "msg": "request_id (string) and labels are required"}],
+            )
+        log: PredictionLog = state["log"]
+        if not log.known_request(payload["request_id"]):
+            return _error(
+                404,
+                f"unknown request_id {payload['request_id'][:64]!r}: send feedback for ids returned by /predict (they are logged within a fraction of a second)",
+            )
+        log.feedback(payload["request_id"], payload["labels"])
+        return _json({"ok": True})
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        from fastapi.openapi.utils import get_openapi
+
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        model: ServedModel | None = state["model"]
+        properties: dict[str, Any] = {}
+        for f in model.features if model else []:
+            kind = {
+                "numeric": {"type": "number"},
+                "boolean": {"type": "boolean"},
+                "datetime": {"type": "string", "format": "date-time"},
+            }.get(f.role, {"type": "string"})
+            if f.categories and f.role == "categorical":
+                kind = (
+                    {**kind, "enum": list(f.categories)}
+                    if settings.unseen_categories == "reject"
+                    else kind
+                )
+            properties[f.name] = {"anyOf": [kind, {"type": "null"}]} if f.nullable else kind
+        row = {
+            "type": "object",
+            "properties": properties,
+            "required": list(properties),
+            "additionalProperties": False,
+        }
+        schema.setdefault("components", {}).setdefault("schemas", {})["PredictRequest"] = {
+            "type": "object",
+            "required": ["records"],
+            "properties": {
+                "records": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": settings.max_rows,
+                    "items": row,
+                }
+            },
+        }
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Entry point for uvicorn (``factory=True``): settings from ``NBOPS_*`` variables."""
+    return create_app(Settings.from_env())

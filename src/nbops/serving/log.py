@@ -1,0 +1,159 @@
+"""The prediction log: every answered request, written in batches off the request path.
+
+``record()`` puts an entry on an in-memory queue and returns at once; a writer thread
+inserts queued entries in one transaction every ``flush_seconds`` (or sooner when
+``batch_size`` are waiting). ``close()`` (graceful shutdown, SIGTERM) drains the queue.
+
+Guarantee: every prediction answered before a *graceful* shutdown is in the log. On a
+hard crash (``kill -9``, power loss) the entries of at most the last ``flush_seconds``
+(default 0.05 s) may be lost; the log itself stays consistent (each batch is one
+transaction; SQLite runs in WAL mode).
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from typing import Any
+
+import sqlalchemy as sa
+
+__all__ = ["PredictionLog"]
+
+_METADATA = sa.MetaData()
+PREDICTIONS = sa.Table(
+    "predictions",
+    _METADATA,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.String(64), nullable=False, index=True),
+    sa.Column("ts", sa.Float, nullable=False, index=True),
+    sa.Column("model_name", sa.String(200), nullable=False),
+    sa.Column("model_version", sa.String(50), nullable=False),
+    sa.Column("route", sa.String(20), nullable=False),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("n_rows", sa.Integer, nullable=False),
+    sa.Column("inputs", sa.Text, nullable=False),
+    sa.Column("outputs", sa.Text, nullable=False),
+)
+FEEDBACK = sa.Table(
+    "feedback",
+    _METADATA,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.String(64), nullable=False, index=True),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("labels", sa.Text, nullable=False),
+)
+
+
+class PredictionLog:
+    def __init__(self, url: str, *, flush_seconds: float = 0.05, batch_size: int = 500) -> None:
+        if url.startswith("sqlite:///"):
+            from pathlib import Path
+
+            Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = sa.create_engine(url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+        _METADATA.create_all(self.engine)
+        self.flush_seconds, self.batch_size = flush_seconds, batch_size
+        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.written = 0
+        self._writer = threading.Thread(target=self._run, name="nbops-prediction-log", daemon=True)
+        self._writer.start()
+
+    def record(
+        self,
+        *,
+        request_id: str,
+        model_name: str,
+        model_version: str,
+        route: str,
+        latency_ms: float,
+        inputs: Any,
+        outputs: Any,
+        n_rows: int,
+    ) -> None:
+        self._queue.put(
+            {
+                "request_id": request_id,
+                "ts": time.time(),
+                "model_name": model_name,
+                "model_version": model_version,
+                "route": route,
+                "latency_ms": latency_ms,
+                "n_rows": n_rows,
+                "inputs": json.dumps(inputs, default=str),
+                "outputs": json.dumps(outputs, default=str),
+            }
+        )
+
+    def feedback(self, request_id: str, labels: Any) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                FEEDBACK.insert(),
+                [
+                    {
+                        "request_id": request_id,
+                        "ts": time.time(),
+                        "labels": json.dumps(labels, default=str),
+                    }
+                ],
+            )
+
+    def known_request(self, request_id: str) -> bool:
+        with self.engine.connect() as conn:
+            return (
+                conn.execute(
+                    sa.select(PREDICTIONS.c.id)
+                    .where(PREDICTIONS.c.request_id == request_id)
+                    .limit(1)
+                ).first()
+                is not None
+            )
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            batch: list[dict[str, Any]] = []
+            try:
+                item = self._queue.get(timeout=self.flush_seconds)
+                if item is None:
+                    stop = True
+                else:
+                    batch.append(item)
+                deadline = time.monotonic() + self.flush_seconds
+                while len(batch) < self.batch_size and time.monotonic() < deadline:
+                    try:
+                        item = self._queue.get(timeout=max(deadline - time.monotonic(), 0.001))
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        stop = True
+                        break
+                    batch.append(item)
+            except queue.Empty:
+                continue
+            if batch:
+                self._write(batch)
+
+    def _write(self, batch: list[dict[str, Any]]) -> None:
+        for attempt in range(5):
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(PREDICTIONS.insert(), batch)
+                self.written += len(batch)
+                return
+            except sa.exc.OperationalError:  # e.g. SQLite busy: retry, never drop
+                time.sleep(0.05 * (attempt + 1))
+        with self.engine.begin() as conn:
+            conn.execute(PREDICTIONS.insert(), batch)
+        self.written += len(batch)
+
+    def close(self) -> None:
+        """Drain the queue and stop the writer (graceful shutdown)."""
+        self._queue.put(None)
+        self._writer.join(timeout=30)
+        self.engine.dispose()

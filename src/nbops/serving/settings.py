@@ -1,0 +1,82 @@
+"""Service settings: explicit arguments, then ``NBOPS_*`` variables, then defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from nbops.errors import ConfigError
+
+__all__ = ["Settings"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    root: Path = field(default_factory=Path.cwd)
+    model: str = "churn"
+    alias: str = "champion"
+    #: Bearer token required on every endpoint but /health and /ready; None = open.
+    token: str | None = None
+    #: SQLAlchemy URL of the prediction log; default: SQLite in the project's .nbops/.
+    log_url: str | None = None
+    max_rows: int = 1000
+    max_body_bytes: int = 1_048_576
+    #: "accept" (unseen categories are encoded as infrequent) or "reject" (422).
+    unseen_categories: str = "accept"
+    #: Seconds between checks of the alias (a promotion or rollback is picked up).
+    reload_seconds: float = 10.0
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        env = os.environ
+        values: dict[str, object] = {
+            "model": env.get("NBOPS_MODEL", "churn"),
+            "alias": env.get("NBOPS_ALIAS", "champion"),
+            "token": env.get("NBOPS_API_TOKEN") or None,
+            "log_url": env.get("NBOPS_PREDICTION_LOG") or None,
+            "max_rows": int(env.get("NBOPS_MAX_ROWS", "1000")),
+            "max_body_bytes": int(env.get("NBOPS_MAX_BODY_BYTES", str(1_048_576))),
+            "unseen_categories": env.get("NBOPS_UNSEEN_CATEGORIES", "accept"),
+            "reload_seconds": float(env.get("NBOPS_RELOAD_SECONDS", "10")),
+        }
+        if env.get("NBOPS_PROJECT"):
+            values["root"] = Path(env["NBOPS_PROJECT"])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.check()
+        return settings
+
+    def with_root(self, root: Path) -> Settings:
+        return replace(self, root=root)
+
+    def check(self) -> None:
+        if self.unseen_categories not in ("accept", "reject"):
+            raise ConfigError(
+                f"NBOPS_UNSEEN_CATEGORIES must be accept or reject, got {self.unseen_categories!r}."
+            )
+        if self.max_rows < 1:
+            raise ConfigError(f"NBOPS_MAX_ROWS must be at least 1, got {self.max_rows}.")
+
+    @property
+    def prediction_log_url(self) -> str:
+        if self.log_url:
+            return self.log_url
+        return f"sqlite:///{(self.root / '.nbops' / 'predictions.db').resolve()}"
+
+    def env_for_workers(self) -> dict[str, str]:
+        """The settings as environment variables, for uvicorn worker processes."""
+        out = {
+            "NBOPS_PROJECT": str(self.root),
+            "NBOPS_MODEL": self.model,
+            "NBOPS_ALIAS": self.alias,
+            "NBOPS_MAX_ROWS": str(self.max_rows),
+            "NBOPS_MAX_BODY_BYTES": str(self.max_body_bytes),
+            "NBOPS_UNSEEN_CATEGORIES": self.unseen_categories,
+            "NBOPS_RELOAD_SECONDS": str(self.reload_seconds),
+        }
+        if self.token:
+            out["NBOPS_API_TOKEN"] = self.token
+        if self.log_url:
+            out["NBOPS_PREDICTION_LOG"] = self.log_url
+        return out

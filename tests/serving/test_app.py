@@ -1,0 +1,189 @@
+"""`nbops serve` as a real uvicorn process over the reference build's registry."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import pandas as pd
+import pytest
+
+from tests.conftest import BIN, build_env, free_port
+
+pytestmark = pytest.mark.pipeline
+
+TOKEN = "t0ken-for-tests"
+
+
+class Service:
+    def __init__(self, project, tmp_path):
+        self.project, self.port = project, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = tmp_path / "predictions.db"
+        env = build_env(
+            NBOPS_API_TOKEN=TOKEN,
+            NBOPS_PREDICTION_LOG=f"sqlite:///{self.log_path}",
+            NBOPS_RELOAD_SECONDS="0.5",
+            NBOPS_MAX_ROWS="200",
+        )
+        self.output = open(tmp_path / "service.log", "wb")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [str(BIN / "nbops"), "serve", "--port", str(self.port)],
+            cwd=project.root,
+            env=env,
+            stdout=self.output,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError((tmp_path / "service.log").read_text())
+            try:
+                if self.call("GET", "/ready")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError("service did not become ready")
+
+    def call(self, method, path, body=None, *, token=TOKEN, raw=None, headers=None):
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        request = urllib.request.Request(
+            self.url + path,
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                text = response.read().decode()
+                return response.status, (
+                    json.loads(text)
+                    if response.headers.get_content_type() == "application/json"
+                    else text
+                )
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read().decode() or "{}")
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=30)
+        self.output.close()
+
+    def logged(self):
+        return (
+            sqlite3.connect(self.log_path)
+            .execute("select request_id, model_version from predictions")
+            .fetchall()
+        )
+
+
+@pytest.fixture(scope="module")
+def rows(built_project):
+    test = pd.read_parquet(built_project.products / "data" / "test.parquet").drop(
+        columns=["churned"]
+    )
+    return json.loads(test.head(50).to_json(orient="records", date_format="iso"))
+
+
+@pytest.fixture
+def service(built_project, tmp_path):
+    svc = Service(built_project, tmp_path)
+    yield svc
+    svc.stop()
+
+
+def test_predict_answers_with_probabilities_model_and_request_id(service, rows):
+    status, body = service.call("POST", "/predict", {"records": rows[:3]})
+    assert status == 200, body
+    assert len(body["predictions"]) == 3 and set(body["probabilities"][0]) == {"True", "False"}
+    assert (
+        body["model"] == {"name": "churn", "version": "1", "alias": "champion"}
+        and len(body["request_id"]) == 32
+    )
+    columns = {k: [r[k] for r in rows[:3]] for k in rows[0]}
+    assert (
+        service.call("POST", "/predict", {"columns": columns})[1]["predictions"]
+        == body["predictions"]
+    )
+
+
+def test_health_ready_model_and_openapi(service):
+    assert service.call("GET", "/health", token=None) == (200, {"status": "ok"})
+    assert service.call("GET", "/ready", token=None)[1]["ready"] is True
+    model = service.call("GET", "/model")[1]
+    assert {f["name"] for f in model["schema"]} >= {"plan", "tenure_months", "signup_date"}
+    openapi = service.call("GET", "/openapi.json")[1]
+    row = openapi["components"]["schemas"]["PredictRequest"]["properties"]["records"]["items"]
+    assert (
+        row["properties"]["tenure_months"] == {"type": "number"}
+        and "customer_id" not in row["properties"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("request_kwargs", "status", "needle"),
+    [
+        ({"body": {"records": [{"plan": 1}]}}, 422, "expected a string"),
+        ({"raw": b"{not json"}, 400, "not valid JSON"),
+        ({"body": {"records": [{}] * 201}}, 422, "more than the limit of 200"),
+        ({"raw": b" " * 1_100_000}, 413, "over the limit"),
+        ({"body": {"records": []}, "token": "wrong"}, 401, "bearer token"),
+        ({"body": {"records": []}, "token": None}, 401, "bearer token"),
+    ],
+)
+def test_bad_requests_get_a_4xx_naming_the_problem(service, request_kwargs, status, needle):
+    code, body = service.call("POST", "/predict", **request_kwargs)
+    assert code == status
+    assert needle in json.dumps(body)
+
+
+def test_every_answered_prediction_is_logged_and_counted(service, rows):
+    def one(i):
+        return service.call("POST", "/predict", {"records": [rows[i % len(rows)]]})
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, range(400)))
+    assert all(code == 200 for code, _ in results), "zero errors under load"
+    metrics = service.call("GET", "/metrics")[1]
+    assert 'nbops_predictions_total{model="churn",route="champion",version="1"} 400.0' in metrics
+    service.stop()  # SIGTERM: graceful, flushes the log
+    logged = {request_id for request_id, _ in service.logged()}
+    assert {body["request_id"] for _, body in results} <= logged
+
+
+def test_feedback_links_ground_truth_to_a_prediction(service, rows):
+    _, body = service.call("POST", "/predict", {"records": rows[:2]})
+    time.sleep(0.3)
+    assert service.call(
+        "POST", "/feedback", {"request_id": body["request_id"], "labels": [True, False]}
+    ) == (200, {"ok": True})
+    code, error = service.call("POST", "/feedback", {"request_id": "nope", "labels": [True]})
+    assert code == 404 and "unknown request_id" in error["error"]
+    assert service.call("POST", "/feedback", {"labels": [1]})[0] == 422
+
+
+def test_a_promotion_is_picked_up_without_dropping_a_request(service, rows, built_project):
+    from nbops.registry import Registry
+
+    registry = Registry(built_project.root)
+    v1 = registry.alias("churn", "champion")
+    v2 = registry.register_uploaded("churn", run_id=v1.run_id, tags={"nbops.gate": "promote"})
+    stop_at = time.monotonic() + 60
+    seen, codes = set(), []
+    registry.promote("churn", v2.version, reason="hot swap test")
+    while time.monotonic() < stop_at and v2.version not in seen:
+        code, body = service.call("POST", "/predict", {"records": [rows[0]]})
+        codes.append(code)
+        seen.add(body.get("model", {}).get("version"))
+    assert v2.version in seen and set(codes) == {200}
+    registry.rollback("churn", reason="restore for other tests")
