@@ -280,7 +280,27 @@ def rollback(name: str, reason: str) -> None:
     show_default=True,
     help="uvicorn worker processes; measure before using more than 1.",
 )
-def serve(model: str | None, alias: str | None, host: str, port: int, workers: int) -> None:
+@click.option(
+    "--canary",
+    type=float,
+    default=None,
+    help="Share of traffic (0-1) for the challenger, sticky by the X-Routing-Key header.",
+)
+@click.option(
+    "--shadow",
+    is_flag=True,
+    default=None,
+    help="Also score every request with the challenger and log it; answer with the champion.",
+)
+def serve(
+    model: str | None,
+    alias: str | None,
+    host: str,
+    port: int,
+    workers: int,
+    canary: float | None,
+    shadow: bool | None,
+) -> None:
     """Serve the registry's champion over HTTP (POST /predict, /feedback; GET /health,
     /ready, /model, /metrics). Set NBOPS_API_TOKEN to require a bearer token.
 
@@ -295,7 +315,9 @@ def serve(model: str | None, alias: str | None, host: str, port: int, workers: i
 
     from nbops.serving.settings import Settings
 
-    settings = Settings.from_env(root=_project_root(), model=model, alias=alias)
+    settings = Settings.from_env(
+        root=_project_root(), model=model, alias=alias, canary=canary, shadow=shadow
+    )
     os.environ.update(settings.env_for_workers())
     click.echo(
         f"Serving {settings.model}@{settings.alias} on http://{host}:{port} (log: {settings.prediction_log_url})",

@@ -22,7 +22,7 @@ TOKEN = "t0ken-for-tests"
 
 
 class Service:
-    def __init__(self, project, tmp_path):
+    def __init__(self, project, tmp_path, *args):
         self.project, self.port = project, free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp_path / "predictions.db"
@@ -34,7 +34,7 @@ class Service:
         )
         self.output = open(tmp_path / "service.log", "wb")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [str(BIN / "nbops"), "serve", "--port", str(self.port)],
+            [str(BIN / "nbops"), "serve", "--port", str(self.port), *args],
             cwd=project.root,
             env=env,
             stdout=self.output,
@@ -187,3 +187,123 @@ def test_a_promotion_is_picked_up_without_dropping_a_request(service, rows, buil
         seen.add(body.get("model", {}).get("version"))
     assert v2.version in seen and set(codes) == {200}
     registry.rollback("churn", reason="restore for other tests")
+
+
+@pytest.fixture
+def challenger(built_project):
+    """A second version of the champion's model held as challenger, removed afterwards."""
+    from nbops.registry import Registry
+
+    registry = Registry(built_project.root)
+    champion = registry.alias("churn", "champion")
+    version = registry.register_uploaded(
+        "churn", run_id=champion.run_id, tags={"nbops.gate": "hold"}
+    )
+    registry.apply_gate(
+        "churn", version.version, action="hold", summary="challenger for routing tests", run_id=None
+    )
+    yield version.version
+    registry.client.delete_registered_model_alias("churn", "challenger")
+
+
+def test_canary_sends_a_sticky_share_to_the_challenger(built_project, tmp_path, rows, challenger):
+    service = Service(built_project, tmp_path, "--canary", "0.3")
+    try:
+        assert service.call("GET", "/model")[1]["routing"] == {
+            "canary": 0.3,
+            "shadow": False,
+            "challenger": challenger,
+        }
+        first = {
+            k: service.call(
+                "POST",
+                "/predict",
+                {"records": [rows[0]]},
+                headers={"X-Routing-Key": f"customer-{k}"},
+            )[1]["model"]
+            for k in range(200)
+        }
+        share = sum(
+            m["version"] == challenger and m["alias"] == "challenger" for m in first.values()
+        ) / len(first)
+        assert 0.2 < share < 0.4, share
+        again = {
+            k: service.call(
+                "POST",
+                "/predict",
+                {"records": [rows[0]]},
+                headers={"X-Routing-Key": f"customer-{k}"},
+            )[1]["model"]
+            for k in range(30)
+        }
+        assert all(again[k] == first[k] for k in again), "the same key always gets the same model"
+    finally:
+        service.stop()
+    routes = {
+        route
+        for (route,) in sqlite3.connect(service.log_path).execute(
+            "select distinct route from predictions"
+        )
+    }
+    assert routes == {"champion", "challenger"}
+
+
+def test_shadow_logs_the_challenger_but_answers_with_the_champion(
+    built_project, tmp_path, rows, challenger
+):
+    service = Service(built_project, tmp_path, "--shadow")
+    try:
+        answers = [service.call("POST", "/predict", {"records": rows[:2]})[1] for _ in range(20)]
+        assert {a["model"]["alias"] for a in answers} == {"champion"}
+        time.sleep(0.5)
+    finally:
+        service.stop()
+    logged = (
+        sqlite3.connect(service.log_path)
+        .execute(
+            "select route, model_version, count(*) from predictions group by route, model_version"
+        )
+        .fetchall()
+    )
+    assert ("shadow", challenger, 20) in logged and (
+        "champion",
+        answers[0]["model"]["version"],
+        20,
+    ) in logged
+
+
+def test_kill_9_under_load_loses_at_most_the_last_flush_and_the_log_stays_readable(
+    built_project, tmp_path, rows
+):
+    service = Service(built_project, tmp_path)
+    answered = []
+
+    def load():
+        for _ in range(10_000):
+            try:
+                code, body = service.call("POST", "/predict", {"records": [rows[0]]})
+            except OSError:
+                return
+            if code == 200:
+                answered.append((time.monotonic(), body["request_id"]))
+
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(4):
+            pool.submit(load)
+        time.sleep(4)
+        killed_at = time.monotonic()
+        service.process.send_signal(signal.SIGKILL)
+        service.process.wait(timeout=10)
+    service.output.close()
+    db = sqlite3.connect(service.log_path)
+    assert db.execute("pragma integrity_check").fetchone() == ("ok",)
+    logged = {r for (r,) in db.execute("select request_id from predictions")}
+    settled = {r for t, r in answered if t < killed_at - 0.5}
+    assert len(settled) > 50 and settled <= logged, (
+        f"{len(settled - logged)} answered predictions missing"
+    )
+    restarted = Service(built_project, tmp_path)  # same log file
+    try:
+        assert restarted.call("POST", "/predict", {"records": [rows[0]]})[0] == 200
+    finally:
+        restarted.stop()

@@ -8,8 +8,11 @@ each field, never a 500. No endpoint runs user-supplied code.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import hashlib
 import hmac
+import random
 import threading
 import time
 import uuid
@@ -83,22 +86,41 @@ class _Metrics:
 def create_app(settings: Settings) -> FastAPI:
     """Build the service for ``settings``; the model is loaded when the app starts."""
     metrics = _Metrics()
-    state: dict[str, Any] = {"model": None, "log": None}
+    state: dict[str, Any] = {"model": None, "challenger": None, "log": None}
+
+    wants_challenger = settings.canary > 0 or settings.shadow
+
+    def load_challenger() -> ServedModel | None:
+        from nbops.errors import ReleaseError
+
+        try:
+            return load_served_model(settings.root, settings.model, "challenger")
+        except ReleaseError:
+            return None  # no challenger: canary and shadow wait for one
 
     def reload_loop(stop: threading.Event) -> None:
         from nbops.registry import Registry
 
         while not stop.wait(settings.reload_seconds):
             with contextlib.suppress(Exception):  # registry briefly unreachable: keep serving
-                current = Registry(settings.root).alias(settings.model, settings.alias)
+                registry = Registry(settings.root)
+                current = registry.alias(settings.model, settings.alias)
                 if current is not None and current.version != state["model"].version:
                     state["model"] = load_served_model(
                         settings.root, settings.model, settings.alias
                     )  # atomic swap
+                if wants_challenger:
+                    challenger = registry.alias(settings.model, "challenger")
+                    held = state["challenger"]
+                    if challenger is None:
+                        state["challenger"] = None
+                    elif held is None or held.version != challenger.version:
+                        state["challenger"] = load_challenger()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state["model"] = load_served_model(settings.root, settings.model, settings.alias)
+        state["challenger"] = load_challenger() if wants_challenger else None
         state["log"] = PredictionLog(settings.prediction_log_url)
         stop = threading.Event()
         threading.Thread(
@@ -156,7 +178,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/model")
     async def model_info() -> Response:
-        return _json(state["model"].describe())
+        challenger = state["challenger"]
+        routing = {
+            "canary": settings.canary,
+            "shadow": settings.shadow,
+            "challenger": challenger.version if challenger else None,
+        }
+        return _json({**state["model"].describe(), "routing": routing})
 
     @app.get("/metrics")
     async def prometheus() -> Response:
@@ -187,6 +215,13 @@ def create_app(settings: Settings) -> FastAPI:
             metrics.errors.labels("/predict", "json").inc()
             return _error(400, f"the body is not valid JSON: {exc}")
         model: ServedModel = state["model"]
+        challenger: ServedModel | None = state["challenger"]
+        if (
+            challenger is not None
+            and settings.canary > 0
+            and _in_canary(request.headers.get("x-routing-key"), settings.canary)
+        ):
+            model = challenger
         frame, errors = to_frame(
             payload,
             model.features,
@@ -216,6 +251,10 @@ def create_app(settings: Settings) -> FastAPI:
             n_rows=len(frame),
         )
         metrics.predictions.labels(model.name, model.version, model.alias).inc(len(frame))
+        if settings.shadow and challenger is not None and model is not challenger:
+            asyncio.get_running_loop().run_in_executor(
+                None, shadow_score, challenger, frame, payload, request_id
+            )
         return _json(
             {
                 "request_id": request_id,
@@ -223,6 +262,24 @@ def create_app(settings: Settings) -> FastAPI:
                 **result,
             }
         )
+
+    def shadow_score(challenger: ServedModel, frame: Any, payload: Any, request_id: str) -> None:
+        started = time.perf_counter()
+        with contextlib.suppress(Exception):  # a failing shadow never affects the answer
+            result = challenger.predict(frame)
+            state["log"].record(
+                request_id=request_id,
+                model_name=challenger.name,
+                model_version=challenger.version,
+                route="shadow",
+                latency_ms=(time.perf_counter() - started) * 1000,
+                inputs=payload,
+                outputs=result,
+                n_rows=len(frame),
+            )
+            metrics.predictions.labels(challenger.name, challenger.version, "shadow").inc(
+                len(frame)
+            )
 
     @app.post("/feedback")
     async def feedback(request: Request) -> Response:
@@ -293,6 +350,14 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _in_canary(key: str | None, share: float) -> bool:
+    """Sticky routing: the same key always lands on the same side."""
+    if key is None:
+        return random.random() < share
+    bucket = int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") / 2**32
+    return bucket < share
 
 
 def app_from_env() -> FastAPI:

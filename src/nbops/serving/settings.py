@@ -26,6 +26,10 @@ class Settings:
     unseen_categories: str = "accept"
     #: Seconds between checks of the alias (a promotion or rollback is picked up).
     reload_seconds: float = 10.0
+    #: Share of traffic (0..1) routed to the ``challenger``, sticky by ``X-Routing-Key``.
+    canary: float = 0.0
+    #: Score a copy of every request with the ``challenger`` and log it; answer with the champion.
+    shadow: bool = False
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -39,6 +43,8 @@ class Settings:
             "max_body_bytes": int(env.get("NBOPS_MAX_BODY_BYTES", str(1_048_576))),
             "unseen_categories": env.get("NBOPS_UNSEEN_CATEGORIES", "accept"),
             "reload_seconds": float(env.get("NBOPS_RELOAD_SECONDS", "10")),
+            "canary": float(env.get("NBOPS_CANARY", "0")),
+            "shadow": env.get("NBOPS_SHADOW", "").lower() in {"1", "true", "yes"},
         }
         if env.get("NBOPS_PROJECT"):
             values["root"] = Path(env["NBOPS_PROJECT"])
@@ -54,6 +60,10 @@ class Settings:
         if self.unseen_categories not in ("accept", "reject"):
             raise ConfigError(
                 f"NBOPS_UNSEEN_CATEGORIES must be accept or reject, got {self.unseen_categories!r}."
+            )
+        if not 0.0 <= self.canary <= 1.0:
+            raise ConfigError(
+                f"--canary must be a share of traffic between 0 and 1 (e.g. 0.1 for 10%), got {self.canary}."
             )
         if self.max_rows < 1:
             raise ConfigError(f"NBOPS_MAX_ROWS must be at least 1, got {self.max_rows}.")
@@ -74,6 +84,8 @@ class Settings:
             "NBOPS_MAX_BODY_BYTES": str(self.max_body_bytes),
             "NBOPS_UNSEEN_CATEGORIES": self.unseen_categories,
             "NBOPS_RELOAD_SECONDS": str(self.reload_seconds),
+            "NBOPS_CANARY": str(self.canary),
+            "NBOPS_SHADOW": "true" if self.shadow else "false",
         }
         if self.token:
             out["NBOPS_API_TOKEN"] = self.token
