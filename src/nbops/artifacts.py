@@ -6,7 +6,6 @@ file whose content no longer matches the recorded hash.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -17,16 +16,9 @@ import numpy as np
 import pandas as pd
 
 from nbops.errors import NbopsError
+from nbops.hashing import file_sha256
 
 __all__ = ["file_sha256", "load_model", "read_json", "save_model", "write_json"]
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return f"sha256:{digest.hexdigest()}"
 
 
 def write_json(path: str | Path, data: Any) -> Path:

@@ -106,9 +106,9 @@ def data_generate(out: str, rows: int, seed: int, drift: float) -> None:
 
 
 def _project_root() -> Path:
-    """The project folder: the nearest folder upwards holding pipeline.yaml (else cwd)."""
-    here = Path.cwd()
-    return next((p for p in (here, *here.parents) if (p / "pipeline.yaml").is_file()), here)
+    from nbops.project import project_root
+
+    return project_root()
 
 
 def _store() -> Any:

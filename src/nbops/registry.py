@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from nbops.errors import ReleaseError
+from nbops.hashing import file_sha256
 from nbops.tracking.store import Store, local_store_dir
 
 __all__ = [
@@ -64,8 +65,7 @@ def actor() -> str:
 
 
 def model_sha256(model_dir: str | Path) -> str:
-    digest = hashlib.sha256(Path(model_dir, MODEL_FILE).read_bytes()).hexdigest()
-    return f"sha256:{digest}"
+    return file_sha256(Path(model_dir, MODEL_FILE))
 
 
 def save_release_model(
@@ -244,7 +244,7 @@ class Registry:
                 )
             )
             recorded = version.tags.get("nbops.model_sha256")
-            actual = f"sha256:{hashlib.sha256(local.read_bytes()).hexdigest()}"
+            actual = file_sha256(local)
             if recorded != actual:
                 raise ReleaseError(
                     f"Model '{name}' version {version.version} ({role}) does not match its recorded hash ({recorded} vs {actual}): refusing to load it. Re-register the model from its build."
@@ -264,7 +264,7 @@ class Registry:
             )
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(self.client.download_artifacts(run_id, f"model/{MODEL_FILE}", tmp))
-            digest = f"sha256:{hashlib.sha256(local.read_bytes()).hexdigest()}"
+            digest = file_sha256(local)
         run = self.client.get_run(run_id)
         version = self.client.create_model_version(
             name,

@@ -20,6 +20,7 @@ import pandas as pd
 from nbops.errors import ReleaseError
 from nbops.evaluation import score_model
 from nbops.gate import Decision, metric_value
+from nbops.project import project_root
 from nbops.target import TargetInfo
 
 __all__ = [
@@ -42,11 +43,6 @@ class Champion:
     note: str
     #: True when the registry could not be asked: never promote blindly then.
     unknown: bool = False
-
-
-def project_root(start: Path | None = None) -> Path:
-    here = (start or Path.cwd()).resolve()
-    return next((p for p in (here, *here.parents) if (p / "pipeline.yaml").is_file()), here)
 
 
 def find_champion(name: str, *, root: Path | None = None) -> Champion:

@@ -12,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nbops.tracking.lineage import file_hash, freeze, git_state, python_info, source_hashes
+from nbops.hashing import file_sha256 as file_hash
+from nbops.tracking.lineage import freeze, git_state, python_info, source_hashes
 
 
 def git(repo: Path, *args: str) -> str:

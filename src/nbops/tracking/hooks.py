@@ -105,16 +105,12 @@ def _current(task_or_dag: Any) -> _Build:
 
 
 def _project_root(task_or_dag: Any) -> Path:
-    candidates = []
+    from nbops.project import project_root
+
     source = getattr(getattr(task_or_dag, "source", None), "loc", None)
-    if source:
-        candidates.append(Path(source).resolve().parent)
-    candidates.append(Path.cwd())
-    for start in candidates:
-        for folder in (start, *start.parents):
-            if (folder / "pipeline.yaml").is_file():
-                return folder
-    return Path.cwd()
+    start = Path(source).resolve().parent if source else Path.cwd()
+    root = project_root(start)
+    return root if (root / "pipeline.yaml").is_file() else project_root()
 
 
 # -- one build in progress ------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import platform
 import subprocess
@@ -10,17 +9,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["file_hash", "freeze", "git_state", "python_info", "source_hashes"]
+from nbops.hashing import file_sha256
+
+__all__ = ["freeze", "git_state", "python_info", "source_hashes"]
 
 _MAX_DIFF_BYTES = 2_000_000
-
-
-def file_hash(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return f"sha256:{digest.hexdigest()}"
 
 
 def source_hashes(root: Path, files: list[Path]) -> dict[str, str]:
@@ -34,7 +27,7 @@ def source_hashes(root: Path, files: list[Path]) -> dict[str, str]:
                     if path.resolve().is_relative_to(root.resolve())
                     else path
                 )
-            ] = file_hash(path)
+            ] = file_sha256(path)
     return out
 
 
