@@ -38,6 +38,8 @@ from nbops.serving.validation import to_frame
 __all__ = ["app_from_env", "create_app"]
 
 _OPEN = {"/health", "/ready"}
+#: Oversized bodies up to this size are read and discarded before the 413 is sent.
+_DRAIN_LIMIT = 16 * 1024 * 1024
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -156,6 +158,11 @@ def create_app(settings: Settings) -> FastAPI:
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > settings.max_body_bytes:
             metrics.requests.labels(path, "413").inc()
+            if int(length) <= _DRAIN_LIMIT:
+                # Read and discard the body so the client finishes sending and reads the
+                # 413; answering mid-upload makes it see a broken pipe instead.
+                async for _ in request.stream():
+                    pass
             return _error(
                 413,
                 f"request body of {length} bytes is over the limit of {settings.max_body_bytes}; send fewer rows per request",
