@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,16 +23,6 @@ CONTENT_HASH = "sha256:" + "5c1e" * 16
 REMOTE_RESOURCE = re.compile(
     r"""(?:src|href)\s*=\s*["']?https?://|url\(\s*["']?https?://|(?:import|from)\s*\(?\s*["']https?://"""
 )
-
-
-@pytest.fixture(scope="module")
-def module_env() -> Iterator[None]:
-    """The autouse isolation is per test; module-scoped stores need it too."""
-    with pytest.MonkeyPatch.context() as mp:
-        for name in list(os.environ):
-            if name.startswith(("NBOPS_", "MLFLOW_")):
-                mp.delenv(name)
-        yield
 
 
 def write_notebook(folder: Path, name: str, cells: list[Any]) -> dict[str, str]:

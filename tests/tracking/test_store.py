@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,16 +27,6 @@ T0 = 1_700_000_000.0
 COMMIT = "3f2a9c1d5e7b9a0c1d2e3f405162738495a6b7c8"
 DIFF = "--- a/env.yaml\n+++ b/env.yaml\n@@ -1 +1 @@\n-rows: 1000\n+rows: 1500\n"
 LONG_NOTE = "x" * 10_000
-
-
-@pytest.fixture(scope="module")
-def module_env() -> Iterator[None]:
-    """The autouse isolation is per test; module-scoped stores need it too."""
-    with pytest.MonkeyPatch.context() as mp:
-        for name in list(os.environ):
-            if name.startswith(("NBOPS_", "MLFLOW_")):
-                mp.delenv(name)
-        yield
 
 
 def write_snapshot(folder: Path, content_hash: str, rows: int) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nbops.errors import ConfigError
@@ -52,9 +52,6 @@ class Settings:
         settings = cls(**values)  # type: ignore[arg-type]
         settings.check()
         return settings
-
-    def with_root(self, root: Path) -> Settings:
-        return replace(self, root=root)
 
     def check(self) -> None:
         if self.unseen_categories not in ("accept", "reject"):

@@ -34,6 +34,7 @@ from typing import Any
 
 from nbops.tracking import lineage
 from nbops.tracking.record import EXECUTED, FAILED, NOT_RUN, SKIPPED, BuildRecord, TaskRecord
+from nbops.tracking.record import numeric_leaves as _numbers
 from nbops.tracking.redact import redact, redact_text, secret_values
 
 __all__ = ["build_failed", "build_finished", "task_failed", "task_finished", "trigger"]
@@ -399,17 +400,6 @@ def _release(tasks: list[TaskRecord]) -> dict[str, Any]:
         ):
             return {"task": task.name, "decision": json.loads(Path(decision).read_text())}
     return {}
-
-
-def _numbers(values: dict[str, Any], prefix: str = "") -> dict[str, float]:
-    out: dict[str, float] = {}
-    for key, value in (values or {}).items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_numbers(value, f"{name}."))
-        elif isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
-            out[name] = float(value)
-    return out
 
 
 def _cleanup_tmp(root: Path, build_id: str) -> None:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BuildRecord", "TaskRecord", "load_spooled", "spooled_records"]
+__all__ = ["BuildRecord", "TaskRecord", "load_spooled", "numeric_leaves", "spooled_records"]
 
 #: Task statuses as recorded (MLflow run status is derived from them).
 EXECUTED, FAILED, SKIPPED, NOT_RUN = "executed", "failed", "skipped", "not-run"
@@ -122,3 +122,16 @@ def spooled_records(spool_root: Path) -> list[Path]:
     return sorted(
         folders, key=lambda p: json.loads((p / "record.json").read_text()).get("started_at", 0)
     )
+
+
+def numeric_leaves(values: dict[str, Any] | None, prefix: str = "") -> dict[str, float]:
+    """Nested numbers flattened to ``{"a.b": 1.0}``; text, booleans and NaN left out
+    (what MLflow accepts as metrics)."""
+    out: dict[str, float] = {}
+    for key, value in (values or {}).items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(numeric_leaves(value, f"{name}."))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
+            out[name] = float(value)
+    return out

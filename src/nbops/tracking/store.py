@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from nbops.errors import TrackingError
-from nbops.tracking.record import EXECUTED, FAILED, NOT_RUN, SKIPPED, BuildRecord
+from nbops.tracking.record import EXECUTED, FAILED, NOT_RUN, SKIPPED, BuildRecord, numeric_leaves
 
 __all__ = [
     "DATA_EXPERIMENT",
@@ -162,7 +162,7 @@ class Store:
         self._log(
             parent_id,
             params=params,
-            metrics=_numeric(record.metrics),
+            metrics=numeric_leaves(record.metrics),
             step_time=end_ms,
             Metric=Metric,
             Param=Param,
@@ -268,7 +268,11 @@ class Store:
         params = {k: v for k, v in _flatten(task.params).items()}
         params.update({f"product.{k}": v for k, v in task.products.items()})
         self._log(
-            run.info.run_id, params=params, metrics=_numeric(metrics), step_time=start, **entities
+            run.info.run_id,
+            params=params,
+            metrics=numeric_leaves(metrics),
+            step_time=start,
+            **entities,
         )
         for artifact, path in task.files.items():
             self._log_file(run.info.run_id, artifact, path)
@@ -487,16 +491,6 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
             out[prefix[:-1]] = "{}"
         return out
     return {prefix[:-1]: value} if prefix else {"value": value}
-
-
-def _numeric(values: dict[str, Any]) -> dict[str, float]:
-    out = {}
-    for k, v in _flatten(values).items():
-        if isinstance(v, bool) or v is None:
-            continue
-        if isinstance(v, (int, float)) and v == v:  # drop NaN
-            out[k] = float(v)
-    return out
 
 
 def _key(name: str) -> str:
