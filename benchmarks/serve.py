@@ -2,8 +2,9 @@
 
 Both servers serve the registry's champion of a built project (one worker each);
 `nbops serve` validates every request and logs every prediction, mlflow does neither.
-wrk (Debian's package) drives each with 1, 8 and 64 connections and 1-row and 100-row
-bodies; the script prints requests/s, p50 and p99 and the ratios.
+wrk (Debian's package; one thread, so the server keeps a core) drives each with 1, 8
+and 64 connections and 1-row and 100-row bodies; the script prints requests/s, p50 and
+p99 and the ratios.
 
 Usage (from a project that has a champion, e.g. after `make build`):
     .venv/bin/python benchmarks/serve.py [--duration 10] [--project .]
@@ -54,7 +55,7 @@ def wrk(url: str, body: str, connections: int, duration: int, tmp: Path) -> dict
         'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
         f'local f = io.open("{payload}", "r")\nwrk.body = f:read("*a")\nf:close()\n'
     )
-    out = subprocess.run(["wrk", "-t", str(min(connections, 2)), "-c", str(connections), "-d", f"{duration}s", "--latency", "-s", str(script), url], capture_output=True, text=True).stdout
+    out = subprocess.run(["wrk", "-t", "1", "-c", str(connections), "-d", f"{duration}s", "--latency", "-s", str(script), url], capture_output=True, text=True).stdout
 
     def ms(label: str) -> float:
         match = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out)

@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -164,6 +165,16 @@ def built_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]
 # -- a real MLflow tracking server -------------------------------------------------
 
 
+def stop_process(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM, then SIGKILL after 20 s."""
+    if process and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -215,12 +226,7 @@ class MlflowServer:
         )
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop_process(self.process)
 
 
 @pytest.fixture
@@ -236,3 +242,95 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., MlflowServer]]:
     yield make
     for server in servers:
         server.stop()
+
+
+# -- a real PostgreSQL server --------------------------------------------------------
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL cluster on loopback (Debian's ``postgresql`` package),
+    trust authentication, data in a temporary folder; run as ``postgres`` when root."""
+
+    def __init__(self, folder: Path) -> None:
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        if not found:
+            message = "PostgreSQL is not installed: apt-get install postgresql (.ci/run does this)"
+            if os.environ.get("CI"):
+                pytest.fail(message)
+            pytest.skip(message)
+        self.bin = found[-1].parent
+        self.folder, self.port = folder, free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+    def start(self, timeout: float = 60) -> PostgresServer:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if self._as:
+            shutil.chown(self.folder, "postgres", "postgres")
+        data = self.folder / "data"
+        init = subprocess.run(
+            [*self._as, str(self.bin / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
+            capture_output=True,
+            text=True,
+        )
+        if init.returncode:
+            raise RuntimeError(f"initdb failed: {init.stdout}{init.stderr}")
+        log = open(self.folder / "server.log", "wb")  # noqa: SIM115  (closed with the process)
+        self.process = subprocess.Popen(
+            [
+                *self._as,
+                str(self.bin / "postgres"),
+                "-D",
+                str(data),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.folder),
+                "-c",
+                "fsync=off",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready = subprocess.run(
+                [str(self.bin / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
+                capture_output=True,
+            )
+            if ready.returncode == 0:
+                return self
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.3)
+        raise RuntimeError(f"postgres did not start: {(self.folder / 'server.log').read_text()}")
+
+    def create_database(self, name: str) -> str:
+        """A new empty database; returns its SQLAlchemy URL."""
+        import psycopg
+
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def url(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session; ``create_database(name)`` gives a URL."""
+    # Not under pytest's tmp folder: that is private to root, and the server runs as postgres.
+    folder = Path(tempfile.mkdtemp(prefix="nbops-postgres-"))
+    folder.chmod(0o755)
+    server = PostgresServer(folder / "cluster")
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)

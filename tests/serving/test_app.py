@@ -7,102 +7,19 @@ import signal
 import sqlite3
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import pytest
 
-from tests.conftest import BIN, build_env, free_port
+from tests.conftest import BIN, build_env
+from tests.serving.conftest import TOKEN, Service
 
 pytestmark = pytest.mark.pipeline
 
-TOKEN = "t0ken-for-tests"
 
-
-class Service:
-    def __init__(self, project, tmp_path, *args):
-        self.project, self.port = project, free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = tmp_path / "predictions.db"
-        env = build_env(
-            NBOPS_API_TOKEN=TOKEN,
-            NBOPS_PREDICTION_LOG=f"sqlite:///{self.log_path}",
-            NBOPS_RELOAD_SECONDS="0.5",
-            NBOPS_MAX_ROWS="200",
-        )
-        self.output = open(tmp_path / "service.log", "wb")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [str(BIN / "nbops"), "serve", "--port", str(self.port), *args],
-            cwd=project.root,
-            env=env,
-            stdout=self.output,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError((tmp_path / "service.log").read_text())
-            try:
-                if self.call("GET", "/ready")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError("service did not become ready")
-
-    def call(self, method, path, body=None, *, token=TOKEN, raw=None, headers=None):
-        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        request = urllib.request.Request(
-            self.url + path,
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json", **(headers or {})},
-        )
-        if token:
-            request.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                text = response.read().decode()
-                return response.status, (
-                    json.loads(text)
-                    if response.headers.get_content_type() == "application/json"
-                    else text
-                )
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read().decode() or "{}")
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            self.process.wait(timeout=30)
-        self.output.close()
-
-    def logged(self):
-        return (
-            sqlite3.connect(self.log_path)
-            .execute("select request_id, model_version from predictions")
-            .fetchall()
-        )
-
-
-@pytest.fixture(scope="module")
-def rows(built_project):
-    test = pd.read_parquet(built_project.products / "data" / "test.parquet").drop(
-        columns=["churned"]
-    )
-    return json.loads(test.head(50).to_json(orient="records", date_format="iso"))
-
-
-@pytest.fixture
-def service(built_project, tmp_path):
-    svc = Service(built_project, tmp_path)
-    yield svc
-    svc.stop()
-
-
-def test_predict_answers_with_probabilities_model_and_request_id(service, rows):
+def test_predict_answers_with_probabilities_model_and_request_id(shared, rows):
+    service = shared
     status, body = service.call("POST", "/predict", {"records": rows[:3]})
     assert status == 200, body
     assert len(body["predictions"]) == 3 and set(body["probabilities"][0]) == {"True", "False"}
@@ -117,11 +34,25 @@ def test_predict_answers_with_probabilities_model_and_request_id(service, rows):
     )
 
 
-def test_health_ready_model_and_openapi(service):
+def test_served_probabilities_are_the_models_own(shared, rows, built_project):
+    from nbops.registry import Registry
+
+    _, model = Registry(built_project.root).load("churn", "champion")
+    expected = model.predict_proba(
+        pd.DataFrame(rows).assign(signup_date=lambda f: pd.to_datetime(f["signup_date"]))
+    )[:, 1]
+    _, body = shared.call("POST", "/predict", {"records": rows})
+    served = [p["True"] for p in body["probabilities"]]
+    assert served == pytest.approx(expected.tolist(), abs=5e-7)  # answers are rounded to 6 places
+
+
+def test_health_ready_model_and_openapi(shared):
+    service = shared
     assert service.call("GET", "/health", token=None) == (200, {"status": "ok"})
     assert service.call("GET", "/ready", token=None)[1]["ready"] is True
     model = service.call("GET", "/model")[1]
     assert {f["name"] for f in model["schema"]} >= {"plan", "tenure_months", "signup_date"}
+    assert model["scorer"] == "compiled", "the fast path serves the reference model"
     openapi = service.call("GET", "/openapi.json")[1]
     row = openapi["components"]["schemas"]["PredictRequest"]["properties"]["records"]["items"]
     assert (
@@ -141,8 +72,8 @@ def test_health_ready_model_and_openapi(service):
         ({"body": {"records": []}, "token": None}, 401, "bearer token"),
     ],
 )
-def test_bad_requests_get_a_4xx_naming_the_problem(service, request_kwargs, status, needle):
-    code, body = service.call("POST", "/predict", **request_kwargs)
+def test_bad_requests_get_a_4xx_naming_the_problem(shared, request_kwargs, status, needle):
+    code, body = shared.call("POST", "/predict", **request_kwargs)
     assert code == status
     assert needle in json.dumps(body)
 
@@ -161,7 +92,8 @@ def test_every_answered_prediction_is_logged_and_counted(service, rows):
     assert {body["request_id"] for _, body in results} <= logged
 
 
-def test_feedback_links_ground_truth_to_a_prediction(service, rows):
+def test_feedback_links_ground_truth_to_a_prediction(shared, rows):
+    service = shared
     _, body = service.call("POST", "/predict", {"records": rows[:2]})
     time.sleep(0.3)
     assert service.call(
@@ -307,3 +239,51 @@ def test_kill_9_under_load_loses_at_most_the_last_flush_and_the_log_stays_readab
         assert restarted.call("POST", "/predict", {"records": [rows[0]]})[0] == 200
     finally:
         restarted.stop()
+
+
+def test_the_prediction_log_can_live_in_postgresql(built_project, tmp_path, rows, postgres):
+    url = postgres.create_database("service_log")
+    service = Service(built_project, tmp_path, log_url=url)
+    try:
+        answered = [
+            service.call("POST", "/predict", {"records": rows[:2]})[1]["request_id"]
+            for _ in range(25)
+        ]
+        time.sleep(0.3)
+        assert service.call(
+            "POST", "/feedback", {"request_id": answered[0], "labels": [True, False]}
+        ) == (200, {"ok": True})
+    finally:
+        service.stop()  # SIGTERM flushes
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        logged = {r for (r,) in conn.execute("select request_id from predictions")}
+        feedback = conn.execute("select request_id, labels from feedback").fetchall()
+    assert set(answered) <= logged and feedback == [(answered[0], "[true,false]")]
+
+
+def test_a_fuzzer_driven_by_the_openapi_document_finds_no_server_error(shared, tmp_path):
+    """schemathesis generates valid and invalid requests for every operation."""
+    result = subprocess.run(
+        [
+            str(BIN / "schemathesis"),
+            "run",
+            f"{shared.url}/openapi.json",
+            "--checks",
+            "not_a_server_error",
+            "--header",
+            f"Authorization: Bearer {TOKEN}",
+            "--max-examples",
+            "60",
+            "--seed",
+            "1",
+            "--no-color",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,  # its example database goes here
+        env=build_env(),
+    )
+    assert result.returncode == 0, result.stdout[-4000:]

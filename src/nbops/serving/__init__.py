@@ -3,10 +3,14 @@
 - ``settings``: configuration, resolved once from arguments and ``NBOPS_*`` variables;
 - ``model``: the served model, loaded from the registry with its hash checked, plus the
   feature contract it was trained on;
-- ``validation``: JSON body → typed DataFrame, or a list of field errors (pure; no HTTP);
+- ``validation``: JSON body → validated rows (and the typed DataFrame on demand), or a
+  list of field errors (pure; no HTTP);
+- ``compiled``: the fitted pipeline as a few numpy operations, checked against the
+  pipeline on probe rows before use (pure; numpy and scikit-learn only);
 - ``log``: the prediction log, written in batches off the request path (SQLAlchemy:
   SQLite in WAL mode by default, PostgreSQL in production);
-- ``app``: the FastAPI app factory ``create_app(settings)``; thin.
+- ``app``: the app factory ``create_app(settings)``: a raw ASGI fast path for
+  ``POST /predict`` in front of the FastAPI app that serves everything else; thin.
 """
 
 from __future__ import annotations

@@ -12,13 +12,15 @@ transaction; SQLite runs in WAL mode).
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import time
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
+
+from nbops.errors import ConfigError
 
 __all__ = ["PredictionLog"]
 
@@ -47,16 +49,43 @@ FEEDBACK = sa.Table(
 )
 
 
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value, default=str, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
+def _engine(url: str) -> sa.Engine:
+    # PostgreSQL through psycopg 3 (installed with nbops) unless the URL names a driver.
+    if url.startswith(("postgresql://", "postgres://")):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    try:
+        engine = sa.create_engine(url, future=True, pool_pre_ping=True)
+    except (sa.exc.ArgumentError, ImportError) as exc:
+        raise ConfigError(
+            f"NBOPS_PREDICTION_LOG={url!r} is not a usable SQLAlchemy URL ({exc}). "
+            "Use sqlite:////path/to/log.db or postgresql://user:password@host/db."
+        ) from exc
+    if engine.dialect.name == "sqlite":
+
+        @sa.event.listens_for(engine, "connect")
+        def _wal(dbapi_connection: Any, _: Any) -> None:
+            # WAL: readers never block the writer. synchronous=NORMAL in WAL mode loses no
+            # committed batch when the process dies, only on power loss (see module doc).
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=5000")
+            cursor.close()
+
+    return engine
+
+
 class PredictionLog:
     def __init__(self, url: str, *, flush_seconds: float = 0.05, batch_size: int = 500) -> None:
         if url.startswith("sqlite:///"):
             from pathlib import Path
 
             Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = sa.create_engine(url, future=True)
-        if self.engine.dialect.name == "sqlite":
-            with self.engine.begin() as conn:
-                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+        self.engine = _engine(url)
         _METADATA.create_all(self.engine)
         self.flush_seconds, self.batch_size = flush_seconds, batch_size
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
@@ -85,8 +114,8 @@ class PredictionLog:
                 "route": route,
                 "latency_ms": latency_ms,
                 "n_rows": n_rows,
-                "inputs": json.dumps(inputs, default=str),
-                "outputs": json.dumps(outputs, default=str),
+                "inputs": inputs,  # serialised by the writer thread, off the request path
+                "outputs": outputs,
             }
         )
 
@@ -98,7 +127,7 @@ class PredictionLog:
                     {
                         "request_id": request_id,
                         "ts": time.time(),
-                        "labels": json.dumps(labels, default=str),
+                        "labels": _dumps(labels),
                     }
                 ],
             )
@@ -140,6 +169,8 @@ class PredictionLog:
                 self._write(batch)
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
+        for entry in batch:
+            entry["inputs"], entry["outputs"] = _dumps(entry["inputs"]), _dumps(entry["outputs"])
         for attempt in range(5):
             try:
                 with self.engine.begin() as conn:

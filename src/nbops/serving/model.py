@@ -8,19 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from nbops.roles import roles_from_json
+from nbops.serving.compiled import CompiledModel, compile_model
+from nbops.serving.validation import Batch, Feature, probe_batch
 
 __all__ = ["Feature", "ServedModel", "load_served_model"]
-
-
-@dataclass(frozen=True)
-class Feature:
-    name: str
-    role: str  # numeric | boolean | categorical | high_cardinality | datetime
-    nullable: bool = True
-    categories: tuple[str, ...] = ()
 
 
 @dataclass
@@ -35,21 +28,36 @@ class ServedModel:
     classes: list[Any] = field(default_factory=list)
     #: columns of the training data the model does not use (IDs, constants): accepted, ignored
     ignored: frozenset[str] = frozenset()
+    #: the same model as array operations (fast for small batches); None: scikit-learn only
+    compiled: CompiledModel | None = None
 
-    def predict(self, frame: pd.DataFrame) -> dict[str, Any]:
+    @property
+    def scorer(self) -> str:
+        return "compiled" if self.compiled is not None else "scikit-learn"
+
+    def predict(self, batch: Batch) -> dict[str, Any]:
+        compiled = self.compiled
         if self.task == "classification":
-            proba = self.estimator.predict_proba(frame)
-            labels = np.asarray(self.estimator.classes_)[proba.argmax(axis=1)]
+            proba = (
+                compiled.predict_proba(batch.columns, batch.n_rows)
+                if compiled is not None
+                else self.estimator.predict_proba(batch.frame())
+            )
+            classes = self.estimator.classes_
+            labels = np.asarray(classes)[proba.argmax(axis=1)]
+            names = [str(c) for c in classes]
             return {
                 "predictions": labels.tolist(),
                 "probabilities": [
-                    dict(
-                        zip(map(str, self.estimator.classes_), row.round(6).tolist(), strict=False)
-                    )
-                    for row in proba
+                    dict(zip(names, row, strict=True)) for row in proba.round(6).tolist()
                 ],
             }
-        return {"predictions": np.asarray(self.estimator.predict(frame), dtype=float).tolist()}
+        values = (
+            compiled.predict(batch.columns, batch.n_rows)
+            if compiled is not None
+            else self.estimator.predict(batch.frame())
+        )
+        return {"predictions": np.asarray(values, dtype=float).tolist()}
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -59,6 +67,7 @@ class ServedModel:
             "run_id": self.run_id,
             "task": self.task,
             "classes": [str(c) for c in self.classes],
+            "scorer": self.scorer,
             "schema": [
                 {
                     "name": f.name,
@@ -100,6 +109,7 @@ def load_served_model(root: Path, name: str, alias: str) -> ServedModel:
         name, alias, ("features.json", "data_schema.yaml")
     )
     features, target, ignored = _contract(files["features.json"], files["data_schema.yaml"])
+    compiled = compile_model(estimator, probe=probe_batch(features))
     return ServedModel(
         name,
         version.version,
@@ -110,4 +120,5 @@ def load_served_model(root: Path, name: str, alias: str) -> ServedModel:
         target["task"],
         list(target.get("classes") or []),
         ignored,
+        compiled,
     )

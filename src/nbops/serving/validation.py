@@ -1,22 +1,45 @@
-"""Request bodies → a typed DataFrame the model accepts, or every field error at once.
+"""Request bodies → validated rows the model accepts, or every field error at once.
 
 Accepted shapes: ``{"records": [{column: value, ...}, ...]}`` or
-``{"columns": {column: [value, ...], ...}}``. Pure: no HTTP, no model.
+``{"columns": {column: [value, ...], ...}}``. :func:`validate` gives a :class:`Batch`:
+coerced values per column (what the compiled model scores) and, on demand, the typed
+DataFrame scikit-learn scores. Pure: no HTTP, no model.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from nbops.serving.model import Feature
+__all__ = ["Batch", "Feature", "FieldError", "probe_batch", "to_frame", "validate"]
 
-__all__ = ["FieldError", "to_frame"]
+
+@dataclass(frozen=True)
+class Feature:
+    """One input column of the model's contract (from features.json and the data schema)."""
+
+    name: str
+    role: str  # numeric | boolean | categorical | high_cardinality | datetime
+    nullable: bool = True
+    categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Validated rows: coerced values per column (float, bool, datetime, str or None)."""
+
+    columns: dict[str, list[Any]]
+    features: list[Feature]
+    n_rows: int
+
+    def frame(self) -> pd.DataFrame:
+        """The typed DataFrame the scikit-learn pipeline takes."""
+        return _typed(self.columns, self.features)
 
 
 @dataclass(frozen=True)
@@ -72,7 +95,22 @@ def to_frame(
     reject_unseen: bool = False,
     ignore: frozenset[str] = frozenset(),
 ) -> tuple[pd.DataFrame | None, list[FieldError]]:
-    """Validate ``body`` against the model's features; return (frame, []) or (None, errors).
+    """:func:`validate`, returning the typed DataFrame instead of the batch."""
+    batch, errors = validate(
+        body, features, max_rows=max_rows, reject_unseen=reject_unseen, ignore=ignore
+    )
+    return (None if batch is None else batch.frame()), errors
+
+
+def validate(
+    body: Any,
+    features: list[Feature],
+    *,
+    max_rows: int,
+    reject_unseen: bool = False,
+    ignore: frozenset[str] = frozenset(),
+) -> tuple[Batch | None, list[FieldError]]:
+    """Validate ``body`` against the model's features; return (batch, []) or (None, errors).
 
     Args:
         ignore: columns accepted and dropped (e.g. the training data's ID columns).
@@ -118,7 +156,7 @@ def to_frame(
             break
     if errors:
         return None, errors[:100]
-    return _typed(columns, features), []
+    return Batch(columns, features, len(records)), []
 
 
 def _coerce(value: Any, feature: Feature, reject_unseen: bool) -> tuple[Any, str | None]:
@@ -172,3 +210,27 @@ def _typed(columns: dict[str, list[Any]], features: list[Feature]) -> pd.DataFra
         else:
             data[feature.name] = pd.array(values, dtype="string")
     return pd.DataFrame(data)
+
+
+def probe_batch(features: list[Feature], *, n_rows: int = 64, seed: int = 0) -> Batch:
+    """Varied rows of the contract's types, missing values and unseen categories included:
+    what a compiled model must score exactly like the scikit-learn pipeline."""
+    rng = np.random.default_rng(seed)
+    columns: dict[str, list[Any]] = {}
+    for f in features:
+        missing = rng.random(n_rows) < 0.15
+        if f.role == "numeric":
+            values: list[Any] = (
+                rng.standard_normal(n_rows) * 10 ** rng.uniform(-1, 4, n_rows)
+            ).tolist()
+        elif f.role == "boolean":
+            values = (rng.random(n_rows) < 0.5).tolist()
+        elif f.role == "datetime":
+            start, east = datetime(2015, 1, 1), timezone(timedelta(hours=5, minutes=30))
+            values = [start + timedelta(days=float(d)) for d in rng.uniform(0, 6_000, n_rows)]
+            values[::3] = [v.replace(tzinfo=east) for v in values[::3]]
+        else:
+            known = list(f.categories) or ["a", "b"]
+            values = [str(v) for v in rng.choice(known + ["unseen-category"], n_rows)]
+        columns[f.name] = [None if m else v for v, m in zip(values, missing, strict=True)]
+    return Batch(columns, features, n_rows)

@@ -1,0 +1,128 @@
+"""The compiled scorer gives the pipeline's own numbers, and steps back when it cannot."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+from nbops.datasets import make_churn
+from nbops.models import make_model
+from nbops.roles import infer_roles
+from nbops.serving.compiled import compile_model
+from nbops.serving.validation import Batch, Feature, probe_batch
+
+pytestmark = pytest.mark.filterwarnings("ignore:`TargetEncoder.shuffle`:FutureWarning")
+
+# (model family, target, task, forced roles): every block type and estimator path.
+CASES = [
+    ("linear", "churned", "classification", {}),
+    ("hgb", "churned", "classification", {}),
+    ("linear", "plan", "classification", {"high_cardinality": ["region"]}),  # multiclass
+    ("hgb", "plan", "classification", {}),
+    ("linear", "monthly_charges", "regression", {"high_cardinality": ["region"]}),
+    ("hgb", "monthly_charges", "regression", {}),
+]
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    frame = make_churn(1_500, seed=3)
+    # holes in every kind of column, so imputers learn fills and missing indicators
+    rng = np.random.default_rng(0)
+    for column in ("tenure_months", "region", "signup_date", "auto_renew"):
+        frame[column] = frame[column].mask(rng.random(len(frame)) < 0.1)
+    return frame
+
+
+def fitted(table: pd.DataFrame, family: str, target: str, task: str, forced: dict) -> tuple:
+    X = table.drop(columns=[target])
+    roles = infer_roles(table, target=target, overrides=forced)
+    model = make_model(family, task=task, roles=roles, seed=0).fit(X, table[target])
+    features = [
+        Feature(
+            r.column,
+            r.role,
+            categories=tuple(map(str, table[r.column].dropna().unique()))
+            if r.role == "categorical"
+            else (),
+        )
+        for r in roles
+        if r.role != "drop"
+    ]
+    return model, features
+
+
+@pytest.mark.parametrize(("family", "target", "task", "forced"), CASES)
+@pytest.mark.parametrize("n_rows", [1, 7, 64])
+def test_compiled_scores_equal_the_pipeline(table, family, target, task, forced, n_rows):
+    model, features = fitted(table, family, target, task, forced)
+    compiled = compile_model(model, probe=probe_batch(features))
+    assert compiled is not None, "this pipeline should compile"
+
+    batch = probe_batch(features, n_rows=n_rows, seed=n_rows)  # other rows than the check's
+    frame = batch.frame()
+    np.testing.assert_array_equal(
+        compiled.transform(batch.columns, n_rows), model[0].transform(frame)
+    )
+    method = "predict_proba" if task == "classification" else "predict"
+    np.testing.assert_allclose(
+        getattr(compiled, method)(batch.columns, n_rows),
+        getattr(model, method)(frame),
+        rtol=1e-12,
+        atol=1e-12,
+    )
+
+
+def test_missing_values_unseen_categories_and_time_zones_score_like_the_pipeline(table):
+    model, features = fitted(table, "linear", "churned", "classification", {})
+    compiled = compile_model(model, probe=probe_batch(features))
+    from datetime import datetime, timedelta, timezone
+
+    rows = {f.name: [None, None, None] for f in features}
+    rows["plan"] = ["basic", "never-seen", None]
+    rows["signup_date"] = [
+        datetime(2021, 3, 1, 23, 30, tzinfo=timezone(timedelta(hours=-5))),  # next day in UTC
+        datetime(2021, 3, 2, 4, 30),
+        None,
+    ]
+    batch = Batch(rows, features, 3)
+    np.testing.assert_array_equal(
+        compiled.transform(batch.columns, 3), model[0].transform(batch.frame())
+    )
+
+
+def test_an_unknown_step_keeps_scikit_learn(table):
+    features = [Feature("tenure_months", "numeric")]
+    custom = ColumnTransformer(
+        [("n", make_pipeline(FunctionTransformer(np.log1p), StandardScaler()), ["tenure_months"])]
+    )
+    model = Pipeline([("features", custom), ("model", KNeighborsClassifier())])
+    model.fit(table[["tenure_months"]].fillna(0), table["churned"])
+    assert compile_model(model, probe=probe_batch(features)) is None
+
+
+def test_an_estimator_it_does_not_know_is_still_served_on_the_compiled_features(table):
+    model, features = fitted(table, "linear", "churned", "classification", {})
+    model.steps[-1] = (
+        "model",
+        KNeighborsClassifier().fit(model[0].transform(table), table["churned"]),
+    )
+    compiled = compile_model(model, probe=probe_batch(features))
+    assert compiled is not None
+    batch = probe_batch(features, n_rows=5, seed=9)
+    np.testing.assert_array_equal(
+        compiled.predict_proba(batch.columns, 5), model.predict_proba(batch.frame())
+    )
+
+
+def test_a_disagreement_on_the_probe_rows_keeps_scikit_learn(table):
+    model, features = fitted(table, "linear", "churned", "classification", {})
+    # The contract says tenure is a category, the pipeline reads it as a number: the
+    # compiled scorer reads the column differently, so it must not be used.
+    wrong = [Feature(f.name, "categorical") if f.name == "tenure_months" else f for f in features]
+    assert compile_model(model, probe=probe_batch(wrong)) is None
