@@ -332,3 +332,93 @@ def serve(
         log_level="warning",
         timeout_graceful_shutdown=10,
     )
+
+
+@main.command("monitor")
+@click.option(
+    "--window",
+    default=None,
+    help="How far back to read the prediction log: 90m, 24h, 7d, 2w (default: env.yaml, 7d).",
+)
+@click.option(
+    "--since", default=None, help="Start of the window as an ISO date/time (wins over --window)."
+)
+@click.option(
+    "--data",
+    "data",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Monitor a batch file (CSV/Parquet) instead of the log.",
+)
+@click.option(
+    "--alias",
+    default=None,
+    help="Registry alias of the watched model (default: env.yaml, champion).",
+)
+@click.option(
+    "--retrain",
+    is_flag=True,
+    help="On a breach, run a training build tagged trigger=drift; the gate judges it.",
+)
+def monitor(
+    window: str | None, since: str | None, data: str | None, alias: str | None, retrain: bool
+) -> None:
+    """Compare recent traffic (or a batch file) with the serving model's training data.
+
+    Runs the monitoring pipeline (pipeline.monitor.yaml) as a recorded run with HTML
+    reports in products/monitor/, prints a summary, and exits 0 when all is clear,
+    1 when a threshold in env.yaml's monitor.alerts is crossed, 2 when monitoring
+    itself failed.
+
+    \b
+    Examples:
+      nbops monitor --window 24h
+      nbops monitor --data new_customers.parquet
+      nbops monitor --window 7d --retrain      # in a daily scheduled job
+    """
+    from nbops.watch import retrain as retrain_model
+    from nbops.watch import run_monitoring
+
+    root = _project_root()
+    run = run_monitoring(root, window=window, since=since, data=data, alias=alias)
+    if not run.ok:
+        click.echo(run.output, err=True)
+        click.secho(
+            "Error: the monitoring build failed (see above; the partial notebooks are in products/monitor/).",
+            fg="red",
+            err=True,
+        )
+        sys.exit(2)
+    decision, drift = run.decision, run.drift
+    w = decision["window"]
+    click.echo(
+        f"{decision['model_name']} v{decision['serving_version']}: {w['rows']:,} rows from {w['requests']:,} requests "
+        f"({w['source']}{', since ' + w['start'] if w.get('start') else ''}); {w['labelled_rows']:,} labelled"
+    )
+    columns = [*drift["columns"], *([drift["prediction"]] if drift.get("prediction") else [])]
+    click.echo(f"  {'COLUMN':24} {'TEST':14} {'VALUE':>10} {'LIMIT':>7}  STATUS")
+    for c in sorted(
+        columns, key=lambda c: (c["status"] != "drift", c["status"] != "ok", c["column"])
+    ):
+        value = "-" if c["statistic"] is None else f"{c['statistic']:.4g}"
+        limit = "-" if c["threshold"] is None else f"{c['threshold']:g}"
+        click.echo(
+            f"  {c['column'][:24]:24} {(c['method'] or '-'):14} {value:>10} {limit:>7}  {c['status']}"
+        )
+    click.echo("  reports: products/monitor/*.html")
+    if not decision["breached"]:
+        click.secho("All clear: no threshold crossed.", fg="green")
+        return
+    for reason in decision["reasons"]:
+        click.secho(f"ALERT: {reason}", fg="red")
+    if retrain:
+        click.echo("Retraining (trigger=drift): ploomber build ...")
+        code, gate = retrain_model(root)
+        if code != 0:
+            click.secho(
+                "Error: the retraining build failed; see its output above.", fg="red", err=True
+            )
+            sys.exit(2)
+        if gate:
+            click.echo(f"Gate: {gate.get('action', '?').upper()} — {gate.get('summary', '')}")
+    sys.exit(1)

@@ -21,11 +21,15 @@ __all__ = [
     "bootstrap_plot",
     "calibration_plot",
     "confusion_plot",
+    "distribution_plot",
+    "drift_scores_plot",
     "importance_plot",
+    "metric_over_time_plot",
     "missing_plot",
     "pr_plot",
     "residual_plot",
     "roc_plot",
+    "traffic_plot",
 ]
 
 
@@ -179,5 +183,99 @@ def bootstrap_plot(
         ylabel="resamples",
     )
     ax.legend(loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+# -- monitoring -----------------------------------------------------------------------
+
+
+def drift_scores_plot(report: Any) -> Figure:
+    """Each tested column's drift score as a multiple of its threshold, highest first
+    (1 = the threshold; p-value tests on a log scale: -log10 p / -log10 alpha)."""
+    rows = []
+    for c in [*report.columns, *([report.prediction] if report.prediction else [])]:
+        if c.statistic is None:
+            continue
+        if c.method in {"ks", "chi2"}:
+            score = -np.log10(max(c.statistic, 1e-300)) / -np.log10(c.threshold)
+        else:
+            score = c.statistic / c.threshold
+        rows.append((c.column, score, bool(c.drifted)))
+    rows.sort(key=lambda r: r[1])
+    fig = Figure(figsize=(7, max(2.5, 0.3 * len(rows) + 1)))
+    ax = fig.subplots()
+    if rows:
+        names, scores, drifted = zip(*rows, strict=True)
+        ax.barh(list(names), list(scores), color=["#c44e52" if d else "#4c72b0" for d in drifted])
+    ax.axvline(1.0, color="black", linestyle="--", linewidth=1, label="threshold")
+    ax.set_title("Drift per column (red: drifted)")
+    ax.set_xlabel("drift score / threshold")
+    ax.set_ylabel("column")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def distribution_plot(drifts: list[Any], *, columns: int = 2) -> Figure:
+    """Reference and current distributions overlaid, one panel per column (from the
+    report's bins: quantile bins for numbers, categories otherwise)."""
+    drifts = [d for d in drifts if d.reference]
+    rows = max(1, -(-len(drifts) // columns))
+    fig = Figure(figsize=(5.5 * columns, 3.2 * rows))
+    axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
+    for ax, d in zip(axes, drifts, strict=False):
+        if d.kind == "numeric" and len(d.bins) == len(d.reference) + 1:
+            edges = np.asarray(d.bins, dtype=float)
+            ax.stairs(d.reference, edges, label="reference", color="#4c72b0", fill=True, alpha=0.4)
+            ax.stairs(d.current, edges, label="current", color="#c44e52", linewidth=1.5)
+            ax.set_xlabel(f"{d.column} (reference quantile bins)")
+        else:
+            labels = [str(b) for b in d.bins]
+            x = np.arange(len(labels))
+            ax.bar(x - 0.2, d.reference, width=0.4, label="reference", color="#4c72b0")
+            ax.bar(x + 0.2, d.current, width=0.4, label="current", color="#c44e52")
+            ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
+            ax.set_xlabel(d.column)
+        ax.set_ylabel("share of rows")
+        ax.set_title(f"{d.column}: {d.status} ({d.method} {d.statistic:.3g})")
+        ax.legend(fontsize=8)
+    for ax in axes[len(drifts) :]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def metric_over_time_plot(table: pd.DataFrame, metric: str, *, training: float | None) -> Figure:
+    """A live metric per period, with the training evaluation's value for reference."""
+    fig = Figure(figsize=(7, 3.5))
+    ax = fig.subplots()
+    if not table.empty and metric in table:
+        ax.plot(table["period"], table[metric], marker="o", label=f"live {metric}")
+    if training is not None:
+        ax.axhline(training, color="black", linestyle="--", linewidth=1, label="at training")
+    ax.set_title(f"Live {metric} over time")
+    ax.set_xlabel("period")
+    ax.set_ylabel(metric)
+    ax.legend()
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return fig
+
+
+def traffic_plot(predictions: pd.DataFrame, *, freq: str = "h") -> Figure:
+    """Rows predicted per period and model version."""
+    fig = Figure(figsize=(7, 3.2))
+    ax = fig.subplots()
+    if not predictions.empty:
+        periods = pd.to_datetime(predictions["ts"], unit="s").dt.floor(freq)
+        counts = predictions.groupby([periods, "model_version"]).size().unstack(fill_value=0)
+        for version in counts.columns:
+            ax.plot(counts.index, counts[version], marker=".", label=f"v{version}")
+        ax.legend(title="model")
+    ax.set_title("Rows predicted over time")
+    ax.set_xlabel("time (UTC)")
+    ax.set_ylabel("rows")
+    fig.autofmt_xdate()
     fig.tight_layout()
     return fig

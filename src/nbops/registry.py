@@ -207,20 +207,26 @@ class Registry:
     ) -> tuple[Version, Any, dict[str, str]]:
         """:meth:`load`, plus the text of other files of the model folder (e.g. the
         ``features.json`` contract the service validates requests against)."""
+        version, model = self.load(name, role)
+        return version, model, self.files(name, version.version, files)
+
+    def files(self, name: str, version: str, files: tuple[str, ...]) -> dict[str, str]:
+        """The text of files of a version's model folder (not the model itself); a file
+        the folder does not have is left out."""
         import mlflow.artifacts
 
-        version, model = self.load(name, role)
-        source = self.client.get_model_version_download_uri(name, version.version)
+        source = self.client.get_model_version_download_uri(name, version)
         texts = {}
         with tempfile.TemporaryDirectory(prefix="nbops-model-") as tmp:
             for file in files:
-                local = Path(
-                    mlflow.artifacts.download_artifacts(
+                try:
+                    local = mlflow.artifacts.download_artifacts(
                         artifact_uri=f"{source}/{file}", dst_path=tmp
                     )
-                )
-                texts[file] = local.read_text()
-        return version, model, texts
+                except Exception:  # noqa: BLE001 - absent in versions registered before it existed
+                    continue
+                texts[file] = Path(local).read_text()
+        return texts
 
     def load(self, name: str, role: str = "champion") -> tuple[Version, Any]:
         """Download and load the version holding ``role``, refusing a modified file.

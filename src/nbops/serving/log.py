@@ -15,14 +15,18 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import sqlalchemy as sa
 
 from nbops.errors import ConfigError
 
-__all__ = ["PredictionLog"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["PredictionLog", "read_feedback", "read_predictions"]
 
 _METADATA = sa.MetaData()
 PREDICTIONS = sa.Table(
@@ -82,8 +86,6 @@ def _engine(url: str) -> sa.Engine:
 class PredictionLog:
     def __init__(self, url: str, *, flush_seconds: float = 0.05, batch_size: int = 500) -> None:
         if url.startswith("sqlite:///"):
-            from pathlib import Path
-
             Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         self.engine = _engine(url)
         _METADATA.create_all(self.engine)
@@ -188,3 +190,50 @@ class PredictionLog:
         self._queue.put(None)
         self._writer.join(timeout=30)
         self.engine.dispose()
+
+
+def read_predictions(
+    url: str,
+    *,
+    since: float | None = None,
+    until: float | None = None,
+    model_name: str | None = None,
+    exclude_routes: tuple[str, ...] = ("shadow",),
+) -> pd.DataFrame:
+    """Logged requests between ``since`` and ``until`` (epoch seconds), oldest first."""
+    query = sa.select(PREDICTIONS).order_by(PREDICTIONS.c.ts)
+    if since is not None:
+        query = query.where(PREDICTIONS.c.ts >= since)
+    if until is not None:
+        query = query.where(PREDICTIONS.c.ts < until)
+    if model_name is not None:
+        query = query.where(PREDICTIONS.c.model_name == model_name)
+    if exclude_routes:
+        query = query.where(PREDICTIONS.c.route.not_in(exclude_routes))
+    return _read(url, query, [c.name for c in PREDICTIONS.columns])
+
+
+def read_feedback(url: str, *, since: float | None = None) -> pd.DataFrame:
+    """Labels sent to ``/feedback`` (``request_id, ts, labels`` as JSON text)."""
+    query = sa.select(FEEDBACK).order_by(FEEDBACK.c.ts)
+    if since is not None:
+        query = query.where(FEEDBACK.c.ts >= since)
+    return _read(url, query, [c.name for c in FEEDBACK.columns])
+
+
+def _read(url: str, query: Any, columns: list[str]) -> pd.DataFrame:
+    import pandas as pd
+
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
+        raise ConfigError(
+            f"No prediction log at {url}: nothing has been served with this log yet. "
+            "Check NBOPS_PREDICTION_LOG (or env.yaml's monitor.log), or monitor a batch file with --data FILE."
+        )
+    engine = _engine(url)
+    try:
+        _METADATA.create_all(engine)  # an empty log reads as no rows
+        with engine.connect() as conn:
+            rows = conn.execute(query).fetchall()
+    finally:
+        engine.dispose()
+    return pd.DataFrame([tuple(r) for r in rows], columns=columns)

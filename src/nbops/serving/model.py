@@ -108,6 +108,14 @@ def load_served_model(root: Path, name: str, alias: str) -> ServedModel:
     version, estimator, files = Registry(root).load_with(
         name, alias, ("features.json", "data_schema.yaml")
     )
+    missing = [f for f in ("features.json", "data_schema.yaml") if f not in files]
+    if missing:
+        from nbops.errors import ReleaseError
+
+        raise ReleaseError(
+            f"Model '{name}' version {version.version} has no {' or '.join(missing)} in its folder, "
+            "so its input contract is unknown: serve a version registered by an nbops build."
+        )
     features, target, ignored = _contract(files["features.json"], files["data_schema.yaml"])
     compiled = compile_model(estimator, probe=probe_batch(features))
     return ServedModel(

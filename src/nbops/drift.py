@@ -1,0 +1,569 @@
+"""Drift statistics against a reference profile computed once, at training time.
+
+A :class:`Profile` holds one small sketch per column of the training data: for numeric
+columns the counts in up to 100 quantile bins (plus mean, spread, range and missing
+share), for categorical and boolean columns the category counts. :func:`compare` scores a
+new window of data against it column by column, one pass per column (a binary search
+into the bin edges, or one count of categories), so a million rows take well under a
+second and the reference data is never read again (Evidently's users ask for exactly
+this: reference statistics computed once).
+
+Tests, by column type and reference size (the defaults follow Evidently's, so figures
+are comparable; all are configurable in env.yaml's ``monitor`` section):
+
+- numeric, when the reference or the window has at most 1,000 values: two-sample
+  Kolmogorov–Smirnov, drift when p < 0.05; both larger: Wasserstein distance normalised
+  by the reference standard deviation, drift when ≥ 0.1. PSI (10 reference deciles) is
+  available, drift when ≥ 0.2.
+- categorical and boolean, same rule: chi-square test of homogeneity, drift when
+  p < 0.05; both larger: Jensen–Shannon distance (natural log), drift when ≥ 0.1.
+- the dataset drifts when at least half the tested columns drift (Evidently's rule).
+
+Unlike Evidently, the choice looks at the window's size too: a distance has no sense of
+sample size, so on a small window its noise alone would cross the threshold.
+
+Dates are not tested (they move with time by nature); a column that vanished, or a
+window too small to judge, is reported as *not computed* with the reason, never as drift.
+
+Pure: numpy, pandas and scipy; no I/O beyond (de)serialising a profile to a dict.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nbops.errors import ConfigError
+
+__all__ = [
+    "ColumnDrift",
+    "DriftPolicy",
+    "DriftReport",
+    "Profile",
+    "compare",
+    "profile",
+]
+
+#: quantile bins per numeric sketch (fewer when the column has fewer distinct values)
+BINS = 100
+#: categories kept per categorical sketch; the rest are pooled
+MAX_CATEGORIES = 500
+_OTHER = "__other__"
+_UNSEEN = "__unseen__"
+_MISSING = "__missing__"
+NUMERIC_METHODS = ("auto", "ks", "wasserstein", "psi")
+CATEGORICAL_METHODS = ("auto", "chi2", "jensenshannon", "psi")
+
+
+# -- the reference profile --------------------------------------------------------------
+
+
+@dataclass
+class NumericSketch:
+    """Discrete columns (at most ``BINS + 1`` distinct values) keep a count per value;
+    others a count per quantile bin ``[e_i, e_i+1)``, the last bin closed."""
+
+    edges: list[float]  # ascending, distinct: the values, or the bin edges
+    counts: list[int]  # reference rows per value / per bin (non-missing)
+    n: int  # non-missing reference rows
+    missing: int
+    mean: float
+    std: float
+    discrete: bool = False
+    kind: str = "numeric"
+
+    def counts_of(self, present: np.ndarray) -> np.ndarray:
+        """Counts of ``present`` (no NaN) as ``[below the reference minimum, per value or
+        bin..., above the reference maximum]``."""
+        edges = np.asarray(self.edges)
+        below, above = present < edges[0], present > edges[-1]
+        inside = present[~(below | above)]
+        if self.discrete:
+            index = (np.searchsorted(edges, inside, side="right") - 1).clip(0, len(edges) - 1)
+            inner = np.bincount(index, minlength=len(edges))
+        elif len(edges) < 2:
+            inner = np.array([len(inside)])
+        else:
+            inner = np.bincount(
+                np.searchsorted(edges[1:-1], inside, side="right"), minlength=len(edges) - 1
+            )
+        return np.concatenate([[below.sum()], inner, [above.sum()]])
+
+
+@dataclass
+class CategoricalSketch:
+    counts: dict[str, int]  # reference rows per category (the rarest pooled as __other__)
+    n: int  # non-missing reference rows
+    missing: int
+    kind: str = "categorical"
+
+
+@dataclass
+class Profile:
+    """Sketches of the reference data, one per column, and of the model's predictions."""
+
+    n_rows: int
+    columns: dict[str, NumericSketch | CategoricalSketch | None]  # None: not tested (dates)
+    prediction: NumericSketch | CategoricalSketch | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n_rows": self.n_rows,
+            "columns": {k: None if v is None else asdict(v) for k, v in self.columns.items()},
+            "prediction": None if self.prediction is None else asdict(self.prediction),
+            "meta": self.meta,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Profile:
+        return cls(
+            int(data["n_rows"]),
+            {k: _sketch_from_dict(v) for k, v in data["columns"].items()},
+            _sketch_from_dict(data.get("prediction")),
+            dict(data.get("meta") or {}),
+        )
+
+
+def _sketch_from_dict(data: Mapping[str, Any] | None) -> NumericSketch | CategoricalSketch | None:
+    if data is None:
+        return None
+    if data.get("kind") == "numeric":
+        return NumericSketch(**data)
+    return CategoricalSketch(**data)
+
+
+def profile(
+    frame: pd.DataFrame,
+    roles: Mapping[str, str],
+    *,
+    predictions: Any = None,
+    bins: int = BINS,
+) -> Profile:
+    """Sketch ``frame``'s columns by role (``numeric``, ``boolean``, ``categorical``,
+    ``high_cardinality``, ``datetime``; ``drop`` is skipped) and, optionally, the model's
+    predictions on held-out rows (scores or labels)."""
+    columns: dict[str, NumericSketch | CategoricalSketch | None] = {}
+    for name, role in roles.items():
+        if role == "drop" or name not in frame.columns:
+            continue
+        if role == "datetime":
+            columns[name] = None
+        elif role == "numeric":
+            columns[name] = _numeric_sketch(frame[name], bins)
+        else:
+            columns[name] = _categorical_sketch(frame[name])
+    prediction = None
+    if predictions is not None:
+        values = pd.Series(np.asarray(predictions))
+        prediction = (
+            _numeric_sketch(values, bins)
+            if pd.api.types.is_float_dtype(values)
+            else _categorical_sketch(values)
+        )
+    return Profile(len(frame), columns, prediction)
+
+
+def _as_float(column: pd.Series) -> np.ndarray:
+    if pd.api.types.is_bool_dtype(column) or not pd.api.types.is_numeric_dtype(column):
+        column = pd.to_numeric(column.astype("object"), errors="coerce")
+    return column.to_numpy(dtype=float, na_value=np.nan)
+
+
+def _numeric_sketch(column: pd.Series, bins: int) -> NumericSketch:
+    values = _as_float(column)
+    present = values[~np.isnan(values)]
+    missing = int(len(values) - len(present))
+    if len(present) == 0:
+        return NumericSketch([], [], 0, missing, math.nan, math.nan)
+    distinct, counts = np.unique(present, return_counts=True)
+    if len(distinct) <= bins + 1:
+        sketch = NumericSketch(
+            distinct.tolist(), counts.tolist(), len(present), missing, 0.0, 0.0, True
+        )
+    else:
+        # Quantile edges collapse where one value holds much of the column (say 99%
+        # zeros); the quantiles of the other values keep those distinguishable too.
+        grid = np.linspace(0, 1, bins + 1)
+        heavy = distinct[counts > len(present) / bins]
+        rest = present[~np.isin(present, heavy)] if len(heavy) else present[:0]
+        edges = np.unique(
+            np.concatenate(
+                [np.quantile(present, grid), np.quantile(rest, grid) if len(rest) else [], heavy]
+            )
+        )
+        sketch = NumericSketch(edges.tolist(), [], len(present), missing, 0.0, 0.0)
+        sketch.counts = sketch.counts_of(present)[1:-1].tolist()
+    sketch.mean, sketch.std = float(present.mean()), float(present.std())
+    return sketch
+
+
+def _labels(column: pd.Series) -> pd.Series:
+    """Categories as text, missing values dropped (counted separately). Whole numbers
+    read as floats (a column of codes with a missing value) stay ``"1"``, not ``"1.0"``."""
+    present = column.dropna()
+    if pd.api.types.is_float_dtype(present) and len(present) and (present % 1 == 0).all():
+        present = present.astype("int64")
+    return present.astype(str)
+
+
+def _categorical_sketch(column: pd.Series) -> CategoricalSketch:
+    counts = _labels(column).value_counts()
+    kept = counts.iloc[:MAX_CATEGORIES]
+    out = {str(k): int(v) for k, v in kept.items()}
+    if len(counts) > MAX_CATEGORIES:
+        out[_OTHER] = int(counts.iloc[MAX_CATEGORIES:].sum())
+    n = int(counts.sum())
+    return CategoricalSketch(out, n, int(len(column) - n))
+
+
+# -- the policy ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DriftPolicy:
+    """Which test per column type and when it counts as drift (env.yaml ``monitor``)."""
+
+    numeric: str = "auto"
+    categorical: str = "auto"
+    #: ``auto`` uses p-value tests when either side has at most this many values,
+    #: distances above (where p-values flag differences too small to matter)
+    small_reference: int = 1000
+    ks_pvalue: float = 0.05
+    chi2_pvalue: float = 0.05
+    wasserstein: float = 0.1
+    jensenshannon: float = 0.1
+    psi: float = 0.2
+    #: the dataset drifts when at least this share of tested columns drifts
+    dataset_share: float = 0.5
+    #: fewer rows than this in the window: reported as not computed
+    min_rows: int = 30
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | None) -> DriftPolicy:
+        """From env.yaml's ``monitor.drift`` mapping; unknown keys and methods are errors."""
+        config = dict(config or {})
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ConfigError(
+                f"Unknown key(s) in env.yaml's monitor.drift: {', '.join(unknown)}. Known: {', '.join(sorted(known))}."
+            )
+        policy = cls(**config)
+        if policy.numeric not in NUMERIC_METHODS:
+            raise ConfigError(
+                f"monitor.drift.numeric is {policy.numeric!r}; use one of {', '.join(NUMERIC_METHODS)}."
+            )
+        if policy.categorical not in CATEGORICAL_METHODS:
+            raise ConfigError(
+                f"monitor.drift.categorical is {policy.categorical!r}; use one of {', '.join(CATEGORICAL_METHODS)}."
+            )
+        return policy
+
+    def method(self, sketch: NumericSketch | CategoricalSketch, n_current: int) -> str:
+        # Distances have no sense of sample size: on a small sample (either side) their
+        # noise alone crosses the threshold, so ``auto`` uses tests with p-values there.
+        small = min(sketch.n, n_current) <= self.small_reference
+        if isinstance(sketch, NumericSketch):
+            return self.numeric if self.numeric != "auto" else ("ks" if small else "wasserstein")
+        if self.categorical != "auto":
+            return self.categorical
+        # The Jensen–Shannon distance of two samples of the same distribution grows with
+        # the number of categories: below ~50 values per category, noise alone crosses it.
+        sparse = min(sketch.n, n_current) < 50 * len(sketch.counts)
+        return "chi2" if small or sparse else "jensenshannon"
+
+    def threshold(self, method: str) -> float:
+        return {
+            "ks": self.ks_pvalue,
+            "chi2": self.chi2_pvalue,
+            "wasserstein": self.wasserstein,
+            "jensenshannon": self.jensenshannon,
+            "psi": self.psi,
+        }[method]
+
+
+# -- comparing a window with the reference -------------------------------------------------
+
+
+@dataclass
+class ColumnDrift:
+    column: str
+    kind: str  # numeric | categorical | datetime
+    method: str | None  # ks | wasserstein | psi | chi2 | jensenshannon; None when not tested
+    statistic: float | None  # p-value for ks/chi2, a distance otherwise
+    threshold: float | None
+    drifted: bool | None  # None: not computed (see status)
+    status: str  # "drift", "ok", or "not computed: <reason>" / "not tested: <reason>"
+    n_reference: int = 0
+    n_current: int = 0
+    missing_reference: float | None = None  # share of missing values
+    missing_current: float | None = None
+    unseen_share: float | None = None  # categorical: share of current values never seen
+    #: the reference and current distributions on the same bins / categories, for plots
+    bins: list[Any] = field(default_factory=list)
+    reference: list[float] = field(default_factory=list)
+    current: list[float] = field(default_factory=list)
+
+
+@dataclass
+class DriftReport:
+    columns: list[ColumnDrift]
+    prediction: ColumnDrift | None
+    share_drifted: float | None
+    drifted: bool
+    n_current: int
+    policy: DriftPolicy
+
+    @property
+    def drifted_columns(self) -> list[str]:
+        return [c.column for c in self.columns if c.drifted]
+
+    def table(self) -> pd.DataFrame:
+        """One row per column, most drifted first (for reports and the CLI)."""
+        rows = [
+            {
+                "column": c.column,
+                "kind": c.kind,
+                "method": c.method or "-",
+                "statistic": c.statistic,
+                "threshold": c.threshold,
+                "status": c.status,
+                "missing ref": c.missing_reference,
+                "missing now": c.missing_current,
+                "unseen": c.unseen_share,
+            }
+            for c in ([*self.columns, self.prediction] if self.prediction else self.columns)
+        ]
+        frame = pd.DataFrame(rows)
+        order = frame["status"].map(lambda s: 0 if s == "drift" else 1 if s == "ok" else 2)
+        return frame.assign(_o=order).sort_values(["_o", "column"]).drop(columns="_o")
+
+    def metrics(self) -> dict[str, Any]:
+        """Flat numbers for the run record (one per tested column, plus the dataset)."""
+        out: dict[str, Any] = {
+            "drift_share": self.share_drifted if self.share_drifted is not None else math.nan,
+            "drift_detected": int(self.drifted),
+            "drift_columns": len(self.drifted_columns),
+            "rows": self.n_current,
+        }
+        for c in [*self.columns, *([self.prediction] if self.prediction else [])]:
+            if c.statistic is not None:
+                out[f"drift.{c.column}.{c.method}"] = c.statistic
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "drifted": self.drifted,
+            "share_drifted": self.share_drifted,
+            "drifted_columns": self.drifted_columns,
+            "n_current": self.n_current,
+            "policy": asdict(self.policy),
+            "columns": [asdict(c) for c in self.columns],
+            "prediction": None if self.prediction is None else asdict(self.prediction),
+        }
+
+
+def compare(
+    reference: Profile,
+    current: pd.DataFrame,
+    *,
+    policy: DriftPolicy | None = None,
+    predictions: Any = None,
+) -> DriftReport:
+    """Score ``current`` (a window of inputs) against the ``reference`` profile.
+
+    Args:
+        predictions: the model's outputs for ``current`` (scores or labels), compared with
+            the profile's prediction sketch when both exist.
+    """
+    policy = policy or DriftPolicy()
+    results = []
+    for name, sketch in reference.columns.items():
+        if sketch is None:
+            results.append(
+                ColumnDrift(
+                    name, "datetime", None, None, None, None, "not tested: dates move with time"
+                )
+            )
+        elif name not in current.columns:
+            results.append(
+                ColumnDrift(
+                    name,
+                    sketch.kind,
+                    None,
+                    None,
+                    None,
+                    None,
+                    "not computed: the column is missing from the current data",
+                    n_reference=sketch.n,
+                )
+            )
+        else:
+            results.append(_compare_column(name, sketch, current[name], policy))
+    prediction = None
+    if reference.prediction is not None and predictions is not None:
+        prediction = _compare_column(
+            "prediction", reference.prediction, pd.Series(np.asarray(predictions)), policy
+        )
+    tested = [c for c in results if c.drifted is not None]
+    share = sum(bool(c.drifted) for c in tested) / len(tested) if tested else None
+    drifted = share is not None and share >= policy.dataset_share
+    return DriftReport(results, prediction, share, drifted, len(current), policy)
+
+
+def _compare_column(
+    name: str, sketch: NumericSketch | CategoricalSketch, column: pd.Series, policy: DriftPolicy
+) -> ColumnDrift:
+    total_ref = sketch.n + sketch.missing
+    result = ColumnDrift(
+        name,
+        sketch.kind,
+        None,
+        None,
+        None,
+        None,
+        "",
+        n_reference=sketch.n,
+        missing_reference=sketch.missing / total_ref if total_ref else None,
+    )
+    if isinstance(sketch, NumericSketch):
+        values = _as_float(column)
+        present: Any = values[~np.isnan(values)]
+    else:
+        present = _labels(column)
+    result.n_current = len(present)
+    result.missing_current = 1 - len(present) / len(column) if len(column) else None
+    if sketch.n == 0:
+        result.status = "not computed: the reference column has no values"
+        return result
+    if len(present) < policy.min_rows:
+        result.status = (
+            f"not computed: {len(present)} values in the window (at least {policy.min_rows} needed)"
+        )
+        return result
+    result.method = method = policy.method(sketch, len(present))
+    result.threshold = threshold = policy.threshold(method)
+    if isinstance(sketch, NumericSketch):
+        statistic, bins, ref, cur = _numeric_statistic(method, sketch, present)
+    else:
+        statistic, bins, ref, cur, result.unseen_share = _categorical_statistic(
+            method, sketch, present
+        )
+    result.statistic = float(statistic)
+    result.drifted = bool(
+        statistic < threshold if method in {"ks", "chi2"} else statistic >= threshold
+    )
+    result.status = "drift" if result.drifted else "ok"
+    result.bins, result.reference, result.current = bins, ref, cur
+    return result
+
+
+def _numeric_statistic(
+    method: str, sketch: NumericSketch, present: np.ndarray
+) -> tuple[float, list[Any], list[float], list[float]]:
+    # Both sides as [below the reference range, per value or bin..., above it].
+    ref = np.concatenate([[0.0], np.asarray(sketch.counts, dtype=float), [0.0]])
+    cur = sketch.counts_of(present).astype(float)
+    ref_p, cur_p = ref / ref.sum(), cur / cur.sum()
+    if method == "ks":
+        d = float(np.abs(np.cumsum(ref_p) - np.cumsum(cur_p)).max())
+        statistic = _ks_pvalue(d, sketch.n, len(present))
+    elif method == "wasserstein":
+        statistic = _wasserstein(sketch, ref_p, cur_p, present) / max(sketch.std, 1e-3)
+    else:  # PSI on (about) ten reference deciles, the outer ones open-ended
+        folded = [np.concatenate([[p[0] + p[1]], p[2:-2], [p[-2] + p[-1]]]) for p in (ref_p, cur_p)]
+        if len(ref_p) == 3:  # a single reference bin
+            folded = [np.array([p.sum() - p[2], p[2]]) for p in (ref_p, cur_p)]
+        statistic = _psi(_coarsen(folded[0], 10), _coarsen(folded[1], 10))
+    return statistic, list(sketch.edges), ref_p[1:-1].tolist(), cur_p[1:-1].tolist()
+
+
+def _ks_pvalue(d: float, n: int, m: int) -> float:
+    """Asymptotic two-sample KS p-value (conservative for binned or discrete data)."""
+    from scipy.stats import kstwobign
+
+    return float(kstwobign.sf(d * math.sqrt(n * m / (n + m))))
+
+
+def _wasserstein(
+    sketch: NumericSketch, ref_p: np.ndarray, cur_p: np.ndarray, present: np.ndarray
+) -> float:
+    """W1 = ∫ |F_ref − F_cur| dx from the two CDFs at the sketch's edges (``ref_p`` and
+    ``cur_p`` include the below/above-range shares); the current data's tails beyond
+    the reference range are added exactly."""
+    edges = np.asarray(sketch.edges)
+    m = len(present)
+    tails = (
+        (edges[0] - present[present < edges[0]]).sum()
+        + (present[present > edges[-1]] - edges[-1]).sum()
+    ) / m
+    if len(edges) < 2:
+        return float(tails)
+    widths = np.diff(edges)
+    ref_cdf, cur_cdf = np.cumsum(ref_p), np.cumsum(cur_p)
+    if sketch.discrete:
+        # step CDFs: F(x) = share ≤ e_i on [e_i, e_i+1)
+        gap = np.abs(ref_cdf[1:-2] - cur_cdf[1:-2])
+        return float((gap * widths).sum() + tails)
+    # continuous: F(e_i) = share < e_i (index i of the cumulated shares, the share
+    # below the range first), linear in between (trapezoids)
+    gap = np.abs(ref_cdf[:-1] - cur_cdf[:-1])
+    return float(((gap[:-1] + gap[1:]) / 2 * widths).sum() + tails)
+
+
+def _coarsen(p: np.ndarray, k: int) -> np.ndarray:
+    if len(p) <= k:
+        return p
+    groups = np.array_split(np.arange(len(p)), k)
+    return np.array([p[g].sum() for g in groups])
+
+
+def _psi(ref: np.ndarray, cur: np.ndarray, eps: float = 1e-4) -> float:
+    ref, cur = np.clip(ref, eps, None), np.clip(cur, eps, None)
+    return float(((cur - ref) * np.log(cur / ref)).sum())
+
+
+def _categorical_statistic(
+    method: str, sketch: CategoricalSketch, labels: pd.Series
+) -> tuple[float, list[Any], list[float], list[float], float]:
+    counts = labels.value_counts()
+    known = [k for k in sketch.counts if k != _OTHER]
+    current = {k: int(counts.get(k, 0)) for k in known}
+    seen = set(known)
+    unseen = int(counts[[k not in seen for k in counts.index]].sum()) if len(counts) else 0
+    if _OTHER in sketch.counts:
+        current[_OTHER] = unseen  # values beyond the kept categories may be the rare ones
+        unseen_key = _OTHER
+    else:
+        unseen_key = _UNSEEN
+        current[_UNSEEN] = unseen
+    categories = list(current)
+    ref = np.array([sketch.counts.get(k, 0) for k in categories], dtype=float)
+    cur = np.array([current[k] for k in categories], dtype=float)
+    ref_p, cur_p = ref / ref.sum(), cur / cur.sum()
+    if method == "chi2":
+        statistic = _chi2_pvalue(ref, cur)
+    elif method == "jensenshannon":
+        from scipy.spatial.distance import jensenshannon
+
+        statistic = float(jensenshannon(ref_p, cur_p))
+    else:
+        statistic = _psi(ref_p, cur_p)
+    unseen_share = (unseen / len(labels)) if unseen_key == _UNSEEN and len(labels) else 0.0
+    return statistic, categories, ref_p.tolist(), cur_p.tolist(), unseen_share
+
+
+def _chi2_pvalue(ref: np.ndarray, cur: np.ndarray) -> float:
+    from scipy.stats import chi2_contingency
+
+    keep = (ref + cur) > 0
+    table = np.vstack([ref[keep], cur[keep]])
+    if table.shape[1] < 2:
+        return 1.0
+    return float(chi2_contingency(table, correction=False).pvalue)

@@ -1,0 +1,248 @@
+"""Monitoring logic: windows of served traffic, live metrics from feedback, and alarms.
+
+The monitoring pipeline (``pipeline.monitor.yaml``, run by ``nbops monitor``) reads a
+window of the prediction log, or a batch file, and compares it with the reference
+profile registered with the serving model (see :mod:`nbops.drift`). This module holds
+the parts worth testing on their own: parsing a window, turning logged requests into
+rows, scoring labels that came back through ``/feedback``, and deciding whether a
+threshold was crossed.
+
+Pure: pandas, numpy and scikit-learn metrics; the log is read by
+:mod:`nbops.serving.log`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nbops.drift import DriftPolicy, DriftReport
+from nbops.errors import ConfigError
+
+__all__ = [
+    "MonitorPolicy",
+    "breaches",
+    "live_metrics",
+    "parse_window",
+    "requests_to_rows",
+]
+
+_WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_window(text: str) -> timedelta:
+    """``"7d"``, ``"24h"``, ``"90m"``, ``"2w"`` → a timedelta.
+
+    Example:
+        >>> parse_window("36h")
+        datetime.timedelta(days=1, seconds=43200)
+    """
+    match = _WINDOW.match(str(text))
+    if not match:
+        raise ConfigError(
+            f"Window {text!r} is not understood: use a number and a unit, e.g. 90m, 24h, 7d or 2w."
+        )
+    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+
+
+@dataclass(frozen=True)
+class MonitorPolicy:
+    """When monitoring raises the alarm (env.yaml ``monitor``)."""
+
+    drift: DriftPolicy = field(default_factory=DriftPolicy)
+    #: alarm when at least this share of the tested input columns drifts
+    max_drift_share: float = 0.3
+    #: alarm when the distribution of predictions drifts
+    prediction_drift: bool = True
+    #: alarm when the live primary metric falls this far below the training evaluation
+    max_metric_drop: float = 0.05
+    #: live metrics need at least this many labelled rows
+    min_labels: int = 30
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | None) -> MonitorPolicy:
+        config = dict(config or {})
+        alerts = dict(config.get("alerts") or {})
+        known = {"max_drift_share", "prediction_drift", "max_metric_drop", "min_labels"}
+        unknown = sorted(set(alerts) - known)
+        if unknown:
+            raise ConfigError(
+                f"Unknown key(s) in env.yaml's monitor.alerts: {', '.join(unknown)}. Known: {', '.join(sorted(known))}."
+            )
+        return cls(drift=DriftPolicy.from_config(config.get("drift")), **alerts)
+
+
+# -- logged requests → rows ------------------------------------------------------------
+
+
+def requests_to_rows(
+    logged: pd.DataFrame, *, positive_class: str | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Logged requests (columns ``request_id, ts, model_version, route, inputs, outputs``,
+    the last two JSON text) → (inputs, one row per predicted row; predictions with
+    ``request_id, row, ts, model_version, route, prediction, score``).
+
+    ``score`` is the probability of ``positive_class`` for binary classifiers, the
+    predicted value for regressors, and NaN otherwise.
+    """
+    inputs: list[dict[str, Any]] = []
+    predictions: list[dict[str, Any]] = []
+    for request in logged.itertuples(index=False):
+        body = json.loads(request.inputs)
+        outputs = json.loads(request.outputs)
+        records = _records(body)
+        labels = outputs.get("predictions") or []
+        probabilities = outputs.get("probabilities") or []
+        for i, record in enumerate(records):
+            inputs.append(record)
+            label = labels[i] if i < len(labels) else None
+            if probabilities and positive_class is not None and i < len(probabilities):
+                score = probabilities[i].get(str(positive_class), math.nan)
+            elif (
+                not probabilities
+                and isinstance(label, (int, float))
+                and not isinstance(label, bool)
+            ):
+                score = float(label)
+            else:
+                score = math.nan
+            predictions.append(
+                {
+                    "request_id": request.request_id,
+                    "row": i,
+                    "ts": request.ts,
+                    "model_version": request.model_version,
+                    "route": request.route,
+                    "prediction": label,
+                    "score": score,
+                }
+            )
+    return pd.DataFrame(inputs), pd.DataFrame(
+        predictions,
+        columns=["request_id", "row", "ts", "model_version", "route", "prediction", "score"],
+    )
+
+
+def _records(body: Any) -> list[dict[str, Any]]:
+    if isinstance(body, dict) and isinstance(body.get("records"), list):
+        return body["records"]
+    if isinstance(body, dict) and isinstance(body.get("columns"), dict):
+        columns = body["columns"]
+        n = len(next(iter(columns.values()), []))
+        return [{k: v[i] for k, v in columns.items()} for i in range(n)]
+    return []
+
+
+def labelled(predictions: pd.DataFrame, feedback: pd.DataFrame) -> pd.DataFrame:
+    """Predictions joined with the labels sent to ``/feedback`` (one list per request,
+    one label per row; the latest feedback for a request wins)."""
+    if feedback.empty or predictions.empty:
+        return predictions.assign(label=pd.Series(dtype=object)).iloc[0:0]
+    rows = []
+    latest = feedback.sort_values("ts").drop_duplicates("request_id", keep="last")
+    for item in latest.itertuples(index=False):
+        labels = json.loads(item.labels)
+        labels = labels if isinstance(labels, list) else [labels]
+        rows += [
+            {"request_id": item.request_id, "row": i, "label": v} for i, v in enumerate(labels)
+        ]
+    return predictions.merge(pd.DataFrame(rows), on=["request_id", "row"], how="inner")
+
+
+# -- live metrics ---------------------------------------------------------------------
+
+
+def live_metrics(
+    scored: pd.DataFrame, *, task: str, positive_class: Any = None, freq: str = "D"
+) -> tuple[dict[str, float], pd.DataFrame]:
+    """Metrics of labelled predictions overall and per period (``ts`` in seconds).
+
+    Classification: accuracy, and ROC AUC and log loss where scores exist (binary);
+    regression: RMSE and MAE. Returns (overall, per-period table with ``rows``).
+    """
+    if scored.empty:
+        return {}, pd.DataFrame(columns=["period", "rows"])
+    periods = pd.to_datetime(scored["ts"], unit="s").dt.floor(freq)
+    table = [
+        {"period": period, "rows": len(group), **_metrics(group, task, positive_class)}
+        for period, group in scored.groupby(periods)
+    ]
+    return _metrics(scored, task, positive_class) | {"rows": float(len(scored))}, pd.DataFrame(
+        table
+    )
+
+
+def _metrics(frame: pd.DataFrame, task: str, positive_class: Any) -> dict[str, float]:
+    from sklearn import metrics as m
+
+    if task == "regression":
+        truth = frame["label"].astype(float).to_numpy()
+        predicted = frame["prediction"].astype(float).to_numpy()
+        return {
+            "rmse": float(np.sqrt(m.mean_squared_error(truth, predicted))),
+            "mae": float(m.mean_absolute_error(truth, predicted)),
+        }
+    truth = frame["label"].astype(str).to_numpy()
+    out = {"accuracy": float((truth == frame["prediction"].astype(str).to_numpy()).mean())}
+    scores = frame["score"].astype(float)
+    if positive_class is not None and scores.notna().all():
+        positive = truth == str(positive_class)
+        if 0 < positive.sum() < len(positive):
+            out["roc_auc"] = float(m.roc_auc_score(positive, scores))
+            out["log_loss"] = float(
+                m.log_loss(positive, scores.clip(1e-15, 1 - 1e-15), labels=[False, True])
+            )
+    return out
+
+
+# -- the alarm ------------------------------------------------------------------------
+
+
+_LOWER_IS_BETTER = {"rmse", "mae", "log_loss"}
+
+
+def breaches(
+    report: DriftReport,
+    *,
+    policy: MonitorPolicy,
+    live: Mapping[str, float] | None = None,
+    training: Mapping[str, float] | None = None,
+    primary_metric: str | None = None,
+) -> list[str]:
+    """Why the alarm goes off (empty: all clear), one sentence per crossed threshold."""
+    reasons = []
+    if report.share_drifted is not None and report.share_drifted >= policy.max_drift_share:
+        reasons.append(
+            f"{len(report.drifted_columns)} of {sum(c.drifted is not None for c in report.columns)} input columns drifted "
+            f"({report.share_drifted:.0%} ≥ {policy.max_drift_share:.0%}): {', '.join(report.drifted_columns)}"
+        )
+    if policy.prediction_drift and report.prediction is not None and report.prediction.drifted:
+        reasons.append(
+            f"the predictions drifted ({report.prediction.method} {report.prediction.statistic:.3g})"
+        )
+    comparable = bool(
+        live
+        and training
+        and primary_metric
+        and primary_metric in live
+        and primary_metric in training
+        and live.get("rows", 0) >= policy.min_labels
+    )
+    if comparable:
+        assert live is not None and training is not None and primary_metric is not None
+        now, then = live[primary_metric], training[primary_metric]
+        drop = (now - then) if primary_metric in _LOWER_IS_BETTER else (then - now)
+        if drop > policy.max_metric_drop:
+            reasons.append(
+                f"live {primary_metric} {now:.4f} is {drop:.4f} worse than at training ({then:.4f}; allowed {policy.max_metric_drop})"
+            )
+    return reasons
