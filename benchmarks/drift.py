@@ -11,7 +11,7 @@ process never holds a 10M-row window.
 
 Categorical columns are pandas 3's default ``str`` dtype (pyarrow-backed strings, what
 ``read_csv``/``read_parquet`` give) unless ``--categorical category`` (pandas
-Categorical: one byte per value, but nbops turns labels into strings).
+Categorical: one byte per value; nbops counts the codes).
 
 What is measured:
 1. ``profile()`` on the reference, once, in this process (median of ``--repeats``).

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Where CI collects the test build's notebooks and reports (see .github/workflows/ci.yml).
 ARTIFACTS = os.environ.get("NBOPS_TEST_ARTIFACTS")
 BIN = Path(sys.executable).parent
-PROJECT_FILES = ("pipeline.yaml", "env.yaml", "notebooks", "schema")
+PROJECT_FILES = ("pipeline.yaml", "pipeline.monitor.yaml", "env.yaml", "notebooks", "schema")
 
 #: Small, fast settings for test builds (merged into a copy of env.yaml).
 FAST_ENV = {

@@ -469,9 +469,13 @@ def test_configured_methods_and_thresholds_are_honoured(
             assert (c.method, c.threshold) == ("psi", 0.3)
         elif c.kind == "categorical":
             assert (c.method, c.threshold) == ("chi2", 0.05)
-    # a stricter distance threshold turns the same small differences into alarms
-    strict = DriftPolicy.from_config({"wasserstein": 0.001})
+    # a stricter distance threshold turns the same small differences into alarms, unless
+    # the significance guard sees them for the chance differences they are
+    strict = DriftPolicy.from_config({"wasserstein": 0.001, "significance": False})
     assert _by_column(compare(churn_profile, window, policy=strict))["tenure_months"].drifted
+    guarded = DriftPolicy.from_config({"wasserstein": 0.001})
+    column = _by_column(compare(churn_profile, window, policy=guarded))["tenure_months"]
+    assert column.statistic >= 0.001 and column.p_value >= 0.05 and not column.drifted
 
 
 # -- 8. prediction drift ----------------------------------------------------------------------

@@ -19,8 +19,12 @@ are comparable; all are configurable in env.yaml's ``monitor`` section):
   p < 0.05; both larger: Jensen–Shannon distance (natural log), drift when ≥ 0.1.
 - the dataset drifts when at least half the tested columns drift (Evidently's rule).
 
-Unlike Evidently, the choice looks at the window's size too: a distance has no sense of
-sample size, so on a small window its noise alone would cross the threshold.
+Two guards against false alarms that Evidently does not have: the choice looks at the
+window's size too (and, for categories, at how many there are), and a distance counts as
+drift only when the KS or chi-square test on the same data is also significant. A
+distance has no sense of sample size: near its threshold, sampling noise alone crosses
+it; a p-value alone, on a large sample, flags differences too small to matter. Both
+together ask for a difference that is large *and* real.
 
 Dates are not tested (they move with time by nature); a column that vanished, or a
 window too small to judge, is reported as *not computed* with the reason, never as drift.
@@ -53,6 +57,7 @@ __all__ = [
 BINS = 100
 #: categories kept per categorical sketch; the rest are pooled
 MAX_CATEGORIES = 500
+_TAILS = np.array([0.001, 0.002, 0.005, 0.995, 0.998, 0.999])
 _OTHER = "__other__"
 _UNSEEN = "__unseen__"
 _MISSING = "__missing__"
@@ -189,7 +194,9 @@ def _numeric_sketch(column: pd.Series, bins: int) -> NumericSketch:
     else:
         # Quantile edges collapse where one value holds much of the column (say 99%
         # zeros); the quantiles of the other values keep those distinguishable too.
-        grid = np.linspace(0, 1, bins + 1)
+        # Extra quantiles in both tails keep the outer bins narrow on skewed columns,
+        # where one wide bin would make the Wasserstein estimate coarse.
+        grid = np.union1d(np.linspace(0, 1, bins + 1), _TAILS)
         heavy = distinct[counts > len(present) / bins]
         rest = present[~np.isin(present, heavy)] if len(heavy) else present[:0]
         edges = np.unique(
@@ -212,8 +219,19 @@ def _labels(column: pd.Series) -> pd.Series:
     return present.astype(str)
 
 
+def _category_counts(column: pd.Series) -> pd.Series:
+    """Rows per category (text labels), missing values left out."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        # count the codes, not millions of strings
+        counts = column.value_counts(dropna=True)
+        counts = counts[counts > 0]
+        counts.index = _labels(pd.Series(counts.index.astype(object))).to_numpy()
+        return counts
+    return _labels(column).value_counts()
+
+
 def _categorical_sketch(column: pd.Series) -> CategoricalSketch:
-    counts = _labels(column).value_counts()
+    counts = _category_counts(column)
     kept = counts.iloc[:MAX_CATEGORIES]
     out = {str(k): int(v) for k, v in kept.items()}
     if len(counts) > MAX_CATEGORIES:
@@ -243,6 +261,9 @@ class DriftPolicy:
     dataset_share: float = 0.5
     #: fewer rows than this in the window: reported as not computed
     min_rows: int = 30
+    #: a distance counts as drift only if the KS / chi-square test is also significant
+    #: (at ks_pvalue / chi2_pvalue): near the threshold, sampling noise alone crosses it
+    significance: bool = True
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None) -> DriftPolicy:
@@ -302,6 +323,7 @@ class ColumnDrift:
     status: str  # "drift", "ok", or "not computed: <reason>" / "not tested: <reason>"
     n_reference: int = 0
     n_current: int = 0
+    p_value: float | None = None  # of the KS or chi-square test, whatever the method
     missing_reference: float | None = None  # share of missing values
     missing_current: float | None = None
     unseen_share: float | None = None  # categorical: share of current values never seen
@@ -333,6 +355,7 @@ class DriftReport:
                 "method": c.method or "-",
                 "statistic": c.statistic,
                 "threshold": c.threshold,
+                "p value": c.p_value,
                 "status": c.status,
                 "missing ref": c.missing_reference,
                 "missing now": c.missing_current,
@@ -435,30 +458,38 @@ def _compare_column(
     if isinstance(sketch, NumericSketch):
         values = _as_float(column)
         present: Any = values[~np.isnan(values)]
+        n_present = len(present)
     else:
-        present = _labels(column)
-    result.n_current = len(present)
-    result.missing_current = 1 - len(present) / len(column) if len(column) else None
+        present = _category_counts(column)
+        n_present = int(present.sum())
+    result.n_current = n_present
+    result.missing_current = 1 - n_present / len(column) if len(column) else None
     if sketch.n == 0:
         result.status = "not computed: the reference column has no values"
         return result
-    if len(present) < policy.min_rows:
+    if n_present < policy.min_rows:
         result.status = (
-            f"not computed: {len(present)} values in the window (at least {policy.min_rows} needed)"
+            f"not computed: {n_present} values in the window (at least {policy.min_rows} needed)"
         )
         return result
-    result.method = method = policy.method(sketch, len(present))
+    result.method = method = policy.method(sketch, n_present)
     result.threshold = threshold = policy.threshold(method)
     if isinstance(sketch, NumericSketch):
-        statistic, bins, ref, cur = _numeric_statistic(method, sketch, present)
+        statistic, p_value, bins, ref, cur = _numeric_statistic(method, sketch, present)
+        alpha = policy.ks_pvalue
     else:
-        statistic, bins, ref, cur, result.unseen_share = _categorical_statistic(
+        statistic, p_value, bins, ref, cur, result.unseen_share = _categorical_statistic(
             method, sketch, present
         )
-    result.statistic = float(statistic)
-    result.drifted = bool(
-        statistic < threshold if method in {"ks", "chi2"} else statistic >= threshold
-    )
+        alpha = policy.chi2_pvalue
+    result.statistic, result.p_value = float(statistic), float(p_value)
+    if method in {"ks", "chi2"}:
+        result.drifted = bool(statistic < threshold)
+    else:
+        # a distance large enough to matter, and (by default) too large for chance
+        result.drifted = bool(
+            statistic >= threshold and (not policy.significance or p_value < alpha)
+        )
     result.status = "drift" if result.drifted else "ok"
     result.bins, result.reference, result.current = bins, ref, cur
     return result
@@ -466,22 +497,21 @@ def _compare_column(
 
 def _numeric_statistic(
     method: str, sketch: NumericSketch, present: np.ndarray
-) -> tuple[float, list[Any], list[float], list[float]]:
+) -> tuple[float, float, list[Any], list[float], list[float]]:
+    """(statistic, KS p-value, bins, reference shares, current shares)."""
     # Both sides as [below the reference range, per value or bin..., above it].
     ref = np.concatenate([[0.0], np.asarray(sketch.counts, dtype=float), [0.0]])
     cur = sketch.counts_of(present).astype(float)
     ref_p, cur_p = ref / ref.sum(), cur / cur.sum()
+    d = float(np.abs(np.cumsum(ref_p) - np.cumsum(cur_p)).max())
+    p_value = _ks_pvalue(d, sketch.n, len(present))
     if method == "ks":
-        d = float(np.abs(np.cumsum(ref_p) - np.cumsum(cur_p)).max())
-        statistic = _ks_pvalue(d, sketch.n, len(present))
+        statistic = p_value
     elif method == "wasserstein":
         statistic = _wasserstein(sketch, ref_p, cur_p, present) / max(sketch.std, 1e-3)
-    else:  # PSI on (about) ten reference deciles, the outer ones open-ended
-        folded = [np.concatenate([[p[0] + p[1]], p[2:-2], [p[-2] + p[-1]]]) for p in (ref_p, cur_p)]
-        if len(ref_p) == 3:  # a single reference bin
-            folded = [np.array([p.sum() - p[2], p[2]]) for p in (ref_p, cur_p)]
-        statistic = _psi(_coarsen(folded[0], 10), _coarsen(folded[1], 10))
-    return statistic, list(sketch.edges), ref_p[1:-1].tolist(), cur_p[1:-1].tolist()
+    else:  # PSI on the reference deciles; values beyond the range join the outer ones
+        statistic = _psi(*_deciles(ref_p, cur_p))
+    return statistic, p_value, list(sketch.edges), ref_p[1:-1].tolist(), cur_p[1:-1].tolist()
 
 
 def _ks_pvalue(d: float, n: int, m: int) -> float:
@@ -517,11 +547,11 @@ def _wasserstein(
     return float(((gap[:-1] + gap[1:]) / 2 * widths).sum() + tails)
 
 
-def _coarsen(p: np.ndarray, k: int) -> np.ndarray:
-    if len(p) <= k:
-        return p
-    groups = np.array_split(np.arange(len(p)), k)
-    return np.array([p[g].sum() for g in groups])
+def _deciles(ref_p: np.ndarray, cur_p: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Pool bins into ``k`` groups of (about) equal reference share."""
+    start = np.concatenate([[0.0], np.cumsum(ref_p)[:-1]])
+    group = np.minimum((start * k + 1e-9).astype(int), k - 1)
+    return np.bincount(group, ref_p, k), np.bincount(group, cur_p, k)
 
 
 def _psi(ref: np.ndarray, cur: np.ndarray, eps: float = 1e-4) -> float:
@@ -530,9 +560,11 @@ def _psi(ref: np.ndarray, cur: np.ndarray, eps: float = 1e-4) -> float:
 
 
 def _categorical_statistic(
-    method: str, sketch: CategoricalSketch, labels: pd.Series
-) -> tuple[float, list[Any], list[float], list[float], float]:
-    counts = labels.value_counts()
+    method: str, sketch: CategoricalSketch, counts: pd.Series
+) -> tuple[float, float, list[Any], list[float], list[float], float]:
+    """(statistic, chi-square p-value, categories, reference shares, current shares,
+    unseen share)."""
+    n = int(counts.sum())
     known = [k for k in sketch.counts if k != _OTHER]
     current = {k: int(counts.get(k, 0)) for k in known}
     seen = set(known)
@@ -547,16 +579,17 @@ def _categorical_statistic(
     ref = np.array([sketch.counts.get(k, 0) for k in categories], dtype=float)
     cur = np.array([current[k] for k in categories], dtype=float)
     ref_p, cur_p = ref / ref.sum(), cur / cur.sum()
+    p_value = _chi2_pvalue(ref, cur)
     if method == "chi2":
-        statistic = _chi2_pvalue(ref, cur)
+        statistic = p_value
     elif method == "jensenshannon":
         from scipy.spatial.distance import jensenshannon
 
         statistic = float(jensenshannon(ref_p, cur_p))
     else:
         statistic = _psi(ref_p, cur_p)
-    unseen_share = (unseen / len(labels)) if unseen_key == _UNSEEN and len(labels) else 0.0
-    return statistic, categories, ref_p.tolist(), cur_p.tolist(), unseen_share
+    unseen_share = (unseen / n) if unseen_key == _UNSEEN and n else 0.0
+    return statistic, p_value, categories, ref_p.tolist(), cur_p.tolist(), unseen_share
 
 
 def _chi2_pvalue(ref: np.ndarray, cur: np.ndarray) -> float:

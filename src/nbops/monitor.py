@@ -31,6 +31,7 @@ __all__ = [
     "MonitorPolicy",
     "breaches",
     "live_metrics",
+    "metric_interval",
     "parse_window",
     "requests_to_rows",
 ]
@@ -181,6 +182,73 @@ def live_metrics(
     )
 
 
+def metric_interval(
+    scored: pd.DataFrame,
+    metric: str,
+    *,
+    task: str,
+    positive_class: Any = None,
+    n: int = 400,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of a live metric over the labelled rows: how far
+    the live figure can be from the truth by the luck of which rows got labels."""
+    if scored.empty:
+        return None
+    score = _resampled_metric(scored, metric, task=task, positive_class=positive_class)
+    if score is None:
+        return None
+    rng = np.random.default_rng(seed)
+    values = [score(rng.integers(0, len(scored), len(scored))) for _ in range(n)]
+    values = [v for v in values if np.isfinite(v)]
+    if len(values) < n // 2:
+        return None
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def _resampled_metric(scored: pd.DataFrame, metric: str, *, task: str, positive_class: Any) -> Any:
+    """``metric`` as a function of resampled row indices, in numpy (the bootstrap calls
+    it hundreds of times)."""
+    from scipy.stats import rankdata
+
+    if task == "regression":
+        error = (
+            scored["label"].astype(float).to_numpy() - scored["prediction"].astype(float).to_numpy()
+        )
+        if metric == "rmse":
+            return lambda i: float(np.sqrt(np.mean(error[i] ** 2)))
+        if metric == "mae":
+            return lambda i: float(np.mean(np.abs(error[i])))
+        return None
+    truth = scored["label"].astype(str).to_numpy()
+    if metric == "accuracy":
+        correct = truth == scored["prediction"].astype(str).to_numpy()
+        return lambda i: float(correct[i].mean())
+    scores = scored["score"].astype(float).to_numpy()
+    if positive_class is None or np.isnan(scores).any():
+        return None
+    positive = truth == str(positive_class)
+    if metric == "roc_auc":
+
+        def auc(i: np.ndarray) -> float:
+            y, s = positive[i], scores[i]
+            n_pos = int(y.sum())
+            n_neg = len(y) - n_pos
+            if n_pos == 0 or n_neg == 0:
+                return math.nan
+            return float((rankdata(s)[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+        return auc
+    if metric == "log_loss":
+        p = np.clip(scores, 1e-15, 1 - 1e-15)
+        loss = -(positive * np.log(p) + (~positive) * np.log(1 - p))
+        return lambda i: float(loss[i].mean())
+    return None
+
+
 def _metrics(frame: pd.DataFrame, task: str, positive_class: Any) -> dict[str, float]:
     from sklearn import metrics as m
 
@@ -217,8 +285,14 @@ def breaches(
     live: Mapping[str, float] | None = None,
     training: Mapping[str, float] | None = None,
     primary_metric: str | None = None,
+    interval: tuple[float, float] | None = None,
 ) -> list[str]:
-    """Why the alarm goes off (empty: all clear), one sentence per crossed threshold."""
+    """Why the alarm goes off (empty: all clear), one sentence per crossed threshold.
+
+    The live metric alarms only when it is worse than at training by more than
+    ``max_metric_drop`` beyond sampling noise: the whole bootstrap ``interval`` of the
+    live metric must lie past the limit (a few hundred labels give intervals several
+    hundredths wide, so a raw comparison would cry wolf)."""
     reasons = []
     if report.share_drifted is not None and report.share_drifted >= policy.max_drift_share:
         reasons.append(
@@ -240,9 +314,12 @@ def breaches(
     if comparable:
         assert live is not None and training is not None and primary_metric is not None
         now, then = live[primary_metric], training[primary_metric]
-        drop = (now - then) if primary_metric in _LOWER_IS_BETTER else (then - now)
-        if drop > policy.max_metric_drop:
+        lower_is_better = primary_metric in _LOWER_IS_BETTER
+        limit = then + policy.max_metric_drop if lower_is_better else then - policy.max_metric_drop
+        low, high = interval if interval is not None else (now, now)
+        if (low > limit) if lower_is_better else (high < limit):
             reasons.append(
-                f"live {primary_metric} {now:.4f} is {drop:.4f} worse than at training ({then:.4f}; allowed {policy.max_metric_drop})"
+                f"live {primary_metric} {now:.4f} (95% interval {low:.4f}–{high:.4f}) is worse than "
+                f"{limit:.4f}, the training value {then:.4f} with the allowed drop of {policy.max_metric_drop}"
             )
     return reasons

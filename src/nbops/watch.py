@@ -221,8 +221,8 @@ def run_monitoring(
             f"No {MONITOR_SPEC} in {root}: monitoring needs the monitoring pipeline next to pipeline.yaml "
             "(see the nbops template)."
         )
-    if window:
-        parse_window(window)  # a typo fails here, not inside a notebook
+    if window or since:
+        since_from(window, since)  # a typo fails here, not inside a notebook
     overrides = {"window": window, "since": since, "alias": alias}
     if data:
         overrides["data"] = str(Path(data).resolve())
