@@ -100,6 +100,7 @@ def requests_to_rows(
     for request in logged.itertuples(index=False):
         body = json.loads(request.inputs)
         outputs = json.loads(request.outputs)
+        outputs = outputs if isinstance(outputs, dict) else {}
         records = _records(body)
         labels = outputs.get("predictions") or []
         probabilities = outputs.get("probabilities") or []
@@ -138,8 +139,10 @@ def _records(body: Any) -> list[dict[str, Any]]:
         return body["records"]
     if isinstance(body, dict) and isinstance(body.get("columns"), dict):
         columns = body["columns"]
-        n = len(next(iter(columns.values()), []))
-        return [{k: v[i] for k, v in columns.items()} for i in range(n)]
+        lengths = {len(v) if isinstance(v, list) else -1 for v in columns.values()}
+        if len(lengths) != 1 or -1 in lengths:
+            return []  # not what /predict accepts: nothing to monitor in it
+        return [{k: v[i] for k, v in columns.items()} for i in range(lengths.pop())]
     return []
 
 
@@ -153,10 +156,14 @@ def labelled(predictions: pd.DataFrame, feedback: pd.DataFrame) -> pd.DataFrame:
     for item in latest.itertuples(index=False):
         labels = json.loads(item.labels)
         labels = labels if isinstance(labels, list) else [labels]
+        # a null is an outcome not known yet, not a label
         rows += [
-            {"request_id": item.request_id, "row": i, "label": v} for i, v in enumerate(labels)
+            {"request_id": item.request_id, "row": i, "label": v}
+            for i, v in enumerate(labels)
+            if v is not None
         ]
-    return predictions.merge(pd.DataFrame(rows), on=["request_id", "row"], how="inner")
+    known = pd.DataFrame(rows, columns=["request_id", "row", "label"])
+    return predictions.merge(known, on=["request_id", "row"], how="inner")
 
 
 # -- live metrics ---------------------------------------------------------------------
@@ -316,7 +323,8 @@ def breaches(
         now, then = live[primary_metric], training[primary_metric]
         lower_is_better = primary_metric in _LOWER_IS_BETTER
         limit = then + policy.max_metric_drop if lower_is_better else then - policy.max_metric_drop
-        low, high = interval if interval is not None else (now, now)
+        # no interval (too few usable resamples): the evidence is too thin to alarm on
+        low, high = interval if interval is not None else (math.nan, math.nan)
         if (low > limit) if lower_is_better else (high < limit):
             reasons.append(
                 f"live {primary_metric} {now:.4f} (95% interval {low:.4f}–{high:.4f}) is worse than "

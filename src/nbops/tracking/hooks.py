@@ -219,7 +219,7 @@ class _Build:
         if traceback:
             record.error = _ANSI.sub("", str(traceback)).strip()[-5000:]
         record.git = lineage.git_state(self.root)
-        self.sources.update(self.root / name for name in ("pipeline.yaml", "env.yaml"))
+        self.sources.update(self.root / name for name in (_spec(record.command), "env.yaml"))
         record.sources = lineage.source_hashes(self.root, sorted(self.sources))
         record.env = redact(_flat_env(self._env_raw(), record.command))
         record.python = lineage.python_info()
@@ -274,6 +274,14 @@ class _Lineage:
 
 
 # -- helpers --------------------------------------------------------------------------
+
+
+def _spec(command: list[str]) -> str:
+    """The pipeline spec the build ran: ``-e/--entry-point FILE`` or ``pipeline.yaml``."""
+    for flag in ("-e", "--entry-point"):
+        if flag in command[:-1]:
+            return command[command.index(flag) + 1]
+    return "pipeline.yaml"
 
 
 def _command_line() -> list[str]:

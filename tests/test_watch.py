@@ -1,0 +1,239 @@
+"""Where monitoring gets its data: the start of a window, and a window of a real prediction log."""
+
+from __future__ import annotations
+
+import time
+import types
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+import nbops.serving.log as log_module
+from nbops.errors import ConfigError
+from nbops.serving.log import PredictionLog, read_feedback, read_predictions
+from nbops.watch import default_log_url, load_log_window, since_from
+
+T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+DAY = 86_400.0
+
+
+def utc(*args: int) -> float:
+    return datetime(*args, tzinfo=timezone.utc).timestamp()
+
+
+# -- since_from -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("since", "expected"),
+    [
+        ("2026-11-01", utc(2026, 11, 1)),
+        ("2026-11-01T08:00:00Z", utc(2026, 11, 1, 8)),
+        ("2026-11-01T08:00:00+02:00", utc(2026, 11, 1, 6)),
+        ("2026-11-01T08:00:00", utc(2026, 11, 1, 8)),  # naive: UTC, not the machine's zone
+        ("2026-11-01 08:30", utc(2026, 11, 1, 8, 30)),
+    ],
+)
+def test_since_reads_an_iso_date_or_time(since: str, expected: float) -> None:
+    assert since_from(None, since, now=T0) == expected
+    assert since_from("24h", since, now=T0) == expected  # --since wins over the window
+
+
+def test_without_since_the_window_counts_back_from_now() -> None:
+    assert since_from("24h", None, now=T0) == T0 - DAY
+    assert since_from("90m", "", now=T0) == T0 - 5400
+    assert since_from(None, None, now=T0) == T0 - 7 * DAY  # the default window: 7d
+    assert abs(since_from("1h", None) - (time.time() - 3600)) < 5  # now: the clock
+
+
+@pytest.mark.parametrize("since", ["yesterday", "2026-13-01", "01/11/2026"])
+def test_a_since_it_cannot_read_is_a_config_error_naming_it(since: str) -> None:
+    with pytest.raises(ConfigError, match=rf"--since '{since}' is not an ISO date or time"):
+        since_from("7d", since, now=T0)
+
+
+def test_a_window_it_cannot_read_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="Window '7 days' is not understood"):
+        since_from("7 days", None, now=T0)
+
+
+# -- load_log_window ------------------------------------------------------------------
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The prediction log's clock, set by the test (the writer thread keeps real timers)."""
+    now = [T0]
+    fake = types.SimpleNamespace(time=lambda: now[0], monotonic=time.monotonic, sleep=time.sleep)
+    monkeypatch.setattr(log_module, "time", fake)
+    return now
+
+
+def request(
+    log: PredictionLog,
+    request_id: str,
+    *,
+    inputs: dict,
+    outputs: dict,
+    version: str = "3",
+    route: str = "champion",
+    model: str = "churn",
+) -> None:
+    log.record(
+        request_id=request_id,
+        model_name=model,
+        model_version=version,
+        route=route,
+        latency_ms=2.0,
+        inputs=inputs,
+        outputs=outputs,
+        n_rows=len(outputs["predictions"]),
+    )
+
+
+TWO_ROWS = {
+    "inputs": {"records": [{"tenure": 3, "plan": "basic"}, {"tenure": 40, "plan": "pro"}]},
+    "outputs": {
+        "predictions": ["yes", "no"],
+        "probabilities": [{"no": 0.2, "yes": 0.8}, {"no": 0.7, "yes": 0.3}],
+    },
+}
+ONE_ROW = {
+    "inputs": {"columns": {"tenure": [12], "plan": ["basic"]}},
+    "outputs": {"predictions": ["no"], "probabilities": [{"no": 0.6, "yes": 0.4}]},
+}
+
+
+@pytest.fixture
+def log_url(tmp_path: Path, clock: list[float]) -> str:
+    """A log with a day of traffic for `churn` from T0, and requests around it."""
+    url = f"sqlite:///{tmp_path / 'predictions.db'}"
+    log = PredictionLog(url, flush_seconds=0.01)
+    clock[0] = T0 - 60  # before the window
+    request(log, "early", **TWO_ROWS)
+    clock[0] = T0  # the first second of the window counts
+    request(log, "r1", **TWO_ROWS)
+    request(log, "r1", **TWO_ROWS, version="4", route="shadow")  # the challenger's shadow score
+    clock[0] = T0 + 3600
+    request(log, "r2", **ONE_ROW, version="4", route="challenger")  # canary traffic counts
+    request(log, "other", **TWO_ROWS, model="fraud")  # another model
+    clock[0] = T0 + 7200
+    request(log, "r3", **ONE_ROW)
+    clock[0] = T0 + DAY  # the end of the window is excluded
+    request(log, "late", **ONE_ROW)
+    log.close()
+
+    log = PredictionLog(url)
+    clock[0] = T0 + 100
+    log.feedback("early", ["yes", "yes"])  # sent inside the window, for a request before it
+    log.feedback("r1", ["yes", "yes"])
+    clock[0] = T0 + 200
+    log.feedback("r1", ["no", "no"])  # a correction: the latest wins
+    log.feedback("other", ["no", "no"])
+    clock[0] = T0 + 5000
+    log.feedback("r2", ["yes"])
+    log.close()  # r3 gets no feedback
+    return url
+
+
+def test_a_window_holds_the_served_rows_of_the_model_in_start_to_end(log_url: str) -> None:
+    window = load_log_window(
+        log_url, model_name="churn", start=T0, end=T0 + DAY, positive_class="yes"
+    )
+    assert window.predictions[["request_id", "row", "model_version", "route"]].values.tolist() == [
+        ["r1", 0, "3", "champion"],
+        ["r1", 1, "3", "champion"],
+        ["r2", 0, "4", "challenger"],
+        ["r3", 0, "3", "champion"],
+    ]
+    assert window.predictions["ts"].tolist() == [T0, T0, T0 + 3600, T0 + 7200]
+    assert window.predictions["prediction"].tolist() == ["yes", "no", "no", "no"]
+    assert window.predictions["score"].tolist() == [0.8, 0.3, 0.4, 0.4]
+    assert window.inputs.to_dict(orient="records") == [
+        {"tenure": 3, "plan": "basic"},
+        {"tenure": 40, "plan": "pro"},
+        {"tenure": 12, "plan": "basic"},
+        {"tenure": 12, "plan": "basic"},
+    ]
+
+
+def test_feedback_is_joined_to_the_window(log_url: str) -> None:
+    window = load_log_window(
+        log_url, model_name="churn", start=T0, end=T0 + DAY, positive_class="yes"
+    )
+    assert window.labelled[["request_id", "row", "prediction", "label"]].values.tolist() == [
+        ["r1", 0, "yes", "no"],
+        ["r1", 1, "no", "no"],
+        ["r2", 0, "no", "yes"],
+    ]
+
+
+def test_a_window_describes_itself_for_the_report(log_url: str) -> None:
+    window = load_log_window(
+        log_url, model_name="churn", start=T0, end=T0 + DAY, positive_class="yes"
+    )
+    assert window.describe() == {
+        "source": "log",
+        "start": "2026-01-01T00:00:00+00:00",
+        "end": "2026-01-02T00:00:00+00:00",
+        "requests": 3,
+        "rows": 4,
+        "labelled_rows": 3,
+        "rows_by_model_version": {"3": 3, "4": 1},
+    }
+
+
+def test_a_window_with_no_traffic_is_empty_not_an_error(log_url: str) -> None:
+    window = load_log_window(
+        log_url, model_name="churn", start=T0 + 2 * DAY, end=T0 + 3 * DAY, positive_class="yes"
+    )
+    assert window.describe() == {
+        "source": "log",
+        "start": "2026-01-03T00:00:00+00:00",
+        "end": "2026-01-04T00:00:00+00:00",
+        "requests": 0,
+        "rows": 0,
+        "labelled_rows": 0,
+        "rows_by_model_version": {},
+    }
+    assert "label" in window.labelled.columns
+
+
+def test_the_window_ends_now_by_default(log_url: str) -> None:
+    before = time.time()
+    window = load_log_window(log_url, model_name="churn", start=T0, positive_class="yes")
+    assert before <= window.end <= time.time()
+    assert window.requests == 4  # "late", at the end of the fixed window, is in the past now
+
+
+def test_a_log_that_does_not_exist_says_nothing_has_been_served(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'nonexistent.db'}"
+    with pytest.raises(ConfigError, match="nothing has been served with this log yet"):
+        read_predictions(url)
+    with pytest.raises(ConfigError, match="nothing has been served with this log yet"):
+        read_feedback(url)
+    with pytest.raises(ConfigError, match=r"No prediction log at sqlite:///.*nonexistent\.db"):
+        load_log_window(url, model_name="churn", start=T0, positive_class="yes")
+    assert not (tmp_path / "nonexistent.db").exists()  # reading never creates the log
+
+
+# -- default_log_url ------------------------------------------------------------------
+
+
+def test_the_log_url_comes_from_nbops_prediction_log(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("NBOPS_PREDICTION_LOG", "postgresql://monitor@db/predictions")
+    assert default_log_url(tmp_path) == "postgresql://monitor@db/predictions"
+
+
+def test_the_default_log_is_the_projects_nbops_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    expected = f"sqlite:///{(tmp_path / '.nbops' / 'predictions.db').resolve()}"
+    assert default_log_url(tmp_path) == expected
+    monkeypatch.setenv("NBOPS_PROJECT", str(tmp_path / "elsewhere"))
+    assert default_log_url(tmp_path) == expected  # the root given wins
+    monkeypatch.chdir(tmp_path)
+    assert default_log_url(Path(".")) == expected  # absolute, wherever the notebook runs
