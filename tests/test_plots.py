@@ -34,7 +34,49 @@ FIGURES: dict[str, Callable[[], Figure]] = {
             {"feature": ["tenure", "plan"], "importance": [0.12, 0.01], "std": [0.01, 0.005]}
         )
     ),
+    "drift scores": lambda: plots.drift_scores_plot(_drift_report()),
+    "distributions": lambda: plots.distribution_plot(
+        [c for c in _drift_report().columns if c.statistic is not None]
+    ),
+    "metric over time": lambda: plots.metric_over_time_plot(
+        pd.DataFrame(
+            {
+                "period": pd.date_range("2026-11-01", periods=3, freq="D"),
+                "roc_auc": [0.7, 0.68, 0.6],
+            }
+        ),
+        "roc_auc",
+        training=0.71,
+    ),
+    "traffic": lambda: plots.traffic_plot(
+        pd.DataFrame({"ts": 1.79e9 + np.arange(50) * 600.0, "model_version": ["1"] * 50})
+    ),
 }
+
+
+def _drift_report():
+    from nbops.drift import compare, profile
+
+    reference = pd.DataFrame(
+        {
+            "amount": rng.lognormal(3, 1, 3000),  # continuous: quantile bins
+            "tenure": rng.integers(0, 60, 3000),  # many distinct values
+            "calls": rng.integers(0, 4, 3000),  # few distinct values: bars
+            "plan": rng.choice(["basic", "premium"], 3000),
+        }
+    )
+    current = reference.assign(amount=reference["amount"] * 1.5)
+    roles = {"amount": "numeric", "tenure": "numeric", "calls": "numeric", "plan": "categorical"}
+    return compare(profile(reference, roles), current)
+
+
+def test_drift_scores_mark_the_drifted_columns_against_the_threshold():
+    fig = plots.drift_scores_plot(_drift_report())
+    bars = {b.get_y(): b for b in fig.axes[0].patches}
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels[-1] == "amount", "the most drifted column on top"
+    red = [b for b in bars.values() if b.get_facecolor()[0] > 0.7]
+    assert len(red) == 1 and red[0].get_width() > 1, "only the drifted column crosses 1"
 
 
 @pytest.fixture(autouse=True)

@@ -225,25 +225,46 @@ def distribution_plot(drifts: list[Any], *, columns: int = 2) -> Figure:
     fig = Figure(figsize=(5.5 * columns, 3.2 * rows))
     axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
     for ax, d in zip(axes, drifts, strict=False):
-        if d.kind == "numeric" and len(d.bins) == len(d.reference) + 1:
-            edges = np.asarray(d.bins, dtype=float)
-            ax.stairs(d.reference, edges, label="reference", color="#4c72b0", fill=True, alpha=0.4)
-            ax.stairs(d.current, edges, label="current", color="#c44e52", linewidth=1.5)
-            ax.set_xlabel(f"{d.column} (reference quantile bins)")
+        bins = list(d.bins)
+        if d.kind == "numeric" and len(bins) == len(d.reference) > 12:
+            # many distinct values: draw them as a histogram, one step per value
+            bins = [*bins, bins[-1] + (bins[-1] - bins[-2])]
+        if d.kind == "numeric" and len(bins) == len(d.reference) + 1:
+            edges, reference, current = _pooled(bins, d.reference, d.current, groups=20)
+            widths = np.diff(edges)
+            ax.stairs(
+                reference / widths, edges, label="reference", color="#4c72b0", fill=True, alpha=0.4
+            )
+            ax.stairs(current / widths, edges, label="current", color="#c44e52", linewidth=1.5)
+            ax.set_xlabel(d.column)
+            ax.set_ylabel("density")
         else:
-            labels = [str(b) for b in d.bins]
+            labels = [f"{b:g}" if isinstance(b, float) else str(b) for b in d.bins]
             x = np.arange(len(labels))
             ax.bar(x - 0.2, d.reference, width=0.4, label="reference", color="#4c72b0")
             ax.bar(x + 0.2, d.current, width=0.4, label="current", color="#c44e52")
             ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
             ax.set_xlabel(d.column)
-        ax.set_ylabel("share of rows")
+            ax.set_ylabel("share of rows")
         ax.set_title(f"{d.column}: {d.status} ({d.method} {d.statistic:.3g})")
         ax.legend(fontsize=8)
     for ax in axes[len(drifts) :]:
         ax.set_visible(False)
     fig.tight_layout()
     return fig
+
+
+def _pooled(
+    bins: list[float], reference: list[float], current: list[float], *, groups: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Quantile bins pooled into about ``groups`` bins of equal reference share, so a
+    few thousand current rows do not draw as noise."""
+    edges, ref, cur = np.asarray(bins, float), np.asarray(reference), np.asarray(current)
+    start = np.concatenate([[0.0], np.cumsum(ref)[:-1]])
+    group = np.minimum((start * groups + 1e-9).astype(int), groups - 1)
+    keep = np.flatnonzero(np.diff(group, prepend=-1))  # first bin of each group
+    pooled_edges = np.append(edges[keep], edges[-1])
+    return pooled_edges, np.add.reduceat(ref, keep), np.add.reduceat(cur, keep)
 
 
 def metric_over_time_plot(table: pd.DataFrame, metric: str, *, training: float | None) -> Figure:
