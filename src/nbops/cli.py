@@ -422,3 +422,37 @@ def monitor(
         if gate:
             click.echo(f"Gate: {gate.get('action', '?').upper()} — {gate.get('summary', '')}")
     sys.exit(1)
+
+
+@main.command("init")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option(
+    "--data",
+    default=None,
+    type=click.Path(dir_okay=False, exists=True),
+    help="Your data: a CSV, TSV or Parquet file (copied into the project).",
+)
+@click.option("--target", default=None, help="The column to predict (required with --data).")
+@click.option(
+    "--task",
+    type=click.Choice(["classification", "regression"]),
+    default=None,
+    help="Default: guessed from the target column.",
+)
+def init(directory: str, data: str | None, target: str | None, task: str | None) -> None:
+    """Create a new project in DIRECTORY from the reference pipeline.
+
+    With --data and --target it is set up for your data: a copy of the file, a data
+    contract inferred from it (schema/, review it), env.yaml pointing at both. Without,
+    it uses the bundled churn example.
+
+    \b
+    Example:
+      nbops init churn-model --data customers.csv --target churned
+      cd churn-model && make build
+    """
+    from nbops.scaffold import init_project
+
+    dest = init_project(directory, data=data, target=target, task=task)
+    click.echo(f"Created {dest}")
+    click.echo(f"  next: cd {directory} && make build   (then review schema/ and env.yaml)")
