@@ -380,7 +380,11 @@ def monitor(
     from nbops.watch import run_monitoring
 
     root = _project_root()
-    run = run_monitoring(root, window=window, since=since, data=data, alias=alias)
+    try:
+        run = run_monitoring(root, window=window, since=since, data=data, alias=alias)
+    except NbopsError as exc:  # exit 1 means "threshold crossed": a failure is 2
+        click.secho(f"Error: {exc}", fg="red", err=True)
+        sys.exit(2)
     if not run.ok:
         click.echo(run.output, err=True)
         click.secho(
