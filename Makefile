@@ -19,8 +19,9 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 build: $(STAMP)
 	$(BIN)/ploomber build
 
+# One worker per core; a test file stays on one worker (its module fixtures are shared).
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile
 
 install: $(STAMP)
 
