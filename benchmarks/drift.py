@@ -52,8 +52,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
+
+from nbops.datasets import write_parquet_blocks
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_EVIDENTLY = ROOT / ".bench" / "evidently" / "bin" / "python"
@@ -120,19 +120,15 @@ def make_block(
 
 def write_parquet(path: Path, rows: int, seed: int, *, drifted: bool, categorical: str) -> None:
     """Generate and write block by block: memory stays at one block."""
-    writer = None
-    try:
-        for block, start in enumerate(range(0, rows, BLOCK)):
-            frame = make_block(
+    write_parquet_blocks(
+        (
+            make_block(
                 min(BLOCK, rows - start), seed, block, drifted=drifted, categorical=categorical
             )
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            if writer is None:
-                writer = pq.ParquetWriter(path, table.schema)
-            writer.write_table(table)
-    finally:
-        if writer is not None:
-            writer.close()
+            for block, start in enumerate(range(0, rows, BLOCK))
+        ),
+        path,
+    )
 
 
 def roles() -> dict[str, str]:
@@ -211,6 +207,7 @@ EVIDENTLY_WORKER = r"""
 import gc, json, sys, time
 from pathlib import Path
 import pandas as pd
+
 import evidently
 from evidently import DataDefinition, Dataset, Report
 from evidently.presets import DataDriftPreset

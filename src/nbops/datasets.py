@@ -18,7 +18,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -65,9 +65,6 @@ def make_churn(n_rows: int, *, seed: int = 42, drift: float = 0.0) -> pd.DataFra
 
 def write_churn(path: str | Path, n_rows: int, *, seed: int = 42, drift: float = 0.0) -> Path:
     """Stream the bundled table to a Parquet or CSV file without holding it in memory."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in {".csv", ".parquet", ".pq"}:
@@ -78,6 +75,14 @@ def write_churn(path: str | Path, n_rows: int, *, seed: int = 42, drift: float =
         for i, block in enumerate(blocks):
             block.to_csv(path, mode="w" if i == 0 else "a", header=i == 0, index=False)
         return path
+    return write_parquet_blocks(blocks, path)
+
+
+def write_parquet_blocks(blocks: Iterable[pd.DataFrame], path: str | Path) -> Path:
+    """Write DataFrames of one schema to one Parquet file, a block at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     writer = None
     try:
         for block in blocks:
@@ -88,7 +93,7 @@ def write_churn(path: str | Path, n_rows: int, *, seed: int = 42, drift: float =
     finally:
         if writer is not None:
             writer.close()
-    return path
+    return Path(path)
 
 
 def _block(

@@ -316,11 +316,11 @@ class DriftPolicy:
 class ColumnDrift:
     column: str
     kind: str  # numeric | categorical | datetime
-    method: str | None  # ks | wasserstein | psi | chi2 | jensenshannon; None when not tested
-    statistic: float | None  # p-value for ks/chi2, a distance otherwise
-    threshold: float | None
-    drifted: bool | None  # None: not computed (see status)
-    status: str  # "drift", "ok", or "not computed: <reason>" / "not tested: <reason>"
+    method: str | None = None  # ks | wasserstein | psi | chi2 | jensenshannon; None: not tested
+    statistic: float | None = None  # p-value for ks/chi2, a distance otherwise
+    threshold: float | None = None
+    drifted: bool | None = None  # None: not computed (see status)
+    status: str = ""  # "drift", "ok", or "not computed: <reason>" / "not tested: <reason>"
     n_reference: int = 0
     n_current: int = 0
     p_value: float | None = None  # of the KS or chi-square test, whatever the method
@@ -419,11 +419,7 @@ def compare(
                 ColumnDrift(
                     name,
                     sketch.kind,
-                    None,
-                    None,
-                    None,
-                    None,
-                    "not computed: the column is missing from the current data",
+                    status="not computed: the column is missing from the current data",
                     n_reference=sketch.n,
                 )
             )
@@ -447,11 +443,6 @@ def _compare_column(
     result = ColumnDrift(
         name,
         sketch.kind,
-        None,
-        None,
-        None,
-        None,
-        "",
         n_reference=sketch.n,
         missing_reference=sketch.missing / total_ref if total_ref else None,
     )

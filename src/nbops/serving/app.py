@@ -298,9 +298,7 @@ def create_app(settings: Settings) -> _Guard:
             "requestBody": {
                 "required": True,
                 "content": {
-                    "application/json": {
-                        "schema": {"$ref": "#/components/schemas/FeedbackRequest"}
-                    }
+                    "application/json": {"schema": {"$ref": "#/components/schemas/FeedbackRequest"}}
                 },
             }
         },
