@@ -14,7 +14,7 @@ export PLOOMBER_STATS_ENABLED := false
 export PLOOMBER_VERSION_CHECK_DISABLED := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: build test lab ui clean install
+.PHONY: build test lab ui clean install lint hooks airflow-env
 
 build: $(STAMP)
 	$(BIN)/ploomber build
@@ -32,9 +32,39 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m nbops.offline
 	@touch $@
 
-# JupyterLab on the project's environment; no news feed, no update checks.
+# Apache Airflow 3 in a venv of its own (about 290 MB; it caps FastAPI below the version
+# the project's service runs on): tests/test_export.py loads the DAG of
+# `nbops export airflow` with it and runs a task. The version the tests were run with.
+AIRFLOW_VENV ?= .venv-airflow
+AIRFLOW_REQUIREMENT ?= apache-airflow==3.3.2
+
+airflow-env: $(AIRFLOW_VENV)/.nbops-installed
+
+$(AIRFLOW_VENV)/.nbops-installed:
+	@test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet '$(AIRFLOW_REQUIREMENT)'
+	@touch $@
+
+# JupyterLab on the project's environment with the project's Jupyter config (.jupyter/):
+# a pipeline notebook opens with its task's upstream and product paths injected and is
+# saved without them or outputs (src/nbops/lab.py); no news feed, update checks, PyPI
+# search or Ploomber cloud extension.
 lab: $(STAMP)
-	$(BIN)/jupyter lab --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate
+	JUPYTER_CONFIG_PATH=$(CURDIR)/.jupyter$(if $(JUPYTER_CONFIG_PATH),:$(JUPYTER_CONFIG_PATH)) $(BIN)/jupyter lab
+
+# The pre-commit checks (.pre-commit-config.yaml) on every tracked file; CI runs this.
+lint: $(STAMP)
+	$(BIN)/pre-commit run --all-files --show-diff-on-failure
+
+# Git set-up of this clone: the pre-commit hook, and nbdime's notebook-aware diff and
+# merge drivers (for *.ipynb, see .gitattributes) called by absolute path, so `git diff`
+# works without the venv activated.
+hooks: $(STAMP)
+	$(BIN)/pre-commit install
+	$(BIN)/nbdime config-git --enable
+	git config diff.jupyternotebook.command "$(abspath $(BIN))/git-nbdiffdriver diff"
+	git config merge.jupyternotebook.driver "$(abspath $(BIN))/git-nbmergedriver merge %O %A %B %L %P"
 
 # MLflow's UI on the project's embedded store (runs, parameters, metrics, HTML reports).
 ui: $(STAMP)

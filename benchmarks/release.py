@@ -45,10 +45,14 @@ def main() -> None:
     X, y = frame.drop(columns="churned"), frame["churned"]
     roles = infer_roles(frame, target="churned")
     print(f"Model formats, reference pipelines on {args.rows:,} rows, median of {args.repeats}:")
-    print(f"  {'model':8} {'skops save':>11} {'skops load':>11} {'skops size':>11} | {'joblib save':>11} {'joblib load':>11} {'joblib size':>11}")
+    print(
+        f"  {'model':8} {'skops save':>11} {'skops load':>11} {'skops size':>11} | {'joblib save':>11} {'joblib load':>11} {'joblib size':>11}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for name, params in (("linear", {}), ("hgb", {"max_iter": 150})):
-            model = make_model(name, task="classification", roles=roles, hyperparams=params).fit(X, y)
+            model = make_model(name, task="classification", roles=roles, hyperparams=params).fit(
+                X, y
+            )
             trusted = sio.get_untrusted_types(data=sio.dumps(model))
             skops_path, joblib_path = Path(tmp, f"{name}.skops"), Path(tmp, f"{name}.joblib")
             s_save = best_of(args.repeats, lambda m=model, p=skops_path: sio.dump(m, p))
@@ -63,19 +67,29 @@ def main() -> None:
 
         import mlflow.sklearn
 
-        model = make_model("hgb", task="classification", roles=roles, hyperparams={"max_iter": 50}).fit(X, y)
+        model = make_model(
+            "hgb", task="classification", roles=roles, hyperparams={"max_iter": 50}
+        ).fit(X, y)
         trusted = sio.get_untrusted_types(data=sio.dumps(model))
         counter = iter(range(1000))
 
         def save(**kwargs):
-            mlflow.sklearn.save_model(model, str(Path(tmp, f"m{next(counter)}")), serialization_format="skops", skops_trusted_types=trusted, **kwargs)
+            mlflow.sklearn.save_model(
+                model,
+                str(Path(tmp, f"m{next(counter)}")),
+                serialization_format="skops",
+                skops_trusted_types=trusted,
+                **kwargs,
+            )
 
         save(pip_requirements=release_requirements())  # warm imports
         inferred = best_of(3, save)
         pinned = best_of(3, lambda: save(pip_requirements=release_requirements()))
         print("\nMLflow model save (skops), median of 3:")
         print(f"  requirements inferred (MLflow default)    {inferred:6.2f} s")
-        print(f"  requirements pinned (what nbops does)     {pinned:6.2f} s   ratio {inferred / pinned:.0f}x")
+        print(
+            f"  requirements pinned (what nbops does)     {pinned:6.2f} s   ratio {inferred / pinned:.0f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -55,7 +55,23 @@ def wrk(url: str, body: str, connections: int, duration: int, tmp: Path) -> dict
         'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
         f'local f = io.open("{payload}", "r")\nwrk.body = f:read("*a")\nf:close()\n'
     )
-    out = subprocess.run(["wrk", "-t", "1", "-c", str(connections), "-d", f"{duration}s", "--latency", "-s", str(script), url], capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            "1",
+            "-c",
+            str(connections),
+            "-d",
+            f"{duration}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout
 
     def ms(label: str) -> float:
         match = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out)
@@ -66,7 +82,12 @@ def wrk(url: str, body: str, connections: int, duration: int, tmp: Path) -> dict
 
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": float(rps.group(1)) if rps else 0.0, "p50": ms("50"), "p99": ms("99"), "errors": int(errors.group(1)) if errors else 0}
+    return {
+        "rps": float(rps.group(1)) if rps else 0.0,
+        "p50": ms("50"),
+        "p99": ms("99"),
+        "errors": int(errors.group(1)) if errors else 0,
+    }
 
 
 def main() -> None:
@@ -81,35 +102,84 @@ def main() -> None:
     records = json.loads(test.head(100).to_json(orient="records", date_format="iso"))
     bodies = {
         "nbops": {1: json.dumps({"records": records[:1]}), 100: json.dumps({"records": records})},
-        "mlflow": {1: json.dumps({"dataframe_records": records[:1]}), 100: json.dumps({"dataframe_records": records})},
+        "mlflow": {
+            1: json.dumps({"dataframe_records": records[:1]}),
+            100: json.dumps({"dataframe_records": records}),
+        },
     }
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "PLOOMBER_STATS_ENABLED": "false", "MLFLOW_TRACKING_URI": f"sqlite:///{root / '.nbops' / 'mlflow.db'}"}
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PLOOMBER_STATS_ENABLED": "false",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{root / '.nbops' / 'mlflow.db'}",
+    }
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         ports = {"nbops": free_port(), "mlflow": free_port()}
-        nbops_env = {k: v for k, v in env.items() if k != "MLFLOW_TRACKING_URI"} | {"NBOPS_PREDICTION_LOG": f"sqlite:///{tmp / 'log.db'}"}
+        nbops_env = {k: v for k, v in env.items() if k != "MLFLOW_TRACKING_URI"} | {
+            "NBOPS_PREDICTION_LOG": f"sqlite:///{tmp / 'log.db'}"
+        }
         servers = {
-            "nbops": subprocess.Popen([str(BIN / "nbops"), "serve", "--port", str(ports["nbops"])], cwd=root, env=nbops_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-            "mlflow": subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", "models:/churn@champion", "--env-manager", "local", "--port", str(ports["mlflow"]), "--workers", "1"], cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+            "nbops": subprocess.Popen(
+                [str(BIN / "nbops"), "serve", "--port", str(ports["nbops"])],
+                cwd=root,
+                env=nbops_env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            ),
+            "mlflow": subprocess.Popen(
+                [
+                    str(BIN / "mlflow"),
+                    "models",
+                    "serve",
+                    "-m",
+                    "models:/churn@champion",
+                    "--env-manager",
+                    "local",
+                    "--port",
+                    str(ports["mlflow"]),
+                    "--workers",
+                    "1",
+                ],
+                cwd=root,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            ),
         }
         try:
             wait(f"http://127.0.0.1:{ports['nbops']}/ready")
             wait(f"http://127.0.0.1:{ports['mlflow']}/ping")
-            urls = {"nbops": f"http://127.0.0.1:{ports['nbops']}/predict", "mlflow": f"http://127.0.0.1:{ports['mlflow']}/invocations"}
+            urls = {
+                "nbops": f"http://127.0.0.1:{ports['nbops']}/predict",
+                "mlflow": f"http://127.0.0.1:{ports['mlflow']}/invocations",
+            }
             results = {}
             for rows in (1, 100):
                 for connections in (1, 8, 64):
                     for name in ("nbops", "mlflow"):
                         wrk(urls[name], bodies[name][rows], connections, 2, tmp)  # warm up
-                        results[name, rows, connections] = wrk(urls[name], bodies[name][rows], connections, args.duration, tmp)
-            print(f"nbops serve (validation + prediction log on) vs mlflow models serve, 1 worker each, wrk {args.duration} s per cell")
-            print(f"{'rows':>4} {'conn':>4} | {'nbops req/s':>11} {'p50 ms':>7} {'p99 ms':>7} | {'mlflow req/s':>12} {'p50 ms':>7} {'p99 ms':>7} | {'throughput x':>12}")
+                        results[name, rows, connections] = wrk(
+                            urls[name], bodies[name][rows], connections, args.duration, tmp
+                        )
+            print(
+                f"nbops serve (validation + prediction log on) vs mlflow models serve, 1 worker each, wrk {args.duration} s per cell"
+            )
+            print(
+                f"{'rows':>4} {'conn':>4} | {'nbops req/s':>11} {'p50 ms':>7} {'p99 ms':>7} | {'mlflow req/s':>12} {'p50 ms':>7} {'p99 ms':>7} | {'throughput x':>12}"
+            )
             for rows in (1, 100):
                 for connections in (1, 8, 64):
                     a, b = results["nbops", rows, connections], results["mlflow", rows, connections]
                     ratio = a["rps"] / b["rps"] if b["rps"] else float("inf")
-                    print(f"{rows:>4} {connections:>4} | {a['rps']:>11.0f} {a['p50']:>7.2f} {a['p99']:>7.2f} | {b['rps']:>12.0f} {b['p50']:>7.2f} {b['p99']:>7.2f} | {ratio:>11.1f}x"
-                          + (f"  (errors: nbops {a['errors']}, mlflow {b['errors']})" if a["errors"] or b["errors"] else ""))
+                    print(
+                        f"{rows:>4} {connections:>4} | {a['rps']:>11.0f} {a['p50']:>7.2f} {a['p99']:>7.2f} | {b['rps']:>12.0f} {b['p50']:>7.2f} {b['p99']:>7.2f} | {ratio:>11.1f}x"
+                        + (
+                            f"  (errors: nbops {a['errors']}, mlflow {b['errors']})"
+                            if a["errors"] or b["errors"]
+                            else ""
+                        )
+                    )
         finally:
             for server in servers.values():
                 server.terminate()

@@ -199,6 +199,41 @@ def report(out: str, limit: int) -> None:
     click.echo(f"Wrote {index}")
 
 
+@main.command("reproduce")
+@click.argument("run", default="latest")
+@click.option(
+    "--tolerance",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Relative difference allowed per metric (0: exact).",
+)
+@click.option("--keep", is_flag=True, help="Keep the worktree and the rebuilt products.")
+def reproduce_cmd(run: str, tolerance: float, keep: bool) -> None:
+    """Rebuild a recorded build from its commit, data snapshot and parameters, and
+    compare the results metric by metric. RUN is a run id, a prefix, latest or latest~N.
+
+    Exits 0 when the build reproduces, 1 when it does not, 2 when it cannot be tried.
+    The rebuild runs in a temporary git worktree with a store of its own: the project's
+    store and registry are not touched.
+
+    \b
+    Example:
+      nbops reproduce latest~1
+      nbops reproduce 3f2a9c --tolerance 1e-9
+    """
+    from nbops.reproduce import reproduce
+
+    click.echo(f"Rebuilding {run} (a full build; this takes as long as the original)...")
+    try:
+        result = reproduce(_store(), _project_root(), run, tolerance=tolerance, keep=keep)
+    except NbopsError as exc:
+        click.secho(f"Error: {exc}", fg="red", err=True)
+        sys.exit(2)
+    click.echo(result.render())
+    sys.exit(0 if result.matches else 1)
+
+
 @main.command("sync")
 def sync() -> None:
     """Publish build records spooled while the tracking store was unreachable.
@@ -426,6 +461,99 @@ def monitor(
         if gate:
             click.echo(f"Gate: {gate.get('action', '?').upper()} — {gate.get('summary', '')}")
     sys.exit(1)
+
+
+@main.group("export")
+def export_group() -> None:
+    """Run the pipeline on a scheduler: one scheduler task per Ploomber task."""
+
+
+def _export_options(default_out: str) -> Any:
+    options = [
+        click.option(
+            "--out",
+            default=default_out,
+            show_default=True,
+            type=click.Path(file_okay=False),
+            help="Folder to write the file to.",
+        ),
+        click.option(
+            "--schedule",
+            default=None,
+            help="A schedule such as @daily or '0 3 * * *' (default: manual runs only).",
+        ),
+        click.option(
+            "--dag-id",
+            default=None,
+            help="The workflow's name (default: env.yaml's release.model_name).",
+        ),
+        click.option(
+            "--retries", default=0, show_default=True, help="Retries of each task on failure."
+        ),
+        click.option(
+            "--project-dir",
+            default=None,
+            help="Where the project is on the workers (default: this project's folder).",
+        ),
+        click.option(
+            "--ploomber",
+            default=None,
+            help="How the workers start Ploomber: a path or a command prefix such as "
+            "'conda run -n churn ploomber' (default: the ploomber of this environment).",
+        ),
+        click.option(
+            "--max-active-tasks",
+            default=1,
+            show_default=True,
+            help="Tasks running at once; 1 runs them in order, like ploomber build.",
+        ),
+    ]
+
+    def decorate(function: Any) -> Any:
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return decorate
+
+
+@export_group.command("airflow")
+@_export_options("dist/airflow")
+def export_airflow(**options: Any) -> None:
+    """Write the pipeline as an Apache Airflow 3 DAG file (OUT/<dag-id>.py).
+
+    Each Ploomber task becomes a task running `ploomber build --partially TASK
+    --skip-upstream` in the project folder (a run record each); a last task,
+    nbops-record, runs `ploomber build`, which finds everything up to date and records
+    the whole pipeline as one run.
+
+    \b
+    Example:
+      nbops export airflow --out ~/airflow/dags --schedule @daily
+    """
+    from nbops.export import export
+
+    path = export(_project_root(), "airflow", **options)
+    click.echo(f"Wrote {path}")
+
+
+@export_group.command("argo")
+@_export_options("dist/argo")
+@click.option(
+    "--image", default="nbops:latest", show_default=True, help="Image with the project's env."
+)
+def export_argo(**options: Any) -> None:
+    """Write the pipeline as an Argo Workflows manifest (OUT/<dag-id>.yaml; a CronWorkflow
+    with --schedule). The pods mount the project from the volume claim nbops-project.
+
+    \b
+    Example:
+      nbops export argo --image registry.internal/churn:1.4 --project-dir /project
+    """
+    from nbops.export import export
+
+    path = export(_project_root(), "argo", **options)
+    click.echo(f"Wrote {path}")
 
 
 @main.command("init")

@@ -1,8 +1,9 @@
 """``nbops init``: a new project from the reference pipeline, on the user's own data.
 
 The template is the reference project itself (``pipeline.yaml``,
-``pipeline.monitor.yaml``, ``env.yaml``, ``notebooks/``, the workflows): shipped inside
-the wheel as ``nbops/_template``, or read from the repository in a development install.
+``pipeline.monitor.yaml``, ``env.yaml``, ``notebooks/``, the workflows, the
+``.jupyter/`` config of ``make lab``): shipped inside the wheel as ``nbops/_template``,
+or read from the repository in a development install.
 Given a data file and its target column, the new project gets a copy of the data, a
 schema inferred from it (to review), the task guessed from the target, and env.yaml
 pointing at all three, so ``make build`` works at once.
@@ -52,8 +53,10 @@ monitor: install
 serve: install
 \t$(BIN)/nbops serve
 
+# JupyterLab with the project's Jupyter config (.jupyter/): notebooks open with their
+# inputs wired in and are saved without them or outputs; nothing calls out.
 lab: install
-\t$(BIN)/jupyter lab --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate
+\tJUPYTER_CONFIG_PATH=$(CURDIR)/.jupyter$(if $(JUPYTER_CONFIG_PATH),:$(JUPYTER_CONFIG_PATH)) $(BIN)/jupyter lab
 
 ui: install
 \t$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.nbops/mlflow.db --host 127.0.0.1 --port 5000
@@ -73,7 +76,7 @@ and monitored.
 make build      # ingest → validate → split → train → evaluate → gate; reports in products/
 make serve      # the champion over HTTP (POST /predict)
 make monitor    # drift and live performance against the training data
-make lab        # JupyterLab on the notebooks
+make lab        # JupyterLab on the notebooks, their inputs wired in
 ```
 
 - Data: `{source}`, target `{target}` ({task}).
@@ -157,6 +160,10 @@ def init_project(
     workflows.mkdir(parents=True)
     for workflow in WORKFLOWS:
         shutil.copy2(template / ".github" / "workflows" / workflow, workflows / workflow)
+    # The Jupyter config of `make lab` (cell injection, clean saves, nothing calls out).
+    shutil.copytree(
+        template / ".jupyter", dest / ".jupyter", ignore=shutil.ignore_patterns("__pycache__")
+    )
 
     if frame is not None and data is not None:
         (dest / "data").mkdir()

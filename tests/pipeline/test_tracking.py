@@ -118,7 +118,12 @@ def test_a_build_is_a_parent_run_with_a_child_per_task(history):
     artifacts = {a.path for a in client.list_artifacts(first.info.run_id)} | {
         a.path for a in client.list_artifacts(first.info.run_id, "environment")
     }
-    assert {"record.json", "environment/requirements.txt", "environment/python.json"} <= artifacts
+    assert {
+        "record.json",
+        "environment/requirements.txt",
+        "environment/python.json",
+        "summary.html",  # products/index.html, the build summary page
+    } <= artifacts
     tasks = children[first.info.run_id]
     assert set(tasks) == {
         "ingest",
@@ -293,6 +298,9 @@ def test_a_failed_build_keeps_its_partial_notebook_report_and_error(make_project
     ).read_text()
     assert "DataSourceError" in html, "the HTML report shows the error cell"
     assert {t.data.tags["nbops.status"] for n, t in tasks.items() if n != "ingest"} == {"not-run"}
+    summary = (project.products / "index.html").read_text()
+    assert "failed: task ingest failed" in summary and "missing.csv" in summary
+    assert '<a href="ingest.html">its report</a>' in summary
     assert "data.content_hash" not in parent.data.tags or not parent.data.tags["data.content_hash"]
 
 

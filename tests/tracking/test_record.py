@@ -25,6 +25,7 @@ def products(tmp_path: Path) -> Path:
     (folder / "data").mkdir(parents=True)
     (folder / "evaluate.ipynb").write_text('{"cells": [], "note": "executed"}')
     (folder / "evaluate.html").write_text("<html>report</html>")
+    (folder / "index.html").write_text("<html>build summary</html>")
     (folder / "data" / "snapshot.parquet").write_bytes(b"PAR1\x00\x01binary")
     (folder / "data" / "snapshot.json").write_text('{"content_hash": "sha256:abc"}')
     return folder
@@ -53,6 +54,7 @@ def make_record(products: Path, *, build_id: str = "b1", started_at: float = 100
             "columns": 12,
         },
         metrics={"roc_auc": 0.83},
+        files={"summary.html": str(products / "index.html")},
         tasks=[
             TaskRecord(
                 name="evaluate",
@@ -97,7 +99,13 @@ def test_spool_copies_every_referenced_file(products: Path, tmp_path: Path) -> N
     }
     assert stored["data"]["data"] == "files/_data/snapshot.parquet"
     assert stored["data"]["meta"] == "files/_data/snapshot.json"
-    for relative in [*task_files.values(), stored["data"]["data"], stored["data"]["meta"]]:
+    assert stored["files"] == {"summary.html": "files/_build/summary.html"}
+    for relative in [
+        *task_files.values(),
+        stored["data"]["data"],
+        stored["data"]["meta"],
+        stored["files"]["summary.html"],
+    ]:
         assert (folder / relative).is_file()
     # The record in memory still points at the originals.
     assert record.tasks[0].files["reports/evaluate.ipynb"] == str(products / "evaluate.ipynb")
@@ -125,6 +133,7 @@ def test_spooled_record_survives_the_next_build(products: Path, tmp_path: Path) 
         assert Path(files[artifact]).read_bytes() == content
     assert Path(loaded.data["data"]).read_bytes() == data
     assert Path(loaded.data["meta"]).read_bytes() == meta
+    assert Path(loaded.files["summary.html"]).read_text() == "<html>build summary</html>"
     assert loaded.build_id == record.build_id
     assert loaded.env == record.env
     assert loaded.task("ingest") == record.task("ingest")

@@ -108,6 +108,7 @@ def published(module_env: None, tmp_path_factory: pytest.TempPathFactory) -> Pub
     notebook, report = products / "evaluate.ipynb", products / "evaluate.html"
     notebook.write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4}))
     report.write_text("<html><body>evaluate report</body></html>")
+    (products / "index.html").write_text("<html><body>build summary</body></html>")
     h1 = write_snapshot(products / "data1", "sha256:" + "1" * 64, rows=20)
     h2 = write_snapshot(products / "data2", "sha256:" + "2" * 64, rows=30)
 
@@ -159,6 +160,7 @@ def published(module_env: None, tmp_path_factory: pytest.TempPathFactory) -> Pub
             "passed": True,
         },
     )
+    second_record.files = {"summary.html": str(products / "index.html")}
     second_earlier = store.publish(second_record)
     second = store.publish(second_record)
     third = store.publish(make_record(root, "build-third", T0 + 120, tasks=[evaluate()], data=h2))
@@ -219,7 +221,10 @@ def test_parent_metrics_are_numbers_only(published: Published) -> None:
 def test_parent_artifacts(published: Published, tmp_path: Path) -> None:
     store, run_id = published.store, published.second["run_id"]
 
-    assert artifact_paths(store, run_id) == {"record.json", "environment", "git"}
+    assert artifact_paths(store, run_id) == {"record.json", "environment", "git", "summary.html"}
+    assert read_artifact(store, run_id, "summary.html", tmp_path / "summary") == (
+        "<html><body>build summary</body></html>"
+    )
     assert artifact_paths(store, run_id, "environment") == {
         "environment/requirements.txt",
         "environment/python.json",

@@ -8,8 +8,9 @@
         on_failure: nbops.tracking.hooks.task_failed
 
 Task hooks only collect (paths, parameters, status, timings) into the process's
-:class:`~nbops.tracking.record.BuildRecord`; the DAG hooks add lineage and skipped tasks
-and publish once. ``ploomber task NAME`` runs no DAG hooks, so an ``atexit`` handler
+:class:`~nbops.tracking.record.BuildRecord`; the DAG hooks add lineage and skipped tasks,
+write the build summary page and link the reports (:mod:`nbops.reports.site`), and
+publish once. ``ploomber task NAME`` runs no DAG hooks, so an ``atexit`` handler
 publishes what the task hooks collected. MLflow is imported in a background thread
 while the notebooks run, so publishing costs little at the end.
 
@@ -172,19 +173,27 @@ class _Build:
         self.record.tasks.append(record)
 
     def _report_files(self, notebook: str, html: str | None) -> dict[str, str]:
+        # The HTML report may still be rendering (nbops.executor renders reports in the
+        # background); it is read when the build finishes.
         files = {f"reports/{Path(notebook).name}": notebook}
         if html and Path(html).is_file():
             files[f"reports/{Path(html).name}"] = html
-        if not self.secrets:
-            return files
-        # The injected-parameters cell holds parameter values: scrub secrets from copies.
-        scrubbed = self.root / ".nbops" / "tmp" / self.record.build_id
-        scrubbed.mkdir(parents=True, exist_ok=True)
-        for name, path in list(files.items()):
-            copy = scrubbed / Path(path).name
-            copy.write_text(redact_text(Path(path).read_text(errors="replace"), self.secrets))
-            files[name] = str(copy)
         return files
+
+    def _scrub_reports(self) -> None:
+        """The injected-parameters cell holds parameter values: scrub secrets from the
+        copies of notebooks and reports that are recorded."""
+        if not self.secrets:
+            return
+        scrubbed = self.root / ".nbops" / "tmp" / self.record.build_id
+        for task in self.record.tasks:
+            for name, path in list(task.files.items()):
+                if not name.startswith("reports/") or not Path(path).is_file():
+                    continue
+                copy = scrubbed / task.name / Path(path).name
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                copy.write_text(redact_text(Path(path).read_text(errors="replace"), self.secrets))
+                task.files[name] = str(copy)
 
     def finish(self, dag: Any, status: str, *, traceback: Any = None) -> None:
         if self.done:
@@ -235,11 +244,42 @@ class _Build:
                     found["metrics"] if isinstance(found.get("metrics"), dict) else found
                 )
             task.metrics = _numbers(task.metrics)
+        self._write_site(dag)
+        self._scrub_reports()
         from nbops.tracking.publish import publish_or_spool
 
         publish_or_spool(record, root=self.root)
         index.update(record)
         _cleanup_tmp(self.root, record.build_id)
+
+    def _write_site(self, dag: Any) -> None:
+        """The build summary page next to the reports, and the bar linking every report
+        (nbops.reports.site); the summary is recorded with the build's run."""
+        if dag is None:
+            return  # `ploomber task NAME`: one task is no build to summarise
+        from nbops.reports.site import write_build_site
+
+        try:
+            names = list(dag.keys())
+            upstream = {name: sorted(dag[name].upstream) for name in names}
+            spec = _spec(self.record.command)
+            title = self.record.project + ("" if spec == "pipeline.yaml" else f" ({spec})")
+            summary = write_build_site(
+                self.record,
+                order=names,
+                upstream=upstream,
+                title=title,
+                scrub=lambda text: redact_text(text, self.secrets) if self.secrets else text,
+            )
+        except Exception:  # the record matters more than its summary page
+            print(
+                "nbops: could not write the build summary page:\n" + tb_module.format_exc(),
+                file=sys.stderr,
+            )
+            return
+        if summary is not None:
+            self.record.files["summary.html"] = str(summary)
+            print(f"nbops: build summary in {_display_path(summary)}", file=sys.stderr)
 
     def _finish_at_exit(self) -> None:
         if not self.done and self.record.tasks and enabled():
@@ -333,16 +373,21 @@ def _error_text(nb: dict[str, Any]) -> str | None:
     return None
 
 
+def _display_path(path: Path) -> str:
+    with contextlib.suppress(ValueError):
+        return str(path.relative_to(Path.cwd()))
+    return str(path)
+
+
 def _newer(path: str, than: str) -> bool:
     return Path(path).is_file() and Path(path).stat().st_mtime >= Path(than).stat().st_mtime
 
 
 def _render_html(notebook: str, html: str) -> None:
-    import nbformat
-    from nbconvert import HTMLExporter
+    # The same exporter as the pipeline's reports (pipeline.yaml): offline, slim CSS.
+    from nbops.reports.exporter import render_html
 
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
-    Path(html).write_text(body)
+    render_html(notebook, html)
 
 
 def _flat_env(env: dict[str, Any], command: list[str]) -> dict[str, Any]:

@@ -62,6 +62,9 @@ class BuildRecord:
     error: str | None = None
     #: ``{"task": gate task name, "decision": the gate's decision.json}`` when released
     release: dict[str, Any] = field(default_factory=dict)
+    #: files of the build itself, ``{artifact path in the run: file on disk}`` (the
+    #: build summary page)
+    files: dict[str, str] = field(default_factory=dict)
 
     def task(self, name: str) -> TaskRecord | None:
         return next((t for t in self.tasks if t.name == name), None)
@@ -83,6 +86,8 @@ class BuildRecord:
         for task in copy.tasks:
             for artifact, path in list(task.files.items()):
                 task.files[artifact] = _copy_in(path, files_dir / task.name / artifact, target)
+        for artifact, path in list(copy.files.items()):
+            copy.files[artifact] = _copy_in(path, files_dir / "_build" / artifact, target)
         for key in ("data", "meta"):
             if copy.data.get(key):
                 copy.data[key] = _copy_in(
@@ -108,6 +113,9 @@ def load_spooled(folder: Path) -> BuildRecord:
         task.files = {
             k: str(folder / v) if (folder / v).is_file() else v for k, v in task.files.items()
         }
+    record.files = {
+        k: str(folder / v) if (folder / v).is_file() else v for k, v in record.files.items()
+    }
     for key in ("data", "meta"):
         if record.data.get(key) and (folder / record.data[key]).is_file():
             record.data[key] = str(folder / record.data[key])

@@ -322,9 +322,12 @@ def write_site(store: Store, out: Path, *, limit: int = 50) -> Path:
 
 
 def _write_run_page(store: Store, run: Any, run_dir: Path) -> None:
+    from nbops.tracking.record import TaskRecord
+
     run_dir.mkdir(parents=True, exist_ok=True)
     tags = run.data.tags
     task_rows = []
+    tasks: list[TaskRecord] = []  # for the reports' navigation bar
     for child in store.children(run.info.run_id):
         ct = child.data.tags
         task = ct.get("nbops.task", "?")
@@ -352,6 +355,7 @@ def _write_run_page(store: Store, run: Any, run_dir: Path) -> None:
                 " (from the producing build)" if source != child.info.run_id else ""
             )
         dur = child.data.metrics.get("duration_s")
+        tasks.append(TaskRecord(name=task, status=status, duration_s=dur))
         error = (
             html.escape(ct.get("nbops.error", "").strip().splitlines()[0][:160])
             if ct.get("nbops.error")
@@ -392,3 +396,20 @@ def _write_run_page(store: Store, run: Any, run_dir: Path) -> None:
         + f"<h2>Parameters</h2><table>{params}</table><h2>Sources</h2><table>{sources}</table>"
     )
     (run_dir / "index.html").write_text(_page(f"build {run.info.run_id[:12]}", body))
+    _link_reports(run_dir, tasks, status=status, title=tags.get("nbops.project", ""))
+
+
+def _link_reports(run_dir: Path, tasks: list[Any], *, status: str, title: str) -> None:
+    """Make the copied reports fit the site: nothing loaded from the network (reports of
+    older builds load require.js and MathJax from a CDN), and a navigation bar linking
+    the build's page and the other reports as laid out here (the bar a report got at
+    build time links the products/ folder)."""
+    from nbops.reports.page import offline, set_nav
+    from nbops.reports.site import Site, nav_html
+
+    reports = {t.name: run_dir / f"{t.name}.html" for t in tasks}
+    reports = {name: path for name, path in reports.items() if path.is_file()}
+    site = Site(run_dir / "index.html", title, tasks, reports)
+    for path in reports.values():
+        page = offline(path.read_text(encoding="utf-8", errors="replace"))
+        path.write_text(set_nav(page, nav_html(site, here=path, status=status)), encoding="utf-8")

@@ -183,6 +183,8 @@ class Store:
                 json.dumps(_public_record(record), indent=2, default=str)
             )
             self.client.log_artifact(parent_id, str(extra / "record.json"))
+        for artifact, path in record.files.items():  # the build summary page
+            self._log_file(parent_id, artifact, path)
 
         children = {}
         for task in record.tasks:

@@ -1,0 +1,182 @@
+"""The reference pipeline against its physical floor: the same notebook code as one
+plain Python process.
+
+For each size (default 10k and 1M generated rows) in a temporary copy of the project:
+
+- **floor**: every task's notebook, with Ploomber's injected parameters, as one Python
+  script run by one ``python`` process (each notebook's code in a namespace of its own,
+  in the pipeline's order; ``display`` prints). No kernels, no papermill, no HTML, no
+  run record: the work the notebooks do and nothing else.
+- **nbops**: ``ploomber build --force`` with the project's executor (warm kernels,
+  background reports) and the paper trail on.
+- **papermill**: the same build with ``NBOPS_EXECUTOR=plain`` (Ploomber's own serial
+  build: a kernel started per notebook, reports rendered in line), for comparison.
+
+Each runs "cold" (the first build in a fresh copy: creates the tracking store) and
+"warm" (a second forced build in the same copy). Prints wall times, the ratio to the
+floor, and the peak memory of the whole process tree (sampled every 0.1 s) and of its
+largest process.
+
+Usage (from the repository root, in the project's venv):
+    .venv/bin/python benchmarks/pipeline.py [--rows 10000 1000000] [--skip-plain]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def copy_project(dest: Path, rows: int) -> Path:
+    import yaml
+
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("pipeline.yaml", "env.yaml", "notebooks", "schema"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest / name)
+    env = yaml.safe_load((dest / "env.yaml").read_text())
+    env["data"]["rows"] = rows
+    (dest / "env.yaml").write_text(yaml.safe_dump(env, sort_keys=False))
+    return dest
+
+
+def floor_script(project: Path) -> Path:
+    """One Python script holding every notebook's code, parameters injected, in order."""
+    code = f"""
+import os, sys
+os.chdir({str(project)!r})
+sys.argv = ['floor']
+from ploomber.spec import DAGSpec
+dag = DAGSpec('pipeline.yaml').to_dag()
+dag.render(force=True)
+import nbformat
+from pathlib import Path
+from IPython.display import display
+for name in dag:
+    task = dag[name]
+    for product in task.product.to_json_serializable().values():
+        Path(product).parent.mkdir(parents=True, exist_ok=True)
+    nb = nbformat.reads(task.source.nb_str_rendered, as_version=4)
+    cells = [c.source for c in nb.cells if c.cell_type == 'code']
+    code = '\\n'.join(
+        line for cell in cells for line in cell.splitlines() if not line.lstrip().startswith(('%', '!'))
+    )
+    exec(compile(code, task.name, 'exec'), {{'__name__': '__main__', 'display': display}})
+"""
+    path = project / "floor.py"
+    path.write_text(code)
+    return path
+
+
+class Peak:
+    """Peak RSS of a process and its descendants, sampled every 0.1 s."""
+
+    def __init__(self, pid: int) -> None:
+        self.root = psutil.Process(pid)
+        self.tree = self.largest = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                procs = [self.root, *self.root.children(recursive=True)]
+                sizes = []
+                for p in procs:
+                    with contextlib.suppress(psutil.Error):
+                        sizes.append(p.memory_info().rss)
+                self.tree = max(self.tree, sum(sizes))
+                self.largest = max(self.largest, max(sizes, default=0))
+            except psutil.Error:
+                pass
+            self._stop.wait(0.1)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, int]:
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    peak = Peak(proc.pid)
+    out, _ = proc.communicate()
+    elapsed = time.perf_counter() - started
+    peak.stop()
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed in {cwd}:\n{out[-5000:]}")
+    return elapsed, peak.tree, peak.largest
+
+
+def measure(rows: int, skip_plain: bool) -> dict[str, dict[str, tuple[float, int, int]]]:
+    env = {**os.environ, "PLOOMBER_STATS_ENABLED": "false", "MPLBACKEND": "Agg"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("NBOPS_EXECUTOR", None)
+    build = [str(BIN / "ploomber"), "build", "--force"]
+    variants = {
+        "floor": (None, {}),
+        "nbops": (build, {}),
+        "papermill": (build, {"NBOPS_EXECUTOR": "plain"}),
+    }
+    if skip_plain:
+        del variants["papermill"]
+    results: dict[str, dict[str, tuple[float, int, int]]] = {}
+    with tempfile.TemporaryDirectory(prefix="nbops-bench-") as tmp:
+        for name, (cmd, extra) in variants.items():
+            project = copy_project(Path(tmp) / name, rows)
+            if cmd is None:
+                cmd = [sys.executable, str(floor_script(project))]
+            results[name] = {}
+            for phase in ("cold", "warm"):
+                results[name][phase] = run(cmd, project, {**env, **extra})
+                seconds, tree, largest = results[name][phase]
+                print(
+                    f"  {rows:>9,} rows  {name:<9} {phase}: {seconds:7.1f} s  "
+                    f"peak {tree / 2**20:6.0f} MB (largest process {largest / 2**20:5.0f} MB)",
+                    flush=True,
+                )
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 1_000_000])
+    parser.add_argument("--skip-plain", action="store_true", help="leave out the papermill run")
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args()
+    print(f"cores: {os.cpu_count()}, python {sys.version.split()[0]}")
+    table = {}
+    for rows in args.rows:
+        results = measure(rows, args.skip_plain)
+        table[rows] = results
+        for phase in ("cold", "warm"):
+            floor = results["floor"][phase][0]
+            ratios = "  ".join(
+                f"{name} {results[name][phase][0] / floor:.2f}x"
+                for name in results
+                if name != "floor"
+            )
+            print(f"{rows:>9,} rows {phase}: floor {floor:.1f} s; {ratios}", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(table, indent=2))
+
+
+if __name__ == "__main__":
+    main()

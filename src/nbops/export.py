@@ -1,0 +1,463 @@
+"""Export the pipeline to a scheduler: an Apache Airflow 3 DAG file (or an Argo Workflow).
+
+The pipeline is read with Ploomber's own loader (``pipeline.yaml`` and ``env.yaml``,
+grid tasks expanded, upstream dependencies taken from the notebooks' parameters cells),
+so the exported graph is exactly the one ``ploomber build`` runs. Every Ploomber task
+becomes one scheduler task that runs, in the project folder::
+
+    ploomber build --partially NAME --skip-upstream
+
+rather than ``ploomber task NAME``: it runs only that task (the scheduler has already
+run its upstream), still skips it when its products are up to date (``ploomber task``
+fails on an up-to-date task, so a rerun or a retry of the DAG would fail), and runs the
+build-level hooks, so every scheduler task leaves a complete run record of its own: that
+task executed, its upstream tasks skipped with a pointer to the run that produced their
+products. A final ``nbops-record`` task runs a plain ``ploomber build``: everything is up
+to date by then, so it executes nothing and records the whole pipeline as one run (data
+hash, parameters, metrics, each task pointing at the run that produced it), the run a
+reviewer looks for; anything left out of date would be built there.
+
+Rendering is plain string work; only :func:`load_pipeline` touches Ploomber.
+
+Example::
+
+    from nbops.export import export
+    export(Path("."), "airflow", out=Path("dist/airflow"), schedule="@daily")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shlex
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from nbops.errors import ConfigError
+
+__all__ = [
+    "FORMATS",
+    "RECORD_TASK",
+    "Pipeline",
+    "default_ploomber",
+    "export",
+    "load_pipeline",
+    "render_airflow",
+    "render_argo",
+]
+
+#: The scheduler task that records the whole pipeline as one run at the end.
+RECORD_TASK = "nbops-record"
+FORMATS = ("airflow", "argo")
+#: What Airflow accepts in a dag_id or task_id (``airflow.utils.helpers.KEY_REGEX``).
+_AIRFLOW_KEY = re.compile(r"^[\w.-]{1,250}$")
+#: Argo task names (DNS-1123 labels, shorter to leave room for pod-name suffixes).
+_ARGO_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+#: The fixed start date of every exported DAG: Airflow 3 has no ``days_ago``, and a
+#: moving start date makes schedules unpredictable.
+_START = (2025, 1, 1)
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """The graph of a Ploomber pipeline, as plain values.
+
+    Attributes:
+        root: the project folder (holds ``pipeline.yaml``).
+        name: a default name for the exported workflow: env.yaml's
+            ``release.model_name``, else the folder's name.
+        upstream: every task name (Ploomber's order) with the names it depends on.
+    """
+
+    root: Path
+    name: str
+    upstream: dict[str, tuple[str, ...]]
+
+
+def load_pipeline(root: Path) -> Pipeline:
+    """Read the pipeline in ``root`` with Ploomber's loader (``pipeline.yaml`` + ``env.yaml``).
+
+    Raises:
+        ConfigError: no ``pipeline.yaml`` in ``root``, or Ploomber cannot load it.
+    """
+    root = Path(root).resolve()
+    spec_path = root / "pipeline.yaml"
+    if not spec_path.is_file():
+        raise ConfigError(
+            f"No pipeline.yaml in {root}: run the export from a project folder "
+            "(or create one with `nbops init DIR`)."
+        )
+    from ploomber.exceptions import (
+        DAGSpecInitializationError,
+        SourceInitializationError,
+        TaskInitializationError,
+    )
+    from ploomber.spec import DAGSpec
+
+    ploomber_errors = (
+        Exception,
+        DAGSpecInitializationError,
+        SourceInitializationError,
+        TaskInitializationError,
+    )
+    try:
+        # In the project folder, as the workers run it: Ploomber prefers the env.yaml of
+        # the working directory to the one beside pipeline.yaml.
+        with _in_folder(root), warnings.catch_warnings():
+            # e.g. "placeholders declared in the environment but unused" (monitor: ...)
+            warnings.simplefilter("ignore")
+            spec = DAGSpec(str(spec_path))
+            dag = spec.to_dag()
+    except ploomber_errors as exc:
+        raise ConfigError(
+            f"Ploomber could not load {spec_path}: {str(exc).strip().rstrip('.')}. Check that "
+            "`ploomber build` works in that folder, then export again."
+        ) from exc
+    upstream = {str(name): tuple(sorted(str(u) for u in dag[name].upstream)) for name in dag}
+    release = spec.env.get("release", {})
+    model_name = release.get("model_name") if hasattr(release, "get") else None
+    # A name every scheduler accepts (see the id patterns above); --dag-id overrides it.
+    name = re.sub(r"[^A-Za-z0-9-]+", "-", str(model_name or root.name)).strip("-")
+    return Pipeline(root=root, name=name or "pipeline", upstream=upstream)
+
+
+@contextlib.contextmanager
+def _in_folder(folder: Path) -> Iterator[None]:
+    previous = Path.cwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def default_ploomber() -> str:
+    """The ``ploomber`` executable of the environment running nbops (its venv's bin)."""
+    return str(Path(sys.executable).parent / "ploomber")
+
+
+def export(
+    root: Path,
+    fmt: str = "airflow",
+    *,
+    out: Path,
+    project_dir: str | None = None,
+    ploomber: str | None = None,
+    dag_id: str | None = None,
+    schedule: str | None = None,
+    retries: int = 0,
+    max_active_tasks: int = 1,
+    image: str = "nbops:latest",
+) -> Path:
+    """Write the pipeline in ``root`` as an Airflow DAG file (``fmt="airflow"``) or an Argo
+    Workflow (``fmt="argo"``) into the folder ``out``; returns the file written.
+
+    See :func:`render_airflow` and :func:`render_argo` for the options.
+    """
+    if fmt not in FORMATS:
+        raise ConfigError(f"Unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}.")
+    pipeline = load_pipeline(root)
+    name = dag_id or pipeline.name
+    if fmt == "airflow":
+        text = render_airflow(
+            pipeline,
+            project_dir=project_dir,
+            ploomber=ploomber,
+            dag_id=name,
+            schedule=schedule,
+            retries=retries,
+            max_active_tasks=max_active_tasks,
+        )
+        path = Path(out) / f"{_python_module_name(name)}.py"
+    else:
+        text = render_argo(
+            pipeline,
+            project_dir=project_dir,
+            ploomber=ploomber,
+            name=name,
+            schedule=schedule,
+            retries=retries,
+            max_active_tasks=max_active_tasks,
+            image=image,
+        )
+        path = Path(out) / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+# -- Airflow 3 -------------------------------------------------------------------------
+
+
+def render_airflow(
+    pipeline: Pipeline,
+    *,
+    project_dir: str | None = None,
+    ploomber: str | None = None,
+    dag_id: str | None = None,
+    schedule: str | None = None,
+    retries: int = 0,
+    max_active_tasks: int = 1,
+) -> str:
+    """The source of an Airflow 3 DAG file for ``pipeline``.
+
+    Args:
+        pipeline: from :func:`load_pipeline`.
+        project_dir: where the project is on the Airflow workers (default: ``pipeline.root``).
+        ploomber: how the workers start Ploomber, a path or a command prefix such as
+            ``conda run -n churn ploomber`` (default: :func:`default_ploomber`).
+        dag_id: default ``pipeline.name``.
+        schedule: an Airflow schedule (``@daily``, a cron expression); None = manual runs only.
+        retries: retries of each task.
+        max_active_tasks: tasks running at once. 1 (the default) runs them one at a time
+            like ``ploomber build``; more lets grid tasks train side by side, but their
+            builds then race on ``.nbops/lineage.json`` and a record may point at an
+            older run for a skipped task.
+    """
+    dag_id = dag_id or pipeline.name
+    if not _AIRFLOW_KEY.match(dag_id):
+        raise ConfigError(
+            f"{dag_id!r} is not a valid Airflow dag_id: use letters, digits, '_', '-' and '.' "
+            "only (choose one with --dag-id)."
+        )
+    task_ids = _task_ids(pipeline, _AIRFLOW_KEY, lambda n: re.sub(r"[^\w.-]", "_", n))
+    _check_options(retries, max_active_tasks)
+    project = str(project_dir or pipeline.root)
+    command = ploomber or shlex.quote(default_ploomber())
+
+    lines = [
+        f'"""Airflow 3 DAG {_py(dag_id)}: the Ploomber pipeline in {project}, one Airflow task per',
+        "Ploomber task, generated by `nbops export airflow`. Export again when tasks or their",
+        "dependencies change (pipeline.yaml, a notebook's upstream, the grid in env.yaml);",
+        "other edits to notebooks and env.yaml are picked up by the next run as they are.",
+        "",
+        "Each task runs `ploomber build --partially TASK --skip-upstream` in the project folder",
+        "and records a run of its own (that task executed, upstream tasks skipped). The last",
+        f"task, {RECORD_TASK}, runs `ploomber build`: everything is up to date by then, so it",
+        "executes nothing and records the whole pipeline as one run, each task pointing at",
+        "the run that produced it. The workers need the project folder and its environment.",
+        '"""',
+        "",
+        "from __future__ import annotations",
+        "",
+        "import datetime",
+        "",
+        "import pendulum",
+        "from airflow.providers.standard.operators.bash import BashOperator",
+        "from airflow.sdk import DAG",
+        "",
+        f"PROJECT = {_py(project)}",
+        f"PLOOMBER = {_py(command)}",
+        "ENV = {",
+        '    "PLOOMBER_STATS_ENABLED": "false",',
+        '    "PLOOMBER_VERSION_CHECK_DISABLED": "true",',
+        "    # the run record's trigger: schedule for scheduled runs and backfills, else manual",
+        "    \"NBOPS_TRIGGER\": \"{{ 'schedule' if dag_run.run_type in ('scheduled', 'backfill') "
+        "else 'manual' }}\",",
+        "}",
+        "",
+        "",
+        "def ploomber(task_id: str, command: str) -> BashOperator:",
+        '    """A task that runs a Ploomber command in the project folder."""',
+        "    return BashOperator(",
+        "        task_id=task_id,",
+        '        bash_command=f"{PLOOMBER} {command}",',
+        "        cwd=PROJECT,",
+        "        env=ENV,",
+        "        append_env=True,",
+        "    )",
+        "",
+        "",
+        "with DAG(",
+        f"    dag_id={_py(dag_id)},",
+        f"    schedule={_py(schedule)},",
+        f'    start_date=pendulum.datetime({_START[0]}, {_START[1]}, {_START[2]}, tz="UTC"),',
+        "    catchup=False,",
+        "    # runs share the project folder: one at a time",
+        "    max_active_runs=1,",
+        f"    max_active_tasks={max_active_tasks},",
+        f'    default_args={{"retries": {retries}, "retry_delay": datetime.timedelta(minutes=5)}},',
+        '    tags=["nbops", "ploomber"],',
+        "    doc_md=__doc__,",
+        "):",
+        "    tasks = {",
+    ]
+    for name, task_id in task_ids.items():
+        command_args = f"build --partially {shlex.quote(name)} --skip-upstream"
+        lines.append(f"        {_py(task_id)}: ploomber({_py(task_id)}, {_py(command_args)}),")
+    lines += [
+        "    }",
+        f'    record = ploomber({_py(RECORD_TASK)}, "build")',
+        "",
+    ]
+    for name, upstream in pipeline.upstream.items():
+        if upstream:
+            lines.append(
+                f"    {_airflow_list([task_ids[u] for u in upstream])} >> tasks[{_py(task_ids[name])}]"
+            )
+    leaves = _leaves(pipeline)
+    lines.append(f"    {_airflow_list([task_ids[n] for n in leaves])} >> record")
+    return "\n".join(lines) + "\n"
+
+
+def _airflow_list(task_ids: list[str]) -> str:
+    items = [f"tasks[{_py(t)}]" for t in task_ids]
+    return items[0] if len(items) == 1 else "[" + ", ".join(items) + "]"
+
+
+def _py(value: str | None) -> str:
+    """A Python literal for ``value``, in double quotes like the rest of the file."""
+    return "None" if value is None else json.dumps(value)
+
+
+def _python_module_name(name: str) -> str:
+    # The DAG file is imported by Airflow: keep its name a plain module name.
+    return re.sub(r"\W", "_", name)
+
+
+# -- Argo Workflows --------------------------------------------------------------------
+
+
+def render_argo(
+    pipeline: Pipeline,
+    *,
+    project_dir: str | None = None,
+    ploomber: str | None = None,
+    name: str | None = None,
+    schedule: str | None = None,
+    retries: int = 0,
+    max_active_tasks: int = 1,
+    image: str = "nbops:latest",
+) -> str:
+    """An Argo Workflows manifest for ``pipeline``: a ``Workflow`` (or a ``CronWorkflow``
+    when ``schedule`` is a cron expression) whose DAG template mirrors the pipeline, each
+    step running the same Ploomber command as the Airflow export in ``image``.
+
+    The project folder must be where the pods see it (``project_dir``, default
+    ``/project``), e.g. on a ReadWriteMany volume, here the claim ``nbops-project``.
+    """
+    given = name or pipeline.name
+    name = given.lower()
+    if not _ARGO_NAME.match(name):
+        raise ConfigError(
+            f"{given!r} is not a valid Argo workflow name: use letters, digits and '-' "
+            "(choose one with --dag-id)."
+        )
+    _check_options(retries, max_active_tasks)
+    task_ids = _task_ids(pipeline, _ARGO_NAME, lambda n: re.sub(r"[^a-z0-9-]", "-", n.lower()))
+    project = project_dir or "/project"
+    command = ploomber or "ploomber"
+
+    def step(task_id: str, args: str) -> dict[str, object]:
+        return {
+            "name": task_id,
+            "template": "ploomber",
+            "arguments": {"parameters": [{"name": "args", "value": args}]},
+        }
+
+    dag_tasks: list[dict[str, object]] = []
+    for task_name, task_id in task_ids.items():
+        entry = step(task_id, f"build --partially {shlex.quote(task_name)} --skip-upstream")
+        if pipeline.upstream[task_name]:
+            entry["dependencies"] = [task_ids[u] for u in pipeline.upstream[task_name]]
+        dag_tasks.append(entry)
+    record = step(RECORD_TASK, "build")
+    record["dependencies"] = [task_ids[n] for n in _leaves(pipeline)]
+    dag_tasks.append(record)
+
+    workflow_spec: dict[str, object] = {
+        "entrypoint": "pipeline",
+        "parallelism": max_active_tasks,
+        "volumes": [{"name": "project", "persistentVolumeClaim": {"claimName": "nbops-project"}}],
+        "templates": [
+            {"name": "pipeline", "dag": {"tasks": dag_tasks}},
+            {
+                "name": "ploomber",
+                "inputs": {"parameters": [{"name": "args"}]},
+                "retryStrategy": {"limit": str(retries)},
+                "container": {
+                    "image": image,
+                    "command": ["sh", "-c"],
+                    "args": [f"{command} {{{{inputs.parameters.args}}}}"],
+                    "workingDir": project,
+                    "env": [
+                        {"name": "PLOOMBER_STATS_ENABLED", "value": "false"},
+                        {"name": "PLOOMBER_VERSION_CHECK_DISABLED", "value": "true"},
+                        {"name": "NBOPS_TRIGGER", "value": "schedule" if schedule else "manual"},
+                    ],
+                    "volumeMounts": [{"name": "project", "mountPath": project}],
+                },
+            },
+        ],
+    }
+    metadata = {"generateName": f"{name}-", "labels": {"app.kubernetes.io/part-of": "nbops"}}
+    if schedule:
+        manifest: dict[str, object] = {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "CronWorkflow",
+            "metadata": {"name": name, "labels": metadata["labels"]},
+            "spec": {
+                "schedule": schedule,
+                "concurrencyPolicy": "Forbid",
+                "workflowSpec": workflow_spec,
+            },
+        }
+    else:
+        manifest = {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Workflow",
+            "metadata": metadata,
+            "spec": workflow_spec,
+        }
+    import yaml
+
+    header = (
+        f"# Argo Workflows manifest for the Ploomber pipeline in {pipeline.root}, generated\n"
+        "# by `nbops export argo` from pipeline.yaml. Each step runs\n"
+        "# `ploomber build --partially TASK --skip-upstream` on the project volume; the last\n"
+        f"# step ({RECORD_TASK}) records the whole pipeline as one run. Submit with\n"
+        f"#   argo submit {name}.yaml\n"
+    )
+    return header + yaml.safe_dump(manifest, sort_keys=False, width=100)
+
+
+# -- shared ----------------------------------------------------------------------------
+
+
+def _task_ids(
+    pipeline: Pipeline, pattern: re.Pattern[str], clean: Callable[[str], str]
+) -> dict[str, str]:
+    """Scheduler task ids for the Ploomber task names (cleaned where a name is not allowed)."""
+    ids: dict[str, str] = {}
+    for name in pipeline.upstream:
+        task_id = name if pattern.match(name) else clean(name)
+        if not pattern.match(task_id):
+            raise ConfigError(
+                f"The task name {name!r} cannot be a scheduler task id: rename it in "
+                "pipeline.yaml (letters, digits, '-' and '_')."
+            )
+        if task_id in ids.values() or task_id == RECORD_TASK:
+            raise ConfigError(
+                f"Two tasks would share the scheduler task id {task_id!r} (from {name!r}): "
+                "rename one in pipeline.yaml."
+            )
+        ids[name] = task_id
+    return ids
+
+
+def _leaves(pipeline: Pipeline) -> list[str]:
+    """Tasks nothing depends on: the record step waits for these (and so for all)."""
+    needed = {u for ups in pipeline.upstream.values() for u in ups}
+    return [name for name in pipeline.upstream if name not in needed]
+
+
+def _check_options(retries: int, max_active_tasks: int) -> None:
+    if retries < 0:
+        raise ConfigError(f"retries must be 0 or more, got {retries}.")
+    if max_active_tasks < 1:
+        raise ConfigError(f"max_active_tasks must be at least 1, got {max_active_tasks}.")

@@ -1,0 +1,260 @@
+"""Warm kernels: a fresh kernel per notebook, started before the notebook needs it.
+
+Running a notebook with papermill costs about a second to start its kernel and one to
+three more for the notebook's first cell to import pandas, scikit-learn and matplotlib,
+before any work is done. A :class:`KernelPool` starts the kernel of the *next*
+notebook while the current one runs, with the modules that notebook imports already
+imported (``IPKernelApp.exec_lines``; nothing is bound in the user's namespace).
+Every notebook still gets a process of its own, so nothing leaks between notebooks;
+only ``sys.modules`` is warm.
+
+:class:`WarmEngine` is the papermill engine that takes the kernel from the pool (and
+falls back to papermill's own start when there is none, or it does not match the
+notebook's kernel or working directory). :mod:`nbops.executor` wires both into a
+Ploomber build.
+
+This module wraps jupyter_client and papermill; it knows nothing of Ploomber.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from papermill.clientwrap import PapermillNotebookClient
+from papermill.engines import NBClientEngine, papermill_engines
+from papermill.utils import merge_kwargs, remove_args
+
+__all__ = ["KernelPool", "WarmEngine", "imported_modules", "warm_engine"]
+
+log = logging.getLogger(__name__)
+
+
+def imported_modules(notebook: dict[str, Any]) -> list[str]:
+    """The modules a notebook's code cells import, in order (``import a.b``, ``from a
+    import b``); cells that do not parse (magics) are skipped, relative imports ignored."""
+    found: list[str] = []
+    for cell in notebook.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        source = "".join(cell.get("source", ""))
+        lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+        try:
+            tree = ast.parse("\n".join(lines))
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                found += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found.append(node.module)
+    return list(dict.fromkeys(found))
+
+
+def _preload_lines(modules: Iterable[str]) -> list[str]:
+    # One statement per module; a module that fails to import is left for the notebook
+    # to fail on, in its own cell, with its own traceback.
+    return [
+        f"try:\n    import {m} as _nbops_warm\n    del _nbops_warm\nexcept Exception:\n    pass"
+        for m in modules
+    ]
+
+
+@dataclass
+class _Warm:
+    key: str
+    kernel_name: str
+    cwd: str
+    manager: Any
+    modules: list[str] = field(default_factory=list)
+
+
+class KernelPool:
+    """Kernels started ahead of the notebooks that will use them.
+
+    ``plan`` is the ordered list of ``(key, kernel_name, modules)`` for the notebooks
+    of a build (``key``: the executed notebook's output path). :meth:`take` hands out
+    the kernel started for a key and starts the next ``ahead`` ones.
+    """
+
+    def __init__(self, plan: list[tuple[str, str, list[str]]], *, ahead: int = 1) -> None:
+        self.plan = [(_key(k), name, modules) for k, name, modules in plan]
+        self.ahead = max(0, ahead)
+        self._started: dict[str, _Warm] = {}
+        self._next = 0
+        self._lock = threading.Lock()
+        self._retired: list[Any] = []
+        self.hits = 0
+        self.misses = 0
+
+    def start(self) -> None:
+        """Start the kernels of the first ``ahead`` notebooks."""
+        self._fill(self.ahead)
+
+    def take(self, key: str, kernel_name: str, cwd: str) -> Any | None:
+        """The started kernel manager for ``key``, or None (then papermill starts one)."""
+        key = _key(key)
+        with self._lock:
+            warm = self._started.pop(key, None)
+            if warm is None and any(k == key for k, _, _ in self.plan[self._next :]):
+                # Not started yet (ahead=0, or the order changed): start it now.
+                self._next = next(i for i, (k, _, _) in enumerate(self.plan) if k == key)
+                warm = self._launch(*self.plan[self._next])
+                self._next += 1
+            position = next((i for i, (k, _, _) in enumerate(self.plan) if k == key), None)
+        if position is not None:
+            self._fill(position + 1 + self.ahead)
+        if warm is None or warm.kernel_name != kernel_name or warm.cwd != cwd:
+            if warm is not None:
+                _shutdown(warm.manager)
+            self.misses += 1
+            return None
+        self.hits += 1
+        return warm.manager
+
+    def retire(self, manager: Any, client: Any) -> None:
+        """Ask a used kernel to shut down (as nbclient does, so its atexit handlers run)
+        without waiting for it to exit; :meth:`close` reaps it."""
+        try:
+            if client is not None:
+                client.shutdown()
+                client.stop_channels()
+        except Exception as exc:
+            log.debug("could not ask a kernel to shut down: %s", exc)
+        with self._lock:
+            self._retired.append(manager)
+
+    def close(self) -> None:
+        """Reap retired kernels; shut down those started for notebooks that did not run
+        (a failed build)."""
+        from jupyter_core.utils import run_sync
+
+        with self._lock:
+            leftovers, self._started = list(self._started.values()), {}
+            retired, self._retired = self._retired, []
+        for manager in retired:
+            for _ in range(50):  # up to 5 s, as jupyter_client's shutdown_wait_time
+                if not run_sync(manager.is_alive)():
+                    break
+                time.sleep(0.1)
+            _shutdown(manager)
+        for warm in leftovers:
+            _shutdown(warm.manager)
+
+    def _fill(self, upto: int) -> None:
+        with self._lock:
+            while self._next < min(upto, len(self.plan)):
+                key, name, modules = self.plan[self._next]
+                self._next += 1
+                if key not in self._started:
+                    warm = self._launch(key, name, modules)
+                    if warm is not None:
+                        self._started[key] = warm
+
+    def _launch(self, key: str, kernel_name: str, modules: list[str]) -> _Warm | None:
+        from jupyter_client.manager import AsyncKernelManager
+        from jupyter_core.utils import run_sync
+
+        manager = AsyncKernelManager(kernel_name=kernel_name)
+        # The same arguments nbclient starts a kernel with, plus the imports.
+        args = ["--HistoryManager.hist_file=:memory:"]
+        args += [f"--IPKernelApp.exec_lines={json.dumps(_preload_lines(modules))}"]
+        try:
+            run_sync(manager.start_kernel)(extra_arguments=args)
+        except Exception as exc:  # no such kernel, or it cannot start: papermill will say
+            log.debug("could not start a warm kernel for %s: %s", key, exc)
+            return None
+        return _Warm(key, kernel_name, os.getcwd(), manager, modules)
+
+
+def _key(path: str | os.PathLike[str]) -> str:
+    return str(Path(path).resolve())
+
+
+def _shutdown(manager: Any, *, now: bool = True) -> None:
+    from jupyter_core.utils import run_sync
+
+    try:
+        run_sync(manager.shutdown_kernel)(now=now)
+    except Exception as exc:
+        log.debug("could not shut down a warm kernel: %s", exc)
+
+
+class WarmEngine(NBClientEngine):
+    """papermill's nbclient engine, running the notebook in a warm kernel when the
+    active pool has one for it (see :func:`warm_engine`)."""
+
+    pool: KernelPool | None = None
+
+    @classmethod
+    def execute_managed_notebook(
+        cls,
+        nb_man: Any,
+        kernel_name: str,
+        log_output: bool = False,
+        stdout_file: Any = None,
+        stderr_file: Any = None,
+        start_timeout: int = 60,
+        execution_timeout: int | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        output = getattr(nb_man, "output_path", None)
+        manager = cls.pool.take(output, kernel_name, os.getcwd()) if cls.pool and output else None
+        if manager is None:
+            return super().execute_managed_notebook(
+                nb_man,
+                kernel_name,
+                log_output=log_output,
+                stdout_file=stdout_file,
+                stderr_file=stderr_file,
+                start_timeout=start_timeout,
+                execution_timeout=execution_timeout,
+                **kwargs,
+            )
+        # As NBClientEngine, with the kernel manager given (nbclient then leaves the
+        # kernel running, so it is shut down here).
+        kwargs = remove_args(["input_path"], **kwargs)
+        safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
+        final_kwargs = merge_kwargs(
+            safe_kwargs,
+            timeout=execution_timeout if execution_timeout else kwargs.get("timeout"),
+            startup_timeout=start_timeout,
+            kernel_name=kernel_name,
+            log=logging.getLogger("papermill"),
+            log_output=log_output,
+            stdout_file=stdout_file,
+            stderr_file=stderr_file,
+        )
+        client = PapermillNotebookClient(nb_man, km=manager, **final_kwargs)
+        try:
+            return client.execute()
+        finally:
+            cls.pool.retire(manager, client.kc)
+
+
+class warm_engine:  # noqa: N801  (a context manager used like a function)
+    """Within ``with warm_engine(pool):`` papermill's default engine is :class:`WarmEngine`
+    using ``pool``; papermill's own engine is restored on exit."""
+
+    def __init__(self, pool: KernelPool) -> None:
+        self.pool = pool
+
+    def __enter__(self) -> KernelPool:
+        self._previous = papermill_engines.get_engine(None)
+        WarmEngine.pool = self.pool
+        papermill_engines.register(None, WarmEngine)
+        self.pool.start()
+        return self.pool
+
+    def __exit__(self, *exc: object) -> None:
+        papermill_engines.register(None, self._previous)
+        WarmEngine.pool = None
+        self.pool.close()

@@ -1,0 +1,30 @@
+"""HTML reports that are worth reading: offline, small, linked into one site per build.
+
+What lives here, and what each module may import:
+
+- ``css``, ``page``: pure text operations on a rendered page (prune the inlined
+  stylesheet to what the page uses, set the navigation bar, drop network loads).
+  Standard library and tinycss2 only.
+- ``exporter``: the nbconvert exporter every pipeline task renders its report with
+  (``nbconvert_exporter_name: {html: nbops.reports.ReportExporter}`` in
+  ``pipeline.yaml``) and its template (``templates/nbops``). nbconvert only.
+- ``site``: the build summary page and the navigation bar of each report, written by
+  the build hooks (:mod:`nbops.tracking.hooks`) from the build record. No MLflow, no
+  Ploomber.
+
+``ReportExporter`` is imported lazily, so importing this package stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ReportExporter"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ReportExporter":
+        from nbops.reports.exporter import ReportExporter
+
+        return ReportExporter
+    raise AttributeError(f"module 'nbops.reports' has no attribute {name!r}")

@@ -1,0 +1,159 @@
+"""nbops' Ploomber executor on a small real pipeline: warm kernels, background reports.
+
+Each test builds a three-notebook project with ``ploomber build`` in a subprocess and
+real kernels, then reads what a user would: the executed notebooks and HTML reports.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import nbformat
+import psutil
+import pytest
+
+from tests.conftest import build_env
+
+BIN = Path(sys.executable).parent
+
+# The first notebook leaves a variable and a module behind; the later ones check that
+# neither reaches them, and whether the modules they import were warm before they ran.
+NOTEBOOKS = {
+    "first": [
+        "upstream = None\nproduct = None",
+        "import os, sys\nleak = 'from first'\nimport graphlib\nopen(product['pid'], 'w').write(str(os.getpid()))",
+    ],
+    "second": [
+        "upstream = ['first']\nproduct = None",
+        "import os, sys\nwarm = 'wave' in sys.modules\nclean = 'leak' not in globals() and '_nbops_warm' not in globals()\n"
+        "import json\njson.dump({'pid': os.getpid(), 'warm': warm, 'clean': clean, 'graphlib': 'graphlib' in sys.modules}, open(product['pid'], 'w'))",
+        "import wave\nprint('second ran')",
+    ],
+    "third": [
+        "upstream = ['second']\nproduct = None",
+        "import os\nopen(product['pid'], 'w').write(str(os.getpid()))\nprint('third ran')",
+    ],
+}
+
+
+def _project(root: Path, *, failing: str | None = None, executor: bool = True) -> Path:
+    (root / "nb").mkdir(parents=True)
+    tasks = []
+    for name, cells in NOTEBOOKS.items():
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["kernelspec"] = {
+            "name": "python3",
+            "display_name": "Python 3",
+            "language": "python",
+        }
+        nb.cells = [nbformat.v4.new_code_cell(cells[0], metadata={"tags": ["parameters"]})]
+        nb.cells += [nbformat.v4.new_code_cell(src) for src in cells[1:]]
+        if name == failing:
+            nb.cells.append(nbformat.v4.new_code_cell("raise ValueError('broken on purpose')"))
+        nbformat.write(nb, root / "nb" / f"{name}.ipynb")
+        tasks.append(
+            f"  - source: nb/{name}.ipynb\n    product:\n      nb: out/{name}.ipynb\n"
+            f"      html: out/{name}.html\n      pid: out/{name}.pid\n    nb_product_key: [nb, html]\n"
+        )
+    head = "executor:\n  dotted_path: nbops.executor.NotebookExecutor\n" if executor else ""
+    (root / "pipeline.yaml").write_text(head + "tasks:\n" + "".join(tasks))
+    return root
+
+
+def _build(root: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "ploomber"), "build", "--force"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=build_env(**env),
+    )
+
+
+def _kernels_marked(marker: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if "ipykernel_launcher" in " ".join(proc.info["cmdline"] or []) and (
+                proc.environ().get("NBOPS_TEST_MARKER") == marker
+            ):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+@pytest.mark.pipeline
+def test_every_notebook_runs_in_a_fresh_kernel_with_its_imports_already_warm(
+    tmp_path: Path,
+) -> None:
+    root = _project(tmp_path / "p")
+    marker = uuid.uuid4().hex
+
+    result = _build(root, NBOPS_TEST_MARKER=marker)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = root / "out"
+    second = json.loads((out / "second.pid").read_text())
+    pids = {
+        int((out / "first.pid").read_text()),
+        second["pid"],
+        int((out / "third.pid").read_text()),
+    }
+    assert len(pids) == 3  # one kernel process per notebook
+    assert second["warm"] is True  # `import wave` (a later cell) was done before the notebook ran
+    assert second["clean"] is True  # nothing from the first notebook, nothing from the warm-up
+    assert second["graphlib"] is False  # the first notebook's imports stay in its own process
+    assert _kernels_marked(marker) == []  # every kernel is gone when the build ends
+
+
+@pytest.mark.pipeline
+def test_reports_rendered_in_the_background_are_complete_html_when_the_build_ends(
+    tmp_path: Path,
+) -> None:
+    root = _project(tmp_path / "p")
+
+    result = _build(root)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in NOTEBOOKS:
+        html = (root / "out" / f"{name}.html").read_text()
+        assert html.lstrip().lower().startswith("<!doctype html>")
+        assert "</html>" in html
+    assert "third ran" in (root / "out" / "third.html").read_text()
+
+
+@pytest.mark.pipeline
+def test_a_failing_notebook_fails_the_build_keeps_its_partial_notebook_and_leaves_no_kernels(
+    tmp_path: Path,
+) -> None:
+    root = _project(tmp_path / "p", failing="second")
+    marker = uuid.uuid4().hex
+
+    result = _build(root, NBOPS_TEST_MARKER=marker)
+
+    assert result.returncode != 0
+    assert "broken on purpose" in result.stdout + result.stderr
+    partial = nbformat.read(root / "out" / "second.ipynb", as_version=4)
+    assert any(o.get("ename") == "ValueError" for c in partial.cells for o in c.get("outputs", []))
+    assert (root / "out" / "first.html").read_text().lstrip().lower().startswith("<!doctype html>")
+    assert not (root / "out" / "third.pid").exists()  # downstream of the failure: not run
+    # The kernel warmed for the third notebook, which never ran, was shut down too.
+    assert _kernels_marked(marker) == []
+
+
+@pytest.mark.pipeline
+def test_plain_mode_builds_the_same_products(tmp_path: Path) -> None:
+    root = _project(tmp_path / "p")
+
+    result = _build(root, NBOPS_EXECUTOR="plain")
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    second = json.loads((root / "out" / "second.pid").read_text())
+    assert second["warm"] is False and second["clean"] is True
+    assert (root / "out" / "third.html").read_text().lstrip().lower().startswith("<!doctype html>")

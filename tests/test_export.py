@@ -1,0 +1,336 @@
+"""``nbops export``: the pipeline as an Airflow 3 DAG (loaded by Airflow's own DagBag, one
+task run by ``airflow tasks test``) and as an Argo Workflow.
+
+Airflow lives in a venv of its own (``make airflow-env`` creates ``.venv-airflow/``; its
+dependencies clash with the project's); the Airflow tests run its python in a subprocess
+and fail, not skip, when it is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from nbops.cli import main
+from nbops.errors import ConfigError
+from nbops.export import RECORD_TASK, export, load_pipeline, render_airflow, render_argo
+from tests.conftest import ROOT, Project, build_env
+
+AIRFLOW_PYTHON = ROOT / ".venv-airflow" / "bin" / "python"
+
+#: The reference pipeline as Ploomber runs it: each task and what it depends on (the
+#: notebooks' parameters cells), with the grid over env.yaml's train.models expanded.
+REFERENCE = {
+    "ingest": set(),
+    "validate": {"ingest"},
+    "split": {"ingest", "validate"},
+    "train-linear": {"split"},
+    "train-hgb": {"split"},
+    "evaluate": {"split", "train-linear", "train-hgb"},
+    "gate": {"ingest", "validate", "split", "evaluate"},
+}
+
+#: Loads every DAG file in a folder with Airflow's DagBag and prints what Airflow sees.
+DAGBAG_SCRIPT = """
+import json, sys, warnings
+warnings.simplefilter("ignore")
+try:
+    from airflow.dag_processing.dagbag import DagBag  # Airflow 3.1+
+except ImportError:
+    from airflow.models.dagbag import DagBag
+import airflow
+
+bag = DagBag(dag_folder=sys.argv[1], safe_mode=False)
+print(json.dumps({
+    "version": airflow.__version__,
+    "import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
+    "dags": {
+        dag_id: {
+            "schedule": dag.schedule if isinstance(dag.schedule, (str, type(None))) else repr(dag.schedule),
+            "start_date": dag.start_date.isoformat() if dag.start_date else None,
+            "max_active_runs": dag.max_active_runs,
+            "max_active_tasks": dag.max_active_tasks,
+            "tasks": {
+                t.task_id: {
+                    "operator": f"{type(t).__module__}.{type(t).__name__}",
+                    "upstream": sorted(t.upstream_task_ids),
+                    "downstream": sorted(t.downstream_task_ids),
+                    "bash_command": t.bash_command,
+                    "cwd": t.cwd,
+                    "retries": t.retries,
+                }
+                for t in dag.tasks
+            },
+        }
+        for dag_id, dag in bag.dags.items()
+    },
+}))
+"""
+
+
+def downstream_of(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    return {name: {n for n, ups in graph.items() if name in ups} for name in graph}
+
+
+def with_record(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The exported graph: the pipeline's, plus the record task after the last task(s)."""
+    leaves = {n for n in graph if not any(n in ups for ups in graph.values())}
+    return {**graph, RECORD_TASK: leaves}
+
+
+def airflow_python() -> Path:
+    if not AIRFLOW_PYTHON.is_file():
+        pytest.fail(
+            f"Apache Airflow 3 is not installed for these tests ({AIRFLOW_PYTHON} is missing): "
+            "run `make airflow-env` in the project folder (a separate venv, .venv-airflow/, "
+            "about 1 minute and 290 MB), then run the tests again."
+        )
+    return AIRFLOW_PYTHON
+
+
+def airflow_env(home: Path, dags: Path) -> dict[str, str]:
+    """Airflow in a throwaway home (its SQLite db, logs), no example DAGs."""
+    env = {k: v for k, v in build_env().items() if not k.startswith("AIRFLOW")}
+    home.mkdir(parents=True, exist_ok=True)
+    return {
+        **env,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+
+
+def run_airflow(args: list[str], env: dict[str, str], *, timeout: float) -> str:
+    result = subprocess.run(
+        args, capture_output=True, text=True, timeout=timeout, env=env, cwd=env["AIRFLOW_HOME"]
+    )
+    assert result.returncode == 0, (
+        f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
+    )
+    return result.stdout
+
+
+def as_sets(tasks: dict[str, dict]) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    return (
+        {name: set(t["upstream"]) for name, t in tasks.items()},
+        {name: set(t["downstream"]) for name, t in tasks.items()},
+    )
+
+
+@pytest.fixture
+def project(make_project: Callable[..., Project]) -> Project:
+    return make_project()
+
+
+# -- reading the pipeline ------------------------------------------------------------
+
+
+def test_load_pipeline_sees_ploombers_graph_with_grid_tasks(project: Project) -> None:
+    pipeline = load_pipeline(project.root)
+    assert pipeline.root == project.root.resolve()
+    assert pipeline.name == "churn"  # env.yaml's release.model_name
+    assert {name: set(ups) for name, ups in pipeline.upstream.items()} == REFERENCE
+    assert list(pipeline.upstream)[0] == "ingest"
+
+
+def test_grid_tasks_follow_env_yaml(make_project: Callable[..., Project]) -> None:
+    project = make_project(train={"models": ["linear", "hgb", "forest"]})
+    upstream = load_pipeline(project.root).upstream
+    assert {n for n in upstream if n.startswith("train-")} == {
+        "train-linear",
+        "train-hgb",
+        "train-forest",
+    }
+    assert set(upstream["evaluate"]) == {"split", "train-linear", "train-hgb", "train-forest"}
+
+
+@pytest.mark.parametrize(
+    ("model_name", "dag_id"),
+    [("churn", "churn"), ("Churn model (v2)", "Churn-model-v2"), (None, "project0")],
+)
+def test_default_name_is_the_registered_model_or_the_folder(
+    make_project: Callable[..., Project], model_name: str | None, dag_id: str
+) -> None:
+    project = make_project(release={"model_name": model_name})
+    assert load_pipeline(project.root).name == dag_id
+
+
+def test_no_pipeline_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"No pipeline.yaml in .*nbops init"):
+        load_pipeline(tmp_path)
+
+
+def test_a_pipeline_ploomber_cannot_load_is_a_clear_error(project: Project) -> None:
+    (project.root / "pipeline.yaml").write_text("tasks:\n  - source: notebooks/missing.ipynb\n")
+    with pytest.raises(ConfigError, match=r"Ploomber could not load .*pipeline.yaml"):
+        load_pipeline(project.root)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"dag_id": "churn model"}, r"'churn model' is not a valid Airflow dag_id"),
+        ({"retries": -1}, r"retries must be 0 or more"),
+        ({"max_active_tasks": 0}, r"max_active_tasks must be at least 1"),
+    ],
+)
+def test_bad_options_are_clear_errors(
+    project: Project, options: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        render_airflow(load_pipeline(project.root), **options)  # type: ignore[arg-type]
+
+
+# -- Airflow 3 -----------------------------------------------------------------------
+
+
+def test_airflow_dagbag_loads_the_exported_dags(project: Project, tmp_path: Path) -> None:
+    python = airflow_python()
+    dags = tmp_path / "dags"
+    manual = export(project.root, "airflow", out=dags)
+    daily = export(
+        project.root,
+        "airflow",
+        out=dags,
+        dag_id="churn_daily",
+        schedule="@daily",
+        retries=2,
+        project_dir="/srv/churn",
+        ploomber="conda run -n churn ploomber",
+        max_active_tasks=2,
+    )
+    assert (manual.name, daily.name) == ("churn.py", "churn_daily.py")
+    source = manual.read_text()
+    assert "days_ago" not in source
+    assert "from airflow.sdk import DAG" in source
+
+    out = run_airflow(
+        [str(python), "-c", DAGBAG_SCRIPT, str(dags)],
+        airflow_env(tmp_path / "airflow", dags),
+        timeout=180,
+    )
+    seen = json.loads(out.strip().splitlines()[-1])
+    assert seen["version"].startswith("3.")
+    assert seen["import_errors"] == {}
+    assert set(seen["dags"]) == {"churn", "churn_daily"}
+
+    expected = with_record(REFERENCE)
+    for dag_id in ("churn", "churn_daily"):
+        dag = seen["dags"][dag_id]
+        upstream, downstream = as_sets(dag["tasks"])
+        assert upstream == expected, dag_id
+        assert downstream == downstream_of(expected), dag_id
+        assert dag["start_date"] == "2025-01-01T00:00:00+00:00"
+        assert dag["max_active_runs"] == 1
+        assert {t["operator"] for t in dag["tasks"].values()} == {
+            "airflow.providers.standard.operators.bash.BashOperator"
+        }
+
+    tasks = seen["dags"]["churn"]["tasks"]
+    assert seen["dags"]["churn"]["schedule"] is None
+    assert seen["dags"]["churn"]["max_active_tasks"] == 1
+    ploomber = str(Path(sys.executable).parent / "ploomber")
+    assert tasks["train-hgb"]["bash_command"] == (
+        f"{ploomber} build --partially train-hgb --skip-upstream"
+    )
+    assert tasks[RECORD_TASK]["bash_command"] == f"{ploomber} build"
+    assert {t["cwd"] for t in tasks.values()} == {str(project.root.resolve())}
+    assert {t["retries"] for t in tasks.values()} == {0}
+
+    daily_dag = seen["dags"]["churn_daily"]
+    assert daily_dag["schedule"] == "@daily"
+    assert daily_dag["max_active_tasks"] == 2
+    daily_tasks = daily_dag["tasks"]
+    assert daily_tasks["gate"]["bash_command"] == (
+        "conda run -n churn ploomber build --partially gate --skip-upstream"
+    )
+    assert {t["cwd"] for t in daily_tasks.values()} == {"/srv/churn"}
+    assert {t["retries"] for t in daily_tasks.values()} == {2}
+
+
+def test_an_exported_task_runs_in_airflow_and_records_a_run(
+    project: Project, tmp_path: Path
+) -> None:
+    """`airflow tasks test` runs the ingest task for real: notebook, report and snapshot in
+    the project's products/, and a run record of its own in the project's store."""
+    python = airflow_python()
+    dags = tmp_path / "dags"
+    export(project.root, "airflow", out=dags, dag_id="churn_run")
+    env = airflow_env(tmp_path / "airflow", dags)
+    airflow = str(python.parent / "airflow")
+    run_airflow([airflow, "db", "migrate"], env, timeout=300)
+    run_airflow([airflow, "tasks", "test", "churn_run", "ingest"], env, timeout=600)
+
+    for product in ("ingest.ipynb", "ingest.html", "data/snapshot.parquet"):
+        assert (project.products / product).is_file(), product
+    assert not (project.products / "validate.ipynb").exists()
+    shown = project.nbops("runs", "show", "latest").stdout
+    assert "ploomber build --partially ingest --skip-upstream" in shown
+    assert "trigger: manual" in shown
+    assert "ingest" in shown and "executed" in shown
+
+
+# -- Argo Workflows ------------------------------------------------------------------
+
+
+def test_argo_workflow_mirrors_the_pipeline(project: Project, tmp_path: Path) -> None:
+    manifest = yaml.safe_load(export(project.root, "argo", out=tmp_path).read_text())
+    assert manifest["kind"] == "Workflow"
+    assert manifest["metadata"]["generateName"] == "churn-"
+    spec = manifest["spec"]
+    dag = next(t for t in spec["templates"] if t["name"] == spec["entrypoint"])["dag"]
+    graph = {t["name"]: set(t.get("dependencies", [])) for t in dag["tasks"]}
+    assert graph == with_record(REFERENCE)
+    args = {t["name"]: t["arguments"]["parameters"][0]["value"] for t in dag["tasks"]}
+    assert args["train-linear"] == "build --partially train-linear --skip-upstream"
+    assert args[RECORD_TASK] == "build"
+
+
+def test_argo_with_a_schedule_is_a_cron_workflow(project: Project) -> None:
+    text = render_argo(load_pipeline(project.root), schedule="0 3 * * *", image="reg/churn:1")
+    manifest = yaml.safe_load(text)
+    assert manifest["kind"] == "CronWorkflow"
+    assert manifest["spec"]["schedule"] == "0 3 * * *"
+    step = manifest["spec"]["workflowSpec"]["templates"][1]
+    assert step["container"]["image"] == "reg/churn:1"
+    assert {"name": "NBOPS_TRIGGER", "value": "schedule"} in step["container"]["env"]
+
+
+# -- the command ---------------------------------------------------------------------
+
+
+def test_cli_writes_the_dag_file(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(project.root / "notebooks")  # found from a subfolder too
+    result = CliRunner().invoke(
+        main, ["export", "airflow", "--out", "dags", "--schedule", "@hourly", "--retries", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    path = project.root / "notebooks" / "dags" / "churn.py"
+    assert result.stdout.strip() == f"Wrote {Path('dags') / 'churn.py'}"
+    source = path.read_text()
+    assert 'schedule="@hourly"' in source
+    assert '"retries": 1' in source
+
+
+def test_cli_help_has_an_example() -> None:
+    result = CliRunner().invoke(main, ["export", "airflow", "--help"])
+    assert result.exit_code == 0
+    assert "Example:\n    nbops export airflow --out" in result.stdout
+    assert "--dag-id" in result.stdout and "--schedule" in result.stdout
+
+
+def test_cli_outside_a_project_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["export", "airflow"])
+    assert result.exit_code == 1
+    assert "No pipeline.yaml in" in result.output
+    assert "Traceback" not in result.output
