@@ -57,7 +57,7 @@ def copy_project(dest: Path, rows: int) -> Path:
 def floor_script(project: Path) -> Path:
     """One Python script holding every notebook's code, parameters injected, in order."""
     code = f"""
-import os, sys
+import os, sys, time
 os.chdir({str(project)!r})
 sys.argv = ['floor']
 from ploomber.spec import DAGSpec
@@ -75,7 +75,9 @@ for name in dag:
     code = '\\n'.join(
         line for cell in cells for line in cell.splitlines() if not line.lstrip().startswith(('%', '!'))
     )
+    started = time.perf_counter()
     exec(compile(code, task.name, 'exec'), {{'__name__': '__main__', 'display': display}})
+    print(f'floor-task {{task.name}} {{time.perf_counter() - started:.2f}}', flush=True)
 """
     path = project / "floor.py"
     path.write_text(code)
@@ -111,7 +113,7 @@ class Peak:
         self._thread.join()
 
 
-def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, int]:
+def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, int, dict[str, float]]:
     started = time.perf_counter()
     proc = subprocess.Popen(
         cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -122,10 +124,24 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, int
     peak.stop()
     if proc.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed in {cwd}:\n{out[-5000:]}")
-    return elapsed, peak.tree, peak.largest
+    return elapsed, peak.tree, peak.largest, task_seconds(out)
 
 
-def measure(rows: int, skip_plain: bool) -> dict[str, dict[str, tuple[float, int, int]]]:
+def task_seconds(output: str) -> dict[str, float]:
+    """Per-task seconds: the floor's ``floor-task NAME S`` lines, or Ploomber's build
+    report table (``name  Ran?  Elapsed (s)  Percentage``)."""
+    found = {}
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "floor-task":
+            found[parts[1]] = float(parts[2])
+        elif len(parts) == 4 and parts[1] in ("True", "False"):
+            with contextlib.suppress(ValueError):
+                found[parts[0]] = float(parts[2])
+    return found
+
+
+def measure(rows: int, skip_plain: bool) -> dict[str, dict[str, tuple]]:
     env = {**os.environ, "PLOOMBER_STATS_ENABLED": "false", "MPLBACKEND": "Agg"}
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("NBOPS_EXECUTOR", None)
@@ -137,7 +153,7 @@ def measure(rows: int, skip_plain: bool) -> dict[str, dict[str, tuple[float, int
     }
     if skip_plain:
         del variants["papermill"]
-    results: dict[str, dict[str, tuple[float, int, int]]] = {}
+    results: dict[str, dict[str, tuple]] = {}
     with tempfile.TemporaryDirectory(prefix="nbops-bench-") as tmp:
         for name, (cmd, extra) in variants.items():
             project = copy_project(Path(tmp) / name, rows)
@@ -146,7 +162,7 @@ def measure(rows: int, skip_plain: bool) -> dict[str, dict[str, tuple[float, int
             results[name] = {}
             for phase in ("cold", "warm"):
                 results[name][phase] = run(cmd, project, {**env, **extra})
-                seconds, tree, largest = results[name][phase]
+                seconds, tree, largest, _ = results[name][phase]
                 print(
                     f"  {rows:>9,} rows  {name:<9} {phase}: {seconds:7.1f} s  "
                     f"peak {tree / 2**20:6.0f} MB (largest process {largest / 2**20:5.0f} MB)",
@@ -174,6 +190,13 @@ def main() -> None:
                 if name != "floor"
             )
             print(f"{rows:>9,} rows {phase}: floor {floor:.1f} s; {ratios}", flush=True)
+        tasks = results["floor"]["warm"][3]
+        print(f"  per task, warm (s): {'task':<14}" + "".join(f"{n:>11}" for n in results))
+        for task in tasks:
+            cells = "".join(
+                f"{results[n]['warm'][3].get(task, float('nan')):>11.1f}" for n in results
+            )
+            print(f"  {'':<19}{task:<14}{cells}")
     if args.json:
         Path(args.json).write_text(json.dumps(table, indent=2))
 

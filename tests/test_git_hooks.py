@@ -106,11 +106,22 @@ def hooks_recipe() -> list[str]:
     """The commands of `make hooks` for this environment, as make would run them."""
     venv = BIN.parent
     result = subprocess.run(
-        ["make", "-n", "-o", f"{venv}/.nbops-installed", f"VENV={venv}", "hooks"],
+        [
+            "make",
+            "-n",
+            "--no-print-directory",
+            "-o",
+            f"{venv}/.nbops-installed",
+            f"VENV={venv}",
+            "hooks",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=True,
+        # Under `make test` make's own variables would make this a sub-make that prints
+        # "Entering directory" lines.
+        env={k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")},
     )
     return [line for line in result.stdout.splitlines() if line.strip()]
 

@@ -70,9 +70,23 @@ sys.addaudithook(_audit)
 def make_lab_command() -> tuple[dict[str, str], list[str]]:
     """The environment and command of `make lab` in this venv (make's dry run)."""
     venv = BIN.parent
-    env = {k: v for k, v in os.environ.items() if k != "JUPYTER_CONFIG_PATH"}
+    # Without make's own variables: under `make test` this would be a sub-make printing
+    # "Entering directory" lines.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("JUPYTER_CONFIG_PATH", "MAKEFLAGS", "MAKELEVEL", "MFLAGS")
+    }
     result = subprocess.run(
-        ["make", "-n", "-o", f"{venv}/.nbops-installed", f"VENV={venv}", "lab"],
+        [
+            "make",
+            "-n",
+            "--no-print-directory",
+            "-o",
+            f"{venv}/.nbops-installed",
+            f"VENV={venv}",
+            "lab",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -84,6 +84,7 @@ def test_steady_traffic_gives_a_clean_recorded_report(built_project, tmp_path):
         "drift.html",
         "performance.html",
         "alert.html",
+        "index.html",  # the monitoring build's summary page
     }
     performance = json.loads((reports / "performance.json").read_text())
     assert performance["live"]["rows"] == 600 and 0.5 < performance["live"]["roc_auc"] <= 1
