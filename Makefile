@@ -21,7 +21,7 @@ build: $(STAMP)
 
 # One worker per core; a test file stays on one worker (its module fixtures are shared).
 test: $(STAMP)
-	$(BIN)/pytest -n auto --dist loadfile
+	$(BIN)/pytest -n auto --dist loadfile --durations=25
 
 install: $(STAMP)
 

@@ -30,7 +30,7 @@ NOTEBOOKS = {
     "second": [
         "upstream = ['first']\nproduct = None",
         "import os, sys\nwarm = 'wave' in sys.modules\nclean = 'leak' not in globals() and '_nbops_warm' not in globals()\n"
-        "import json\njson.dump({'pid': os.getpid(), 'warm': warm, 'clean': clean, 'graphlib': 'graphlib' in sys.modules}, open(product['pid'], 'w'))",
+        "import json\njson.dump({'pid': os.getpid(), 'ppid': os.getppid(), 'warm': warm, 'clean': clean, 'graphlib': 'graphlib' in sys.modules}, open(product['pid'], 'w'))",
         "import wave\nprint('second ran')",
     ],
     "third": [
@@ -40,7 +40,9 @@ NOTEBOOKS = {
 }
 
 
-def _project(root: Path, *, failing: str | None = None, executor: bool = True) -> Path:
+def _project(
+    root: Path, *, failing: str | None = None, executor: bool = True, in_process: str | None = None
+) -> Path:
     (root / "nb").mkdir(parents=True)
     tasks = []
     for name, cells in NOTEBOOKS.items():
@@ -58,6 +60,7 @@ def _project(root: Path, *, failing: str | None = None, executor: bool = True) -
         tasks.append(
             f"  - source: nb/{name}.ipynb\n    product:\n      nb: out/{name}.ipynb\n"
             f"      html: out/{name}.html\n      pid: out/{name}.pid\n    nb_product_key: [nb, html]\n"
+            + ("    executor: ploomber-engine\n" if name == in_process else "")
         )
     head = "executor:\n  dotted_path: nbops.executor.NotebookExecutor\n" if executor else ""
     (root / "pipeline.yaml").write_text(head + "tasks:\n" + "".join(tasks))
@@ -157,3 +160,19 @@ def test_plain_mode_builds_the_same_products(tmp_path: Path) -> None:
     second = json.loads((root / "out" / "second.pid").read_text())
     assert second["warm"] is False and second["clean"] is True
     assert (root / "out" / "third.html").read_text().lstrip().lower().startswith("<!doctype html>")
+
+
+@pytest.mark.pipeline
+def test_a_task_can_opt_in_to_running_in_the_build_process(tmp_path: Path) -> None:
+    # `executor: ploomber-engine` on a task: no kernel start at all, at the price of
+    # sharing the build's process (its imports stay loaded for the rest of the build).
+    root = _project(tmp_path / "p", in_process="third")
+
+    result = _build(root)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = root / "out"
+    second = json.loads((out / "second.pid").read_text())
+    # The second notebook ran in a kernel started by the build; the third in the build.
+    assert int((out / "third.pid").read_text()) == second["ppid"] != second["pid"]
+    assert "third ran" in (out / "third.html").read_text()

@@ -284,3 +284,36 @@ def test_a_failing_floor_vetoes_a_winning_challenger_and_still_shows_the_interva
 def test_invalid_release_settings_name_the_setting(settings: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         GatePolicy(**settings)
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_the_bootstrap_auc_from_counts_equals_the_auc_of_the_materialised_resample(ties) -> None:
+    from nbops.gate import _auc, _CountedAuc
+
+    rng = np.random.default_rng(3)
+    y = (rng.random(5_000) < 0.2).astype(float)
+    score = rng.random(5_000) + 0.3 * y
+    if ties:
+        score = np.round(score, 2)  # many tied scores, as a tree model gives
+    counted = _CountedAuc(y, score)
+
+    for _ in range(25):
+        rows = rng.integers(0, len(y), len(y))
+        assert counted(np.bincount(rows, minlength=len(y))) == _auc(y[rows], score[rows])
+
+
+def test_paired_bootstrap_on_auc_gives_the_interval_of_resampling_row_by_row() -> None:
+    from nbops.gate import _auc
+
+    rng = np.random.default_rng(4)
+    y = (rng.random(2_000) < 0.3).astype(float)
+    champion, challenger = rng.random(2_000) + 0.2 * y, np.round(rng.random(2_000) + 0.3 * y, 2)
+
+    interval = paired_bootstrap(y, champion, challenger, metric="roc_auc", n=200, seed=9)
+
+    draws = np.random.default_rng(9)
+    expected = []
+    for _ in range(200):
+        rows = draws.integers(0, len(y), len(y))
+        expected.append(_auc(y[rows], challenger[rows]) - _auc(y[rows], champion[rows]))
+    assert interval.samples == expected
