@@ -119,3 +119,31 @@ def test_test_set_smaller_than_number_of_classes_is_explained() -> None:
     _, info = prepare_target(small, "y", "classification")
     with pytest.raises(NbopsError, match=r"test_size"):
         split_frame(small, info, test_size=0.2)
+
+
+def test_sample_rows_keeps_small_tables_whole_and_samples_big_ones_by_class() -> None:
+    from nbops.split import sample_rows
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.random(10_000), "y": rng.random(10_000) < 0.1})
+    target = TargetInfo(name="y", task="classification", classes=[False, True], positive_class=True)
+
+    assert sample_rows(frame, None, target) is frame
+    assert sample_rows(frame, 10_000, target) is frame
+    sampled = sample_rows(frame, 2_000, target, seed=1)
+
+    assert len(sampled) == 2_000
+    assert sampled.index.is_monotonic_increasing  # row order kept
+    assert abs(sampled["y"].mean() - frame["y"].mean()) < 0.002  # the class share kept
+    assert sampled.equals(sample_rows(frame, 2_000, target, seed=1))  # seeded
+
+
+def test_sample_rows_for_regression_and_a_useless_cap() -> None:
+    from nbops.split import sample_rows
+
+    frame = pd.DataFrame({"x": range(1_000), "y": np.arange(1_000) * 0.5})
+    target = TargetInfo(name="y", task="regression")
+
+    assert len(sample_rows(frame, 100, target)) == 100
+    with pytest.raises(ConfigError, match="train.max_rows must be at least 10"):
+        sample_rows(frame, 5, target)

@@ -8,7 +8,7 @@ from sklearn.model_selection import train_test_split
 from nbops.errors import ConfigError
 from nbops.target import TargetInfo
 
-__all__ = ["split_frame"]
+__all__ = ["sample_rows", "split_frame"]
 
 
 def split_frame(
@@ -55,3 +55,31 @@ def split_frame(
             "Raise split.test_size in env.yaml, or use more data."
         ) from exc
     return train.reset_index(drop=True), test.reset_index(drop=True)
+
+
+def sample_rows(
+    frame: pd.DataFrame, max_rows: int | None, target: TargetInfo, *, seed: int = 42
+) -> pd.DataFrame:
+    """At most ``max_rows`` rows of ``frame``: all of them when it is small enough (or
+    ``max_rows`` is None), else a seeded sample, stratified on the target for
+    classification so every class keeps its share. Row order is kept.
+
+    Big tables train on a sample: a gradient-boosted model gains little beyond a million
+    or so rows, and the fit's memory grows with every row (see README, Speed and scale).
+    """
+    if max_rows is None or len(frame) <= max_rows:
+        return frame
+    if max_rows < 10:
+        raise ConfigError(
+            f"train.max_rows must be at least 10 (or null for all rows), got {max_rows}."
+        )
+    if target.task == "classification":
+        kept, _ = train_test_split(
+            frame.index.to_numpy(),
+            train_size=max_rows,
+            random_state=seed,
+            stratify=frame[target.name],
+        )
+    else:
+        kept = frame.sample(max_rows, random_state=seed).index.to_numpy()
+    return frame.loc[frame.index.isin(kept)]
