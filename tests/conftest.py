@@ -95,6 +95,31 @@ class Project:
         return result
 
 
+def make_recipe(target: str, *, drop_env: tuple[str, ...] = ()) -> list[str]:
+    """The commands ``make TARGET`` would run for this venv (make's dry run, the install
+    step taken as done). Without make's own variables: under ``make test`` this would be
+    a sub-make printing "Entering directory" lines."""
+    venv = BIN.parent
+    drop = {"MAKEFLAGS", "MAKELEVEL", "MFLAGS", *drop_env}
+    result = subprocess.run(
+        [
+            "make",
+            "-n",
+            "--no-print-directory",
+            "-o",
+            f"{venv}/.nbops-installed",
+            f"VENV={venv}",
+            target,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={k: v for k, v in os.environ.items() if k not in drop},
+    )
+    return [line for line in result.stdout.splitlines() if line.strip()]
+
+
 def build_env(**extra: str) -> dict[str, str]:
     """The environment of a build a test starts: the test's own, minus the markers of
     the CI that runs the suite (CI=true would record every test build as trigger 'ci')."""

@@ -16,7 +16,7 @@ import nbformat
 import pytest
 import yaml
 
-from tests.conftest import BIN, ROOT
+from tests.conftest import BIN, ROOT, make_recipe
 from tests.test_nbclean import notebook, write
 
 CONFIG = ROOT / ".pre-commit-config.yaml"
@@ -104,26 +104,7 @@ def test_the_notebook_hooks_pass_on_the_notebooks_in_git():
 
 def hooks_recipe() -> list[str]:
     """The commands of `make hooks` for this environment, as make would run them."""
-    venv = BIN.parent
-    result = subprocess.run(
-        [
-            "make",
-            "-n",
-            "--no-print-directory",
-            "-o",
-            f"{venv}/.nbops-installed",
-            f"VENV={venv}",
-            "hooks",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        # Under `make test` make's own variables would make this a sub-make that prints
-        # "Entering directory" lines.
-        env={k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")},
-    )
-    return [line for line in result.stdout.splitlines() if line.strip()]
+    return make_recipe("hooks")
 
 
 def git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:

@@ -28,7 +28,7 @@ import nbformat
 import pytest
 import yaml
 
-from tests.conftest import BIN, ROOT, Project, build_env, free_port, stop_process
+from tests.conftest import BIN, ROOT, Project, build_env, free_port, make_recipe, stop_process
 
 pytestmark = pytest.mark.pipeline
 
@@ -69,31 +69,7 @@ sys.addaudithook(_audit)
 
 def make_lab_command() -> tuple[dict[str, str], list[str]]:
     """The environment and command of `make lab` in this venv (make's dry run)."""
-    venv = BIN.parent
-    # Without make's own variables: under `make test` this would be a sub-make printing
-    # "Entering directory" lines.
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("JUPYTER_CONFIG_PATH", "MAKEFLAGS", "MAKELEVEL", "MFLAGS")
-    }
-    result = subprocess.run(
-        [
-            "make",
-            "-n",
-            "--no-print-directory",
-            "-o",
-            f"{venv}/.nbops-installed",
-            f"VENV={venv}",
-            "lab",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-    )
-    [line] = [line for line in result.stdout.splitlines() if line.strip()]
+    [line] = make_recipe("lab", drop_env=("JUPYTER_CONFIG_PATH",))
     words = shlex.split(line)
     assignments = {}
     while "=" in words[0] and not words[0].startswith("/"):
