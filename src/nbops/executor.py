@@ -81,9 +81,6 @@ class NotebookExecutor(Serial):
             if reports:
                 reports.wait()
 
-    def __getstate__(self) -> dict[str, Any]:
-        return super().__getstate__()
-
 
 def _papermill_notebook(task: Any) -> bool:
     return type(task).__name__ == "NotebookRunner" and getattr(task, "executor", "") == "papermill"
