@@ -27,18 +27,17 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
 import shlex
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from nbops.errors import ConfigError
+from nbops.project import in_folder
 
 __all__ = [
     "FORMATS",
@@ -108,7 +107,7 @@ def load_pipeline(root: Path) -> Pipeline:
     try:
         # In the project folder, as the workers run it: Ploomber prefers the env.yaml of
         # the working directory to the one beside pipeline.yaml.
-        with _in_folder(root), warnings.catch_warnings():
+        with in_folder(root), warnings.catch_warnings():
             # e.g. "placeholders declared in the environment but unused" (monitor: ...)
             warnings.simplefilter("ignore")
             spec = DAGSpec(str(spec_path))
@@ -124,16 +123,6 @@ def load_pipeline(root: Path) -> Pipeline:
     # A name every scheduler accepts (see the id patterns above); --dag-id overrides it.
     name = re.sub(r"[^A-Za-z0-9-]+", "-", str(model_name or root.name)).strip("-")
     return Pipeline(root=root, name=name or "pipeline", upstream=upstream)
-
-
-@contextlib.contextmanager
-def _in_folder(folder: Path) -> Iterator[None]:
-    previous = Path.cwd()
-    os.chdir(folder)
-    try:
-        yield
-    finally:
-        os.chdir(previous)
 
 
 def default_ploomber() -> str:

@@ -19,10 +19,7 @@ folder on ``JUPYTER_CONFIG_PATH``. This module is loaded by the Jupyter server o
 
 from __future__ import annotations
 
-import contextlib
-import os
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +28,7 @@ from ploomber.jupyter.manager import derive_class
 from ploomber.sources.notebooksource import inject_cell
 
 from nbops import nbclean
+from nbops.project import in_folder
 
 __all__ = ["PipelineContentsManager"]
 
@@ -137,7 +135,7 @@ def _render(spec: Path) -> dict[Path, Any]:
     from ploomber.spec import DAGSpec
     from ploomber.tasks.notebook import NotebookMixin
 
-    with _chdir(spec.parent), warnings.catch_warnings():
+    with in_folder(spec.parent), warnings.catch_warnings():
         # env.yaml serves every pipeline; Ploomber warns about the keys this one ignores.
         warnings.filterwarnings("ignore", message="The following placeholders are declared")
         dag = DAGSpec(str(spec), lazy_import=True).to_dag()
@@ -154,13 +152,3 @@ def _render(spec: Path) -> dict[Path, Any]:
         if isinstance(task, NotebookMixin) and task.source.loc is not None:
             tasks.setdefault(Path(spec.parent, task.source.loc).resolve(), task)
     return tasks
-
-
-@contextlib.contextmanager
-def _chdir(folder: Path) -> Iterator[None]:
-    old = os.getcwd()
-    os.chdir(folder)
-    try:
-        yield
-    finally:
-        os.chdir(old)
