@@ -7,6 +7,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.nbops-installed
+# Airflow 3 in a venv of its own (it pins FastAPI below ours): `make airflow-env`.
+AIRFLOW_VENV ?= .venv-airflow
+AIRFLOW_REQUIREMENT ?= apache-airflow==3.3.2
 
 # No telemetry or version checks from anything started here (the venv also sets these
 # for processes started outside make; see src/nbops/offline.py).
@@ -20,7 +23,8 @@ build: $(STAMP)
 	$(BIN)/ploomber build
 
 # One worker per core; a test file stays on one worker (its module fixtures are shared).
-test: $(STAMP)
+# The Airflow venv (made once) is for the DAG export test.
+test: $(STAMP) $(AIRFLOW_VENV)/.nbops-installed
 	$(BIN)/pytest -n auto --dist loadfile --durations=25
 
 install: $(STAMP)
@@ -35,8 +39,6 @@ $(STAMP): pyproject.toml
 # Apache Airflow 3 in a venv of its own (about 290 MB; it caps FastAPI below the version
 # the project's service runs on): tests/test_export.py loads the DAG of
 # `nbops export airflow` with it and runs a task. The version the tests were run with.
-AIRFLOW_VENV ?= .venv-airflow
-AIRFLOW_REQUIREMENT ?= apache-airflow==3.3.2
 
 airflow-env: $(AIRFLOW_VENV)/.nbops-installed
 
