@@ -53,7 +53,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nbops.datasets import write_parquet_blocks
+from nbops.tables import write_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_EVIDENTLY = ROOT / ".bench" / "evidently" / "bin" / "python"
@@ -120,7 +120,7 @@ def make_block(
 
 def write_parquet(path: Path, rows: int, seed: int, *, drifted: bool, categorical: str) -> None:
     """Generate and write block by block: memory stays at one block."""
-    write_parquet_blocks(
+    write_frames(
         (
             make_block(
                 min(BLOCK, rows - start), seed, block, drifted=drifted, categorical=categorical

@@ -85,27 +85,38 @@ for name in dag:
 
 
 class Peak:
-    """Peak RSS of a process and its descendants, sampled every 0.1 s."""
+    """Peak RSS of a process and its descendants, sampled every 0.1 s: of the whole
+    tree, and of each process (kernels noted with their start time)."""
 
     def __init__(self, pid: int) -> None:
         self.root = psutil.Process(pid)
-        self.tree = self.largest = 0
+        self.tree = 0
+        self.peaks: dict[int, int] = {}
+        self.kernels: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
+    @property
+    def largest(self) -> int:
+        return max(self.peaks.values(), default=0)
+
+    def kernel_peaks(self) -> list[int]:
+        """Peak RSS of each kernel, in the order the kernels started."""
+        return [self.peaks[pid] for pid in sorted(self.kernels, key=self.kernels.get)]
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                procs = [self.root, *self.root.children(recursive=True)]
-                sizes = []
-                for p in procs:
+            total = 0
+            with contextlib.suppress(psutil.Error):
+                for proc in [self.root, *self.root.children(recursive=True)]:
                     with contextlib.suppress(psutil.Error):
-                        sizes.append(p.memory_info().rss)
-                self.tree = max(self.tree, sum(sizes))
-                self.largest = max(self.largest, max(sizes, default=0))
-            except psutil.Error:
-                pass
+                        rss = proc.memory_info().rss
+                        total += rss
+                        self.peaks[proc.pid] = max(self.peaks.get(proc.pid, 0), rss)
+                        if proc.pid not in self.kernels and "ipykernel" in " ".join(proc.cmdline()):
+                            self.kernels[proc.pid] = proc.create_time()
+            self.tree = max(self.tree, total)
             self._stop.wait(0.1)
 
     def stop(self) -> None:
@@ -113,7 +124,8 @@ class Peak:
         self._thread.join()
 
 
-def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, int, dict[str, float]]:
+def sampled(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, Peak, str]:
+    """Run ``cmd`` to the end, sampling its memory; exit with its output if it fails."""
     started = time.perf_counter()
     proc = subprocess.Popen(
         cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -124,7 +136,21 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, int
     peak.stop()
     if proc.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed in {cwd}:\n{out[-5000:]}")
+    return elapsed, peak, out
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, int, dict[str, float]]:
+    elapsed, peak, out = sampled(cmd, cwd, env)
     return elapsed, peak.tree, peak.largest, task_seconds(out)
+
+
+def bench_env() -> dict[str, str]:
+    """The environment builds are measured in: no telemetry, no plotting window, the
+    embedded store, the pipeline's own executor settings."""
+    env = {**os.environ, "PLOOMBER_STATS_ENABLED": "false", "MPLBACKEND": "Agg"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("NBOPS_EXECUTOR", None)
+    return env
 
 
 def task_seconds(output: str) -> dict[str, float]:
@@ -142,9 +168,7 @@ def task_seconds(output: str) -> dict[str, float]:
 
 
 def measure(rows: int, skip_plain: bool) -> dict[str, dict[str, tuple]]:
-    env = {**os.environ, "PLOOMBER_STATS_ENABLED": "false", "MPLBACKEND": "Agg"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env.pop("NBOPS_EXECUTOR", None)
+    env = bench_env()
     build = [str(BIN / "ploomber"), "build", "--force"]
     variants = {
         "floor": (None, {}),

@@ -125,6 +125,22 @@ def test_score_model_for_classification(classified: tuple) -> None:
     np.testing.assert_allclose(scores.probabilities.sum(axis=1), 1.0)
 
 
+@pytest.mark.parametrize("fixture", ["classified", "regressed"])
+def test_scoring_in_chunks_gives_the_same_scores(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, fixture: str
+) -> None:
+    X, y, info, whole, model = request.getfixturevalue(fixture)
+    monkeypatch.setattr("nbops.evaluation.SCORE_ROWS", 128)  # 600 rows: five chunks
+
+    chunked = score_model(model, X, y, info)
+
+    assert chunked.metrics == whole.metrics
+    np.testing.assert_array_equal(chunked.predictions, whole.predictions)
+    if whole.probabilities is not None:
+        np.testing.assert_array_equal(chunked.probabilities, whole.probabilities)
+    assert chunked.seconds > 0
+
+
 def test_score_model_for_regression(regressed: tuple) -> None:
     _, _, _, scores, _ = regressed
     assert set(scores.metrics) == {"rmse", "mae", "r2"}

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import psutil
@@ -40,29 +41,50 @@ NOTEBOOKS = {
 }
 
 
+def _notebook(path: Path, cells: list[str] | tuple[str, ...], *, failing: bool = False) -> None:
+    """A notebook of code cells, the first tagged ``parameters``; ``failing`` adds a
+    last cell that raises."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.cells = [nbformat.v4.new_code_cell(cells[0], metadata={"tags": ["parameters"]})]
+    nb.cells += [nbformat.v4.new_code_cell(src) for src in cells[1:]]
+    if failing:
+        nb.cells.append(nbformat.v4.new_code_cell("raise ValueError('broken on purpose')"))
+    nbformat.write(nb, path)
+
+
 def _project(
     root: Path, *, failing: str | None = None, executor: bool = True, in_process: str | None = None
 ) -> Path:
+    head = "executor:\n  dotted_path: nbops.executor.NotebookExecutor\n" if executor else ""
+    return _pipeline(
+        root, NOTEBOOKS, head=head, output="pid", failing=failing, in_process=in_process
+    )
+
+
+def _pipeline(
+    root: Path,
+    notebooks: dict[str, Any],
+    *,
+    head: str,
+    output: str,
+    failing: str | None = None,
+    in_process: str | None = None,
+) -> Path:
+    """A project of ``notebooks`` (name: cells), each with an ``output`` file product."""
     (root / "nb").mkdir(parents=True)
     tasks = []
-    for name, cells in NOTEBOOKS.items():
-        nb = nbformat.v4.new_notebook()
-        nb.metadata["kernelspec"] = {
-            "name": "python3",
-            "display_name": "Python 3",
-            "language": "python",
-        }
-        nb.cells = [nbformat.v4.new_code_cell(cells[0], metadata={"tags": ["parameters"]})]
-        nb.cells += [nbformat.v4.new_code_cell(src) for src in cells[1:]]
-        if name == failing:
-            nb.cells.append(nbformat.v4.new_code_cell("raise ValueError('broken on purpose')"))
-        nbformat.write(nb, root / "nb" / f"{name}.ipynb")
+    for name, cells in notebooks.items():
+        _notebook(root / "nb" / f"{name}.ipynb", cells, failing=name == failing)
         tasks.append(
             f"  - source: nb/{name}.ipynb\n    product:\n      nb: out/{name}.ipynb\n"
-            f"      html: out/{name}.html\n      pid: out/{name}.pid\n    nb_product_key: [nb, html]\n"
+            f"      html: out/{name}.html\n      {output}: out/{name}.{output}\n    nb_product_key: [nb, html]\n"
             + ("    executor: ploomber-engine\n" if name == in_process else "")
         )
-    head = "executor:\n  dotted_path: nbops.executor.NotebookExecutor\n" if executor else ""
     (root / "pipeline.yaml").write_text(head + "tasks:\n" + "".join(tasks))
     return root
 
@@ -176,3 +198,111 @@ def test_a_task_can_opt_in_to_running_in_the_build_process(tmp_path: Path) -> No
     # The second notebook ran in a kernel started by the build; the third in the build.
     assert int((out / "third.pid").read_text()) == second["ppid"] != second["pid"]
     assert "third ran" in (out / "third.html").read_text()
+
+
+# -- independent tasks side by side (workers) -------------------------------------------
+
+# A diamond: prepare -> (fit_a, fit_b) -> pick. Each fit holds its kernel for 3 s and
+# writes when it ran; pick reads both, as evaluate reads the grid's models.
+TIMED = "import json, os, time\nstarted = time.time()\ntime.sleep(3)\njson.dump({'pid': os.getpid(), 'start': started, 'end': time.time()}, open(product['json'], 'w'))"
+
+
+def _diamond(root: Path, *, workers: object, failing: str | None = None) -> Path:
+    cells = {
+        "prepare": ("upstream = None\nproduct = None", TIMED),
+        "fit_a": ("upstream = ['prepare']\nproduct = None", TIMED),
+        "fit_b": ("upstream = ['prepare']\nproduct = None", TIMED),
+        "pick": ("upstream = ['fit_a', 'fit_b']\nproduct = None", TIMED),
+    }
+    head = f"executor:\n  dotted_path: nbops.executor.NotebookExecutor\n  workers: {workers}\n"
+    return _pipeline(root, cells, head=head, output="json", failing=failing)
+
+
+def _times(root: Path, name: str) -> dict[str, float]:
+    return json.loads((root / "out" / f"{name}.json").read_text())
+
+
+@pytest.mark.pipeline
+@pytest.mark.parametrize("workers", [2, 1])
+def test_independent_tasks_run_side_by_side_with_two_workers(tmp_path: Path, workers: int) -> None:
+    root = _diamond(tmp_path / "p", workers=workers)
+    marker = uuid.uuid4().hex
+
+    result = _build(root, NBOPS_TEST_MARKER=marker)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    prepare, a, b, pick = (_times(root, n) for n in ("prepare", "fit_a", "fit_b", "pick"))
+    overlap = min(a["end"], b["end"]) - max(a["start"], b["start"])
+    if workers == 2:
+        assert overlap > 1.5  # both fits ran at the same time, each in its own kernel
+    else:
+        assert overlap < 0
+    assert len({prepare["pid"], a["pid"], b["pid"], pick["pid"]}) == 4
+    assert prepare["end"] < min(a["start"], b["start"])  # upstream first
+    assert pick["start"] > max(a["end"], b["end"])  # downstream after both
+    for name in ("prepare", "fit_a", "fit_b", "pick"):
+        assert (
+            (root / "out" / f"{name}.html")
+            .read_text()
+            .lstrip()
+            .lower()
+            .startswith("<!doctype html>")
+        )
+    assert _kernels_marked(marker) == []
+
+
+@pytest.mark.pipeline
+def test_a_task_failing_side_by_side_stops_its_downstream_but_not_its_sibling(
+    tmp_path: Path,
+) -> None:
+    root = _diamond(tmp_path / "p", workers=2, failing="fit_a")
+    marker = uuid.uuid4().hex
+
+    result = _build(root, NBOPS_TEST_MARKER=marker)
+
+    assert result.returncode != 0
+    assert "broken on purpose" in result.stdout + result.stderr
+    assert _times(root, "fit_b")["end"] > 0  # the sibling finished
+    partial = nbformat.read(root / "out" / "fit_a.ipynb", as_version=4)
+    assert any(o.get("ename") == "ValueError" for c in partial.cells for o in c.get("outputs", []))
+    assert not (root / "out" / "pick.json").exists()  # downstream of the failure: not run
+    assert _kernels_marked(marker) == []
+
+
+@pytest.mark.parametrize(
+    ("cores", "workers", "expected"), [(2, "auto", 1), (4, "auto", 2), (16, "auto", 2), (2, 3, 3)]
+)
+def test_workers_auto_runs_two_at_a_time_from_four_cores(
+    monkeypatch: pytest.MonkeyPatch, cores: int, workers: object, expected: int
+) -> None:
+    from nbops.executor import NotebookExecutor
+
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    assert NotebookExecutor(workers=workers).workers == expected
+    monkeypatch.setenv("NBOPS_EXECUTOR", "plain")
+    assert NotebookExecutor(workers=workers).workers == 1
+
+
+@pytest.mark.parametrize("workers", [0, -1, "two", 1.5, True])
+def test_a_bad_workers_setting_names_the_setting_and_the_fix(workers: object) -> None:
+    from nbops.errors import ConfigError
+    from nbops.executor import NotebookExecutor
+
+    with pytest.raises(
+        ConfigError,
+        match=r"executor workers must be a whole number of 1 or more, or auto; got .*pipeline\.yaml",
+    ):
+        NotebookExecutor(workers=workers)
+
+
+@pytest.mark.pipeline
+def test_a_bad_workers_setting_fails_the_build_with_the_message(tmp_path: Path) -> None:
+    root = _diamond(tmp_path / "p", workers="lots")
+
+    result = _build(root)
+
+    assert result.returncode != 0
+    assert (
+        "executor workers must be a whole number of 1 or more, or auto; got 'lots'"
+        in result.stdout + result.stderr
+    )

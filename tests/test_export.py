@@ -114,7 +114,7 @@ def run_airflow(args: list[str], env: dict[str, str], *, timeout: float) -> str:
     assert result.returncode == 0, (
         f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
     )
-    return result.stdout
+    return result.stdout + result.stderr
 
 
 def as_sets(tasks: dict[str, dict]) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
@@ -266,10 +266,12 @@ def test_an_exported_task_runs_in_airflow_and_records_a_run(
     env = airflow_env(tmp_path / "airflow", dags)
     airflow = str(python.parent / "airflow")
     run_airflow([airflow, "db", "migrate"], env, timeout=300)
-    run_airflow([airflow, "tasks", "test", "churn_run", "ingest"], env, timeout=600)
+    output = run_airflow([airflow, "tasks", "test", "churn_run", "ingest"], env, timeout=600)
 
     for product in ("ingest.ipynb", "ingest.html", "data/snapshot.parquet"):
-        assert (project.products / product).is_file(), product
+        assert (project.products / product).is_file(), (
+            f"{product} missing; airflow said:\n{output[-6000:]}"
+        )
     assert not (project.products / "validate.ipynb").exists()
     shown = project.nbops("runs", "show", "latest").stdout
     assert "ploomber build --partially ingest --skip-upstream" in shown

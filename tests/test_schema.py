@@ -247,3 +247,58 @@ def test_empty_schema_file_is_a_schema_error(tmp_path: Path) -> None:
     path.write_text("")
     with pytest.raises(SchemaError, match=r"nbops schema infer"):
         load_schema(path)
+
+
+def _file_cases(churn: pd.DataFrame, schema_file: Path):
+    import pandera.pandas as pa
+
+    schema = load_schema(schema_file)
+    bad = churn.copy()
+    bad.loc[3, "tenure_months"] = -4
+    bad.loc[5, "plan"] = "gold"
+    bad.loc[9, "customer_id"] = bad.loc[8, "customer_id"]
+    bad = bad.drop(columns=["devices"]).assign(extra=1)
+    bad["auto_renew"] = bad["auto_renew"].astype(object)
+    bad.loc[10, "auto_renew"] = None
+    unique_id = pa.DataFrameSchema(
+        {
+            **schema.columns,
+            "customer_id": pa.Column(
+                **{**schema.columns["customer_id"].properties, "unique": True}
+            ),
+        },
+        coerce=True,
+    )
+    return {
+        "passes": (churn, schema),
+        "broken": (bad, unique_id),
+        "strict": (bad, pa.DataFrameSchema(schema.columns, coerce=True, strict=True)),
+        "ordered": (
+            churn[churn.columns[::-1]],
+            pa.DataFrameSchema(schema.columns, coerce=True, ordered=True),
+        ),
+        "dataframe-check": (
+            bad,
+            pa.DataFrameSchema(
+                schema.columns, checks=[pa.Check(lambda df: df["tenure_months"] >= 0)]
+            ),
+        ),
+    }
+
+
+@pytest.mark.parametrize("case", ["passes", "broken", "strict", "ordered", "dataframe-check"])
+def test_validate_file_finds_what_validate_finds_on_the_whole_table(
+    churn: pd.DataFrame, schema_file: Path, tmp_path: Path, case: str
+) -> None:
+    from nbops.schema import validate_file
+
+    frame, schema = _file_cases(churn, schema_file)[case]
+    frame.to_parquet(tmp_path / "snapshot.parquet", index=False)
+
+    whole = validate(pd.read_parquet(tmp_path / "snapshot.parquet"), schema)
+    by_column = validate_file(tmp_path / "snapshot.parquet", schema)
+
+    key = lambda f: (f["column"], f["check"])  # noqa: E731
+    assert by_column.rows == whole.rows == len(frame)
+    assert sorted(by_column.failures, key=key) == sorted(whole.failures, key=key)
+    assert by_column.ok == (case == "passes")

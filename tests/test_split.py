@@ -68,7 +68,6 @@ def test_time_split_puts_the_latest_rows_in_test(frame: pd.DataFrame, info: Targ
     assert (len(train), len(test)) == (750, 250)
     assert train["when"].max() < test["when"].min()
     assert test["when"].max() == frame["when"].max()
-    assert test["when"].is_monotonic_increasing
 
 
 def test_time_split_keeps_undated_rows_out_of_test(frame: pd.DataFrame, info: TargetInfo) -> None:
@@ -147,3 +146,105 @@ def test_sample_rows_for_regression_and_a_useless_cap() -> None:
     assert len(sample_rows(frame, 100, target)) == 100
     with pytest.raises(ConfigError, match="train.max_rows must be at least 10"):
         sample_rows(frame, 5, target)
+
+
+@pytest.fixture
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stream files in batches of 64 rows, so every file test crosses batch boundaries."""
+    monkeypatch.setattr("nbops.tables.BATCH_ROWS", 64)
+
+
+@pytest.mark.parametrize("time_column", [None, "when"])
+def test_split_table_writes_the_same_rows_as_split_frame(
+    tmp_path, frame: pd.DataFrame, info: TargetInfo, small_batches: None, time_column: str | None
+) -> None:
+    from nbops.split import split_table
+
+    frame.to_parquet(tmp_path / "data.parquet", index=False)
+    split = split_table(
+        tmp_path / "data.parquet",
+        train_path=tmp_path / "train.parquet",
+        test_path=tmp_path / "test.parquet",
+        target="y",
+        task="classification",
+        test_size=0.25,
+        seed=3,
+        time_column=time_column,
+    )
+    train, test = split_frame(frame, info, test_size=0.25, seed=3, time_column=time_column)
+
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "train.parquet"), train)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "test.parquet"), test)
+    assert split.target == info
+    assert split.train_labels.tolist() == train["y"].tolist()
+    assert split.test_labels.tolist() == test["y"].tolist()
+
+
+def test_split_table_drops_rows_without_a_target_and_cleans_labels(
+    tmp_path, small_batches: None
+) -> None:
+    from nbops.split import split_table
+
+    rng = np.random.default_rng(1)
+    labels = pd.array(
+        rng.choice([" >50K.", "<=50K", None], size=500, p=[0.3, 0.6, 0.1]), dtype="string"
+    )
+    pd.DataFrame({"x": np.arange(500), "income": labels}).to_parquet(
+        tmp_path / "d.parquet", index=False
+    )
+
+    split = split_table(
+        tmp_path / "d.parquet",
+        train_path=tmp_path / "tr.parquet",
+        test_path=tmp_path / "te.parquet",
+        target="income",
+        task="classification",
+        seed=0,
+    )
+    train, test = pd.read_parquet(tmp_path / "tr.parquet"), pd.read_parquet(tmp_path / "te.parquet")
+
+    assert split.target.dropped_missing == int(pd.isna(labels).sum())
+    assert len(train) + len(test) == 500 - split.target.dropped_missing
+    assert set(train["income"]) | set(test["income"]) == {">50K", "<=50K"}
+    assert split.target.positive_class == ">50K"
+    assert sorted(pd.concat([train, test])["x"]) == [
+        i for i in range(500) if not pd.isna(labels[i])
+    ]
+    assert train["x"].is_monotonic_increasing  # source order kept
+
+
+def test_split_table_names_a_missing_target_or_time_column(tmp_path, frame: pd.DataFrame) -> None:
+    from nbops.errors import TargetError
+    from nbops.split import split_table
+
+    frame.to_parquet(tmp_path / "data.parquet", index=False)
+    paths = {"train_path": tmp_path / "a.parquet", "test_path": tmp_path / "b.parquet"}
+    with pytest.raises(TargetError, match=r"'label' is not in the data.*Columns are: when, x, y"):
+        split_table(tmp_path / "data.parquet", target="label", task="classification", **paths)
+    with pytest.raises(ConfigError, match=r"split\.time_column 'date' is not in the data"):
+        split_table(
+            tmp_path / "data.parquet",
+            target="y",
+            task="classification",
+            time_column="date",
+            **paths,
+        )
+    assert not (tmp_path / "a.parquet").exists()
+
+
+def test_read_training_rows_reads_the_sample_sample_rows_takes(
+    tmp_path, small_batches: None
+) -> None:
+    from nbops.split import read_training_rows, sample_rows
+
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({"x": rng.random(3_000), "y": rng.random(3_000) < 0.2})
+    frame.to_parquet(tmp_path / "train.parquet", index=False)
+    target = TargetInfo(name="y", task="classification", classes=[False, True], positive_class=True)
+
+    rows, available = read_training_rows(tmp_path / "train.parquet", 500, target, seed=4)
+    expected = sample_rows(frame, 500, target, seed=4).reset_index(drop=True)
+    assert available == 3_000
+    pd.testing.assert_frame_equal(rows, expected)
+    whole, _ = read_training_rows(tmp_path / "train.parquet", None, target)
+    pd.testing.assert_frame_equal(whole, frame)

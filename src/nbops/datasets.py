@@ -18,13 +18,14 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from nbops.errors import ConfigError
+from nbops.tables import write_frames
 
 __all__ = ["BLOCK_ROWS", "TARGET", "iter_churn", "make_churn", "write_churn"]
 
@@ -75,25 +76,7 @@ def write_churn(path: str | Path, n_rows: int, *, seed: int = 42, drift: float =
         for i, block in enumerate(blocks):
             block.to_csv(path, mode="w" if i == 0 else "a", header=i == 0, index=False)
         return path
-    return write_parquet_blocks(blocks, path)
-
-
-def write_parquet_blocks(blocks: Iterable[pd.DataFrame], path: str | Path) -> Path:
-    """Write DataFrames of one schema to one Parquet file, a block at a time."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    writer = None
-    try:
-        for block in blocks:
-            table = pa.Table.from_pandas(block, preserve_index=False)
-            if writer is None:
-                writer = pq.ParquetWriter(path, table.schema)
-            writer.write_table(table)
-    finally:
-        if writer is not None:
-            writer.close()
-    return Path(path)
+    return write_frames(blocks, path)
 
 
 def _block(

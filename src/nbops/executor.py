@@ -13,23 +13,36 @@ notebook:
   imports what that notebook imports, while the current notebook runs;
 - **reports off the critical path**: each task's HTML report is rendered on a
   background thread while the next notebook runs; the build waits for every report
-  before it finishes (and before the build-level hooks record them).
+  before it finishes (and before the build-level hooks record them);
+- **independent tasks side by side** (``workers``): tasks whose upstream is done,
+  such as the grid's candidate models, run at the same time, each in its own kernel.
+  Only the notebooks' execution overlaps: Ploomber's bookkeeping (statuses, product
+  metadata, hooks, the run record) still happens one task at a time, under a lock the
+  kernel engine lets go of while cells run. ``workers: auto`` (the default) runs two
+  at a time from 4 cores up and one below, because a gradient-boosting fit already
+  uses every core.
 
-Both can be turned off (``warm_kernels: false``, ``background_reports: false``), and
-``NBOPS_EXECUTOR=plain`` turns both off for one build.
+Each can be turned off (``warm_kernels: false``, ``background_reports: false``,
+``workers: 1``), and ``NBOPS_EXECUTOR=plain`` turns all of them off for one build.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
+import warnings
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
 from ploomber.constants import TaskStatus
-from ploomber.exceptions import DAGBuildError
+from ploomber.exceptions import DAGBuildEarlyStop, DAGBuildError
 from ploomber.executors import Serial
+from ploomber.executors.serial import LazyFunction, build_in_current_process, catch_exceptions
+from ploomber.messagecollector import BuildExceptionsCollector
+
+from nbops.errors import ConfigError
 
 __all__ = ["NotebookExecutor"]
 
@@ -43,6 +56,7 @@ class NotebookExecutor(Serial):
         warm_kernels: bool = True,
         background_reports: bool = True,
         ahead: int = 1,
+        workers: int | str = "auto",
         catch_exceptions: bool = True,
         catch_warnings: bool = True,
     ) -> None:
@@ -55,11 +69,13 @@ class NotebookExecutor(Serial):
         self.warm_kernels = warm_kernels and not plain
         self.background_reports = background_reports and not plain
         self.ahead = ahead
+        self.workers = 1 if plain else _workers(workers)
 
     def __repr__(self) -> str:
         return (
             f"NotebookExecutor(warm_kernels={self.warm_kernels}, "
-            f"background_reports={self.background_reports}, ahead={self.ahead})"
+            f"background_reports={self.background_reports}, ahead={self.ahead}, "
+            f"workers={self.workers})"
         )
 
     def __call__(self, dag: Any, show_progress: bool) -> Any:
@@ -71,15 +87,115 @@ class NotebookExecutor(Serial):
         if reports:
             for task in notebooks:
                 reports.defer(task)
+        side_by_side = self.workers > 1 and _can_overlap(scheduled)
+        build = self._side_by_side if side_by_side else super().__call__
         try:
-            if not (self.warm_kernels and notebooks):
-                return super().__call__(dag, show_progress)
-            pool = KernelPool([_plan(t) for t in notebooks], ahead=self.ahead)
-            with warm_engine(pool):
-                return super().__call__(dag, show_progress)
+            if not (self.warm_kernels or side_by_side) or not notebooks:
+                return build(dag, show_progress)
+            plan = [_plan(t) for t in notebooks] if self.warm_kernels else []
+            # Side by side, every task ready at once wants its kernel: start that many.
+            ahead = self.ahead * self.workers if side_by_side else self.ahead
+            with warm_engine(KernelPool(plan, ahead=ahead)):
+                return build(dag, show_progress)
         finally:
             if reports:
                 reports.wait()
+
+    def _side_by_side(self, dag: Any, show_progress: bool) -> list[Any]:
+        """Ploomber's serial build, with up to ``workers`` ready tasks at a time."""
+        from nbops.kernels import bookkeeping
+
+        super(Serial, self).__call__(dag)  # Ploomber's checks of the starting statuses
+        exceptions_all = BuildExceptionsCollector()
+        reports_all: list[Any] = []
+        pending = [dag[n] for n in dag if dag[n].exec_status != TaskStatus.Skipped]
+        progress = _progress(len(pending), show_progress)
+        lock = threading.Lock()
+
+        def build(task: Any) -> None:
+            fn = LazyFunction(
+                build_in_current_process,
+                {
+                    "task": task,
+                    "build_kwargs": {"catch_exceptions": self._catch_exceptions},
+                    "reports_all": reports_all,
+                },
+                task,
+            )
+            if self._catch_exceptions:
+                fn = LazyFunction(
+                    catch_exceptions, {"fn": fn, "exceptions_all": exceptions_all}, task
+                )
+            with bookkeeping(lock):
+                fn()
+
+        running: dict[Future[None], Any] = {}
+        with (
+            ThreadPoolExecutor(self.workers, thread_name_prefix="nbops-task") as pool,
+            warnings.catch_warnings(record=True) as caught,
+        ):
+            warnings.simplefilter("ignore", DeprecationWarning)
+            while pending or running:
+                with lock:
+                    pending = [t for t in pending if t.exec_status != TaskStatus.Aborted]
+                    ready = [t for t in pending if t.exec_status in _READY]
+                for task in ready[: self.workers - len(running)]:
+                    pending.remove(task)
+                    running[pool.submit(build, task)] = task
+                    if progress is not None:
+                        progress.set_description(f"Building task {task.name!r}")
+                if not running:
+                    break  # what is left waits on tasks that failed
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    running.pop(future)
+                    future.result()  # catch_exceptions has the task's error; this is ours
+                    if progress is not None:
+                        progress.update()
+        if progress is not None:
+            progress.close()
+        if caught and self._catch_warnings:
+            warnings.warn(
+                "Warnings during the build:\n"
+                + "\n".join(sorted({str(w.message) for w in caught})),
+                stacklevel=2,
+            )
+        if exceptions_all and self._catch_exceptions:
+            if any(isinstance(m.obj, DAGBuildEarlyStop) for m in exceptions_all):
+                raise DAGBuildEarlyStop(
+                    f"Early stopping DAG execution, at least one of the tasks that failed raised a DAGBuildEarlyStop exception:\n{exceptions_all}"
+                )
+            raise DAGBuildError(str(exceptions_all))
+        return reports_all
+
+
+_READY = (TaskStatus.WaitingExecution, TaskStatus.WaitingDownload)
+
+
+def _workers(value: int | str) -> int:
+    """``workers`` from pipeline.yaml: a number, or ``auto`` (two from 4 cores up)."""
+    if value == "auto":
+        return 2 if (os.cpu_count() or 1) >= 4 else 1
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(
+            f"executor workers must be a whole number of 1 or more, or auto; got {value!r}. "
+            "Fix it under executor: in pipeline.yaml."
+        )
+    return value
+
+
+def _can_overlap(tasks: list[Any]) -> bool:
+    """A task whose notebook runs in another working directory (papermill's ``cwd``)
+    changes it for the whole process: such a pipeline builds one task at a time."""
+    return not any("cwd" in (getattr(t, "executor_params", None) or {}) for t in tasks)
+
+
+def _progress(total: int, show: bool) -> Any:
+    if not show:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total)
 
 
 def _papermill_notebook(task: Any) -> bool:

@@ -19,12 +19,13 @@ This module wraps jupyter_client and papermill; it knows nothing of Ploomber.
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,36 @@ def _shutdown(manager: Any, *, now: bool = True) -> None:
         log.debug("could not shut down a warm kernel: %s", exc)
 
 
+_held = threading.local()
+
+
+@contextlib.contextmanager
+def bookkeeping(lock: threading.Lock) -> Iterator[None]:
+    """Hold ``lock`` for a task's build, except while its notebook's cells run (see
+    :class:`WarmEngine`): tasks built side by side overlap only in their kernels."""
+    with lock:
+        _held.lock = lock
+        try:
+            yield
+        finally:
+            _held.lock = None
+
+
+@contextlib.contextmanager
+def _cells_running() -> Iterator[None]:
+    lock = getattr(_held, "lock", None)
+    if lock is None:
+        yield
+        return
+    _held.lock = None
+    lock.release()
+    try:
+        yield
+    finally:
+        lock.acquire()
+        _held.lock = lock
+
+
 class WarmEngine(NBClientEngine):
     """papermill's nbclient engine, running the notebook in a warm kernel when the
     active pool has one for it (see :func:`warm_engine`)."""
@@ -195,7 +226,12 @@ class WarmEngine(NBClientEngine):
     pool: KernelPool | None = None
 
     @classmethod
-    def execute_managed_notebook(
+    def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, **kwargs: Any) -> Any:
+        with _cells_running():
+            return cls._execute(nb_man, kernel_name, **kwargs)
+
+    @classmethod
+    def _execute(
         cls,
         nb_man: Any,
         kernel_name: str,

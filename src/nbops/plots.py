@@ -43,9 +43,10 @@ class Figure(_MplFigure):
         return buffer.getvalue()
 
 
-def missing_plot(frame: pd.DataFrame) -> Figure:
-    """Share of missing values per column, highest first."""
-    share = frame.isna().mean().sort_values()
+def missing_plot(frame: pd.DataFrame | pd.Series) -> Figure:
+    """Share of missing values per column, highest first: of a frame, or from a Series of
+    shares by column (see :func:`nbops.tables.column_summary`)."""
+    share = (frame.isna().mean() if isinstance(frame, pd.DataFrame) else frame).sort_values()
     fig = Figure(figsize=(7, max(2.5, 0.28 * len(share))))
     ax = fig.subplots()
     ax.barh(share.index.astype(str), share.to_numpy() * 100, color="#4c72b0")

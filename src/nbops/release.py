@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from nbops.errors import ReleaseError
-from nbops.evaluation import score_model
+from nbops.evaluation import Scores, score_model
 from nbops.gate import Decision, metric_value
 from nbops.project import project_root
 from nbops.target import TargetInfo
@@ -93,17 +93,15 @@ class GateScores:
     champion_error: str | None = None
 
 
-def _values(
-    model: Any, X: pd.DataFrame, y: pd.Series, target: TargetInfo
-) -> tuple[np.ndarray, np.ndarray]:
+def _values(scores: Scores, y: pd.Series, target: TargetInfo) -> tuple[np.ndarray, np.ndarray]:
     """(truth, values) for the gate's metric: the positive-class score for binary
     classification, predictions for regression, correctness (1/0) beyond two classes."""
     if target.task == "regression":
-        return np.asarray(y, dtype=float), np.asarray(model.predict(X), dtype=float)
+        return np.asarray(y, dtype=float), np.asarray(scores.predictions, dtype=float)
     if target.is_binary:
-        proba = model.predict_proba(X)[:, list(model.classes_).index(target.positive_class)]
+        proba = scores.probabilities[:, scores.classes.index(target.positive_class)]
         return (np.asarray(y) == target.positive_class).astype(float), proba
-    correct = (np.asarray(model.predict(X)) == np.asarray(y)).astype(float)
+    correct = (np.asarray(scores.predictions) == np.asarray(y)).astype(float)
     return np.ones(len(y)), correct
 
 
@@ -116,24 +114,24 @@ def gate_scores(
     *,
     metric: str,
 ) -> GateScores:
-    """Score both models on the same rows; time the challenger's predictions."""
-    started = time.perf_counter()
-    truth, challenger_values = _values(challenger, X, y, target)
-    latency = (time.perf_counter() - started) * 1000 / max(len(X), 1)
+    """Score both models on the same rows, once each; time the challenger's predictions."""
+    mine = score_model(challenger, X, y, target)
+    truth, challenger_values = _values(mine, y, target)
     champion_values, champion_metrics, error = None, None, None
     if champion is not None:
         try:
-            _, champion_values = _values(champion, X, y, target)
-            champion_metrics = score_model(champion, X, y, target).metrics
+            theirs = score_model(champion, X, y, target)
+            _, champion_values = _values(theirs, y, target)
+            champion_metrics = theirs.metrics
         except Exception as exc:  # a champion trained on other columns cannot score this data
             error = f"{type(exc).__name__}: {exc}"
     return GateScores(
         truth,
         challenger_values,
         champion_values,
-        score_model(challenger, X, y, target).metrics,
+        mine.metrics,
         champion_metrics,
-        latency,
+        mine.seconds * 1000 / max(len(X), 1),
         error,
     )
 

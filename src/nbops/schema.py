@@ -18,7 +18,14 @@ from pandera.errors import SchemaErrors
 
 from nbops.errors import SchemaError, SchemaViolationError
 
-__all__ = ["ValidationReport", "infer_schema", "load_schema", "schema_to_yaml", "validate"]
+__all__ = [
+    "ValidationReport",
+    "infer_schema",
+    "load_schema",
+    "schema_to_yaml",
+    "validate",
+    "validate_file",
+]
 
 #: Text columns with at most this many distinct values get an ``isin`` check.
 MAX_ALLOWED_VALUES = 30
@@ -138,6 +145,48 @@ def validate(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> ValidationRepor
     except SchemaErrors as exc:
         return ValidationReport(rows=len(frame), failures=_group(exc.failure_cases))
     return ValidationReport(rows=len(frame))
+
+
+def validate_file(path: str | Path, schema: pa.DataFrameSchema) -> ValidationReport:
+    """Check the Parquet file at ``path`` against ``schema``, one column at a time.
+
+    The same failures as :func:`validate` on the whole table, in the memory of its
+    largest column. Table-level rules (missing, extra or misordered columns) are checked
+    on the file's header. A schema with rules that need whole rows (dataframe checks,
+    unique column combinations, an index, regex columns, parsers) is checked whole.
+    """
+    from nbops.tables import empty_frame, read_columns, row_count
+
+    if not _column_wise(schema):
+        return validate(pd.read_parquet(path), schema)
+    failures = [
+        f for f in validate(empty_frame(path), schema).failures if f["check"] in _TABLE_CHECKS
+    ]
+    present = set(empty_frame(path).columns)
+    for name, column in schema.columns.items():
+        if name not in present:
+            continue  # reported above (column_in_dataframe) when required
+        one = pa.DataFrameSchema({name: column}, coerce=schema.coerce, name=schema.name)
+        failures += validate(read_columns(path, [name]), one).failures
+    return ValidationReport(rows=row_count(path), failures=failures)
+
+
+#: Failures about the table's columns rather than their values.
+_TABLE_CHECKS = {"column_in_dataframe", "column_in_schema", "column_ordered"}
+
+
+def _column_wise(schema: pa.DataFrameSchema) -> bool:
+    whole_rows = (
+        schema.checks
+        or schema.parsers
+        or schema.unique
+        or schema.index is not None
+        or schema.dtype is not None
+        or schema.add_missing_columns
+        or schema.drop_invalid_rows
+        or any(c.regex or c.parsers for c in schema.columns.values())
+    )
+    return not whole_rows
 
 
 def _group(cases: pd.DataFrame) -> list[dict[str, Any]]:

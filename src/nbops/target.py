@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from nbops.errors import ConfigError, TargetError
 
-__all__ = ["TASKS", "TargetInfo", "check_task", "prepare_target"]
+__all__ = ["TASKS", "TargetInfo", "check_task", "clean_labels", "prepare_target", "read_target"]
 
 TASKS = ("classification", "regression")
 _POSITIVE_NAMES = ("1", "true", "yes", "y", "t", "positive", "pos", ">50k")
@@ -65,9 +66,9 @@ def prepare_target(frame: pd.DataFrame, target: str, task: str) -> tuple[pd.Data
             f"The target column '{target}' is not in the data.{maybe} Columns are: {listed}. "
             "Set data.target in env.yaml (or pass --env--data--target NAME to ploomber build) to the column to predict."
         )
-    y = frame[target]
-    if pd.api.types.is_string_dtype(y.dtype) or pd.api.types.is_object_dtype(y.dtype):
-        y = y.astype("string").str.strip().str.rstrip(".")
+    raw = frame[target]
+    y = clean_labels(raw)
+    if y is not raw:
         frame = frame.assign(**{target: y})
     missing = int(y.isna().sum())
     if missing == len(frame):
@@ -117,6 +118,25 @@ def prepare_target(frame: pd.DataFrame, target: str, task: str) -> tuple[pd.Data
         positive_class=_positive_class(counts) if len(classes) == 2 else None,
         dropped_missing=missing,
     )
+
+
+def read_target(path: str | Path, target: str, task: str) -> tuple[pd.Series, TargetInfo]:
+    """The target column of a Parquet table as stored, and :func:`prepare_target`'s
+    verdict on it, reading no other column (a missing target is named with the file's
+    columns all the same)."""
+    from nbops.tables import column_names, empty_frame, read_columns
+
+    frame = read_columns(path, [target]) if target in column_names(path) else empty_frame(path)
+    _, info = prepare_target(frame, target, task)
+    return frame[target], info
+
+
+def clean_labels(y: pd.Series) -> pd.Series:
+    """Text labels stripped of spaces and a trailing dot (``" >50K."`` is ``">50K"``);
+    any other column is returned as it is."""
+    if pd.api.types.is_string_dtype(y.dtype) or pd.api.types.is_object_dtype(y.dtype):
+        return y.astype("string").str.strip().str.rstrip(".")
+    return y
 
 
 def _positive_class(counts: pd.Series) -> Any:
