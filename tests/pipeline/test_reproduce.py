@@ -16,8 +16,9 @@ GIT = ["git", "-c", "user.email=test@example.com", "-c", "user.name=test"]
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    """A project in git, built on an uncommitted change and a command-line override:
-    both must be restored for the metrics to match."""
+    """A project in git, built on an uncommitted change and command-line overrides: all
+    must be restored for the metrics to match. The models train on a sample of the
+    training rows (train.max_rows), which must be drawn the same way again."""
     from tests.conftest import _copy_project
 
     project = _copy_project(tmp_path_factory.mktemp("repro") / "project")
@@ -25,8 +26,27 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Project:
     subprocess.run([*GIT, "add", "-A"], cwd=project.root, check=True)
     subprocess.run([*GIT, "commit", "-qm", "pipeline"], cwd=project.root, check=True)
     project.set_env(split={"seed": 7})  # uncommitted: the build runs on a dirty tree
-    project.build("--env--data--seed", "11")
+    project.build("--env--data--seed", "11", "--env--train--max_rows", "600")
     return project
+
+
+def test_big_training_sets_are_sampled_for_the_fit_and_the_roles(recorded: Project) -> None:
+    import json
+
+    features = json.loads((recorded.products / "data" / "features.json").read_text())
+    assert features["rows"]["train"] == 1_125  # 1,500 rows, a quarter held out
+    metas = sorted((recorded.products / "train").glob("*.json"))
+    assert len(metas) == 2  # one per model family
+    for meta in metas:
+        assert json.loads(meta.read_text())["train_rows"] == 600
+        assert (
+            "Training on a stratified sample of 600 of the 1,125 training rows"
+            in meta.with_suffix(".html").read_text()
+        )
+    assert (
+        "Roles inferred on a sample of 600 training rows"
+        in (recorded.products / "split.html").read_text()
+    )
 
 
 def test_a_build_on_a_dirty_tree_with_overrides_reproduces_exactly(recorded: Project) -> None:
