@@ -202,17 +202,22 @@ def test_a_task_can_opt_in_to_running_in_the_build_process(tmp_path: Path) -> No
 
 # -- independent tasks side by side (workers) -------------------------------------------
 
-# A diamond: prepare -> (fit_a, fit_b) -> pick. Each fit holds its kernel for 3 s and
-# writes when it ran; pick reads both, as evaluate reads the grid's models.
-TIMED = "import json, os, time\nstarted = time.time()\ntime.sleep(3)\njson.dump({'pid': os.getpid(), 'start': started, 'end': time.time()}, open(product['json'], 'w'))"
+
+# A diamond: prepare -> (fit_a, fit_b) -> pick, as the grid's models between split and
+# evaluate. Every task writes when it ran; each fit holds its kernel for 3 s.
+def _timed(seconds: float) -> str:
+    return (
+        f"import json, os, time\nstarted = time.time()\ntime.sleep({seconds})\n"
+        "json.dump({'pid': os.getpid(), 'start': started, 'end': time.time()}, open(product['json'], 'w'))"
+    )
 
 
 def _diamond(root: Path, *, workers: object, failing: str | None = None) -> Path:
     cells = {
-        "prepare": ("upstream = None\nproduct = None", TIMED),
-        "fit_a": ("upstream = ['prepare']\nproduct = None", TIMED),
-        "fit_b": ("upstream = ['prepare']\nproduct = None", TIMED),
-        "pick": ("upstream = ['fit_a', 'fit_b']\nproduct = None", TIMED),
+        "prepare": ("upstream = None\nproduct = None", _timed(0)),
+        "fit_a": ("upstream = ['prepare']\nproduct = None", _timed(3)),
+        "fit_b": ("upstream = ['prepare']\nproduct = None", _timed(3)),
+        "pick": ("upstream = ['fit_a', 'fit_b']\nproduct = None", _timed(0)),
     }
     head = f"executor:\n  dotted_path: nbops.executor.NotebookExecutor\n  workers: {workers}\n"
     return _pipeline(root, cells, head=head, output="json", failing=failing)
