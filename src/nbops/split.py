@@ -15,7 +15,14 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from nbops.errors import ConfigError
-from nbops.tables import column_names, iter_frames, read_columns, read_rows, row_count, write_frames
+from nbops.tables import (
+    FrameWriter,
+    column_names,
+    iter_frames,
+    read_columns,
+    read_rows,
+    row_count,
+)
 from nbops.target import TargetInfo, clean_labels, read_target
 
 __all__ = [
@@ -136,17 +143,15 @@ def split_table(
     side[present] = is_test
     del raw, time
 
-    def rows(wanted: int):
+    with FrameWriter(train_path) as train, FrameWriter(test_path) as test:
         start = 0
         for i, block in enumerate(iter_frames(source)):
             part = side[start : start + len(block)]
             start += len(block)
-            block = block[part == wanted]
-            if len(block) or i == 0:  # the first batch, even empty, gives the file its columns
-                yield block.assign(**{target: clean_labels(block[target])})
-
-    write_frames(rows(0), train_path)
-    write_frames(rows(1), test_path)
+            for writer, wanted in ((train, 0), (test, 1)):
+                rows = block[part == wanted]
+                if len(rows) or i == 0:  # the first batch, even empty, gives the file its columns
+                    writer.write(rows.assign(**{target: clean_labels(rows[target])}))
     return Split(
         info, labels[~is_test].reset_index(drop=True), labels[is_test].reset_index(drop=True)
     )

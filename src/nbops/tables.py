@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 __all__ = [
     "BATCH_ROWS",
+    "FrameWriter",
     "column_names",
     "column_summary",
     "empty_frame",
@@ -97,24 +98,41 @@ def _select(schema: pa.Schema, columns: list[str]) -> pa.Schema:
     return pa.schema([schema.field(c) for c in columns], metadata=schema.metadata)
 
 
-def write_frames(frames: Iterable[pd.DataFrame], path: str | Path) -> Path:
-    """Write DataFrames of one schema to one Parquet file, a frame at a time.
+class FrameWriter:
+    """Append DataFrames of one schema to one Parquet file (``with FrameWriter(path) as w:
+    w.write(frame)``). The first frame fixes the schema; later frames are cast to it, so
+    a batch whose optional column happens to be all missing does not change the file's
+    types. The file is written when the first frame arrives, even an empty one."""
 
-    The first frame fixes the schema; later frames are cast to it, so a batch whose
-    optional column happens to be all missing does not change the file's types.
-    """
-    writer = None
-    try:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._writer: pq.ParquetWriter | None = None
+
+    def write(self, frame: pd.DataFrame) -> None:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, table.schema)
+        elif table.schema != self._writer.schema:
+            table = table.cast(self._writer.schema)
+        self._writer.write_table(table)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+    def __enter__(self) -> FrameWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_frames(frames: Iterable[pd.DataFrame], path: str | Path) -> Path:
+    """Write DataFrames of one schema to one Parquet file, a frame at a time (see
+    :class:`FrameWriter`)."""
+    with FrameWriter(path) as writer:
         for frame in frames:
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            if writer is None:
-                writer = pq.ParquetWriter(path, table.schema)
-            elif table.schema != writer.schema:
-                table = table.cast(writer.schema)
-            writer.write_table(table)
-    finally:
-        if writer is not None:
-            writer.close()
+            writer.write(frame)
     return Path(path)
 
 
