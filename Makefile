@@ -17,7 +17,7 @@ export PLOOMBER_STATS_ENABLED := false
 export PLOOMBER_VERSION_CHECK_DISABLED := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: build test lab ui clean install lint hooks airflow-env
+.PHONY: build test lab ui clean install lint docs hooks airflow-env
 
 build: $(STAMP)
 	$(BIN)/ploomber build
@@ -55,9 +55,14 @@ $(AIRFLOW_VENV)/.nbops-installed:
 lab: $(STAMP)
 	JUPYTER_CONFIG_PATH=$(CURDIR)/.jupyter$(if $(JUPYTER_CONFIG_PATH),:$(JUPYTER_CONFIG_PATH)) $(BIN)/jupyter lab
 
-# The pre-commit checks (.pre-commit-config.yaml) on every tracked file; CI runs this.
-lint: $(STAMP)
+# The pre-commit checks (.pre-commit-config.yaml) on every tracked file, and the manual
+# built strictly (a broken link or a stale API reference fails); CI runs this.
+lint: $(STAMP) docs
 	$(BIN)/pre-commit run --all-files --show-diff-on-failure
+
+# The manual (docs/, mkdocs.yml) as a static site in site/.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
 
 # Git set-up of this clone: the pre-commit hook, and nbdime's notebook-aware diff and
 # merge drivers (for *.ipynb, see .gitattributes) called by absolute path, so `git diff`
@@ -73,4 +78,4 @@ ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.nbops/mlflow.db --host 127.0.0.1 --port 5000
 
 clean:
-	rm -rf products
+	rm -rf products site

@@ -1,7 +1,7 @@
 """nbops: Jupyter notebooks to production ML with the discipline of DevOps.
 
 The public API for notebook authors is re-exported here; everything else is internal
-and may change. See README.md for the commands.
+and may change. The manual (docs/) describes the commands.
 """
 
 from __future__ import annotations

@@ -444,7 +444,7 @@ class Registry:
     @contextlib.contextmanager
     def _lock(self, name: str) -> Iterator[None]:
         # One writer at a time per model on this machine. A shared server gets the same
-        # guarantee for processes on one host; see the README for the team-scale caveat.
+        # guarantee for processes on one host; see docs/releases.md for the team-scale caveat.
         folder = local_store_dir(self.root)
         folder.mkdir(parents=True, exist_ok=True)
         with open(

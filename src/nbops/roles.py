@@ -52,7 +52,7 @@ def infer_roles(
         overrides: ``{role: [column, ...]}`` from env.yaml's ``features`` section; wins
             over inference. Unknown roles or columns raise :class:`ConfigError`.
 
-    Example:
+    Examples:
         >>> import pandas as pd
         >>> df = pd.DataFrame({"id": ["a", "b", "c"], "x": [1.0, 2.0, 3.0], "y": [0, 1, 0]})
         >>> [(r.column, r.role) for r in infer_roles(df, target="y")]

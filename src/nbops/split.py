@@ -194,7 +194,7 @@ def sample_rows(
     """At most ``max_rows`` rows of ``frame`` (see :func:`sample_mask`), in their order.
 
     Big tables train on a sample: a gradient-boosted model gains little beyond a million
-    or so rows, and the fit's memory grows with every row (see README, Speed and scale).
+    or so rows, and the fit's memory grows with every row (see docs/pipeline.md, big tables).
     """
     if max_rows is None or len(frame) <= max_rows:
         return frame
