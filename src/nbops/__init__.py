@@ -18,10 +18,11 @@ from nbops.errors import (
     TrackingError,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-from nbops import _ipython
+from nbops import _compat, _ipython
 
+_compat.install()  # 0.1 module names (nbops.features, nbops.tracking.hooks...) keep working
 _ipython.install()
 
 __all__ = [

@@ -1,0 +1,16 @@
+"""The Ploomber and Jupyter runtime: how notebooks run and how a build is captured.
+
+- ``executor``, ``kernels``: nbops' Ploomber executor (warm kernels, reports in the
+  background, independent tasks side by side);
+- ``hooks``: the Ploomber hooks declared in ``pipeline.yaml`` that turn a build into a
+  record (collect only; publishing happens once at the end, through
+  :mod:`nbops.tracking`);
+- ``lab``: ``make lab``'s contents manager (pipeline notebooks open with their inputs);
+- ``nbclean``: notebooks as git holds them (also a pre-commit hook, run by path);
+- ``offline``: keep everything the project starts from phoning home.
+
+Above the stage library and :mod:`nbops.tracking`/:mod:`nbops.reports`; below the
+commands and the CLI.
+"""
+
+from __future__ import annotations
