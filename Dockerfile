@@ -19,7 +19,7 @@ COPY pyproject.toml README.md ./
 COPY src ./src
 RUN python -m venv /opt/nbops \
     && /opt/nbops/bin/pip install . \
-    && /opt/nbops/bin/python -m nbops.offline
+    && /opt/nbops/bin/python -m nbops.build.offline
 
 FROM python:3.11-slim
 ENV PATH=/opt/nbops/bin:$PATH \

@@ -12,7 +12,7 @@ AIRFLOW_VENV ?= .venv-airflow
 AIRFLOW_REQUIREMENT ?= apache-airflow==3.3.2
 
 # No telemetry or version checks from anything started here (the venv also sets these
-# for processes started outside make; see src/nbops/offline.py).
+# for processes started outside make; see src/nbops/build/offline.py).
 export PLOOMBER_STATS_ENABLED := false
 export PLOOMBER_VERSION_CHECK_DISABLED := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -33,11 +33,11 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet --editable '.[dev]'
-	$(BIN)/python -m nbops.offline
+	$(BIN)/python -m nbops.build.offline
 	@touch $@
 
 # Apache Airflow 3 in a venv of its own (about 290 MB; it caps FastAPI below the version
-# the project's service runs on): tests/test_export.py loads the DAG of
+# the project's service runs on): tests/commands/test_export.py loads the DAG of
 # `nbops export airflow` with it and runs a task. The version the tests were run with.
 
 airflow-env: $(AIRFLOW_VENV)/.nbops-installed
@@ -50,15 +50,17 @@ $(AIRFLOW_VENV)/.nbops-installed:
 
 # JupyterLab on the project's environment with the project's Jupyter config (.jupyter/):
 # a pipeline notebook opens with its task's upstream and product paths injected and is
-# saved without them or outputs (src/nbops/lab.py); no news feed, update checks, PyPI
+# saved without them or outputs (src/nbops/build/lab.py); no news feed, update checks, PyPI
 # search or Ploomber cloud extension.
 lab: $(STAMP)
 	JUPYTER_CONFIG_PATH=$(CURDIR)/.jupyter$(if $(JUPYTER_CONFIG_PATH),:$(JUPYTER_CONFIG_PATH)) $(BIN)/jupyter lab
 
-# The pre-commit checks (.pre-commit-config.yaml) on every tracked file, and the manual
+# The pre-commit checks (.pre-commit-config.yaml) on every tracked file, the import
+# contracts ([tool.importlinter] in pyproject.toml: imports run one way), and the manual
 # built strictly (a broken link or a stale API reference fails); CI runs this.
 lint: $(STAMP) docs
 	$(BIN)/pre-commit run --all-files --show-diff-on-failure
+	$(BIN)/lint-imports
 
 # The manual (docs/, mkdocs.yml) as a static site in site/.
 docs: $(STAMP)

@@ -1,4 +1,4 @@
-"""Benchmark drift scoring (nbops.drift) against Evidently's DataDriftPreset on the same data.
+"""Benchmark drift scoring (nbops.monitoring.drift) against Evidently's DataDriftPreset on the same data.
 
 Data: 20 columns, 15 numeric (normal, lognormal and integer-valued, two with 2% missing
 values) and 5 categorical with 5 to 20 string categories each. The reference has 100,000
@@ -53,7 +53,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nbops.tables import write_frames
+from nbops.data.tables import write_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_EVIDENTLY = ROOT / ".bench" / "evidently" / "bin" / "python"
@@ -169,7 +169,7 @@ def peak_bytes() -> int:
 
 
 def nbops_worker(profile_path: str, data_path: str, repeats: int) -> None:
-    from nbops.drift import Profile, compare
+    from nbops.monitoring.drift import Profile, compare
 
     reference = Profile.from_dict(json.loads(Path(profile_path).read_text()))
     frame = pd.read_parquet(data_path)
@@ -291,7 +291,7 @@ def evidently_python(path: str | None) -> Path | None:
 
 
 def profile_reference(path: Path, repeats: int, out: Path) -> tuple[float, int]:
-    from nbops.drift import profile
+    from nbops.monitoring.drift import profile
 
     frame = pd.read_parquet(path)
     times = []

@@ -21,10 +21,10 @@ from pathlib import Path
 import joblib
 import skops.io as sio
 
-from nbops.datasets import make_churn
-from nbops.models import make_model
-from nbops.release import release_requirements
-from nbops.roles import infer_roles
+from nbops.data.datasets import make_churn
+from nbops.modeling.models import make_model
+from nbops.modeling.roles import infer_roles
+from nbops.release.prepare import release_requirements
 
 
 def best_of(repeats: int, action) -> float:

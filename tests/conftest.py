@@ -49,6 +49,16 @@ def _isolated_env(
             monkeypatch.delenv(name)
 
 
+@pytest.fixture(scope="module")
+def module_env() -> Iterator[None]:
+    """The autouse isolation is per test; module-scoped stores need it too."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in list(os.environ):
+            if name.startswith(("NBOPS_", "MLFLOW_")):
+                mp.delenv(name)
+        yield
+
+
 @dataclass
 class Project:
     """A copy of the reference project in a temporary folder."""

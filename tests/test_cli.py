@@ -10,10 +10,10 @@ import yaml
 from click.testing import CliRunner, Result
 
 import nbops
-from nbops import datasets
 from nbops.cli import main
-from nbops.schema import load_schema, validate
-from nbops.sources import read_table
+from nbops.data import datasets
+from nbops.data.schema import load_schema, validate
+from nbops.data.sources import read_table
 
 
 def invoke(*args: str) -> Result:

@@ -58,7 +58,10 @@ def test_the_environment_sends_no_telemetry_even_outside_make():
     )
     assert result.stdout.strip() == "False"
     check = subprocess.run(
-        [sys.executable, "-m", "nbops.offline", "--check"], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "nbops.build.offline", "--check"],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert check.returncode == 0, check.stderr
 

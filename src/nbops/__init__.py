@@ -22,7 +22,7 @@ __version__ = "0.2.0"
 
 from nbops import _compat, _ipython
 
-_compat.install()  # 0.1 module names (nbops.features, nbops.tracking.hooks...) keep working
+_compat.install()  # 0.1 module names (nbops.modeling.features, nbops.build.hooks...) keep working
 _ipython.install()
 
 __all__ = [

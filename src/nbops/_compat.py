@@ -67,12 +67,7 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.InspectLoader):
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
         new = _OLD[spec.name]
-        warnings.warn(
-            f"{spec.name} moved to {new} in nbops 0.2; update the import (or dotted path) "
-            "that names it. The old name goes away in 0.3.",
-            FutureWarning,
-            stacklevel=2,
-        )
+        _warn(spec.name)
         module = importlib.import_module(new)
         self._specs[spec.name] = module.__spec__
         return module
@@ -86,6 +81,7 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.InspectLoader):
     # ``python -m nbops.offline`` (Makefiles of projects made by 0.1) runs the new code.
     def get_code(self, fullname: str) -> CodeType | None:
         new = _OLD[fullname]
+        _warn(fullname)
         spec = importlib.util.find_spec(new)
         assert spec is not None and spec.loader is not None
         return spec.loader.get_code(new)  # type: ignore[union-attr]
@@ -95,6 +91,15 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.InspectLoader):
 
     def is_package(self, fullname: str) -> bool:
         return False
+
+
+def _warn(old: str) -> None:
+    warnings.warn(
+        f"{old} moved to {_OLD[old]} in nbops 0.2; update the import (or dotted path) "
+        "that names it. The old name goes away in 0.3.",
+        FutureWarning,
+        stacklevel=3,
+    )
 
 
 def install() -> None:

@@ -61,9 +61,9 @@ def schema_infer(data: str, rows: int) -> None:
       nbops schema infer data/customers.csv > schema/customers.yaml
     Then review and edit the file, commit it, and point env.yaml's schema at it.
     """
-    from nbops import datasets
-    from nbops.schema import infer_schema, schema_to_yaml
-    from nbops.sources import BUNDLED, read_table
+    from nbops.data import datasets
+    from nbops.data.schema import infer_schema, schema_to_yaml
+    from nbops.data.sources import BUNDLED, read_table
 
     if rows < 1:
         raise click.BadParameter("must be at least 1", param_hint="--rows")
@@ -95,7 +95,7 @@ def data_generate(out: str, rows: int, seed: int, drift: float) -> None:
     Example:
       nbops data generate data/churn-drifted.parquet --rows 100000 --drift 0.5
     """
-    from nbops import datasets
+    from nbops.data import datasets
 
     if rows < 1:
         raise click.BadParameter("must be at least 1", param_hint="--rows")
@@ -137,7 +137,7 @@ def runs_list(limit: int) -> None:
     Example:
       nbops runs list -n 50
     """
-    from nbops.tracking.review import list_runs
+    from nbops.commands.review import list_runs
     from nbops.tracking.store import embedded_builds
 
     root = _project_root()
@@ -156,7 +156,7 @@ def runs_show(run: str) -> None:
     Example:
       nbops runs show latest~1
     """
-    from nbops.tracking.review import show_run
+    from nbops.commands.review import show_run
 
     click.echo(show_run(_store(), run))
 
@@ -172,7 +172,7 @@ def runs_diff(run_a: str, run_b: str) -> None:
     Example:
       nbops runs diff latest~1 latest
     """
-    from nbops.tracking.review import diff_runs
+    from nbops.commands.review import diff_runs
 
     click.echo(diff_runs(_store(), run_a, run_b))
 
@@ -193,7 +193,7 @@ def report(out: str, limit: int) -> None:
     Example:
       nbops report --out site && xdg-open site/index.html
     """
-    from nbops.tracking.review import write_site
+    from nbops.commands.review import write_site
 
     index = write_site(_store(), Path(out), limit=limit)
     click.echo(f"Wrote {index}")
@@ -222,7 +222,7 @@ def reproduce_cmd(run: str, tolerance: float, keep: bool) -> None:
       nbops reproduce latest~1
       nbops reproduce 3f2a9c --tolerance 1e-9
     """
-    from nbops.reproduce import reproduce
+    from nbops.commands.reproduce import reproduce
 
     click.echo(f"Rebuilding {run} (a full build; this takes as long as the original)...")
     try:
@@ -254,7 +254,7 @@ def sync() -> None:
 
 
 def _registry() -> Any:
-    from nbops.registry import Registry
+    from nbops.tracking.registry import Registry
 
     return Registry(_project_root(), store=_store())
 
@@ -268,7 +268,7 @@ def models() -> None:
     Example:
       nbops models
     """
-    from nbops.registry import describe_models
+    from nbops.tracking.registry import describe_models
 
     click.echo(describe_models(_registry()))
 
@@ -411,8 +411,8 @@ def monitor(
       nbops monitor --data new_customers.parquet
       nbops monitor --window 7d --retrain      # in a daily scheduled job
     """
-    from nbops.watch import retrain as retrain_model
-    from nbops.watch import run_monitoring
+    from nbops.monitoring.watch import retrain as retrain_model
+    from nbops.monitoring.watch import run_monitoring
 
     root = _project_root()
     try:
@@ -531,7 +531,7 @@ def export_airflow(**options: Any) -> None:
     Example:
       nbops export airflow --out ~/airflow/dags --schedule @daily
     """
-    from nbops.export import export
+    from nbops.commands.export import export
 
     path = export(_project_root(), "airflow", **options)
     click.echo(f"Wrote {path}")
@@ -550,7 +550,7 @@ def export_argo(**options: Any) -> None:
     Example:
       nbops export argo --image registry.internal/churn:1.4 --project-dir /project
     """
-    from nbops.export import export
+    from nbops.commands.export import export
 
     path = export(_project_root(), "argo", **options)
     click.echo(f"Wrote {path}")
@@ -583,7 +583,7 @@ def init(directory: str, data: str | None, target: str | None, task: str | None)
       nbops init churn-model --data customers.csv --target churned
       cd churn-model && make build
     """
-    from nbops.scaffold import init_project
+    from nbops.commands.init import init_project
 
     dest = init_project(directory, data=data, target=target, task=task)
     click.echo(f"Created {dest}")

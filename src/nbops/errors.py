@@ -47,7 +47,7 @@ class SchemaViolationError(SchemaError):
     """The data does not satisfy the schema.
 
     Attributes:
-        report: the :class:`nbops.schema.ValidationReport` with every failure.
+        report: the :class:`nbops.data.schema.ValidationReport` with every failure.
     """
 
     def __init__(self, message: str, report: object) -> None:

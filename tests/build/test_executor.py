@@ -60,7 +60,7 @@ def _notebook(path: Path, cells: list[str] | tuple[str, ...], *, failing: bool =
 def _project(
     root: Path, *, failing: str | None = None, executor: bool = True, in_process: str | None = None
 ) -> Path:
-    head = "executor:\n  dotted_path: nbops.executor.NotebookExecutor\n" if executor else ""
+    head = "executor:\n  dotted_path: nbops.build.executor.NotebookExecutor\n" if executor else ""
     return _pipeline(
         root, NOTEBOOKS, head=head, output="pid", failing=failing, in_process=in_process
     )
@@ -219,7 +219,9 @@ def _diamond(root: Path, *, workers: object, failing: str | None = None) -> Path
         "fit_b": ("upstream = ['prepare']\nproduct = None", _timed(3)),
         "pick": ("upstream = ['fit_a', 'fit_b']\nproduct = None", _timed(0)),
     }
-    head = f"executor:\n  dotted_path: nbops.executor.NotebookExecutor\n  workers: {workers}\n"
+    head = (
+        f"executor:\n  dotted_path: nbops.build.executor.NotebookExecutor\n  workers: {workers}\n"
+    )
     return _pipeline(root, cells, head=head, output="json", failing=failing)
 
 
@@ -280,7 +282,7 @@ def test_a_task_failing_side_by_side_stops_its_downstream_but_not_its_sibling(
 def test_workers_auto_runs_two_at_a_time_from_four_cores(
     monkeypatch: pytest.MonkeyPatch, cores: int, workers: object, expected: int
 ) -> None:
-    from nbops.executor import NotebookExecutor
+    from nbops.build.executor import NotebookExecutor
 
     monkeypatch.setattr("os.cpu_count", lambda: cores)
     assert NotebookExecutor(workers=workers).workers == expected
@@ -290,8 +292,8 @@ def test_workers_auto_runs_two_at_a_time_from_four_cores(
 
 @pytest.mark.parametrize("workers", [0, -1, "two", 1.5, True])
 def test_a_bad_workers_setting_names_the_setting_and_the_fix(workers: object) -> None:
+    from nbops.build.executor import NotebookExecutor
     from nbops.errors import ConfigError
-    from nbops.executor import NotebookExecutor
 
     with pytest.raises(
         ConfigError,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nbops.tracking.hooks import _flat_env, _numbers, enabled, trigger
+from nbops.build.hooks import _flat_env, _numbers, enabled, trigger
 
 
 @pytest.mark.parametrize(

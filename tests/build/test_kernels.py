@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from nbops.kernels import KernelPool, imported_modules
+from nbops.build.kernels import KernelPool, imported_modules
 
 
 def _nb(*sources: str) -> dict:
@@ -35,7 +35,7 @@ def test_imported_modules_skips_magics_and_cells_that_do_not_parse() -> None:
 
 
 def test_reference_notebooks_import_what_the_pool_warms(tmp_path: Path) -> None:
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     modules = imported_modules(nbformat.read(root / "notebooks" / "train.ipynb", as_version=4))
 
     assert "nbops" in {m.split(".")[0] for m in modules}

@@ -11,10 +11,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from nbops import nbclean
+from nbops.build import nbclean
 from tests.conftest import ROOT
 
-SCRIPT = ROOT / "src" / "nbops" / "nbclean.py"
+SCRIPT = ROOT / "src" / "nbops" / "build" / "nbclean.py"
 
 
 def notebook(*, outputs: bool = False, injected: bool = False) -> dict:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from nbops import offline
+from nbops.build import offline
 
 
 @dataclass
@@ -170,6 +170,6 @@ def test_main_check_exits_non_zero_and_says_why(
 
 def test_main_installs_and_then_check_passes(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
     assert offline.main([]) == 0
-    assert f"nbops.offline: wrote {env.pth}" in capsys.readouterr().out
+    assert f"nbops.build.offline: wrote {env.pth}" in capsys.readouterr().out
     assert offline.main(["--check"]) == 0
     assert capsys.readouterr().err == ""

@@ -19,8 +19,8 @@ import yaml
 from click.testing import CliRunner
 
 from nbops.cli import main
+from nbops.commands.export import RECORD_TASK, export, load_pipeline, render_airflow, render_argo
 from nbops.errors import ConfigError
-from nbops.export import RECORD_TASK, export, load_pipeline, render_airflow, render_argo
 from tests.conftest import ROOT, Project, build_env
 
 AIRFLOW_PYTHON = ROOT / ".venv-airflow" / "bin" / "python"

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from nbops.commands.init import init_project, template_root
 from nbops.errors import ConfigError
-from nbops.scaffold import init_project, template_root
 from tests.conftest import BIN, ROOT
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nbops.reproduce import (
+from nbops.commands.reproduce import (
     DIFFERS,
     MATCH,
     MISSING,

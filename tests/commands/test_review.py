@@ -12,8 +12,8 @@ import pytest
 from nbconvert import HTMLExporter
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+from nbops.commands.review import diff_runs, list_runs, show_run, write_site
 from nbops.tracking.record import EXECUTED, SKIPPED, BuildRecord, TaskRecord
-from nbops.tracking.review import diff_runs, list_runs, show_run, write_site
 from nbops.tracking.store import Store
 
 T0 = 1_700_000_000.0

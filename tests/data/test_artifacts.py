@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from nbops.artifacts import file_sha256, load_model, read_json, save_model, write_json
+from nbops.data.artifacts import file_sha256, load_model, read_json, save_model, write_json
 from nbops.errors import NbopsError
 
 

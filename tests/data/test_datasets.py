@@ -11,14 +11,14 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from nbops import datasets
-from nbops.datasets import BLOCK_ROWS, TARGET, iter_churn, make_churn, write_churn
+from nbops.data import datasets
+from nbops.data.datasets import BLOCK_ROWS, TARGET, iter_churn, make_churn, write_churn
+from nbops.data.sources import read_table
+from nbops.data.target import prepare_target
 from nbops.errors import NbopsError
-from nbops.models import make_model
-from nbops.roles import infer_roles
-from nbops.sources import read_table
-from nbops.split import split_frame
-from nbops.target import prepare_target
+from nbops.modeling.models import make_model
+from nbops.modeling.roles import infer_roles
+from nbops.modeling.split import split_frame
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbops.datasets import make_churn
+from nbops.data.datasets import make_churn
+from nbops.data.schema import (
+    MAX_ALLOWED_VALUES,
+    infer_schema,
+    load_schema,
+    schema_to_yaml,
+    validate,
+)
 from nbops.errors import SchemaError, SchemaViolationError
-from nbops.schema import MAX_ALLOWED_VALUES, infer_schema, load_schema, schema_to_yaml, validate
 
 
 @pytest.fixture(scope="module")
@@ -290,7 +296,7 @@ def _file_cases(churn: pd.DataFrame, schema_file: Path):
 def test_validate_file_finds_what_validate_finds_on_the_whole_table(
     churn: pd.DataFrame, schema_file: Path, tmp_path: Path, case: str
 ) -> None:
-    from nbops.schema import validate_file
+    from nbops.data.schema import validate_file
 
     frame, schema = _file_cases(churn, schema_file)[case]
     frame.to_parquet(tmp_path / "snapshot.parquet", index=False)

@@ -11,9 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from nbops import snapshot
-from nbops.datasets import make_churn, write_churn
-from nbops.snapshot import snapshot_hash, write_snapshot
+from nbops.data import snapshot
+from nbops.data.datasets import make_churn, write_churn
+from nbops.data.snapshot import snapshot_hash, write_snapshot
 
 ROWS, SEED = 400, 3
 

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbops.datasets import make_churn
+from nbops.data.datasets import make_churn
+from nbops.data.sources import read_table
 from nbops.errors import DataSourceError
-from nbops.sources import read_table
 
 is_float = pd.api.types.is_float_dtype
 is_int = pd.api.types.is_integer_dtype

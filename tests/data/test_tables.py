@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbops.tables import (
+from nbops.data.tables import (
     column_names,
     column_summary,
     empty_frame,
@@ -25,7 +25,7 @@ N = 1_000
 @pytest.fixture
 def table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every kind of column a snapshot can hold, streamed in batches of 64 rows."""
-    monkeypatch.setattr("nbops.tables.BATCH_ROWS", 64)
+    monkeypatch.setattr("nbops.data.tables.BATCH_ROWS", 64)
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(
         {

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nbops.data.target import TASKS, check_task, prepare_target
 from nbops.errors import ConfigError, TargetError
-from nbops.target import TASKS, check_task, prepare_target
 
 
 @pytest.mark.parametrize("task", TASKS)

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nbops.data.target import TargetInfo, prepare_target
 from nbops.errors import ConfigError
-from nbops.evaluation import (
+from nbops.modeling.evaluation import (
     GREATER_IS_BETTER,
     Scores,
     classification_metrics,
@@ -20,9 +21,8 @@ from nbops.evaluation import (
     score_model,
     slice_table,
 )
-from nbops.models import make_model
-from nbops.roles import infer_roles
-from nbops.target import TargetInfo, prepare_target
+from nbops.modeling.models import make_model
+from nbops.modeling.roles import infer_roles
 
 CLASSIFICATION_KEYS = {"accuracy", "log_loss", "roc_auc", "pr_auc", "f1"}
 
@@ -130,7 +130,7 @@ def test_scoring_in_chunks_gives_the_same_scores(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, fixture: str
 ) -> None:
     X, y, info, whole, model = request.getfixturevalue(fixture)
-    monkeypatch.setattr("nbops.evaluation.SCORE_ROWS", 128)  # 600 rows: five chunks
+    monkeypatch.setattr("nbops.modeling.evaluation.SCORE_ROWS", 128)  # 600 rows: five chunks
 
     chunked = score_model(model, X, y, info)
 

@@ -11,8 +11,8 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from nbops.errors import DataError
-from nbops.features import DatetimeFeatures, build_preprocessor, columns_by_role
-from nbops.roles import ColumnRole, infer_roles
+from nbops.modeling.features import DatetimeFeatures, build_preprocessor, columns_by_role
+from nbops.modeling.roles import ColumnRole, infer_roles
 
 TEXT_DTYPES = ["string", "str", "object", "category"]
 

@@ -10,10 +10,10 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.pipeline import Pipeline
 
-from nbops import models
 from nbops.errors import ConfigError
-from nbops.models import describe, make_model, register
-from nbops.roles import ColumnRole, infer_roles
+from nbops.modeling import models
+from nbops.modeling.models import describe, make_model, register
+from nbops.modeling.roles import ColumnRole, infer_roles
 
 pytestmark = pytest.mark.filterwarnings("ignore:`TargetEncoder.shuffle`:FutureWarning")
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from nbops import plots
+from nbops.modeling import plots
 
 rng = np.random.default_rng(0)
 TRUTH = rng.random(300) < 0.3
@@ -55,7 +55,7 @@ FIGURES: dict[str, Callable[[], Figure]] = {
 
 
 def _drift_report():
-    from nbops.drift import compare, profile
+    from nbops.monitoring.drift import compare, profile
 
     reference = pd.DataFrame(
         {

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from nbops.errors import ConfigError
-from nbops.roles import ROLES, ColumnRole, infer_roles, roles_from_json, roles_to_json
+from nbops.modeling.roles import ROLES, ColumnRole, infer_roles, roles_from_json, roles_to_json
 
 N = 100
 rng = np.random.default_rng(0)

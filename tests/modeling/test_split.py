@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nbops.data.target import TargetInfo, prepare_target
 from nbops.errors import ConfigError, NbopsError
-from nbops.split import split_frame
-from nbops.target import TargetInfo, prepare_target
+from nbops.modeling.split import split_frame
 
 N = 1_000
 
@@ -121,7 +121,7 @@ def test_test_set_smaller_than_number_of_classes_is_explained() -> None:
 
 
 def test_sample_rows_keeps_small_tables_whole_and_samples_big_ones_by_class() -> None:
-    from nbops.split import sample_rows
+    from nbops.modeling.split import sample_rows
 
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"x": rng.random(10_000), "y": rng.random(10_000) < 0.1})
@@ -138,7 +138,7 @@ def test_sample_rows_keeps_small_tables_whole_and_samples_big_ones_by_class() ->
 
 
 def test_sample_rows_for_regression_and_a_useless_cap() -> None:
-    from nbops.split import sample_rows
+    from nbops.modeling.split import sample_rows
 
     frame = pd.DataFrame({"x": range(1_000), "y": np.arange(1_000) * 0.5})
     target = TargetInfo(name="y", task="regression")
@@ -151,14 +151,14 @@ def test_sample_rows_for_regression_and_a_useless_cap() -> None:
 @pytest.fixture
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     """Stream files in batches of 64 rows, so every file test crosses batch boundaries."""
-    monkeypatch.setattr("nbops.tables.BATCH_ROWS", 64)
+    monkeypatch.setattr("nbops.data.tables.BATCH_ROWS", 64)
 
 
 @pytest.mark.parametrize("time_column", [None, "when"])
 def test_split_table_writes_the_same_rows_as_split_frame(
     tmp_path, frame: pd.DataFrame, info: TargetInfo, small_batches: None, time_column: str | None
 ) -> None:
-    from nbops.split import split_table
+    from nbops.modeling.split import split_table
 
     frame.to_parquet(tmp_path / "data.parquet", index=False)
     split = split_table(
@@ -183,7 +183,7 @@ def test_split_table_writes_the_same_rows_as_split_frame(
 def test_split_table_drops_rows_without_a_target_and_cleans_labels(
     tmp_path, small_batches: None
 ) -> None:
-    from nbops.split import split_table
+    from nbops.modeling.split import split_table
 
     rng = np.random.default_rng(1)
     labels = pd.array(
@@ -215,7 +215,7 @@ def test_split_table_drops_rows_without_a_target_and_cleans_labels(
 
 def test_split_table_names_a_missing_target_or_time_column(tmp_path, frame: pd.DataFrame) -> None:
     from nbops.errors import TargetError
-    from nbops.split import split_table
+    from nbops.modeling.split import split_table
 
     frame.to_parquet(tmp_path / "data.parquet", index=False)
     paths = {"train_path": tmp_path / "a.parquet", "test_path": tmp_path / "b.parquet"}
@@ -235,7 +235,7 @@ def test_split_table_names_a_missing_target_or_time_column(tmp_path, frame: pd.D
 def test_read_training_rows_reads_the_sample_sample_rows_takes(
     tmp_path, small_batches: None
 ) -> None:
-    from nbops.split import read_training_rows, sample_rows
+    from nbops.modeling.split import read_training_rows, sample_rows
 
     rng = np.random.default_rng(2)
     frame = pd.DataFrame({"x": rng.random(3_000), "y": rng.random(3_000) < 0.2})

@@ -11,10 +11,10 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import chi2_contingency, ks_2samp, wasserstein_distance
 
-from nbops.datasets import make_churn
-from nbops.drift import ColumnDrift, DriftPolicy, DriftReport, Profile, compare, profile
+from nbops.data.datasets import make_churn
 from nbops.errors import ConfigError
-from nbops.roles import infer_roles
+from nbops.modeling.roles import infer_roles
+from nbops.monitoring.drift import ColumnDrift, DriftPolicy, DriftReport, Profile, compare, profile
 
 #: independent (reference, window) pairs for the false-alarm measurements
 PAIRS = 40

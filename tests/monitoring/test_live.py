@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from nbops.drift import ColumnDrift, DriftPolicy, DriftReport, compare, profile
 from nbops.errors import ConfigError
-from nbops.monitor import (
+from nbops.monitoring.drift import ColumnDrift, DriftPolicy, DriftReport, compare, profile
+from nbops.monitoring.live import (
     MonitorPolicy,
     breaches,
     labelled,

@@ -11,8 +11,8 @@ import pytest
 
 import nbops.serving.log as log_module
 from nbops.errors import ConfigError
+from nbops.monitoring.watch import default_log_url, load_log_window, since_from
 from nbops.serving.log import PredictionLog, read_feedback, read_predictions
-from nbops.watch import default_log_url, load_log_window, since_from
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 DAY = 86_400.0

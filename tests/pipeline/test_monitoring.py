@@ -10,7 +10,7 @@ import uuid
 import pytest
 from mlflow.tracking import MlflowClient
 
-from nbops.datasets import make_churn
+from nbops.data.datasets import make_churn
 from tests.conftest import BIN, build_env
 
 pytestmark = pytest.mark.pipeline

@@ -26,7 +26,7 @@ import pytest
 from nbconvert import HTMLExporter
 from PIL import Image, ImageChops
 
-from nbops.datasets import make_churn
+from nbops.data.datasets import make_churn
 from nbops.reports.exporter import ReportExporter
 from nbops.reports.page import offline
 from tests.conftest import ARTIFACTS, BIN, build_env

@@ -9,7 +9,7 @@ import pytest
 from sklearn import metrics as skm
 
 from nbops.errors import ConfigError
-from nbops.gate import GatePolicy, Interval, decide, metric_value, paired_bootstrap
+from nbops.release.gate import GatePolicy, Interval, decide, metric_value, paired_bootstrap
 
 
 @pytest.fixture(scope="module")
@@ -288,7 +288,7 @@ def test_invalid_release_settings_name_the_setting(settings: dict, message: str)
 
 @pytest.mark.parametrize("ties", [False, True])
 def test_the_bootstrap_auc_from_counts_equals_the_auc_of_the_materialised_resample(ties) -> None:
-    from nbops.gate import _auc, _CountedAuc
+    from nbops.release.gate import _auc, _CountedAuc
 
     rng = np.random.default_rng(3)
     y = (rng.random(5_000) < 0.2).astype(float)
@@ -303,7 +303,7 @@ def test_the_bootstrap_auc_from_counts_equals_the_auc_of_the_materialised_resamp
 
 
 def test_paired_bootstrap_on_auc_gives_the_interval_of_resampling_row_by_row() -> None:
-    from nbops.gate import _auc
+    from nbops.release.gate import _auc
 
     rng = np.random.default_rng(4)
     y = (rng.random(2_000) < 0.3).astype(float)

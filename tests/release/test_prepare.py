@@ -12,10 +12,12 @@ import pandas as pd
 import pytest
 from sklearn.base import BaseEstimator
 
-from nbops.datasets import make_churn
-from nbops.gate import GatePolicy, decide, metric_value
-from nbops.models import make_model
-from nbops.release import (
+from nbops.data.datasets import make_churn
+from nbops.data.target import TargetInfo, prepare_target
+from nbops.modeling.models import make_model
+from nbops.modeling.roles import infer_roles
+from nbops.release.gate import GatePolicy, decide, metric_value
+from nbops.release.prepare import (
     GateScores,
     find_champion,
     gate_scores,
@@ -23,8 +25,6 @@ from nbops.release import (
     release_requirements,
     slice_drops,
 )
-from nbops.roles import infer_roles
-from nbops.target import TargetInfo, prepare_target
 from tests.conftest import free_port
 
 pytestmark = [

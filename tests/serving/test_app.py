@@ -35,7 +35,7 @@ def test_predict_answers_with_probabilities_model_and_request_id(shared, rows):
 
 
 def test_served_probabilities_are_the_models_own(shared, rows, built_project):
-    from nbops.registry import Registry
+    from nbops.tracking.registry import Registry
 
     _, model = Registry(built_project.root).load("churn", "champion")
     expected = model.predict_proba(
@@ -105,7 +105,7 @@ def test_feedback_links_ground_truth_to_a_prediction(shared, rows):
 
 
 def test_a_promotion_is_picked_up_without_dropping_a_request(service, rows, built_project):
-    from nbops.registry import Registry
+    from nbops.tracking.registry import Registry
 
     registry = Registry(built_project.root)
     v1 = registry.alias("churn", "champion")
@@ -124,7 +124,7 @@ def test_a_promotion_is_picked_up_without_dropping_a_request(service, rows, buil
 @pytest.fixture
 def challenger(built_project):
     """A second version of the champion's model held as challenger, removed afterwards."""
-    from nbops.registry import Registry
+    from nbops.tracking.registry import Registry
 
     registry = Registry(built_project.root)
     champion = registry.alias("churn", "champion")

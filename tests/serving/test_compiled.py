@@ -10,9 +10,9 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from nbops.datasets import make_churn
-from nbops.models import make_model
-from nbops.roles import infer_roles
+from nbops.data.datasets import make_churn
+from nbops.modeling.models import make_model
+from nbops.modeling.roles import infer_roles
 from nbops.serving.compiled import compile_model
 from nbops.serving.validation import Batch, Feature, probe_batch
 

@@ -21,12 +21,18 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from nbops.datasets import make_churn
+from nbops.data.datasets import make_churn
 from nbops.errors import ReleaseError
-from nbops.models import make_model
-from nbops.registry import Registry, actor, describe_models, model_sha256, save_release_model
-from nbops.release import release_requirements
-from nbops.roles import infer_roles
+from nbops.modeling.models import make_model
+from nbops.modeling.roles import infer_roles
+from nbops.release.prepare import release_requirements
+from nbops.tracking.registry import (
+    Registry,
+    actor,
+    describe_models,
+    model_sha256,
+    save_release_model,
+)
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:`TargetEncoder.shuffle`:FutureWarning"),
@@ -146,7 +152,9 @@ def test_a_model_with_foreign_code_is_refused(tmp_path: Path) -> None:
     model = Pipeline(
         [("double", FunctionTransformer(double)), ("model", LogisticRegression())]
     ).fit(X, y)
-    with pytest.raises(ReleaseError, match=r"will not trust on load: tests\.test_registry\.double"):
+    with pytest.raises(
+        ReleaseError, match=r"will not trust on load: tests\.tracking\.test_registry\.double"
+    ):
         save_release_model(
             model, tmp_path / "model", input_example=X[:3], pip_requirements=["scikit-learn"]
         )
@@ -474,7 +482,7 @@ def test_loading_a_role_nobody_holds_is_refused(
 RACER = """
 import sys, time
 from pathlib import Path
-from nbops.registry import Registry
+from nbops.tracking.registry import Registry
 
 root, version, ready, go = sys.argv[1:5]
 registry = Registry(Path(root))

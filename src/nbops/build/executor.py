@@ -3,13 +3,13 @@
 Enable it in ``pipeline.yaml``::
 
     executor:
-      dotted_path: nbops.executor.NotebookExecutor
+      dotted_path: nbops.build.executor.NotebookExecutor
 
 It builds the tasks in Ploomber's order, in this process (notebooks run in kernels of
 their own, so nothing is shared between them), and removes the fixed costs around each
 notebook:
 
-- **warm kernels** (:mod:`nbops.kernels`): the next notebook's kernel starts, and
+- **warm kernels** (:mod:`nbops.build.kernels`): the next notebook's kernel starts, and
   imports what that notebook imports, while the current notebook runs;
 - **reports off the critical path**: each task's HTML report is rendered on a
   background thread while the next notebook runs; the build waits for every report
@@ -79,7 +79,7 @@ class NotebookExecutor(Serial):
         )
 
     def __call__(self, dag: Any, show_progress: bool) -> Any:
-        from nbops.kernels import KernelPool, warm_engine
+        from nbops.build.kernels import KernelPool, warm_engine
 
         scheduled = [dag[name] for name in dag if dag[name].exec_status != TaskStatus.Skipped]
         notebooks = [t for t in scheduled if _papermill_notebook(t)]
@@ -103,7 +103,7 @@ class NotebookExecutor(Serial):
 
     def _side_by_side(self, dag: Any, show_progress: bool) -> list[Any]:
         """Ploomber's serial build, with up to ``workers`` ready tasks at a time."""
-        from nbops.kernels import bookkeeping
+        from nbops.build.kernels import bookkeeping
 
         super(Serial, self).__call__(dag)  # Ploomber's checks of the starting statuses
         exceptions_all = BuildExceptionsCollector()
@@ -217,7 +217,7 @@ def _output_notebook(task: Any) -> str:
 
 
 def _plan(task: Any) -> tuple[str, str, list[str]]:
-    from nbops.kernels import imported_modules
+    from nbops.build.kernels import imported_modules
 
     notebook = json.loads(Path(task.source.loc).read_text()) if task.source.loc else {}
     kernel = (

@@ -1,11 +1,11 @@
 """Ploomber hooks that turn a build into a run record. Declared in ``pipeline.yaml``::
 
-    on_finish: nbops.tracking.hooks.build_finished      # DAG level (ploomber build)
-    on_failure: nbops.tracking.hooks.build_failed
+    on_finish: nbops.build.hooks.build_finished      # DAG level (ploomber build)
+    on_failure: nbops.build.hooks.build_failed
     tasks:
       - source: notebooks/ingest.ipynb
-        on_finish: nbops.tracking.hooks.task_finished   # every task
-        on_failure: nbops.tracking.hooks.task_failed
+        on_finish: nbops.build.hooks.task_finished   # every task
+        on_failure: nbops.build.hooks.task_failed
 
 Task hooks only collect (paths, parameters, status, timings) into the process's
 :class:`~nbops.tracking.record.BuildRecord`; the DAG hooks add lineage and skipped tasks,
@@ -37,6 +37,7 @@ from nbops.tracking import lineage
 from nbops.tracking.record import EXECUTED, FAILED, NOT_RUN, SKIPPED, BuildRecord, TaskRecord
 from nbops.tracking.record import numeric_leaves as _numbers
 from nbops.tracking.redact import redact, redact_text, secret_values
+from nbops.tracking.store import enabled
 
 __all__ = ["build_failed", "build_finished", "task_failed", "task_finished", "trigger"]
 
@@ -57,10 +58,6 @@ def trigger() -> str:
             )
         return value
     return "ci" if os.environ.get("CI", "").lower() in {"1", "true", "yes"} else "manual"
-
-
-def enabled() -> bool:
-    return os.environ.get("NBOPS_TRACKING", "on").strip().lower() not in {"off", "0", "false", "no"}
 
 
 # -- the hooks Ploomber calls ---------------------------------------------------------
@@ -173,7 +170,7 @@ class _Build:
         self.record.tasks.append(record)
 
     def _report_files(self, notebook: str, html: str | None) -> dict[str, str]:
-        # The HTML report may still be rendering (nbops.executor renders reports in the
+        # The HTML report may still be rendering (nbops.build.executor renders reports in the
         # background); it is read when the build finishes.
         files = {f"reports/{Path(notebook).name}": notebook}
         if html and Path(html).is_file():
@@ -342,8 +339,9 @@ def _process_start() -> float:
 
 
 def _warm_up() -> None:
-    with contextlib.suppress(Exception):
-        import mlflow.tracking  # noqa: F401  (heavy import, done while notebooks run)
+    from nbops.tracking.store import warm_up  # MLflow's import, done while notebooks run
+
+    warm_up()
 
 
 def _duration(nb: dict[str, Any]) -> float | None:

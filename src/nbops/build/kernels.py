@@ -10,7 +10,7 @@ only ``sys.modules`` is warm.
 
 :class:`WarmEngine` is the papermill engine that takes the kernel from the pool (and
 falls back to papermill's own start when there is none, or it does not match the
-notebook's kernel or working directory). :mod:`nbops.executor` wires both into a
+notebook's kernel or working directory). :mod:`nbops.build.executor` wires both into a
 Ploomber build.
 
 This module wraps jupyter_client and papermill; it knows nothing of Ploomber.

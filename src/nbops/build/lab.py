@@ -11,7 +11,7 @@ drops it on save. :class:`PipelineContentsManager` is that manager, plus:
 - the project's other pipelines (``pipeline.NAME.yaml`` beside ``pipeline.yaml``, such
   as ``pipeline.monitor.yaml``): Ploomber injects for one spec only;
 - a pipeline notebook is saved without outputs and without what injection added
-  (:mod:`nbops.nbclean`); its executed copy with outputs is the task's product.
+  (:mod:`nbops.build.nbclean`); its executed copy with outputs is the task's product.
 
 The project's ``.jupyter/jupyter_server_config.py`` selects it; ``make lab`` puts that
 folder on ``JUPYTER_CONFIG_PATH``. This module is loaded by the Jupyter server only.
@@ -27,7 +27,7 @@ from jupytext import TextFileContentsManager
 from ploomber.jupyter.manager import derive_class
 from ploomber.sources.notebooksource import inject_cell
 
-from nbops import nbclean
+from nbops.build import nbclean
 from nbops.project import in_folder
 
 __all__ = ["PipelineContentsManager"]

@@ -4,10 +4,10 @@ A pipeline notebook in git is source: its outputs belong to the executed copy in
 ``products/``, and the cell Ploomber injects with the task's ``upstream`` and
 ``product`` paths (tag ``injected-parameters``) belongs to the machine that injected
 it. This module finds both and removes them. It is used by the JupyterLab integration
-(``nbops.lab``, on save) and by the repository's pre-commit hooks::
+(``nbops.build.lab``, on save) and by the repository's pre-commit hooks::
 
-    python -I src/nbops/nbclean.py --only injected notebooks/*.ipynb    # reject
-    python -I src/nbops/nbclean.py --fix --only outputs notebooks/*.ipynb  # strip
+    python -I src/nbops/build/nbclean.py --only injected notebooks/*.ipynb    # reject
+    python -I src/nbops/build/nbclean.py --fix --only outputs notebooks/*.ipynb  # strip
 
 It reads notebooks as plain JSON and imports only the standard library, so pre-commit
 runs it as a script in a bare environment, without installing nbops.
@@ -106,10 +106,10 @@ def _write(path: Path, nb: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Check (or ``--fix``) notebooks; exit 1 when any had a problem."""
     parser = argparse.ArgumentParser(
-        prog="python -m nbops.nbclean",
+        prog="python -m nbops.build.nbclean",
         description="Check that notebooks are fit for git: no Ploomber-injected parameters "
         "cell, no outputs. Exits 1 listing every problem.",
-        epilog="Example: python -m nbops.nbclean --fix notebooks/*.ipynb",
+        epilog="Example: python -m nbops.build.nbclean --fix notebooks/*.ipynb",
     )
     parser.add_argument("notebooks", nargs="*", type=Path)
     parser.add_argument(

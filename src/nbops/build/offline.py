@@ -2,7 +2,7 @@
 
 Ploomber sends anonymous usage statistics and checks PyPI for new versions unless told
 not to, and installing it enables the ``ploomber_extension`` Jupyter server extension,
-which can store a vendor cloud key and upload files. ``python -m nbops.offline`` (run by
+which can store a vendor cloud key and upload files. ``python -m nbops.build.offline`` (run by
 ``make build`` / ``make test`` when the venv is set up) makes that environment quiet for
 every process it starts, not only those the Makefile starts:
 
@@ -11,7 +11,7 @@ every process it starts, not only those the Makefile starts:
   kernels, JupyterLab), unless the user set them;
 - ``ploomber_extension`` is disabled in the environment's Jupyter config.
 
-``python -m nbops.offline --check`` reports the state and exits non-zero if anything
+``python -m nbops.build.offline --check`` reports the state and exits non-zero if anything
 could still call out.
 """
 
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"not offline: {p}", file=sys.stderr)
         return 1 if problems else 0
     for line in install():
-        print(f"nbops.offline: {line}")
+        print(f"nbops.build.offline: {line}")
     return 0
 
 

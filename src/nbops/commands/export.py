@@ -21,7 +21,7 @@ Rendering is plain string work; only :func:`load_pipeline` touches Ploomber.
 
 Example::
 
-    from nbops.export import export
+    from nbops.commands.export import export
     export(Path("."), "airflow", out=Path("dist/airflow"), schedule="@daily")
 """
 

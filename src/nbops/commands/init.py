@@ -45,7 +45,7 @@ build: install
 \t$(BIN)/ploomber build
 
 install:
-\t@test -x $(BIN)/nbops || (python3 -m venv .venv && .venv/bin/pip install --quiet "$(NBOPS_SPEC)" && .venv/bin/python -m nbops.offline)
+\t@test -x $(BIN)/nbops || (python3 -m venv .venv && .venv/bin/pip install --quiet "$(NBOPS_SPEC)" && .venv/bin/python -m nbops.build.offline)
 
 monitor: install
 \t$(BIN)/nbops monitor
@@ -98,8 +98,8 @@ __pycache__/
 
 def template_root() -> Path:
     """Where the template files are: the wheel's copy, else the source repository."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "_template", here.parents[1]):
+    package = Path(__file__).resolve().parents[1]  # src/nbops (or site-packages/nbops)
+    for candidate in (package / "_template", package.parents[1]):
         if all((candidate / item).exists() for item in TEMPLATE_ITEMS):
             return candidate
     raise ConfigError("nbops' project template is missing from this installation; reinstall nbops.")
@@ -120,8 +120,8 @@ def init_project(
         target: the column to predict (required with ``data``).
         task: ``classification`` or ``regression``; guessed from the target if omitted.
     """
-    from nbops.schema import infer_schema, schema_to_yaml
-    from nbops.sources import read_table
+    from nbops.data.schema import infer_schema, schema_to_yaml
+    from nbops.data.sources import read_table
 
     dest = Path(dest).resolve()
     if dest.exists() and any(dest.iterdir()):

@@ -10,7 +10,7 @@ reference world, 1 = strongly shifted) moves the input distributions *and* the l
 relationship, for monitoring work.
 
 Example:
-    >>> from nbops.datasets import make_churn
+    >>> from nbops.data.datasets import make_churn
     >>> df = make_churn(1_000, seed=7)
     >>> df.shape
     (1000, 16)
@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nbops.data.tables import write_frames
 from nbops.errors import ConfigError
-from nbops.tables import write_frames
 
 __all__ = ["BLOCK_ROWS", "TARGET", "iter_churn", "make_churn", "write_churn"]
 

@@ -155,7 +155,7 @@ def validate_file(path: str | Path, schema: pa.DataFrameSchema) -> ValidationRep
     on the file's header. A schema with rules that need whole rows (dataframe checks,
     unique column combinations, an index, regex columns, parsers) is checked whole.
     """
-    from nbops.tables import empty_frame, read_columns, row_count
+    from nbops.data.tables import empty_frame, read_columns, row_count
 
     if not _column_wise(schema):
         return validate(pd.read_parquet(path), schema)

@@ -16,8 +16,8 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from nbops import datasets
-from nbops.sources import BUNDLED, read_table
+from nbops.data import datasets
+from nbops.data.sources import BUNDLED, read_table
 
 __all__ = ["snapshot_hash", "write_snapshot"]
 

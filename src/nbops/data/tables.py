@@ -7,7 +7,7 @@ column for a profile, the sampled rows for a fit — and stream the rest in batc
 Every frame they return has the dtypes :func:`pandas.read_parquet` would give.
 
 Example:
-    >>> from nbops.tables import read_rows, row_count  # doctest: +SKIP
+    >>> from nbops.data.tables import read_rows, row_count  # doctest: +SKIP
     >>> keep = np.zeros(row_count("train.parquet"), dtype=bool); keep[:10] = True
     >>> read_rows("train.parquet", keep)  # the first ten rows, every column
 """

@@ -124,7 +124,7 @@ def read_target(path: str | Path, target: str, task: str) -> tuple[pd.Series, Ta
     """The target column of a Parquet table as stored, and :func:`prepare_target`'s
     verdict on it, reading no other column (a missing target is named with the file's
     columns all the same)."""
-    from nbops.tables import column_names, empty_frame, read_columns
+    from nbops.data.tables import column_names, empty_frame, read_columns
 
     frame = read_columns(path, [target]) if target in column_names(path) else empty_frame(path)
     _, info = prepare_target(frame, target, task)

@@ -1,6 +1,6 @@
 """Scoring models on held-out data: metrics, slices, importance, and picking the best.
 
-Pure computation on arrays and frames: no files, no plots (see :mod:`nbops.plots`).
+Pure computation on arrays and frames: no files, no plots (see :mod:`nbops.modeling.plots`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pandas as pd
 from sklearn import metrics as skm
 from sklearn.inspection import permutation_importance
 
+from nbops.data.target import TargetInfo
 from nbops.errors import ConfigError
-from nbops.target import TargetInfo
 
 __all__ = [
     "GREATER_IS_BETTER",

@@ -1,6 +1,6 @@
 """Feature engineering built from column roles: no feature code per dataset.
 
-:func:`build_preprocessor` turns the roles of :mod:`nbops.roles` into one scikit-learn
+:func:`build_preprocessor` turns the roles of :mod:`nbops.modeling.roles` into one scikit-learn
 ``ColumnTransformer`` that handles missing values, rare and unseen categories, many
 categories and dates. It lives inside each model's ``Pipeline``, so it is fit on
 training rows only and travels with the model.
@@ -21,7 +21,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from sklearn.utils.validation import check_is_fitted
 
 from nbops.errors import DataError
-from nbops.roles import ColumnRole
+from nbops.modeling.roles import ColumnRole
 
 sklearn_version = Version(_sklearn_version)
 
@@ -127,7 +127,7 @@ def build_preprocessor(
     """Build the ``ColumnTransformer`` for ``roles``; ``drop`` columns are left out.
 
     Args:
-        roles: the column roles (see :func:`nbops.roles.infer_roles`).
+        roles: the column roles (see :func:`nbops.modeling.roles.infer_roles`).
         seed: random state for the target encoder's internal cross-fitting.
         task: ``classification`` or ``regression``; picks the target encoder's folds.
     """

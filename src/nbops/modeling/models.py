@@ -15,10 +15,10 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 
+from nbops.data.target import check_task
 from nbops.errors import ConfigError
-from nbops.features import build_preprocessor
-from nbops.roles import ColumnRole
-from nbops.target import check_task
+from nbops.modeling.features import build_preprocessor
+from nbops.modeling.roles import ColumnRole
 
 __all__ = ["MODELS", "describe", "make_model", "register"]
 

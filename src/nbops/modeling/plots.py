@@ -45,7 +45,7 @@ class Figure(_MplFigure):
 
 def missing_plot(frame: pd.DataFrame | pd.Series) -> Figure:
     """Share of missing values per column, highest first: of a frame, or from a Series of
-    shares by column (see :func:`nbops.tables.column_summary`)."""
+    shares by column (see :func:`nbops.data.tables.column_summary`)."""
     share = (frame.isna().mean() if isinstance(frame, pd.DataFrame) else frame).sort_values()
     fig = Figure(figsize=(7, max(2.5, 0.28 * len(share))))
     ax = fig.subplots()

@@ -14,8 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from nbops.errors import ConfigError
-from nbops.tables import (
+from nbops.data.tables import (
     FrameWriter,
     column_names,
     iter_frames,
@@ -23,7 +22,8 @@ from nbops.tables import (
     read_rows,
     row_count,
 )
-from nbops.target import TargetInfo, clean_labels, read_target
+from nbops.data.target import TargetInfo, clean_labels, read_target
+from nbops.errors import ConfigError
 
 __all__ = [
     "Split",
@@ -126,7 +126,7 @@ def split_table(
     """Split the Parquet table ``source`` into ``train_path`` and ``test_path``.
 
     Rows without a target are dropped and text labels cleaned (see
-    :func:`nbops.target.prepare_target`); the split is :func:`test_rows` on the target
+    :func:`nbops.data.target.prepare_target`); the split is :func:`test_rows` on the target
     column. Memory: the target and time columns plus one batch of rows.
     """
     raw, info = read_target(source, target, task)

@@ -2,7 +2,7 @@
 
 The monitoring pipeline (``pipeline.monitor.yaml``, run by ``nbops monitor``) reads a
 window of the prediction log, or a batch file, and compares it with the reference
-profile registered with the serving model (see :mod:`nbops.drift`). This module holds
+profile registered with the serving model (see :mod:`nbops.monitoring.drift`). This module holds
 the parts worth testing on their own: parsing a window, turning logged requests into
 rows, scoring labels that came back through ``/feedback``, and deciding whether a
 threshold was crossed.
@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nbops.drift import DriftPolicy, DriftReport
 from nbops.errors import ConfigError
+from nbops.monitoring.drift import DriftPolicy, DriftReport
 
 __all__ = [
     "MonitorPolicy",

@@ -1,8 +1,8 @@
 """Where monitoring gets its data: the serving model's reference profile (from the
 registry), a window of the prediction log, or a batch file scored by the model.
 
-The integration side of monitoring; the statistics are in :mod:`nbops.drift` and the
-alarm logic in :mod:`nbops.monitor`. Used by the monitoring notebooks
+The integration side of monitoring; the statistics are in :mod:`nbops.monitoring.drift` and the
+alarm logic in :mod:`nbops.monitoring.live`. Used by the monitoring notebooks
 (``notebooks/monitor/``) and ``nbops monitor``.
 """
 
@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nbops.drift import Profile
 from nbops.errors import ConfigError, ReleaseError
-from nbops.monitor import labelled, parse_window, requests_to_rows
+from nbops.monitoring.drift import Profile
+from nbops.monitoring.live import labelled, parse_window, requests_to_rows
 
 __all__ = [
     "MonitorRun",
@@ -81,7 +81,7 @@ def default_log_url(root: Path) -> str:
 
 def serving_reference(root: Path, model_name: str, alias: str) -> tuple[str, Profile]:
     """(version, reference profile) of the model version holding ``alias``."""
-    from nbops.registry import Registry
+    from nbops.tracking.registry import Registry
 
     registry = Registry(root)
     version = registry.alias(model_name, alias)
@@ -146,8 +146,8 @@ def load_batch(
 ) -> Window:
     """A batch file (CSV, TSV or Parquet) scored by the serving model; its ``target``
     column, when present, gives live metrics."""
-    from nbops.registry import Registry
-    from nbops.sources import read_table
+    from nbops.data.sources import read_table
+    from nbops.tracking.registry import Registry
 
     if not Path(path).exists():
         raise ConfigError(

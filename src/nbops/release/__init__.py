@@ -13,7 +13,15 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-_PREPARE = ("Champion", "GateScores", "find_champion", "gate_scores", "model_card", "release_requirements", "slice_drops")
+_PREPARE = (
+    "Champion",
+    "GateScores",
+    "find_champion",
+    "gate_scores",
+    "model_card",
+    "release_requirements",
+    "slice_drops",
+)
 
 
 def __getattr__(name: str) -> Any:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from nbops.errors import ConfigError
-from nbops.evaluation import GREATER_IS_BETTER
+from nbops.modeling.evaluation import GREATER_IS_BETTER
 
 __all__ = ["Check", "Decision", "GatePolicy", "Interval", "decide", "paired_bootstrap"]
 

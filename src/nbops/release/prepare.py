@@ -1,6 +1,6 @@
 """What the gate notebook needs: the champion, both models' scores, slices, the model card.
 
-The statistics live in :mod:`nbops.gate`; the registry in :mod:`nbops.registry`. This
+The statistics live in :mod:`nbops.release.gate`; the registry in :mod:`nbops.tracking.registry`. This
 module joins them to the pipeline's data and keeps the notebook short.
 """
 
@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nbops.data.target import TargetInfo
 from nbops.errors import ReleaseError
-from nbops.evaluation import Scores, score_model
-from nbops.gate import Decision, metric_value
+from nbops.modeling.evaluation import Scores, score_model
 from nbops.project import project_root
-from nbops.target import TargetInfo
+from nbops.release.gate import Decision, metric_value
 
 __all__ = [
     "Champion",
@@ -47,8 +47,7 @@ class Champion:
 
 def find_champion(name: str, *, root: Path | None = None) -> Champion:
     """The current champion of ``name`` (loaded with its hash checked), or why there is none."""
-    from nbops.tracking.hooks import enabled
-    from nbops.tracking.store import reachability_problem, tracking_uri
+    from nbops.tracking.store import enabled, reachability_problem, tracking_uri
 
     root = root or project_root()
     if not enabled():
@@ -66,7 +65,7 @@ def find_champion(name: str, *, root: Path | None = None) -> Champion:
             f"The registry is unreachable ({problem}); the challenger is judged on the floors only and held for approval.",
             unknown=True,
         )
-    from nbops.registry import Registry
+    from nbops.tracking.registry import Registry
 
     try:
         version, model = Registry(root).load(name, "champion")
@@ -148,7 +147,7 @@ def slice_drops(
 ) -> dict[str, float]:
     """Per value of the slice column, how much worse the challenger is than the champion
     (positive = worse) in ``metric``. Slices too small to score are left out."""
-    from nbops.evaluation import GREATER_IS_BETTER
+    from nbops.modeling.evaluation import GREATER_IS_BETTER
 
     if scores.champion_values is None:
         return {}

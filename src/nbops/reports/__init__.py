@@ -9,7 +9,7 @@ What lives here, and what each module may import:
   (``nbconvert_exporter_name: {html: nbops.reports.ReportExporter}`` in
   ``pipeline.yaml``) and its template (``templates/nbops``). nbconvert only.
 - ``site``: the build summary page and the navigation bar of each report, written by
-  the build hooks (:mod:`nbops.tracking.hooks`) from the build record. No MLflow, no
+  the build hooks (:mod:`nbops.build.hooks`) from the build record. No MLflow, no
   Ploomber.
 
 ``ReportExporter`` is imported lazily, so importing this package stays cheap.

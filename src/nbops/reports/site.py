@@ -1,7 +1,7 @@
 """A build's reports as one small site: a summary page and a navigation bar in each report.
 
 At the end of every ``ploomber build`` (failed ones too) the build hooks
-(:mod:`nbops.tracking.hooks`) call :func:`write_build_site`, which
+(:mod:`nbops.build.hooks`) call :func:`write_build_site`, which
 
 - writes the **build summary** (``index.html``, in the folder that holds all of the
   build's HTML reports: ``products/`` for the training pipeline, ``products/monitor/``

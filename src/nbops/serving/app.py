@@ -123,7 +123,7 @@ def create_app(settings: Settings) -> _Guard:
             return None  # no challenger: canary and shadow wait for one
 
     def reload_loop(stop: threading.Event) -> None:
-        from nbops.registry import Registry
+        from nbops.tracking.registry import Registry
 
         while not stop.wait(settings.reload_seconds):
             with contextlib.suppress(Exception):  # registry briefly unreachable: keep serving

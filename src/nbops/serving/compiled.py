@@ -3,7 +3,7 @@
 scikit-learn's ``ColumnTransformer`` and pandas cost several milliseconds per call
 whatever the number of rows, so a service answering one row at a time spends almost all
 its time there. :func:`compile_model` reads the fitted state of the preprocessor that
-:func:`nbops.features.build_preprocessor` builds (imputers, missing indicators, scalers,
+:func:`nbops.modeling.features.build_preprocessor` builds (imputers, missing indicators, scalers,
 one-hot and target encoders, date parts) and returns a :class:`CompiledModel` that scores
 rows given as plain column lists with a few numpy operations, then calls the fitted
 estimator on the resulting array.
@@ -30,7 +30,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler, TargetEncoder
 
-from nbops import features as nbops_features
+from nbops.modeling import features as nbops_features
 from nbops.serving.validation import Batch
 
 __all__ = ["CompiledModel", "compile_model"]

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from nbops.roles import roles_from_json
+from nbops.modeling.roles import roles_from_json
 from nbops.serving.compiled import CompiledModel, compile_model
 from nbops.serving.validation import Batch, Feature, probe_batch
 
@@ -103,7 +103,7 @@ def _contract(
 
 def load_served_model(root: Path, name: str, alias: str) -> ServedModel:
     """Load the version holding ``alias`` from the project's registry (hash checked)."""
-    from nbops.registry import Registry
+    from nbops.tracking.registry import Registry
 
     version, estimator, files = Registry(root).load_with(
         name, alias, ("features.json", "data_schema.yaml")

@@ -50,7 +50,7 @@ AUDIT_EXPERIMENT = "nbops-audit"
 ROLES = ("champion", "challenger", "previous")
 MODEL_FILE = "model.skops"
 #: Type prefixes skops may load besides its own safe set: scikit-learn, numpy and nbops' features.
-_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "nbops.features.")
+_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "nbops.modeling.features.")
 
 
 def actor() -> str:

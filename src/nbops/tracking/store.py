@@ -9,6 +9,7 @@ Data snapshots are content-addressed: one run per distinct content hash in the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -41,6 +42,17 @@ _MAX_PARAM = 6000
 def local_store_dir(root: Path) -> Path:
     """The project's embedded store folder (git-ignored): SQLite db, artifacts, spool."""
     return root / ".nbops"
+
+
+def enabled() -> bool:
+    """Whether builds are recorded at all: ``NBOPS_TRACKING=off`` (or 0/false/no) disables it."""
+    return os.environ.get("NBOPS_TRACKING", "on").strip().lower() not in {"off", "0", "false", "no"}
+
+
+def warm_up() -> None:
+    """Import MLflow's client ahead of need (about 2 s), e.g. on a thread while notebooks run."""
+    with contextlib.suppress(Exception):
+        import mlflow.tracking  # noqa: F401
 
 
 def tracking_uri(root: Path) -> str:
@@ -204,7 +216,7 @@ class Store:
     def _release(self, record: BuildRecord, parent_id: str, gate_run_id: str) -> dict[str, Any]:
         """Register the gate's model (already uploaded with the gate's run) and move the
         aliases as the gate decided."""
-        from nbops.registry import Registry
+        from nbops.tracking.registry import Registry
 
         decision = record.release["decision"]
         name = decision["model_name"]
