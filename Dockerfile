@@ -5,10 +5,11 @@
 #   docker build -t nbops-serve .
 # Team scale: the registry is an MLflow server, the prediction log PostgreSQL.
 #   docker run -p 8000:8000 \
-#     -e MLFLOW_TRACKING_URI=http://mlflow:5000 \
+#     -e MLFLOW_TRACKING_URI=http://mlflow:5000 -e NBOPS_MODEL=churn \
 #     -e NBOPS_PREDICTION_LOG=postgresql://nbops:...@db/nbops \
 #     -e NBOPS_API_TOKEN=... nbops-serve
-# One machine: mount the project (its embedded registry is .nbops/), log to a volume.
+# One machine: mount the project (its embedded registry is .nbops/, the model name its
+# env.yaml's release.model_name), log to a volume.
 #   docker run -p 8000:8000 -v "$PWD:/app" -v nbops-log:/var/lib/nbops nbops-serve
 # Settings are the NBOPS_* variables of `nbops serve --help` (model, alias, canary, ...).
 

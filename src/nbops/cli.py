@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from nbops import __version__
-from nbops.errors import NbopsError, TrackingError
+from nbops.errors import NbopsError, ReleaseError, TrackingError
 
 
 class _Group(click.Group):
@@ -259,52 +259,98 @@ def _registry() -> Any:
     return Registry(_project_root(), store=_store())
 
 
+def _model_name(explicit: str | None = None) -> str:
+    """The model a command works on: the option, NBOPS_MODEL, then env.yaml's release.model_name."""
+    from nbops.project import model_name
+
+    return model_name(explicit, root=_project_root())  # type: ignore[return-value]
+
+
 @main.command("models")
-def models() -> None:
-    """List registered models: versions, aliases (champion, challenger, previous), key
+@click.argument("name", required=False)
+@click.option("--all", "every", is_flag=True, help="List every registered model.")
+def models(name: str | None, every: bool) -> None:
+    """List a registered model's versions: aliases (champion, challenger, previous), key
     metric, gate decision, build run, and the latest audit entries (who, when, why).
+
+    NAME defaults to NBOPS_MODEL, then the project's release.model_name (env.yaml); out
+    of a project, or with --all, every registered model is listed.
 
     \b
     Example:
       nbops models
+      nbops models --all
     """
+    from nbops.project import model_name
     from nbops.tracking.registry import describe_models
 
-    click.echo(describe_models(_registry()))
+    only = None if every else model_name(name, root=_project_root(), required=False)
+    click.echo(describe_models(_registry(), names=[only] if only else None))
 
 
 @main.command("promote")
-@click.argument("name")
-@click.argument("version")
+@click.argument("args", nargs=-1, required=True, metavar="[NAME] VERSION")
 @click.option("--reason", required=True, help="Why: recorded in the audit trail.")
-def promote(name: str, version: str, reason: str) -> None:
+def promote(args: tuple[str, ...], reason: str) -> None:
     """Approve VERSION of model NAME as champion (the current champion becomes previous).
+
+    NAME defaults to NBOPS_MODEL, then the project's release.model_name (env.yaml).
 
     \b
     Example:
-      nbops promote churn 7 --reason "Reviewed gate report of build 3f2a; slices OK"
+      nbops promote 7 --reason "Reviewed gate report of build 3f2a; slices OK"
+      nbops promote churn 7 --reason "..."
     """
+    if len(args) > 2:
+        raise click.UsageError(
+            "Give at most a model name and a version: nbops promote [NAME] VERSION."
+        )
+    name = _model_name(args[0] if len(args) == 2 else None)
+    version = args[-1]
     changes = _registry().promote(name, version.lstrip("v"), reason=reason)
     click.echo(f"{name}: " + ", ".join(changes))
 
 
 @main.command("rollback")
-@click.argument("name")
+@click.argument("name", required=False)
 @click.option("--reason", required=True, help="Why: recorded in the audit trail.")
-def rollback(name: str, reason: str) -> None:
+def rollback(name: str | None, reason: str) -> None:
     """Bring back the previous champion of model NAME.
+
+    NAME defaults to NBOPS_MODEL, then the project's release.model_name (env.yaml).
 
     \b
     Example:
-      nbops rollback churn --reason "Conversion dropped after release v8"
+      nbops rollback --reason "Conversion dropped after release v8"
     """
+    name = _model_name(name)
     changes = _registry().rollback(name, reason=reason)
     click.echo(f"{name}: " + ", ".join(changes))
 
 
+def _require_served(name: str, alias: str) -> None:
+    registry = _registry()
+    if registry.alias(name, alias) is not None:
+        return
+    registered = registry.models()
+    if name not in registered:
+        raise ReleaseError(
+            f"There is no registered model '{name}' to serve (registered: {', '.join(registered) or 'none yet'}). "
+            "A build whose gate passes registers it: run `make build` in the project and read "
+            "products/gate.html; or name another model with --model or NBOPS_MODEL."
+        )
+    raise ReleaseError(
+        f"Model '{name}' has no {alias} to serve: no build has passed the gate yet. See "
+        f"`nbops models {name}` and products/gate.html for why, or approve a version with "
+        f"`nbops promote {name} VERSION --reason ...`."
+    )
+
+
 @main.command("serve")
 @click.option(
-    "--model", default=None, help="Registered model name (default: NBOPS_MODEL or churn)."
+    "--model",
+    default=None,
+    help="Registered model name (default: NBOPS_MODEL, then env.yaml's release.model_name).",
 )
 @click.option("--alias", default=None, help="Alias to serve (default: champion).")
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -350,23 +396,37 @@ def serve(
 
     from nbops.serving.settings import Settings
 
+    root = _project_root()
     settings = Settings.from_env(
-        root=_project_root(), model=model, alias=alias, canary=canary, shadow=shadow
+        root=root, model=_model_name(model), alias=alias, canary=canary, shadow=shadow
     )
+    # A missing model or alias is found here, as one paragraph, rather than as a
+    # traceback from inside uvicorn's startup.
+    _require_served(settings.model, settings.alias)
     os.environ.update(settings.env_for_workers())
     click.echo(
         f"Serving {settings.model}@{settings.alias} on http://{host}:{port} (log: {settings.prediction_log_url})",
         err=True,
     )
-    uvicorn.run(
-        "nbops.serving.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        timeout_graceful_shutdown=10,
-    )
+    try:
+        uvicorn.run(
+            "nbops.serving.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            timeout_graceful_shutdown=10,
+        )
+    except SystemExit as exc:
+        if exc.code in (0, None):
+            raise
+        # uvicorn exits 3 when the app fails to start; its log above says why.
+        raise NbopsError(
+            f"The service for {settings.model}@{settings.alias} did not start on {host}:{port} "
+            "(the reason is logged above; a port in use or a model that cannot be loaded). "
+            "Fix it and run `nbops serve` again."
+        ) from exc
 
 
 @main.command("monitor")
@@ -391,12 +451,22 @@ def serve(
     help="Registry alias of the watched model (default: env.yaml, champion).",
 )
 @click.option(
+    "--model",
+    default=None,
+    help="Registered model name (default: NBOPS_MODEL, then env.yaml's release.model_name).",
+)
+@click.option(
     "--retrain",
     is_flag=True,
     help="On a breach, run a training build tagged trigger=drift; the gate judges it.",
 )
 def monitor(
-    window: str | None, since: str | None, data: str | None, alias: str | None, retrain: bool
+    window: str | None,
+    since: str | None,
+    data: str | None,
+    alias: str | None,
+    model: str | None,
+    retrain: bool,
 ) -> None:
     """Compare recent traffic (or a batch file) with the serving model's training data.
 
@@ -416,7 +486,9 @@ def monitor(
 
     root = _project_root()
     try:
-        run = run_monitoring(root, window=window, since=since, data=data, alias=alias)
+        run = run_monitoring(
+            root, window=window, since=since, data=data, alias=alias, model_name=_model_name(model)
+        )
     except NbopsError as exc:  # exit 1 means "threshold crossed": a failure is 2
         click.secho(f"Error: {exc}", fg="red", err=True)
         sys.exit(2)

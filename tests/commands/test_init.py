@@ -118,3 +118,27 @@ def test_the_command_line(tmp_path, csv):
     )
     assert result.returncode == 0, result.stderr
     assert "make build" in result.stdout and (tmp_path / "cli" / "Makefile").is_file()
+
+
+@pytest.mark.parametrize(
+    ("column", "floors"),
+    [
+        (
+            "income",
+            {"min_metric": None, "min_gain_over_baseline": 0.1, "min_r2": 0.0},
+        ),
+        (
+            "bought",
+            {"min_metric": 0.6, "min_gain_over_baseline": 0.1, "min_r2": None},
+        ),
+    ],
+)
+def test_init_writes_the_release_floors_of_the_guessed_task(tmp_path, csv, column, floors):
+    project = init_project(tmp_path / "p", data=csv, target=column)
+    text = (project / "env.yaml").read_text()
+    written = yaml.safe_load(text)["release"]["floors"]
+    assert {k: written[k] for k in floors} == floors
+    assert written["max_slice_drop_share"] == 0.05
+    # Each floor keeps its explanation in the project's env.yaml.
+    assert "min_r2: " + ("0.0" if column == "income" else "null") + "  # regression: R²" in text
+    assert "# beat the evaluate step's naive baseline" in text

@@ -200,3 +200,40 @@ def test_words_ending_in_id_are_not_identifiers(name: str) -> None:
 )
 def test_constant_reason_shows_the_plain_value(values: list, shown: str) -> None:
     assert _role(values).reason == f"constant: always {shown}"
+
+
+@pytest.mark.parametrize(
+    ("name", "values", "why"),
+    [
+        ("Unnamed: 0", np.arange(N), "increasing with the rows"),
+        ("n", np.arange(N, 0, -1), "increasing with the rows"),
+        # the training share of a randomly split row number: 75 of 0..99, shuffled
+        ("line", rng.permutation(134)[:N], "covering"),
+    ],
+    ids=["pandas-index", "countdown", "split-sample"],
+)
+def test_row_numbers_are_dropped_whatever_their_name(name: str, values, why: str) -> None:
+    role = _role(values, name)
+    assert role.role == "drop"
+    assert role.reason.startswith("identifier: every value is a different whole number")
+    assert why in role.reason
+    assert f"keep it with features: {{numeric: [{name}]}}" in role.reason
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        rng.choice(1_000_000, N, replace=False),  # unique, but spread like a measurement
+        np.sort(rng.integers(0, 40, N)),  # sorted, with repeats
+        np.arange(N) * 0.5,  # increasing, but not whole numbers
+    ],
+    ids=["spread-out", "repeats", "floats"],
+)
+def test_other_numbers_stay_features(values) -> None:
+    assert _role(values, "amount").role == "numeric"
+
+
+def test_an_override_keeps_a_row_number() -> None:
+    frame = pd.DataFrame({"n": np.arange(N), "y": np.arange(N) % 2})
+    (role,) = infer_roles(frame, target="y", overrides={"numeric": ["n"]})
+    assert (role.role, role.reason) == ("numeric", "set in env.yaml (features)")

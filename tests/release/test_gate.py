@@ -9,7 +9,14 @@ import pytest
 from sklearn import metrics as skm
 
 from nbops.errors import ConfigError
-from nbops.release.gate import GatePolicy, Interval, decide, metric_value, paired_bootstrap
+from nbops.release.gate import (
+    DEFAULT_FLOORS,
+    GatePolicy,
+    Interval,
+    decide,
+    metric_value,
+    paired_bootstrap,
+)
 
 
 @pytest.fixture(scope="module")
@@ -317,3 +324,120 @@ def test_paired_bootstrap_on_auc_gives_the_interval_of_resampling_row_by_row() -
         rows = draws.integers(0, len(y), len(y))
         expected.append(_auc(y[rows], challenger[rows]) - _auc(y[rows], champion[rows]))
     assert interval.samples == expected
+
+
+# -- task-aware floors ------------------------------------------------------------------
+
+
+def regression_rules(**overrides) -> GatePolicy:
+    floors = {**DEFAULT_FLOORS["regression"], **overrides}
+    return GatePolicy(primary_metric="rmse", task="regression", **floors)
+
+
+def test_a_good_regression_model_is_released_with_the_default_floors() -> None:
+    # The first build of a house-price project: RMSE in dollars, no champion yet.
+    decision = decide(
+        regression_rules(),
+        challenger_metric=28661.613,
+        interval=None,
+        baseline_metric=79415.2,
+        r2=0.87,
+        latency_ms_per_row=0.01,
+    )
+    assert decision.action == "promote", decision.summary
+    details = {c.name: c.detail for c in decision.checks}
+    assert details["baseline"] == (
+        "rmse 28661.6130 is 63.9% below the naive baseline's 79415.2000 (the training mean "
+        "for every row) (required: at least 10% below)"
+    )
+    assert details["r2"].startswith("R² 0.8700 > required 0.0: the model explains 87.0%")
+    assert "floor" not in details  # no absolute metric floor for regression
+
+
+@pytest.mark.parametrize(
+    ("rmse", "r2", "failed", "words"),
+    [
+        (75000.0, 0.1, "baseline", "rmse 75000.0000 is 5.6% below the naive baseline's"),
+        (81000.0, -0.04, "baseline", "is 2.0% above the naive baseline's"),
+        (
+            60000.0,
+            -0.01,
+            "r2",
+            "R² -0.0100 ≤ required 0.0: the model is no better than predicting the training mean",
+        ),
+    ],
+)
+def test_a_regression_model_close_to_its_baseline_is_not_released(
+    rmse: float, r2: float, failed: str, words: str
+) -> None:
+    decision = decide(
+        regression_rules(), challenger_metric=rmse, interval=None, baseline_metric=79415.2, r2=r2
+    )
+    assert decision.action == "reject"
+    assert [c.name for c in decision.checks if not c.passed][0] == failed
+    assert decision.summary.startswith("Not released:")
+    assert words in decision.summary
+
+
+def test_classification_gain_is_the_share_of_the_gap_to_a_perfect_score_closed() -> None:
+    rules = GatePolicy(**DEFAULT_FLOORS["classification"])
+    passed = decide(rules, challenger_metric=0.83, interval=None, baseline_metric=0.5)
+    assert passed.action == "promote"
+    assert [c.detail for c in passed.checks if c.name == "baseline"] == [
+        "roc_auc 0.8300 closes 66.0% of the gap from the naive baseline's 0.5000 (the training "
+        "class shares for every row) to a perfect 1 (required: at least 10%)"
+    ]
+    # Accuracy on an imbalanced table: 0.905 looks good, but always answering the
+    # majority class already scores 0.90.
+    accuracy = GatePolicy(primary_metric="accuracy", min_gain_over_baseline=0.1)
+    rejected = decide(accuracy, challenger_metric=0.905, interval=None, baseline_metric=0.9)
+    assert rejected.action == "reject"
+    assert "accuracy 0.9050 closes 5.0% of the gap from the naive baseline's 0.9000" in (
+        rejected.summary
+    )
+
+
+def test_the_slice_floor_is_a_share_of_the_champions_metric_on_the_slice() -> None:
+    slices = {
+        "region=north": (0.80, 0.79),  # 1.25% worse
+        "region=south": (0.70, 0.63),  # 10% worse
+        "region=east": (0.75, 0.80),
+    }
+    rejected = decide(
+        GatePolicy(max_slice_drop_share=0.05),
+        challenger_metric=0.8,
+        interval=interval(0.01, 0.005, 0.02),
+        slices=slices,
+    )
+    assert rejected.action == "reject"
+    assert (
+        "worst slice 'region=south': roc_auc 0.6300 vs the champion's 0.7000 there, "
+        "10.0% worse (allowed: 5% worse)" in rejected.summary
+    )
+    # For RMSE in a target's units, worse is higher: 5% of 2000 dollars is 100.
+    rmse = regression_rules(min_gain_over_baseline=None, min_r2=None)
+    kept = decide(
+        rmse,
+        challenger_metric=1900.0,
+        interval=interval(20.0, 5.0, 40.0),
+        slices={"city=a": (2000.0, 2090.0), "city=b": (1500.0, 1400.0)},
+    )
+    assert kept.action == "promote", kept.summary
+    assert "city=a': rmse 2090.0000 vs the champion's 2000.0000 there, 4.5% worse" in (
+        kept.checks[0].detail
+    )
+
+
+def test_a_roc_auc_floor_left_in_a_regression_project_says_how_to_migrate() -> None:
+    decision = decide(regression_rules(min_metric=0.6), challenger_metric=28661.613, interval=None)
+    assert decision.action == "reject"
+    assert "rmse 28661.6130 misses the floor 0.6 (release.floors.min_metric is a ceiling" in (
+        decision.summary
+    )
+    assert "set it to null and let min_gain_over_baseline and min_r2 judge" in decision.summary
+
+
+@pytest.mark.parametrize("key", ["min_gain_over_baseline", "max_slice_drop_share"])
+def test_relative_floors_are_shares(key: str) -> None:
+    with pytest.raises(ConfigError, match=rf"release.floors.{key} is a share between 0 and 1"):
+        GatePolicy(**{key: 5})

@@ -33,6 +33,7 @@ from nbops.tracking.registry import (
     model_sha256,
     save_release_model,
 )
+from tests.conftest import free_port
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:`TargetEncoder.shuffle`:FutureWarning"),
@@ -548,3 +549,65 @@ def test_concurrent_promotions_leave_consistent_aliases(
         later, earlier = entries
         assert (later["version"], later["replaced"]) == (after["champion"], other)
         assert (earlier["version"], earlier["replaced"]) == (other, before)
+
+
+# -- the commands, in a project ---------------------------------------------------------
+
+
+@pytest.fixture
+def in_project(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> Registry:
+    """The registry's project names its model house-prices in env.yaml; commands run there."""
+    (registry.root / "env.yaml").write_text("release:\n  model_name: house-prices\n")
+    monkeypatch.chdir(registry.root)
+    return registry
+
+
+def run_cli(*args: str):
+    from click.testing import CliRunner
+
+    from nbops.cli import main
+
+    return CliRunner().invoke(main, list(args))
+
+
+def test_registry_commands_default_to_the_projects_model(
+    in_project: Registry, register: Callable[..., str]
+) -> None:
+    held = register("house-prices")
+    register("other")
+    in_project.apply_gate("house-prices", held, action="hold", summary="held", run_id=None)
+
+    promoted = run_cli("promote", held, "--reason", "reviewed")
+    assert promoted.exit_code == 0, promoted.output
+    assert promoted.output.startswith("house-prices: ")
+    assert in_project.alias("house-prices", "champion").version == held
+
+    listed = run_cli("models")
+    assert "house-prices" in listed.output and "other" not in listed.output
+    assert "other" in run_cli("models", "--all").output
+
+    rolled = run_cli("rollback", "--reason", "no previous")
+    assert rolled.exit_code == 1
+    assert "Model 'house-prices' has no previous champion" in rolled.output
+
+
+@pytest.mark.parametrize(
+    ("gate", "message"),
+    [
+        (None, "There is no registered model 'house-prices' to serve (registered: other)"),
+        ("hold", "Model 'house-prices' has no champion to serve: no build has passed the gate"),
+    ],
+)
+def test_serve_without_a_champion_is_one_paragraph_and_exit_1(
+    in_project: Registry, register: Callable[..., str], gate: str | None, message: str
+) -> None:
+    register("other")
+    if gate:
+        version = register("house-prices")
+        in_project.apply_gate("house-prices", version, action=gate, summary="held", run_id=None)
+
+    result = run_cli("serve", "--port", str(free_port()))
+
+    assert result.exit_code == 1, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output

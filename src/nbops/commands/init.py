@@ -5,8 +5,8 @@ The template is the reference project itself (``pipeline.yaml``,
 ``.jupyter/`` config of ``make lab``): shipped inside the wheel as ``nbops/_template``,
 or read from the repository in a development install.
 Given a data file and its target column, the new project gets a copy of the data, a
-schema inferred from it (to review), the task guessed from the target, and env.yaml
-pointing at all three, so ``make build`` works at once.
+schema inferred from it (to review), the task guessed from the target, release floors
+for that task, and env.yaml pointing at all of them, so ``make build`` works at once.
 """
 
 from __future__ import annotations
@@ -122,6 +122,7 @@ def init_project(
     """
     from nbops.data.schema import infer_schema, schema_to_yaml
     from nbops.data.sources import read_table
+    from nbops.release.gate import DEFAULT_FLOORS
 
     dest = Path(dest).resolve()
     if dest.exists() and any(dest.iterdir()):
@@ -180,6 +181,8 @@ def init_project(
     else:
         shutil.copy2(template / env["schema"], dest / env["schema"])
     env["release"]["model_name"] = name
+    # A regression target is judged against its baseline and R², not a ROC AUC floor.
+    env["release"]["floors"].update(DEFAULT_FLOORS[env["task"]])
     (dest / "env.yaml").write_text(_env_yaml(template / "env.yaml", env))
 
     spec = str(template) if (template / "pyproject.toml").exists() else "nbops"
@@ -224,11 +227,13 @@ def _env_yaml(template: Path, values: dict) -> str:
         ("", "schema"): values["schema"],
         ("release", "model_name"): values["release"]["model_name"],
     }
+    for key, value in values["release"].get("floors", {}).items():
+        replacements[("release", key)] = value
     if values.get("evaluate", {}).get("slice_column") is None:
         replacements[("evaluate", "slice_column")] = None
     section = ""
     for line in lines:
-        match = re.match(r"^(\s*)([A-Za-z_]+):(\s*)([^#\n]*?)(\s*#.*)?\n?$", line)
+        match = re.match(r"^(\s*)([A-Za-z_][A-Za-z0-9_]*):(\s*)([^#\n]*?)(\s*#.*)?\n?$", line)
         if match and not match.group(1):
             section = match.group(2) if not match.group(4) else ""
         if match:

@@ -2,7 +2,7 @@
 
 A role says how a column enters the model: ``numeric``, ``boolean``, ``categorical``,
 ``high_cardinality`` (many categories: target-encoded), ``datetime`` (split into parts),
-or ``drop`` (IDs, constants, empty or nearly-unique text). Each role comes with the
+or ``drop`` (IDs, row numbers, constants, empty or nearly-unique text). Each role comes with the
 reason, so the features report shows a reviewer why a column was used or left out,
 and env.yaml can override any decision.
 """
@@ -124,6 +124,19 @@ def _infer_one(name: str, column: pd.Series) -> ColumnRole:
             "drop",
             f"identifier: name looks like an ID and {unique_share:.0%} of values are unique",
         )
+    if pd.api.types.is_integer_dtype(dtype) and _is_row_number(column):
+        return ColumnRole(
+            name,
+            "drop",
+            "identifier: every value is a different whole number, "
+            + (
+                "increasing with the rows"
+                if column.is_monotonic_increasing or column.is_monotonic_decreasing
+                else f"covering {present.min()}..{present.max()} densely"
+            )
+            + ": a row number or sequential ID, which predicts nothing on new rows"
+            + f" (keep it with features: {{numeric: [{name}]}})",
+        )
     if pd.api.types.is_numeric_dtype(dtype):
         return ColumnRole(name, "numeric", f"numbers ({distinct} distinct values)")
     if is_text:
@@ -137,6 +150,18 @@ def _infer_one(name: str, column: pd.Series) -> ColumnRole:
             return ColumnRole(name, "categorical", f"{distinct} categories: one-hot encoded")
         return ColumnRole(name, "high_cardinality", f"{distinct} categories: target-encoded")
     return ColumnRole(name, "drop", f"unsupported type {dtype}")
+
+
+def _is_row_number(column: pd.Series, *, min_rows: int = 20) -> bool:
+    """Whole numbers, all different, in row order or packed into a range barely wider
+    than the rows (a split or a sample of 0..N keeps a share of it): a row number or a
+    sequential ID. A real measurement repeats values or spreads them out."""
+    if len(column) < min_rows or column.isna().any() or not column.is_unique:
+        return False
+    if column.is_monotonic_increasing or column.is_monotonic_decreasing:
+        return True
+    span = float(column.max()) - float(column.min()) + 1
+    return span <= 2 * len(column)
 
 
 def roles_to_json(roles: list[ColumnRole]) -> list[dict[str, Any]]:

@@ -208,9 +208,11 @@ def run_monitoring(
     since: str | None = None,
     data: str | None = None,
     alias: str | None = None,
+    model_name: str | None = None,
 ) -> MonitorRun:
     """Build ``pipeline.monitor.yaml`` (forced: the log moves) as a recorded run in the
-    experiment ``<project>-monitoring``; return its decision."""
+    experiment ``<project>-monitoring``; return its decision. ``model_name`` replaces
+    env.yaml's ``release.model_name`` for this run."""
     import subprocess
     import sys
 
@@ -230,6 +232,8 @@ def run_monitoring(
     for key, value in overrides.items():
         if value:
             args += [f"--env--monitor--{key}", str(value)]
+    if model_name:
+        args += ["--env--release--model_name", model_name]
     env = dict(os.environ)
     env["NBOPS_EXPERIMENT"] = f"{experiment_name(root)}-monitoring"
     result = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True)

@@ -3,8 +3,13 @@
 Pure computation on arrays: no MLflow, no files. Both models are scored on the *same*
 held-out rows; a paired bootstrap (resampling rows, scoring both models on each
 resample) gives a confidence interval for the difference of the primary metric. The
-challenger wins only if the whole interval clears ``min_improvement``; hard floors
-(minimum metric, largest drop on any slice, latency per row) can veto any promotion.
+challenger wins only if the whole interval clears ``min_improvement``; hard floors can
+veto any promotion. The floors are stated in the task's own terms and relative where
+units differ between projects: the gain over the naive baseline the evaluate step fits
+(share of the baseline's RMSE removed; share of the gap from the baseline's ROC AUC to
+a perfect 1 closed), R² above zero for regression, an absolute metric floor for
+classification, the largest drop on a slice as a share of the champion's metric there,
+and the latency per row.
 
 Example:
     >>> import numpy as np
@@ -27,9 +32,46 @@ import numpy as np
 from nbops.errors import ConfigError
 from nbops.modeling.evaluation import GREATER_IS_BETTER
 
-__all__ = ["Check", "Decision", "GatePolicy", "Interval", "decide", "paired_bootstrap"]
+__all__ = [
+    "DEFAULT_FLOORS",
+    "Check",
+    "Decision",
+    "GatePolicy",
+    "Interval",
+    "decide",
+    "gain_over_baseline",
+    "paired_bootstrap",
+]
 
 POLICIES = ("auto", "manual")
+
+#: The floors ``nbops init`` writes for each task (``release.floors`` in env.yaml).
+#: Relative to the naive baseline and to the champion, so they mean the same in any
+#: target's units; ``min_metric`` is an absolute ROC AUC floor, for classification only.
+DEFAULT_FLOORS: dict[str, dict[str, float | None]] = {
+    "classification": {
+        "min_metric": 0.6,
+        "min_gain_over_baseline": 0.1,
+        "min_r2": None,
+        "max_slice_drop_share": 0.05,
+        "max_latency_ms_per_row": 5.0,
+    },
+    "regression": {
+        "min_metric": None,
+        "min_gain_over_baseline": 0.1,
+        "min_r2": 0.0,
+        "max_slice_drop_share": 0.05,
+        "max_latency_ms_per_row": 5.0,
+    },
+}
+
+#: The best value of each greater-is-better metric (the lower-is-better ones: 0).
+_PERFECT = {"roc_auc": 1.0, "pr_auc": 1.0, "f1": 1.0, "accuracy": 1.0, "r2": 1.0}
+#: What the evaluate step's naive baseline predicts, for the gate report.
+_BASELINE = {
+    "classification": "the training class shares for every row",
+    "regression": "the training mean for every row",
+}
 
 
 @dataclass(frozen=True)
@@ -41,10 +83,20 @@ class GatePolicy:
     min_improvement: float = 0.0
     confidence: float = 0.95
     n_bootstrap: int = 1000
+    #: The primary metric's floor in its own units (a ceiling for rmse, mae, log_loss).
     min_metric: float | None = None
+    #: Share of the naive baseline's shortfall the model must remove (see
+    #: :func:`gain_over_baseline`): 0.1 = an RMSE at most 90% of the baseline's.
+    min_gain_over_baseline: float | None = None
+    #: Regression: R² on the test rows must be above this (0 = better than the mean).
+    min_r2: float | None = None
+    #: Largest drop on any slice, as a share of the champion's metric on that slice.
+    max_slice_drop_share: float | None = None
+    #: Largest drop on any slice in the metric's units (the first floor nbops had).
     max_slice_drop: float | None = None
     max_latency_ms_per_row: float | None = None
     seed: int = 0
+    task: str = "classification"
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -63,6 +115,12 @@ class GatePolicy:
             raise ConfigError(
                 f"release.n_bootstrap must be at least 100 for a usable interval, got {self.n_bootstrap}."
             )
+        for key in ("min_gain_over_baseline", "max_slice_drop_share"):
+            value = getattr(self, key)
+            if value is not None and not 0 <= value < 1:
+                raise ConfigError(
+                    f"release.floors.{key} is a share between 0 and 1 (e.g. 0.1 for 10%), got {value}."
+                )
 
 
 @dataclass(frozen=True)
@@ -168,6 +226,26 @@ def metric_value(metric: str, y: np.ndarray, pred: np.ndarray) -> float:
     )
 
 
+def gain_over_baseline(metric: str, value: float, baseline: float) -> float:
+    """The share of the baseline's shortfall from a perfect score that ``value`` removes.
+
+    For a lower-is-better metric (perfect 0) it is ``1 - value / baseline``: 0.25 means an
+    RMSE a quarter below the baseline's. For a greater-is-better one it is
+    ``(value - baseline) / (perfect - baseline)``: a ROC AUC of 0.8 over the baseline's
+    0.5 closes 60% of the gap (the Gini coefficient). NaN when the baseline is perfect.
+
+    Example:
+        >>> round(gain_over_baseline("rmse", 30.0, 40.0), 4)
+        0.25
+        >>> round(gain_over_baseline("roc_auc", 0.8, 0.5), 4)
+        0.6
+    """
+    if not GREATER_IS_BETTER[metric]:
+        return 1 - value / baseline if baseline > 0 else math.nan
+    perfect = _PERFECT.get(metric, 1.0)
+    return (value - baseline) / (perfect - baseline) if baseline < perfect else math.nan
+
+
 def paired_bootstrap(
     y: np.ndarray,
     champion: np.ndarray,
@@ -227,6 +305,9 @@ def decide(
     interval: Interval | None,
     slice_drops: dict[str, float] | None = None,
     latency_ms_per_row: float | None = None,
+    baseline_metric: float | None = None,
+    r2: float | None = None,
+    slices: dict[str, tuple[float, float]] | None = None,
 ) -> Decision:
     """Apply the floors and the statistical comparison.
 
@@ -235,8 +316,13 @@ def decide(
         interval: the bootstrap interval against the champion, or None when there is no
             champion yet (the first model that clears the floors becomes champion).
         slice_drops: per slice, how much worse the challenger is than the champion
-            (positive = worse), in the primary metric's units.
+            (positive = worse), in the primary metric's units (``max_slice_drop``).
         latency_ms_per_row: the challenger's prediction time per row.
+        baseline_metric: the naive baseline's primary metric on the same test rows
+            (``min_gain_over_baseline``; the check is skipped without it).
+        r2: the challenger's R² on the test rows (``min_r2``, regression).
+        slices: per slice, ``(champion, challenger)`` primary metric on that slice's
+            rows (``max_slice_drop_share``; also gives ``slice_drops`` when not passed).
     """
     checks = []
     m = policy.primary_metric
@@ -247,15 +333,35 @@ def decide(
             if better
             else challenger_metric <= policy.min_metric
         )
-        checks.append(
-            Check(
-                "floor",
-                ok,
-                f"{m} {challenger_metric:.4f} {'≥' if better else '≤'} required {policy.min_metric}"
-                if ok
-                else f"{m} {challenger_metric:.4f} misses the floor {policy.min_metric}",
-            )
+        detail = (
+            f"{m} {challenger_metric:.4f} {'≥' if better else '≤'} required {policy.min_metric}"
+            if ok
+            else f"{m} {challenger_metric:.4f} misses the floor {policy.min_metric}"
         )
+        if not ok and policy.task == "regression":
+            # Projects made before the floors knew the task carry a ROC AUC floor here.
+            detail += (
+                f" (release.floors.min_metric is a ceiling in {m}'s own units for regression;"
+                " set it to null and let min_gain_over_baseline and min_r2 judge the model)"
+            )
+        checks.append(Check("floor", ok, detail))
+    if policy.min_gain_over_baseline is not None and baseline_metric is not None:
+        checks.append(_baseline_check(policy, challenger_metric, baseline_metric))
+    if policy.min_r2 is not None and r2 is not None:
+        ok = r2 > policy.min_r2
+        meaning = (
+            f"the model explains {r2:.1%} of the target's variance on the test rows"
+            if r2 > 0
+            else "the model is no better than predicting the training mean"
+        )
+        checks.append(
+            Check("r2", ok, f"R² {r2:.4f} {'>' if ok else '≤'} required {policy.min_r2}: {meaning}")
+        )
+    if policy.max_slice_drop_share is not None and slices:
+        checks.append(_slice_share_check(policy, slices))
+    if slice_drops is None and slices:
+        sign = 1.0 if better else -1.0
+        slice_drops = {name: sign * (a - b) for name, (a, b) in slices.items()}
     if policy.max_slice_drop is not None and slice_drops:
         worst_slice, worst = max(slice_drops.items(), key=lambda kv: kv[1])
         ok = worst <= policy.max_slice_drop
@@ -315,6 +421,53 @@ def decide(
         _summary(action, f"the challenger is better with {pct} confidence ({checks[-1].detail})"),
         checks,
         interval,
+    )
+
+
+def _baseline_check(policy: GatePolicy, value: float, baseline: float) -> Check:
+    """The gain over the naive baseline, said as the task's user would say it."""
+    m, need = policy.primary_metric, policy.min_gain_over_baseline or 0.0
+    gain = gain_over_baseline(m, value, baseline)
+    naive = (
+        f"the naive baseline's {baseline:.4f} ({_BASELINE.get(policy.task, 'ignoring the inputs')})"
+    )
+    if math.isnan(gain):
+        return Check("baseline", True, f"{m} {value:.4f}; {naive} is already perfect")
+    ok = gain >= need
+    if GREATER_IS_BETTER[m]:
+        perfect = _PERFECT.get(m, 1.0)
+        detail = (
+            f"{m} {value:.4f} closes {gain:.1%} of the gap from {naive} to a perfect {perfect:g}"
+            f" (required: at least {need:.0%})"
+        )
+    else:
+        where = "below" if gain >= 0 else "above"
+        detail = (
+            f"{m} {value:.4f} is {abs(gain):.1%} {where} {naive}"
+            f" (required: at least {need:.0%} below)"
+        )
+    return Check("baseline", ok, detail)
+
+
+def _slice_share_check(policy: GatePolicy, slices: dict[str, tuple[float, float]]) -> Check:
+    """The worst slice, as a share of the champion's metric on that slice."""
+    m, allowed = policy.primary_metric, policy.max_slice_drop_share or 0.0
+    sign = 1.0 if GREATER_IS_BETTER[m] else -1.0
+    shares = {
+        name: sign * (champion - challenger) / abs(champion)
+        for name, (champion, challenger) in slices.items()
+        if champion and not (math.isnan(champion) or math.isnan(challenger))
+    }
+    if not shares:
+        return Check("slices", True, "no slice has a champion metric to compare with")
+    name, worst = max(shares.items(), key=lambda kv: kv[1])
+    champion, challenger = slices[name]
+    ok = worst <= allowed
+    return Check(
+        "slices",
+        ok,
+        f"worst slice '{name}': {m} {challenger:.4f} vs the champion's {champion:.4f} there, "
+        f"{abs(worst):.1%} {'worse' if worst > 0 else 'better'} (allowed: {allowed:.0%} worse)",
     )
 
 

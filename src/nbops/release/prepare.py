@@ -31,6 +31,7 @@ __all__ = [
     "model_card",
     "release_requirements",
     "slice_drops",
+    "slice_metrics",
 ]
 
 _REQUIREMENTS = ("scikit-learn", "numpy", "pandas", "scipy", "skops", "mlflow", "nbops")
@@ -135,6 +136,38 @@ def gate_scores(
     )
 
 
+def slice_metrics(
+    scores: GateScores,
+    test: pd.DataFrame,
+    target: TargetInfo,
+    plan: dict[str, Any],
+    *,
+    metric: str,
+    column: str | None = None,
+    min_rows: int = 30,
+) -> dict[str, tuple[float, float]]:
+    """Per value of the slice column, ``(champion, challenger)`` in ``metric`` on that
+    value's rows. Slices too small to score, and every slice when there is no
+    champion, are left out."""
+    if scores.champion_values is None:
+        return {}
+    if column is None:
+        column = next((r["column"] for r in plan["roles"] if r["role"] == "categorical"), None)
+    if column is None or column not in test.columns:
+        return {}
+    out = {}
+    values = test[column].astype("string").fillna("(missing)")
+    for value in values.unique():
+        rows = np.asarray(values == value)
+        if rows.sum() < min_rows:
+            continue
+        a = metric_value(metric, scores.truth[rows], scores.champion_values[rows])
+        b = metric_value(metric, scores.truth[rows], scores.challenger_values[rows])
+        if not (math.isnan(a) or math.isnan(b)):
+            out[f"{column}={value}"] = (a, b)
+    return out
+
+
 def slice_drops(
     scores: GateScores,
     test: pd.DataFrame,
@@ -149,24 +182,11 @@ def slice_drops(
     (positive = worse) in ``metric``. Slices too small to score are left out."""
     from nbops.modeling.evaluation import GREATER_IS_BETTER
 
-    if scores.champion_values is None:
-        return {}
-    if column is None:
-        column = next((r["column"] for r in plan["roles"] if r["role"] == "categorical"), None)
-    if column is None or column not in test.columns:
-        return {}
     sign = 1.0 if GREATER_IS_BETTER[metric] else -1.0
-    drops = {}
-    values = test[column].astype("string").fillna("(missing)")
-    for value in values.unique():
-        rows = np.asarray(values == value)
-        if rows.sum() < min_rows:
-            continue
-        a = metric_value(metric, scores.truth[rows], scores.champion_values[rows])
-        b = metric_value(metric, scores.truth[rows], scores.challenger_values[rows])
-        if not (math.isnan(a) or math.isnan(b)):
-            drops[f"{column}={value}"] = sign * (a - b)
-    return drops
+    pairs = slice_metrics(
+        scores, test, target, plan, metric=metric, column=column, min_rows=min_rows
+    )
+    return {name: sign * (a - b) for name, (a, b) in pairs.items()}
 
 
 def release_requirements() -> list[str]:

@@ -1,4 +1,5 @@
-"""Service settings: explicit arguments, then ``NBOPS_*`` variables, then defaults."""
+"""Service settings: explicit arguments, then ``NBOPS_*`` variables, then the project
+(the model's name from env.yaml), then defaults."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nbops.errors import ConfigError
+from nbops.project import model_name
 
 __all__ = ["Settings"]
 
@@ -35,7 +37,6 @@ class Settings:
     def from_env(cls, **overrides: object) -> Settings:
         env = os.environ
         values: dict[str, object] = {
-            "model": env.get("NBOPS_MODEL", "churn"),
             "alias": env.get("NBOPS_ALIAS", "champion"),
             "token": env.get("NBOPS_API_TOKEN") or None,
             "log_url": env.get("NBOPS_PREDICTION_LOG") or None,
@@ -49,6 +50,10 @@ class Settings:
         if env.get("NBOPS_PROJECT"):
             values["root"] = Path(env["NBOPS_PROJECT"])
         values.update({k: v for k, v in overrides.items() if v is not None})
+        # One source for the name: the option, NBOPS_MODEL, then the project's env.yaml.
+        name = model_name(values.pop("model", None), root=values.get("root"), required=False)  # type: ignore[arg-type]
+        if name:
+            values["model"] = name
         settings = cls(**values)  # type: ignore[arg-type]
         settings.check()
         return settings

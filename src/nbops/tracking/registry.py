@@ -457,9 +457,14 @@ class Registry:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def describe_models(registry: Registry) -> str:
-    """The text of ``nbops models``: per model, versions with aliases, metrics, gate, audit."""
-    names = registry.models()
+def describe_models(registry: Registry, *, names: list[str] | None = None) -> str:
+    """The text of ``nbops models``: per model (``names``, default all), versions with
+    aliases, metrics, gate, audit."""
+    registered = registry.models()
+    if names is not None and not set(names) & set(registered):
+        others = f" (registered: {', '.join(registered)})" if registered else ""
+        return f"No registered model {', '.join(names)} yet{others}. A build whose gate passes registers it (see env.yaml: release)."
+    names = registered if names is None else [n for n in names if n in registered]
     if not names:
         return "No registered models yet. A build whose gate passes registers one (see env.yaml: release)."
     lines = []
