@@ -8,7 +8,9 @@ and fail, not skip, when it is missing.
 
 from __future__ import annotations
 
+import ast
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -19,11 +21,32 @@ import yaml
 from click.testing import CliRunner
 
 from nbops.cli import main
-from nbops.commands.export import RECORD_TASK, export, load_pipeline, render_airflow, render_argo
+from nbops.commands.export import (
+    RECORD_TASK,
+    Pipeline,
+    export,
+    load_pipeline,
+    render_airflow,
+    render_argo,
+)
 from nbops.errors import ConfigError
 from tests.conftest import ROOT, Project, build_env
 
-AIRFLOW_PYTHON = ROOT / ".venv-airflow" / "bin" / "python"
+#: ``make airflow-env``'s venv; NBOPS_AIRFLOW_VENV points at another (e.g. in a worktree).
+AIRFLOW_PYTHON = (
+    Path(os.environ.get("NBOPS_AIRFLOW_VENV") or ROOT / ".venv-airflow") / "bin" / "python"
+)
+
+#: A project folder and task names that are Python, Jinja, Argo and shell syntax: the
+#: exported files must treat them as data.
+HOSTILE_PROJECT = '/srv/it\'s """{{ 7*7 }}""" $(touch pwned) `touch pwned` \\x.sh'
+HOSTILE_TASKS: dict[str, tuple[str, ...]] = {
+    "ingest {{ 7*7 }}": (),
+    "train-{% raw %}$(touch pwned)'\"{#": ("ingest {{ 7*7 }}",),
+    "evaluate {{=sprig.env('HOME')}}": ("train-{% raw %}$(touch pwned)'\"{#",),
+}
+#: Stands in for Ploomber: prints the arguments it gets, one a line.
+ECHO_ARGS = "printf '%s\\n'"
 
 #: The reference pipeline as Ploomber runs it: each task and what it depends on (the
 #: notebooks' parameters cells), with the grid over env.yaml's train.models expanded.
@@ -64,6 +87,9 @@ print(json.dumps({
                     "downstream": sorted(t.downstream_task_ids),
                     "bash_command": t.bash_command,
                     "cwd": t.cwd,
+                    # what runs: the fields after Airflow's Jinja rendering
+                    "rendered_command": t.render_template(t.bash_command, {}),
+                    "rendered_cwd": t.render_template(t.cwd, {}),
                     "retries": t.retries,
                 }
                 for t in dag.tasks
@@ -255,6 +281,44 @@ def test_airflow_dagbag_loads_the_exported_dags(project: Project, tmp_path: Path
     assert {t["retries"] for t in daily_tasks.values()} == {2}
 
 
+def run_echo(command: str, cwd: Path) -> list[str]:
+    """The arguments ``command`` (a shell line starting with ECHO_ARGS) passes."""
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def test_airflow_dag_treats_paths_and_task_names_as_data(tmp_path: Path) -> None:
+    pipeline = Pipeline(root=Path(HOSTILE_PROJECT), name="hostile", upstream=HOSTILE_TASKS)
+    source = render_airflow(pipeline, ploomber=ECHO_ARGS)
+
+    compile(source, "hostile.py", "exec")
+    assert HOSTILE_PROJECT in (ast.get_docstring(ast.parse(source)) or "")
+
+    python = airflow_python()
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "hostile.py").write_text(source)
+    out = run_airflow(
+        [str(python), "-c", DAGBAG_SCRIPT, str(dags)],
+        airflow_env(tmp_path / "airflow", dags),
+        timeout=180,
+    )
+    seen = json.loads(out.strip().splitlines()[-1])
+    assert seen["import_errors"] == {}
+    tasks = seen["dags"]["hostile"]["tasks"]
+    assert len(tasks) == len(HOSTILE_TASKS) + 1
+    assert {t["rendered_cwd"] for t in tasks.values()} == {HOSTILE_PROJECT}
+
+    work = tmp_path / "work"
+    work.mkdir()
+    ran = sorted(run_echo(t["rendered_command"], work) for t in tasks.values())
+    assert ran == sorted(
+        [["build"]] + [["build", "--partially", name, "--skip-upstream"] for name in HOSTILE_TASKS]
+    )
+    assert list(work.iterdir()) == []  # no $(touch pwned) ran
+
+
 def test_an_exported_task_runs_in_airflow_and_records_a_run(
     project: Project, tmp_path: Path
 ) -> None:
@@ -293,6 +357,34 @@ def test_argo_workflow_mirrors_the_pipeline(project: Project, tmp_path: Path) ->
     args = {t["name"]: t["arguments"]["parameters"][0]["value"] for t in dag["tasks"]}
     assert args["train-linear"] == "build --partially train-linear --skip-upstream"
     assert args[RECORD_TASK] == "build"
+
+
+def test_argo_workflow_treats_task_names_as_data(tmp_path: Path) -> None:
+    pipeline = Pipeline(root=Path(HOSTILE_PROJECT), name="hostile", upstream=HOSTILE_TASKS)
+    text = render_argo(pipeline, ploomber=ECHO_ARGS)
+    manifest = yaml.safe_load(text)
+
+    assert text.splitlines()[0].startswith("# ")  # the path did not break the header
+    template = manifest["spec"]["templates"][1]["container"]["args"][0]
+    assert template == f"{ECHO_ARGS} {{{{inputs.parameters.args}}}}"
+    steps = manifest["spec"]["templates"][0]["dag"]["tasks"]
+    values = [step["arguments"]["parameters"][0]["value"] for step in steps]
+    # Argo reads every {{ in a step's arguments as an expression: none may reach it.
+    assert [v for v in values if "{{" in v or "}}" in v] == []
+    # What the step's `sh -c` runs once Argo put the value in the template.
+    ran = [run_echo(template.replace("{{inputs.parameters.args}}", v), tmp_path) for v in values]
+    assert ran == [
+        *(["build", "--partially", name, "--skip-upstream"] for name in HOSTILE_TASKS),
+        ["build"],
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("option", ["project_dir", "ploomber", "image"])
+def test_argo_refuses_template_braces_it_cannot_escape(option: str) -> None:
+    pipeline = Pipeline(root=Path("/srv/churn"), name="churn", upstream={"ingest": ()})
+    with pytest.raises(ConfigError, match=rf"{option} .* holds '{{{{', which Argo would read"):
+        render_argo(pipeline, **{option: "/srv/{{ x }}"})  # type: ignore[arg-type]
 
 
 def test_argo_with_a_schedule_is_a_cron_workflow(project: Project) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import nbformat
 import pytest
@@ -362,3 +364,40 @@ def test_copied_reports_load_nothing_from_the_network(site: Path, builds: Builds
     assert reports
 
     assert [p.name for p in reports if REMOTE_RESOURCE.search(p.read_text())] == []
+
+
+@pytest.mark.parametrize("task", ["../../../escaped", "TMP/absolute", "..", "a/b\\c"])
+def test_site_keeps_reports_inside_out_whatever_the_task_name(tmp_path: Path, task: str) -> None:
+    # The store is input: a task name read from a crafted (or hostile) run record must
+    # not choose where `nbops report` writes.
+    task = task.replace("TMP", str(tmp_path))
+    root = tmp_path / "project"
+    files = write_notebook(root / "products", "evil", ingest_cells())
+    store = Store(root)
+    store.publish(
+        make_record(
+            root,
+            "build-evil",
+            T0,
+            trigger="manual",
+            dirty=False,
+            max_iter=30,
+            roc_auc=0.8,
+            tasks=[TaskRecord(task, EXECUTED, duration_s=1.0, files=files)],
+        )
+    )
+    before = {p for p in tmp_path.rglob("*") if "site" not in p.parts}
+    out = tmp_path / "site" / "nbops-report"
+
+    index = write_site(store, out)
+
+    written = {p for p in tmp_path.rglob("*") if "site" not in p.parts} - before
+    assert [p for p in written if ".nbops" not in p.parts and "mlruns" not in p.parts] == []
+    (run_dir,) = (out / "runs").iterdir()
+    run_page = run_dir / "index.html"
+    (report,) = [p for p in run_dir.iterdir() if p.name != "index.html"]
+    assert report.parent == run_dir
+    link = next(h for h in hrefs(run_page) if h.endswith(".html") and "index" not in h)
+    assert (run_dir / unquote(link)).resolve() == report.resolve()
+    assert html.escape(task) in run_page.read_text()  # the name is shown as it is
+    assert index.is_file()

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import html
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import nbconvert
 import nbformat
 import pytest
 from nbconvert import HTMLExporter
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from nbops.reports.exporter import ReportExporter, notebook_title, render_html
-from tests.reports.conftest import REMOTE_RESOURCE
+from tests.reports.conftest import REMOTE_RESOURCE, png
 
 #: The inlined stylesheet of a report: JupyterLab's is about 257 KB.
 CSS_BUDGET = 40_000
@@ -83,3 +85,76 @@ def test_the_template_is_the_package_s_whatever_the_working_directory(
 )
 def test_a_report_is_titled_by_its_first_heading(cells, title):
     assert notebook_title(new_notebook(cells=cells)) == title
+
+
+# -- what outputs put into the page ------------------------------------------------------
+
+XSS = "<img src=x onerror=alert(1)>"
+#: An element that runs script, an event-handler attribute, a javascript: URL.
+RUNS_SCRIPT = re.compile(
+    r"<script\b(?![^>]*application/vnd\.jupyter)|<[^>]*\son\w+\s*="
+    r"|<[^>]*\s(?:href|src)\s*=\s*[\"']?\s*javascript:",
+    re.I,
+)
+
+
+def payload_notebook() -> Any:
+    """Outputs as a notebook holds them after displaying data that carries HTML/JS: a
+    pandas table, Markdown that interpolated a value unescaped, raw HTML, JavaScript,
+    an SVG, and a plot."""
+    table = (
+        "<div>\n<style scoped>\n.dataframe tbody tr th {vertical-align: top;}\n</style>\n"
+        '<table border="1" class="dataframe">\n<thead>\n<tr style="text-align: right;">\n'
+        f"<th></th>\n<th>{html.escape(XSS)}</th>\n</tr>\n</thead>\n<tbody>\n"
+        f"<tr>\n<th>0</th>\n<td>{html.escape(XSS)}</td>\n</tr>\n</tbody>\n</table>\n</div>"
+    )
+    outputs = [
+        new_output("display_data", data={"text/html": table, "text/plain": "frame"}),
+        new_output(
+            "display_data",
+            data={
+                "text/markdown": f"Worst slice **{XSS}** <script>alert(2)</script> "
+                "[more](javascript:alert(3)) <a href='javascript:alert(4)'>a</a>",
+                "text/plain": "<Markdown>",
+            },
+        ),
+        new_output(
+            "display_data",
+            data={
+                "text/html": '<div onclick="alert(5)"><svg onload="alert(6)"></svg>'
+                '<img src="http://example.com/pixel.png"><iframe src="javascript:alert(7)">'
+                "</iframe></div>",
+                "text/plain": "<HTML>",
+            },
+        ),
+        new_output("display_data", data={"application/javascript": "alert(8)"}),
+        new_output(
+            "display_data",
+            data={"image/svg+xml": '<svg xmlns="http://www.w3.org/2000/svg" onload="alert(9)"/>'},
+        ),
+        new_output("display_data", data={"image/png": png(), "text/plain": "<Figure>"}),
+    ]
+    return new_notebook(
+        cells=[
+            new_markdown_cell("# Payloads"),
+            new_code_cell("show(data)", execution_count=1, outputs=outputs),
+        ]
+    )
+
+
+def test_a_report_runs_nothing_that_outputs_carry() -> None:
+    stock, _ = HTMLExporter().from_notebook_node(payload_notebook())
+    assert RUNS_SCRIPT.search(stock[stock.index("<main") :]), "nbconvert passes them through"
+
+    page, _ = ReportExporter().from_notebook_node(payload_notebook())
+    body = page[page.index("<main") :]
+
+    assert [m.group(0) for m in RUNS_SCRIPT.finditer(body)] == []
+    assert "<iframe" not in body and "http://example.com" not in body
+    # What the outputs show stays: the table (with the value as text), the plot, the
+    # Markdown's formatting, and markup that is not allowed shown as text.
+    assert '<table border="1" class="dataframe">' in body
+    assert f"<td>{html.escape(XSS)}</td>" in body
+    assert body.count('src="data:image/png;base64,') == 1
+    assert "<strong>" in body
+    assert ".dataframe tbody" not in body, "the table's stylesheet is dropped, not shown"

@@ -6,6 +6,7 @@ and returns plain text or files; the CLI only prints.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import re
@@ -15,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from nbops.tracking.store import Store, embedded_builds, tracking_uri
 
@@ -202,6 +204,31 @@ def diff_runs(store: Store, ref_a: str, ref_b: str) -> str:
     return "\n".join(lines)
 
 
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def _safe_name(name: str) -> str:
+    """``name`` (a task name or run id read from the store) as one plain file name.
+
+    The store is input like any other: a task named ``../../x`` must not write outside
+    the site's folder. Names that are already plain stay as they are; any other gets
+    its unsafe characters replaced and a short hash of the original, so two different
+    names never share a file.
+    """
+    cleaned = _UNSAFE_NAME.sub("_", name).strip(".") or "_"
+    if cleaned == name:
+        return name
+    return f"{cleaned[:80]}-{hashlib.sha256(name.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+
+
+def _inside(folder: Path, name: str, suffix: str = "") -> Path:
+    """``folder / (_safe_name(name) + suffix)``, checked to be inside ``folder``."""
+    path = folder / (_safe_name(name) + suffix)
+    if path.resolve().parent != folder.resolve():
+        raise ValueError(f"{name!r} would be written outside {folder}")  # safe_name prevents it
+    return path
+
+
 def _num(value: float | None) -> str:
     return "(absent)" if value is None else f"{value:.6g}"
 
@@ -236,7 +263,7 @@ def _task_notebooks(store: Store, run_id: str, dest: Path) -> dict[str, Path]:
             continue
         notebook = next((e.path for e in entries if e.path.endswith(".ipynb")), None)
         if task and notebook:
-            found[task] = store.download(source, notebook, dest / task)
+            found[task] = store.download(source, notebook, _inside(dest, task))
     return found
 
 
@@ -297,14 +324,14 @@ def write_site(store: Store, out: Path, *, limit: int = 50) -> Path:
     rows = []
     for run in runs:
         tags = run.data.tags
-        run_dir = out / "runs" / run.info.run_id
+        run_dir = _inside(out / "runs", run.info.run_id)
         _write_run_page(store, run, run_dir)
         metrics = ", ".join(
             f"{m} {run.data.metrics[m]:.4f}" for m in KEY_METRICS if m in run.data.metrics
         )
         status = tags.get("nbops.status", run.info.status)
         rows.append(
-            f'<tr><td><a href="runs/{run.info.run_id}/index.html"><code>{run.info.run_id[:12]}</code></a></td>'
+            f'<tr><td><a href="runs/{quote(run_dir.name)}/index.html"><code>{html.escape(run.info.run_id[:12])}</code></a></td>'
             f"<td>{_when(run.info.start_time)}</td><td>{html.escape(tags.get('nbops.trigger', '-'))}</td>"
             f'<td class="{html.escape(status)}">{html.escape(status)}</td><td><code>{html.escape(_commit(tags))}</code></td>'
             f"<td><code>{html.escape(tags.get('data.content_hash', '')[7:19])}</code></td><td>{html.escape(metrics)}</td></tr>"
@@ -350,8 +377,8 @@ def _write_run_page(store: Store, run: Any, run_dir: Path) -> None:
         if report:
             with tempfile.TemporaryDirectory() as tmp:
                 downloaded = store.download(source, report, Path(tmp))
-                shutil.copyfile(downloaded, run_dir / f"{task}.html")
-            link = f'<a href="{html.escape(task)}.html">report</a>' + (
+                shutil.copyfile(downloaded, _inside(run_dir, task, ".html"))
+            link = f'<a href="{quote(_safe_name(task))}.html">report</a>' + (
                 " (from the producing build)" if source != child.info.run_id else ""
             )
         dur = child.data.metrics.get("duration_s")
@@ -382,7 +409,7 @@ def _write_run_page(store: Store, run: Any, run_dir: Path) -> None:
     status = tags.get("nbops.status", run.info.status)
     body = (
         '<p><a href="../../index.html">← all builds</a></p>'
-        f'<h1>Build <code>{run.info.run_id[:12]}</code> — <span class="{html.escape(status)}">{html.escape(status)}</span></h1>'
+        f'<h1>Build <code>{html.escape(run.info.run_id[:12])}</code> — <span class="{html.escape(status)}">{html.escape(status)}</span></h1>'
         "<table>"
         f"<tr><th>started</th><td>{_when(run.info.start_time)}</td></tr><tr><th>ended</th><td>{_when(run.info.end_time)}</td></tr>"
         f"<tr><th>trigger</th><td>{html.escape(tags.get('nbops.trigger', '-'))}</td></tr>"
@@ -407,7 +434,7 @@ def _link_reports(run_dir: Path, tasks: list[Any], *, status: str, title: str) -
     from nbops.reports.page import offline, set_nav
     from nbops.reports.site import Site, nav_html
 
-    reports = {t.name: run_dir / f"{t.name}.html" for t in tasks}
+    reports = {t.name: _inside(run_dir, t.name, ".html") for t in tasks}
     reports = {name: path for name, path in reports.items() if path.is_file()}
     site = Site(run_dir / "index.html", title, tasks, reports)
     for path in reports.values():

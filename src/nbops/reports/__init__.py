@@ -2,12 +2,16 @@
 
 What lives here, and what each module may import:
 
+- ``markup``: :func:`md`, :func:`md_code`, :func:`html_text`, which turn a data value
+  into text for Markdown or HTML (wrap every value from data that notebooks or nbops
+  put into Markdown or HTML). Standard library only.
 - ``css``, ``page``: pure text operations on a rendered page (prune the inlined
   stylesheet to what the page uses, set the navigation bar, drop network loads).
   Standard library and tinycss2 only.
 - ``exporter``: the nbconvert exporter every pipeline task renders its report with
   (``nbconvert_exporter_name: {html: nbops.reports.ReportExporter}`` in
-  ``pipeline.yaml``) and its template (``templates/nbops``). nbconvert only.
+  ``pipeline.yaml``) and its template (``templates/nbops``); it also sanitises what
+  cell outputs put into the page. nbconvert (and its bleach) only.
 - ``site``: the build summary page and the navigation bar of each report, written by
   the build hooks (:mod:`nbops.build.hooks`) from the build record. No MLflow, no
   Ploomber.
@@ -19,7 +23,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ReportExporter"]
+from nbops.reports.markup import html_text, md, md_code
+
+__all__ = ["ReportExporter", "html_text", "md", "md_code"]
 
 
 def __getattr__(name: str) -> Any:

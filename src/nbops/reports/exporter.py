@@ -11,27 +11,110 @@ in this package (``templates/nbops``: the lab template without the require.js, M
 Mermaid and widget scripts it would load from CDNs) and the inlined stylesheet pruned to
 the rules the page uses (:func:`nbops.reports.page.slim_styles`). Reports stay single
 self-contained files: they open offline, from an MLflow artifact or a CI artifact.
+
+What cell outputs put into the page is sanitised (:func:`clean_html`): a report is read
+by people who did not run it (from MLflow, ``nbops report``, CI artifacts), and outputs
+carry data, so a value that slipped through unescaped must not become a script. No
+scripts, no event-handler attributes, no ``javascript:`` links, images only embedded;
+tables, plots and formatting stay as they were.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import bleach
+from bleach.css_sanitizer import ALLOWED_CSS_PROPERTIES, CSSSanitizer
 from nbconvert import HTMLExporter
 from traitlets import default
 
 from nbops.reports.page import slim_styles
 
-__all__ = ["TEMPLATES", "ReportExporter", "notebook_title", "render_html"]
+__all__ = ["TEMPLATES", "ReportExporter", "clean_html", "notebook_title", "render_html"]
 
 #: The folder holding the ``nbops`` nbconvert template.
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
+#: What an output may keep: formatting, tables (pandas), lists, links, embedded images.
+_TAGS = frozenset(
+    {
+        *bleach.ALLOWED_TAGS,
+        *("p", "div", "span", "br", "hr", "pre", "code", "kbd", "samp", "var", "small"),
+        *("sub", "sup", "mark", "del", "ins", "s", "u", "q", "cite", "dfn", "time"),
+        *("h1", "h2", "h3", "h4", "h5", "h6", "dl", "dt", "dd", "details", "summary"),
+        *("table", "thead", "tbody", "tfoot", "tr", "th", "td", "caption", "colgroup"),
+        *("col", "img", "figure", "figcaption", "center", "font"),
+    }
+)
+_ATTRIBUTES_ANYWHERE = frozenset(
+    {"class", "id", "title", "style", "align", "valign", "dir", "lang", "data-mime-type"}
+)
+_ATTRIBUTES = {
+    "a": {"href", "rel", "name"},
+    "img": {"src", "alt", "width", "height"},
+    "table": {"border", "cellpadding", "cellspacing", "width"},
+    "th": {"colspan", "rowspan", "scope", "width"},
+    "td": {"colspan", "rowspan", "width"},
+    "col": {"span", "width"},
+    "colgroup": {"span", "width"},
+    "ol": {"start", "type"},
+    "details": {"open"},
+    "font": {"color", "size"},
+}
+# Removed with their content: the text of a script or stylesheet is not worth showing.
+_CODE_ELEMENTS = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>", re.S | re.I)
+_EMBEDDED_IMAGE = re.compile(r"data:image/(png|jpeg|gif|webp|svg\+xml)[;,]", re.I)
+
+
+def _allowed(tag: str, name: str, value: str) -> bool:
+    if name not in _ATTRIBUTES_ANYWHERE and name not in _ATTRIBUTES.get(tag, ()):
+        return False
+    if tag == "img" and name == "src":
+        # Embedded only: a report opens offline, and a remote image is a tracking pixel.
+        return bool(_EMBEDDED_IMAGE.match(value.strip()))
+    if name == "href":
+        # bleach allows data: for images; a link to a data: page is a page of the data's
+        return not value.strip().lower().startswith("data:")
+    return True
+
+
+_CLEANER = bleach.Cleaner(
+    tags=_TAGS,
+    attributes=_allowed,
+    protocols={"http", "https", "mailto", "data"},
+    strip=False,  # other markup is shown as text: a value that looks like HTML stays visible
+    strip_comments=True,
+    css_sanitizer=CSSSanitizer(allowed_css_properties=ALLOWED_CSS_PROPERTIES),
+)
+
+
+def clean_html(fragment: Any) -> str:
+    """``fragment`` (HTML from a cell: an output, rendered Markdown, highlighted code)
+    without anything that runs: scripts and stylesheets dropped, other elements not on
+    the allow-list shown as text, event-handler attributes and ``javascript:`` URLs
+    removed, images only embedded ones. Replaces nbconvert's ``clean_html`` filter,
+    which escapes pandas' tables."""
+    text = fragment.decode() if isinstance(fragment, bytes) else str(fragment)
+    return _CLEANER.clean(_CODE_ELEMENTS.sub("", text))
+
+
 class ReportExporter(HTMLExporter):
-    """HTML report: the lab look, offline, with only the CSS the page uses."""
+    """HTML report: the lab look, offline, with only the CSS the page uses, and what
+    cells output sanitised."""
+
+    @default("sanitize_html")
+    def _sanitize_html_default(self) -> bool:
+        # The lab template then passes outputs and Markdown through ``clean_html`` (ours,
+        # see default_filters) and drops application/javascript outputs.
+        return True
+
+    def default_filters(self) -> Iterator[tuple[str, Any]]:
+        yield from super().default_filters()
+        yield ("clean_html", clean_html)
 
     @default("template_name")
     def _template_name_default(self) -> str:

@@ -63,6 +63,7 @@ MAX_METRICS = 16
 #: Shown first, in this order, when present.
 _FIRST_METRICS = ("roc_auc", "pr_auc", "f1", "accuracy", "log_loss", "rmse", "mae", "r2")
 _IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml")
+_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 _STATUS_TEXT = {
     EXECUTED: "executed",
     FAILED: "failed",
@@ -205,7 +206,10 @@ def notebook_plots(
             value = "".join(data[mime]) if isinstance(data[mime], list) else str(data[mime])
             if mime == "image/svg+xml":
                 value = base64.b64encode(value.encode()).decode()
-            plots.append(Plot(task, mime, "".join(value.split()), heading, cell.get("id")))
+            value = "".join(value.split())
+            if not _BASE64.fullmatch(value):
+                continue  # not an image: it goes into an attribute of the page, as is
+            plots.append(Plot(task, mime, value, heading, cell.get("id")))
     return plots
 
 
@@ -301,7 +305,8 @@ def _facts(record: BuildRecord, failed: list[TaskRecord]) -> str:
     if record.data.get("content_hash"):
         data = f"<code>{html.escape(record.data['content_hash'])}</code>"
         if record.data.get("rows") is not None:
-            data += f" ({record.data['rows']} rows × {record.data.get('columns', '?')} columns)"
+            rows, columns = record.data["rows"], record.data.get("columns", "?")
+            data += f" ({html.escape(str(rows))} rows × {html.escape(str(columns))} columns)"
     state = html.escape(record.status.lower())
     if failed:
         state += ": " + ", ".join(f"task {html.escape(t.name)} failed" for t in failed)
