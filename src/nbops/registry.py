@@ -13,8 +13,12 @@ audit trail: one run per change in the ``nbops-audit`` experiment (who, when, wh
 version, from which build run) plus tags on the version. Changes take a lock so two
 processes promoting at once leave the aliases consistent.
 
-Models are stored with skops (no arbitrary code runs on load; nbops' own transformer
-types are the only trusted additions) and loading by alias checks the recorded SHA-256.
+Models are stored with skops and loading by alias checks the recorded SHA-256. skops
+builds objects by calling the classes a file names, so what a file may name decides
+what loading can run: a model trusts an exact list of classes, recorded when it was
+saved inside ``model.skops`` itself (so the registered hash covers it) and intersected
+with nbops' own exact allow-list (:data:`TRUSTED_CLASSES`). Never a module prefix:
+``numpy.`` would trust ``numpy.testing``'s ``runstring``, which executes a string.
 """
 
 from __future__ import annotations
@@ -23,10 +27,13 @@ import contextlib
 import fcntl
 import getpass
 import hashlib
+import io
+import json
 import os
 import shutil
 import tempfile
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +46,8 @@ from nbops.tracking.store import Store, local_store_dir
 __all__ = [
     "AUDIT_EXPERIMENT",
     "ROLES",
+    "TRUSTED_CLASSES",
+    "TRUSTED_FUNCTIONS",
     "Registry",
     "actor",
     "load_skops",
@@ -49,8 +58,44 @@ __all__ = [
 AUDIT_EXPERIMENT = "nbops-audit"
 ROLES = ("champion", "challenger", "previous")
 MODEL_FILE = "model.skops"
-#: Type prefixes skops may load besides its own safe set: scikit-learn, numpy and nbops' features.
-_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "nbops.features.")
+#: The classes a model may name besides skops' own safe set (which covers scikit-learn's
+#: public estimators): exact names of what nbops' model families and feature pipeline
+#: hold, scikit-learn internals they need and numpy's dtype and array types.
+TRUSTED_CLASSES = frozenset(
+    {
+        "nbops.features.DatetimeFeatures",
+        "numpy.dtype",
+        "numpy.ndarray",
+        "numpy.ma.MaskedArray",
+        "numpy.bool",
+        "numpy.bool_",
+        "numpy.float32",
+        "numpy.float64",
+        "numpy.int32",
+        "numpy.int64",
+        "numpy.str_",
+        "sklearn.compose._column_transformer.ColumnTransformer",
+        "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+        "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+        "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "sklearn.impute._base.SimpleImputer",
+        "sklearn.linear_model._logistic.LogisticRegression",
+        "sklearn.linear_model._ridge.Ridge",
+        "sklearn.pipeline.Pipeline",
+        "sklearn.preprocessing._data.StandardScaler",
+        "sklearn.preprocessing._encoders.OneHotEncoder",
+        "sklearn.preprocessing._function_transformer.FunctionTransformer",
+        "sklearn.preprocessing._target_encoder.TargetEncoder",
+    }
+)
+#: Functions a model may refer to (the ``func`` of the feature pipeline's
+#: FunctionTransformers): only as a reference, which skops fetches and never calls.
+TRUSTED_FUNCTIONS = frozenset({"nbops.features._to_float", "nbops.features._to_text"})
+#: The member of ``model.skops`` recording, at save time, the types the model holds.
+TRUST_RECORD = "nbops-trusted-types.json"
+#: The skops loader that fetches a function without calling it.
+_REFERENCE = "FunctionNode"
 
 
 def actor() -> str:
@@ -78,8 +123,9 @@ def save_release_model(
 ) -> dict[str, Any]:
     """Save ``model`` as an MLflow model folder with skops, a signature and an input example.
 
-    The trusted types are computed from the model and limited to scikit-learn, numpy and
-    nbops' feature transformers; anything else is refused.
+    The types the model holds beyond skops' safe set must be on nbops' exact allow-list
+    (anything else is refused); they are recorded inside ``model.skops`` so loading
+    trusts exactly them, and the file's hash covers the record.
     """
     import mlflow.sklearn
     import skops.io as sio
@@ -88,8 +134,9 @@ def save_release_model(
     path = Path(path)
     if path.exists():
         shutil.rmtree(path)
-    untrusted = sio.get_untrusted_types(data=sio.dumps(model))
-    foreign = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
+    dumped = sio.dumps(model)
+    untrusted = sio.get_untrusted_types(data=dumped)
+    foreign = _refused(_schema(zipfile.ZipFile(io.BytesIO(dumped))), untrusted, recorded=None)
     if foreign:
         raise ReleaseError(
             f"The model contains types nbops will not trust on load: {', '.join(foreign)}. Use scikit-learn estimators and nbops' feature pipeline."
@@ -109,6 +156,8 @@ def save_release_model(
         serialization_format="skops",
         skops_trusted_types=untrusted,
     )
+    with zipfile.ZipFile(path / MODEL_FILE, "a") as archive:
+        archive.writestr(TRUST_RECORD, json.dumps({"trusted_types": sorted(untrusted)}))
     seconds = time.perf_counter() - started
     for name, file in (extra_files or {}).items():
         shutil.copyfile(file, path / name)
@@ -121,16 +170,67 @@ def save_release_model(
 
 
 def load_skops(path: str | Path) -> Any:
-    """Load a skops file trusting only scikit-learn, numpy and nbops' feature types."""
+    """Load a skops file trusting exactly the types recorded in it at save time that are
+    also on nbops' allow-list; a file naming anything else is refused before any of it
+    is built. Files saved by nbops 0.1.0 record nothing: the allow-list alone decides."""
     import skops.io as sio
 
-    untrusted = sio.get_untrusted_types(file=str(path))
-    foreign = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
-    if foreign:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            schema = _schema(archive)
+            recorded = (
+                json.loads(archive.read(TRUST_RECORD))["trusted_types"]
+                if TRUST_RECORD in archive.namelist()
+                else None
+            )
+        untrusted = sio.get_untrusted_types(file=str(path))  # reads the schema, builds nothing
+    except (zipfile.BadZipFile, KeyError, TypeError, ValueError) as exc:
         raise ReleaseError(
-            f"Model file '{path}' contains types nbops does not trust: {', '.join(foreign)}. Refusing to load it."
+            f"Model file '{path}' is not a readable skops file ({type(exc).__name__}: {exc}). Re-register the model from its build."
+        ) from exc
+    refused = _refused(schema, untrusted, recorded=recorded)
+    if refused:
+        raise ReleaseError(
+            f"Model file '{path}' contains types nbops does not trust: {', '.join(refused)}. "
+            "Refusing to load it: nothing in it was run. The file may have been tampered with; "
+            "re-register the model from its build."
         )
     return sio.load(str(path), trusted=untrusted)
+
+
+def _schema(archive: zipfile.ZipFile) -> dict[str, Any]:
+    return json.loads(archive.read("schema.json"))
+
+
+def _uses(schema: Any) -> dict[str, set[str]]:
+    """Every type the schema names, with the skops loaders that would build it."""
+    found: dict[str, set[str]] = {}
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("__module__"), str) and isinstance(node.get("__class__"), str):
+                name = f"{node['__module__']}.{node['__class__']}"
+                found.setdefault(name, set()).add(str(node.get("__loader__")))
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+def _refused(schema: Any, untrusted: list[str], *, recorded: list[str] | None) -> list[str]:
+    """The types of ``untrusted`` nbops will not trust, each with the reason."""
+    uses = _uses(schema)
+    refused = []
+    for name in sorted(untrusted):
+        if name in TRUSTED_FUNCTIONS:
+            if uses.get(name, set()) - {_REFERENCE}:
+                refused.append(f"{name} (a function, called instead of referenced)")
+        elif name not in TRUSTED_CLASSES:
+            refused.append(f"{name} (not on nbops' list of model classes)")
+        if recorded is not None and name not in recorded:
+            refused.append(f"{name} (not recorded when the model was saved)")
+    return refused
 
 
 @dataclass(frozen=True)
