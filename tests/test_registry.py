@@ -193,7 +193,9 @@ def test_gate_promotions_move_champion_and_previous(
     assert changes == ["champion → v1"]
     assert roles(registry) == {"champion": "1", "challenger": None, "previous": None}
 
-    changes = registry.apply_gate(NAME, second, action="promote", summary="better", run_id=None)
+    changes = registry.apply_gate(
+        NAME, second, action="promote", summary="better", run_id=None, compared_with="1"
+    )
     assert changes == ["previous → v1", "champion → v2"]
     assert roles(registry) == {"champion": "2", "challenger": None, "previous": "1"}
     assert registry.versions(NAME)[1].tags["nbops.gate"] == "promote"

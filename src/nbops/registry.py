@@ -388,29 +388,142 @@ class Registry:
             run_id,
         )
 
-    def apply_gate(
-        self, name: str, version: str, *, action: str, summary: str, run_id: str | None
-    ) -> list[str]:
-        """Set aliases as the gate decided (promote, hold or reject) and audit it."""
-        self._tag(name, version, {"nbops.gate": action, "nbops.gate_summary": summary[:5000]})
-        if action == "promote":
-            return self._promote(
-                name, version, reason=summary, run_id=run_id, action="promote (gate)"
-            )
+    def release(
+        self,
+        name: str,
+        *,
+        build_id: str,
+        gate_run_id: str,
+        tags: dict[str, str],
+        action: str,
+        summary: str,
+        compared_with: str | None,
+        run_id: str,
+    ) -> dict[str, Any]:
+        """Register a build's model and apply its gate decision, once per build.
+
+        Under the model's lock: a version already registered for ``build_id`` (a
+        re-synced, half-published record) is reused, and one whose decision was applied
+        is left alone. The decision is applied as :meth:`apply_gate` does (compare-and-set
+        on the champion the gate compared against).
+        """
         with self._lock(name):
-            changes = []
-            if action == "hold":
-                self.client.set_registered_model_alias(name, "challenger", version)
-                changes.append(f"challenger → v{version}")
-            self._audit(
+            version = self._build_version(name, build_id)
+            if version is None:
+                version = self.register_uploaded(
+                    name,
+                    run_id=gate_run_id,
+                    tags={**tags, "nbops.build_id": build_id},
+                    description=summary[:5000],
+                )
+            elif version.tags.get("nbops.gate"):
+                self._tag(name, version.version, {"nbops.build_run": run_id})
+                return {
+                    "name": name,
+                    "version": version.version,
+                    "action": version.tags["nbops.gate"],
+                    "changes": [],
+                    "note": "released before (a re-published record): nothing moved",
+                }
+            else:
+                self._tag(name, version.version, {"nbops.build_run": run_id})
+            taken, changes, note = self._apply_gate(
+                name,
+                version.version,
+                action=action,
+                summary=summary,
+                run_id=run_id,
+                compared_with=compared_with,
+            )
+            return {
+                "name": name,
+                "version": version.version,
+                "action": taken,
+                "changes": changes,
+                "note": note,
+            }
+
+    def apply_gate(
+        self,
+        name: str,
+        version: str,
+        *,
+        action: str,
+        summary: str,
+        run_id: str | None,
+        compared_with: str | None = None,
+    ) -> list[str]:
+        """Set aliases as the gate decided (promote, hold or reject) and audit it.
+
+        A promotion is a compare-and-set: it happens only if the champion is still
+        ``compared_with``, the version the gate compared against (None: there was no
+        champion, so by default only a first champion is promoted). Otherwise the decision is stale (another release came first) and the
+        version is held as challenger with an audit note saying why, never promoted.
+        """
+        with self._lock(name):
+            return self._apply_gate(
                 name,
                 version,
-                action=f"{action} (gate)",
-                reason=summary,
+                action=action,
+                summary=summary,
                 run_id=run_id,
-                changes=changes,
+                compared_with=compared_with,
+            )[1]
+
+    def _apply_gate(
+        self,
+        name: str,
+        version: str,
+        *,
+        action: str,
+        summary: str,
+        run_id: str | None,
+        compared_with: str | None,
+    ) -> tuple[str, list[str], str]:
+        note = ""
+        if action == "promote":
+            champion = self.alias(name, "champion")
+            current = champion.version if champion else None
+            if current == (str(compared_with) if compared_with is not None else None):
+                changes = self._move_champion(
+                    name, version, reason=summary, run_id=run_id, action="promote (gate)"
+                )
+                # Tagged last: the tag marks the decision as applied (see :meth:`release`).
+                self._tag(
+                    name, version, {"nbops.gate_summary": summary[:5000], "nbops.gate": action}
+                )
+                return action, changes, note
+            action = "hold"
+            note = (
+                f"Held as challenger, not promoted: the gate compared it with {_named(compared_with)}, "
+                f"but the champion is now {_named(current)} (released after the gate decided), so "
+                f"the decision is stale. Build again to compare with v{current}"
+                if current
+                else f"Held as challenger, not promoted: the gate compared it with {_named(compared_with)}, "
+                "but there is no champion now, so the decision is stale. Build again"
             )
-            return changes
+            note += f", or approve it: nbops promote {name} {version} --reason '...'."
+            summary = f"{note} Gate: {summary}"
+        changes = []
+        if action == "hold":
+            self.client.set_registered_model_alias(name, "challenger", version)
+            changes.append(f"challenger → v{version}")
+        self._audit(
+            name,
+            version,
+            action="hold (stale decision)" if note else f"{action} (gate)",
+            reason=summary,
+            run_id=run_id,
+            changes=changes,
+        )
+        self._tag(name, version, {"nbops.gate_summary": summary[:5000], "nbops.gate": action})
+        return action, changes, note
+
+    def _build_version(self, name: str, build_id: str) -> Version | None:
+        """The version registered for build ``build_id``, if any."""
+        return next(
+            (v for v in self.versions(name) if v.tags.get("nbops.build_id") == build_id), None
+        )
 
     def promote(self, name: str, version: str, *, reason: str) -> list[str]:
         """Manual approval: make ``version`` the champion (its predecessor becomes previous)."""
@@ -419,7 +532,10 @@ class Registry:
                 "A promotion needs a reason: nbops promote NAME VERSION --reason '...'. It goes into the audit trail."
             )
         self._require_version(name, version)
-        return self._promote(name, version, reason=reason, run_id=None, action="promote (manual)")
+        with self._lock(name):
+            return self._move_champion(
+                name, version, reason=reason, run_id=None, action="promote (manual)"
+            )
 
     def rollback(self, name: str, *, reason: str) -> list[str]:
         """Bring back the previous champion; the current one loses the role."""
@@ -457,36 +573,36 @@ class Registry:
             )
             return changes
 
-    def _promote(
+    def _move_champion(
         self, name: str, version: str, *, reason: str, run_id: str | None, action: str
     ) -> list[str]:
-        with self._lock(name):
-            champion = self.alias(name, "champion")
-            if champion is not None and champion.version == version:
-                raise ReleaseError(
-                    f"Version {version} of '{name}' is already the champion; nothing to do."
-                )
-            changes = []
-            if champion is not None:
-                self.client.set_registered_model_alias(name, "previous", champion.version)
-                changes.append(f"previous → v{champion.version}")
-            self.client.set_registered_model_alias(name, "champion", version)
-            changes.append(f"champion → v{version}")
-            challenger = self.alias(name, "challenger")
-            if challenger is not None and challenger.version == version:
-                self.client.delete_registered_model_alias(name, "challenger")
-                changes.append("challenger → (none)")
-            self._tag(name, version, {"nbops.promoted": time.strftime("%Y-%m-%dT%H:%M:%S")})
-            self._audit(
-                name,
-                version,
-                action=action,
-                reason=reason,
-                run_id=run_id,
-                changes=changes,
-                replaced=champion.version if champion else "",
+        """Make ``version`` the champion; the caller holds the model's lock."""
+        champion = self.alias(name, "champion")
+        if champion is not None and champion.version == version:
+            raise ReleaseError(
+                f"Version {version} of '{name}' is already the champion; nothing to do."
             )
-            return changes
+        changes = []
+        if champion is not None:
+            self.client.set_registered_model_alias(name, "previous", champion.version)
+            changes.append(f"previous → v{champion.version}")
+        self.client.set_registered_model_alias(name, "champion", version)
+        changes.append(f"champion → v{version}")
+        challenger = self.alias(name, "challenger")
+        if challenger is not None and challenger.version == version:
+            self.client.delete_registered_model_alias(name, "challenger")
+            changes.append("challenger → (none)")
+        self._tag(name, version, {"nbops.promoted": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        self._audit(
+            name,
+            version,
+            action=action,
+            reason=reason,
+            run_id=run_id,
+            changes=changes,
+            replaced=champion.version if champion else "",
+        )
+        return changes
 
     def _require_model(self, name: str) -> None:
         if name not in self.models():
@@ -555,6 +671,10 @@ class Registry:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _named(version: str | None) -> str:
+    return f"champion v{version}" if version else "no champion"
 
 
 def describe_models(registry: Registry) -> str:

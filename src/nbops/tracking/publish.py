@@ -29,7 +29,7 @@ def publish_or_spool(record: BuildRecord, *, root: Path, quiet: bool = False) ->
     problem = reachability_problem(uri)
     if problem is None:
         try:
-            result = Store(root, uri=uri).publish(record)
+            result = _publish_and_release(Store(root, uri=uri), record)
         except Exception as exc:  # any store failure: keep the record, never fail the build
             problem = f"publishing to {uri} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             if "NBOPS_DEBUG" in __import__("os").environ:
@@ -71,10 +71,21 @@ def sync(root: Path) -> list[tuple[str, str]]:
     done = []
     for folder in folders:
         record = load_spooled(folder)
-        result = store.publish(record)
+        result = _publish_and_release(store, record)
         shutil.rmtree(folder)
         done.append((record.build_id, result["run_id"]))
     return done
+
+
+def _publish_and_release(store: Store, record: BuildRecord) -> dict[str, Any]:
+    """Record the build, then release its model: two calls, both safe to repeat, so a
+    record spooled after either failed is finished by ``nbops sync``. The release checks
+    that the champion is still the one the gate compared against, however late it runs."""
+    from nbops.release import release_build
+
+    result = store.publish(record)
+    released = release_build(record, published=result, store=store)
+    return {**result, "release": released} if released else result
 
 
 def _counts(record: BuildRecord) -> str:
