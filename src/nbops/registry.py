@@ -659,9 +659,11 @@ class Registry:
 
     @contextlib.contextmanager
     def _lock(self, name: str) -> Iterator[None]:
-        # One writer at a time per model on this machine. A shared server gets the same
-        # guarantee for processes on one host; see the README for the team-scale caveat.
-        folder = local_store_dir(self.root)
+        # One writer at a time per model and store on this machine: the lock lives with
+        # the store, so projects sharing one (a SQLite file, a server) share the lock. A
+        # shared server gets the guarantee for processes on one host; see the README for
+        # the team-scale caveat.
+        folder = _lock_folder(self.store.uri, self.root)
         folder.mkdir(parents=True, exist_ok=True)
         with open(
             folder / f"registry-{hashlib.sha1(name.encode()).hexdigest()[:12]}.lock", "w"
@@ -671,6 +673,16 @@ class Registry:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _lock_folder(uri: str, root: Path) -> Path:
+    """Where the registry locks of the store at ``uri`` live."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///") :]).resolve().parent
+    if "://" not in uri:  # a local folder store
+        return Path(uri).resolve() if uri else local_store_dir(root)
+    digest = hashlib.sha1(uri.encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"nbops-locks-{digest}"
 
 
 def _named(version: str | None) -> str:
