@@ -234,6 +234,36 @@ def test_a_rejected_model_gets_no_alias_but_is_tagged(
     assert registry.audit(NAME)[0]["action"] == "reject (gate)"
 
 
+def test_a_promotion_decided_against_another_champion_is_held_with_a_note(
+    registry: Registry, register: Callable[..., str]
+) -> None:
+    first, second, late = register(), register(), register()
+    registry.apply_gate(NAME, first, action="promote", summary="first", run_id=None)
+    registry.apply_gate(
+        NAME, second, action="promote", summary="beats v1", run_id=None, compared_with="1"
+    )
+
+    # This gate also compared with v1, but v2 was released in the meantime.
+    changes = registry.apply_gate(
+        NAME, late, action="promote", summary="beats v1 too", run_id="r3", compared_with="1"
+    )
+
+    assert changes == ["challenger → v3"]
+    assert roles(registry) == {"champion": "2", "challenger": "3", "previous": "1"}
+    entry = registry.audit(NAME)[0]
+    assert (entry["action"], entry["version"], entry["build_run"]) == (
+        "hold (stale decision)",
+        "3",
+        "r3",
+    )
+    assert entry["why"].startswith(
+        "Held as challenger, not promoted: the gate compared it with champion v1, "
+        "but the champion is now champion v2"
+    )
+    assert entry["why"].endswith("Gate: beats v1 too")
+    assert registry.versions(NAME)[2].tags["nbops.gate"] == "hold"
+
+
 # -- promote and rollback --------------------------------------------------------------
 
 
