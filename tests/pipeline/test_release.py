@@ -154,6 +154,7 @@ if folder and sys.argv and sys.argv[0].endswith("ploomber"):
 """
 
 
+@pytest.mark.timeout(1800)  # three builds, two of them side by side
 def test_two_builds_racing_on_one_store_promote_exactly_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
