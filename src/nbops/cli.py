@@ -242,11 +242,12 @@ def sync() -> None:
     Example:
       MLFLOW_TRACKING_URI=http://mlflow.internal:5000 nbops sync
     """
+    from nbops.release.prepare import release_build
     from nbops.tracking.publish import spool_dir
     from nbops.tracking.publish import sync as sync_records
 
     root = _project_root()
-    done = sync_records(root)
+    done = sync_records(root, release=release_build)
     if not done:
         click.echo(f"Nothing to sync: no spooled records in {spool_dir(root)}.")
     for build_id, run_id in done:

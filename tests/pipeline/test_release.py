@@ -4,9 +4,14 @@ MLflow Model Registry, `nbops models / promote / rollback`."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
+
+from tests.conftest import BIN, _copy_project, build_env
 
 pytestmark = pytest.mark.pipeline
 
@@ -31,8 +36,6 @@ def decision(project):
 @pytest.fixture(scope="module")
 def releases(tmp_path_factory):
     """A weak first model, then a clearly better one, then a weak one again."""
-    from tests.conftest import _copy_project
-
     project = _copy_project(tmp_path_factory.mktemp("release") / "churn")
     project.set_env(release={"floors": {"min_metric": 0.55}})
     outputs, decisions = [], []
@@ -123,3 +126,82 @@ def test_manual_policy_holds_the_challenger_until_approved(make_project):
     assert aliases(project) == {"champion": "1"}
     twice = project.nbops("promote", "churn", "1", "--reason", "again", check=False)
     assert twice.returncode == 1 and "already the champion" in twice.stderr
+
+
+#: Installed in both racing builds (a sitecustomize on their PYTHONPATH): the release
+#: step waits at a barrier until both builds reach it, so both gates have decided
+#: against the same champion before either releases.
+BARRIER = """
+import os, sys, time
+from pathlib import Path
+
+folder = os.environ.get("NBOPS_TEST_RELEASE_BARRIER")
+if folder and sys.argv and sys.argv[0].endswith("ploomber"):
+    import nbops.release.prepare
+
+    release_build = nbops.release.prepare.release_build
+
+    def at_the_barrier(record, **kwargs):
+        (Path(folder) / f"ready-{record.build_id}").touch()
+        deadline = time.monotonic() + 900
+        while len(list(Path(folder).glob("ready-*"))) < 2:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the other build never reached its release")
+            time.sleep(0.01)
+        return release_build(record, **kwargs)
+
+    nbops.release.prepare.release_build = at_the_barrier
+"""
+
+
+@pytest.mark.timeout(1800)  # three builds, two of them side by side
+def test_two_builds_racing_on_one_store_promote_exactly_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    (tmp_path / "store").mkdir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # one store for both projects (CI runners)
+    first, second = (_copy_project(tmp_path / side / "churn") for side in ("a", "b"))
+    first.build(*WEAK)  # a weak champion, v1, that both racers beat
+    client = MlflowClient(uri)
+    assert client.get_registered_model("churn").aliases == {"champion": 1}
+
+    barrier, site = tmp_path / "barrier", tmp_path / "site"
+    barrier.mkdir()
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(BARRIER)
+    env = build_env(
+        NBOPS_TEST_RELEASE_BARRIER=str(barrier),
+        PYTHONPATH=os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p),
+    )
+    racers = [
+        subprocess.Popen(
+            [str(BIN / "ploomber"), "build", *args],
+            cwd=project.root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for project, args in ((first, ("--force",)), (second, ()))
+    ]
+    outputs = [racer.communicate(timeout=1500) for racer in racers]
+    for racer, (out, err) in zip(racers, outputs, strict=True):
+        assert racer.returncode == 0, f"a racing build failed:\n{out[-4000:]}\n{err[-4000:]}"
+
+    assert len(list(barrier.glob("ready-*"))) == 2, "both builds reached the release"
+    decisions = [decision(project) for project in (first, second)]
+    assert [(d["action"], d["champion_version"]) for d in decisions] == [("promote", "1")] * 2
+    roles = {alias: str(v) for alias, v in client.get_registered_model("churn").aliases.items()}
+    assert sorted(roles) == ["challenger", "champion", "previous"] and roles["previous"] == "1"
+    winner, loser = roles["champion"], roles["challenger"]
+    assert {winner, loser} == {"2", "3"}
+    errors = [err for _, err in outputs]
+    promoted = [e for e in errors if f"gate: promote (previous → v1, champion → v{winner})." in e]
+    held = [
+        e for e in errors if f"gate: promote, hold (challenger → v{loser}). Held as challenger" in e
+    ]
+    assert len(promoted) == 1 and len(held) == 1, errors
+    note = client.get_model_version("churn", loser).tags["nbops.gate_summary"]
+    assert f"compared it with champion v1, but the champion is now champion v{winner}" in note
+    assert client.get_model_version("churn", loser).tags["nbops.gate"] == "hold"

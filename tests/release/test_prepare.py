@@ -1,10 +1,13 @@
 """What the gate notebook uses: both models' scores, slices, requirements, the model card,
-and finding the champion in the registry."""
+and finding the champion in the registry; the gate's decision file; the release step
+(register and move aliases, compare-and-set) against a real embedded MLflow store."""
 
 from __future__ import annotations
 
 import html
 import importlib.metadata
+import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,14 +17,16 @@ from sklearn.base import BaseEstimator
 
 from nbops.data.datasets import make_churn
 from nbops.data.target import TargetInfo, prepare_target
+from nbops.errors import ReleaseError
 from nbops.modeling.models import make_model
 from nbops.modeling.roles import infer_roles
-from nbops.release.gate import GatePolicy, decide, metric_value
+from nbops.release.gate import Check, GatePolicy, Interval, ReleaseDecision, decide, metric_value
 from nbops.release.prepare import (
     GateScores,
     find_champion,
     gate_scores,
     model_card,
+    release_build,
     release_requirements,
     slice_drops,
 )
@@ -30,6 +35,8 @@ from tests.conftest import free_port
 pytestmark = [
     pytest.mark.filterwarnings("ignore:`TargetEncoder.shuffle`:FutureWarning"),
     pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:Hint. Inferred schema contains integer:UserWarning"),
+    pytest.mark.filterwarnings("ignore:Operation with range is deprecated"),  # inside mlflow
 ]
 
 
@@ -285,3 +292,210 @@ def test_an_empty_store_has_no_champion_yet(project: Path) -> None:
     assert not champion.unknown
     assert champion.note == "There is no champion yet."
     assert (project / ".nbops" / "mlflow.db").is_file()  # found the project from the cwd
+
+
+# -- the gate's decision file ------------------------------------------------------------
+
+#: decision.json as nbops 0.1.0's gate notebook wrote it (a literal dict, before
+#: ReleaseDecision): spooled records of that version still release.
+DECISION_0_1_0 = {
+    "model_name": "churn",
+    "action": "promote",
+    "summary": "Promote to champion: the challenger is better with 95% confidence (...).",
+    "checks": [{"name": "comparison", "passed": True, "detail": "roc_auc difference +0.0300"}],
+    "interval": {"point": 0.03, "low": 0.01, "high": 0.05, "confidence": 0.95, "n": 1000},
+    "policy": {
+        "policy": "auto",
+        "primary_metric": "roc_auc",
+        "min_improvement": 0.0,
+        "confidence": 0.95,
+        "n_bootstrap": 1000,
+        "min_metric": None,
+        "max_slice_drop": None,
+        "max_latency_ms_per_row": None,
+        "seed": 42,
+    },
+    "champion_version": "3",
+    "metrics": {"roc_auc": 0.84},
+    "champion_metrics": {"roc_auc": 0.81},
+    "latency_ms_per_row": 0.02,
+    "model": {"sha256": "sha256:00", "save_seconds": 0.1, "trusted_types": ["numpy.dtype"]},
+}
+
+
+def test_the_decision_file_reads_what_the_gate_wrote_in_0_1_0() -> None:
+    decision = ReleaseDecision.from_dict(DECISION_0_1_0)
+
+    assert decision.champion_version == "3" and decision.policy.primary_metric == "roc_auc"
+    assert decision.checks == [Check("comparison", True, "roc_auc difference +0.0300")]
+    assert decision.interval == Interval(0.03, 0.01, 0.05, 0.95, 1000)
+    assert decision.to_dict() == DECISION_0_1_0
+
+
+def test_the_decision_file_round_trips_what_decide_returned() -> None:
+    policy = GatePolicy(min_metric=0.5)
+    decided = decide(policy, challenger_metric=0.8, interval=None)
+
+    written = ReleaseDecision.of(
+        decided, model_name="churn", policy=policy, champion_version=None, metrics={"roc_auc": 0.8}
+    ).to_dict()
+
+    assert json.loads(json.dumps(written)) == written  # plain JSON
+    assert written["action"] == "promote" and written["champion_version"] is None
+    assert ReleaseDecision.from_dict(written).to_dict() == written
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"policy": None}, r"The gate's decision lacks policy"),
+        ({"action": "ship it"}, r"has an unknown action 'ship it' \(promote, hold or reject\)"),
+    ],
+)
+def test_a_broken_decision_file_is_refused_with_the_fix(change: dict, message: str) -> None:
+    data = {k: v for k, v in {**DECISION_0_1_0, **change}.items() if v is not None}
+    with pytest.raises(ReleaseError, match=message):
+        ReleaseDecision.from_dict(data)
+
+
+# -- the release step: a compare-and-set on the gate's champion ----------------------------
+
+
+@pytest.fixture(scope="module")
+def model_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A release model folder, as the gate notebook saves it."""
+    from nbops.tracking.registry import save_release_model
+
+    frame = make_churn(200)
+    folder = tmp_path_factory.mktemp("gate") / "model"
+    save_release_model(
+        fit(frame, "churned", "classification"),
+        folder,
+        input_example=frame.drop(columns="churned").head(3),
+        pip_requirements=["scikit-learn"],
+    )
+    return folder
+
+
+def gate_record(
+    root: Path, build_id: str, model: Path, *, champion_version: str | None, started: float
+) -> object:
+    """The record of a build whose gate decided to promote, comparing with
+    ``champion_version`` (as the build hook assembles it)."""
+    from nbops.tracking.record import EXECUTED, BuildRecord, TaskRecord
+
+    decision = ReleaseDecision.from_dict(
+        {**DECISION_0_1_0, "champion_version": champion_version, "summary": f"{build_id} wins"}
+    )
+    gate = TaskRecord(
+        name="gate",
+        status=EXECUTED,
+        files={f"model/{f.name}": str(f) for f in model.iterdir()},
+    )
+    return BuildRecord(
+        build_id=build_id,
+        project=root.name,
+        root=str(root),
+        command=["ploomber", "build"],
+        trigger="manual",
+        started_at=started,
+        ended_at=started + 1,
+        status="FINISHED",
+        tasks=[gate],
+        release={"task": "gate", "decision": decision.to_dict()},
+    )
+
+
+def aliases(root: Path) -> dict[str, str]:
+    from nbops.tracking.registry import Registry
+
+    model = Registry(root).client.get_registered_model("churn")
+    return {alias: str(version) for alias, version in model.aliases.items()}
+
+
+def test_recording_a_build_releases_nothing(project: Path, model_folder: Path) -> None:
+    from nbops.tracking.registry import Registry
+    from nbops.tracking.store import Store
+
+    Store(project).publish(
+        gate_record(project, "b1", model_folder, champion_version=None, started=time.time())
+    )
+
+    assert Registry(project).models() == []
+
+
+def test_a_spooled_record_synced_after_another_release_is_held_not_promoted(
+    project: Path, model_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nbops.tracking.publish import publish_or_spool, spool_dir, sync
+    from nbops.tracking.registry import Registry
+
+    # Both gates saw no champion. The older build's record was spooled (store down);
+    # the newer one was recorded and released first.
+    old = gate_record(project, "old", model_folder, champion_version=None, started=time.time() - 60)
+    old.spool(spool_dir(project))
+    publish_or_spool(
+        gate_record(project, "new", model_folder, champion_version=None, started=time.time()),
+        root=project,
+        release=release_build,
+    )
+    assert aliases(project) == {"champion": "1"}
+
+    sync(project, release=release_build)
+
+    assert aliases(project) == {"champion": "1", "challenger": "2"}
+    registry = Registry(project)
+    held = registry.versions("churn")[1]
+    assert held.tags["nbops.build_id"] == "old" and held.tags["nbops.gate"] == "hold"
+    (entry, *_) = registry.audit("churn")
+    assert entry["action"] == "hold (stale decision)" and entry["version"] == "2"
+    assert (
+        "the gate compared it with no champion, but the champion is now champion v1" in entry["why"]
+    )
+    assert "nbops promote churn 2" in entry["why"]
+    err = capsys.readouterr().err
+    assert (
+        "registered churn version 2; gate: promote, hold (challenger → v2). Held as challenger"
+        in err
+    )
+
+
+def test_re_syncing_a_released_record_registers_and_moves_nothing(
+    project: Path, model_folder: Path
+) -> None:
+    from nbops.tracking.publish import publish_or_spool, spool_dir, sync
+    from nbops.tracking.registry import Registry
+    from nbops.tracking.store import Store
+
+    record = gate_record(project, "b1", model_folder, champion_version=None, started=time.time())
+    first = publish_or_spool(record, root=project, release=release_build)
+    # The build crashed after releasing but before its spooled copy was removed.
+    record.spool(spool_dir(project))
+
+    assert [build for build, _ in sync(project, release=release_build)] == ["b1"]
+
+    assert [v.version for v in Registry(project).versions("churn")] == ["1"]
+    assert aliases(project) == {"champion": "1"}
+    assert [b.info.run_id for b in Store(project).builds()] == [first["run_id"]]
+    assert [e["action"] for e in Registry(project).audit("churn")] == ["promote (gate)"]
+
+
+def test_a_half_published_record_is_replaced_and_released_once(
+    project: Path, model_folder: Path
+) -> None:
+    from nbops.tracking.publish import publish_or_spool
+    from nbops.tracking.registry import Registry
+    from nbops.tracking.store import Store
+
+    record = gate_record(project, "b1", model_folder, champion_version=None, started=time.time())
+    first = publish_or_spool(record, root=project, release=release_build)
+    store = Store(project)
+    store.client.delete_tag(first["run_id"], "nbops.published")  # as if it crashed before the end
+
+    again = publish_or_spool(record, root=project, release=release_build)
+
+    assert again["run_id"] != first["run_id"]
+    assert [b.info.run_id for b in store.builds()] == [again["run_id"]]
+    (version,) = Registry(project).versions("churn")
+    assert version.tags["nbops.build_run"] == again["run_id"]
+    assert aliases(project) == {"champion": "1"}

@@ -4,11 +4,15 @@ loading and the lock that keeps concurrent promotions consistent."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +29,13 @@ from nbops.data.datasets import make_churn
 from nbops.errors import ReleaseError
 from nbops.modeling.models import make_model
 from nbops.modeling.roles import infer_roles
-from nbops.release.prepare import release_requirements
+from nbops.release.prepare import find_champion, release_requirements
 from nbops.tracking.registry import (
+    TRUST_RECORD,
     Registry,
     actor,
     describe_models,
+    load_skops,
     model_sha256,
     save_release_model,
 )
@@ -43,6 +49,7 @@ pytestmark = [
 ]
 
 NAME = "churn"
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @dataclass
@@ -138,9 +145,11 @@ def test_the_release_model_is_an_mlflow_model_saved_with_skops(released: Release
 
     digest = hashlib.sha256((folder / "model.skops").read_bytes()).hexdigest()
     assert released.saved["sha256"] == model_sha256(folder) == f"sha256:{digest}"
-    assert all(
-        t.startswith(("sklearn.", "numpy.", "nbops.")) for t in released.saved["trusted_types"]
-    )
+    # The types loading will trust are recorded inside the hash-covered model file.
+    with zipfile.ZipFile(folder / "model.skops") as archive:
+        recorded = json.loads(archive.read(TRUST_RECORD))["trusted_types"]
+    assert recorded == sorted(released.saved["trusted_types"])
+    assert "nbops.modeling.features.DatetimeFeatures" in recorded
 
 
 def double(values: np.ndarray) -> np.ndarray:
@@ -187,7 +196,9 @@ def test_gate_promotions_move_champion_and_previous(
     assert changes == ["champion → v1"]
     assert roles(registry) == {"champion": "1", "challenger": None, "previous": None}
 
-    changes = registry.apply_gate(NAME, second, action="promote", summary="better", run_id=None)
+    changes = registry.apply_gate(
+        NAME, second, action="promote", summary="better", run_id=None, compared_with="1"
+    )
     assert changes == ["previous → v1", "champion → v2"]
     assert roles(registry) == {"champion": "2", "challenger": None, "previous": "1"}
     assert registry.versions(NAME)[1].tags["nbops.gate"] == "promote"
@@ -224,6 +235,36 @@ def test_a_rejected_model_gets_no_alias_but_is_tagged(
     assert version.tags["nbops.gate"] == "reject"
     assert version.tags["nbops.gate_summary"] == "Champion kept: CI [-0.01, +0.02]"
     assert registry.audit(NAME)[0]["action"] == "reject (gate)"
+
+
+def test_a_promotion_decided_against_another_champion_is_held_with_a_note(
+    registry: Registry, register: Callable[..., str]
+) -> None:
+    first, second, late = register(), register(), register()
+    registry.apply_gate(NAME, first, action="promote", summary="first", run_id=None)
+    registry.apply_gate(
+        NAME, second, action="promote", summary="beats v1", run_id=None, compared_with="1"
+    )
+
+    # This gate also compared with v1, but v2 was released in the meantime.
+    changes = registry.apply_gate(
+        NAME, late, action="promote", summary="beats v1 too", run_id="r3", compared_with="1"
+    )
+
+    assert changes == ["challenger → v3"]
+    assert roles(registry) == {"champion": "2", "challenger": "3", "previous": "1"}
+    entry = registry.audit(NAME)[0]
+    assert (entry["action"], entry["version"], entry["build_run"]) == (
+        "hold (stale decision)",
+        "3",
+        "r3",
+    )
+    assert entry["why"].startswith(
+        "Held as challenger, not promoted: the gate compared it with champion v1, "
+        "but the champion is now champion v2"
+    )
+    assert entry["why"].endswith("Gate: beats v1 too")
+    assert registry.versions(NAME)[2].tags["nbops.gate"] == "hold"
 
 
 # -- promote and rollback --------------------------------------------------------------
@@ -611,3 +652,173 @@ def test_serve_without_a_champion_is_one_paragraph_and_exit_1(
     assert result.exit_code == 1, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+# -- what loading trusts ---------------------------------------------------------------
+
+
+def craft(
+    model_file: Path, marker: Path, *, calls: str = "numpy.testing._private.utils.runstring"
+) -> None:
+    """Edit ``model_file`` as an attacker would: a node in its schema.json that makes skops
+    call ``calls`` with code creating ``marker`` while the model loads."""
+    with zipfile.ZipFile(model_file) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    schema = json.loads(members["schema.json"])
+    module, name = calls.rsplit(".", 1)
+
+    def node(cls: str, loader: str, ident: int, **rest: object) -> dict:
+        return {
+            "__class__": cls,
+            "__module__": "builtins",
+            "__loader__": loader,
+            "__id__": ident,
+            **rest,
+        }
+
+    code = f"import pathlib; pathlib.Path({str(marker)!r}).touch()"
+    arguments = [
+        node("str", "JsonNode", 2, content=json.dumps(code), is_json=True),
+        node("dict", "DictNode", 3, content={}, key_types=node("list", "ListNode", 4, content=[])),
+    ]
+    schema["content"]["content"]["memory"] = {
+        "__class__": name,
+        "__module__": module,
+        "__loader__": "ConstructorFromReduceNode",
+        "__id__": 1,
+        "content": node("tuple", "TupleNode", 5, content=arguments),
+    }
+    members["schema.json"] = json.dumps(schema).encode()
+    with zipfile.ZipFile(model_file, "w") as archive:
+        for member, data in members.items():
+            archive.writestr(member, data)
+
+
+@pytest.fixture
+def tampered(registry: Registry, register: Callable[..., str], tmp_path: Path) -> Path:
+    """A champion whose stored model.skops an attacker with write access to the store
+    edited to run code, updating the recorded hash too; returns the marker file the code
+    would create."""
+    version = register()
+    registry.apply_gate(NAME, version, action="promote", summary="first", run_id=None)
+    stored = stored_file(registry, version)
+    marker = tmp_path / "code-ran"
+    craft(stored, marker)
+    registry.client.set_model_version_tag(
+        NAME, version, "nbops.model_sha256", model_sha256(stored.parent)
+    )
+    return marker
+
+
+def _load_batch(root: Path) -> None:
+    from nbops.monitoring.watch import load_batch
+
+    batch = root / "batch.csv"
+    batch.write_text("tenure_months\n3\n")
+    load_batch(
+        batch, root=root, model_name=NAME, alias="champion", target=None, positive_class=None
+    )
+
+
+def _served(root: Path) -> None:
+    from nbops.serving.model import load_served_model
+
+    load_served_model(root, NAME, "champion")
+
+
+@pytest.mark.parametrize(
+    "load",
+    [
+        pytest.param(lambda root: Registry(root).load(NAME), id="registry"),
+        pytest.param(_served, id="nbops serve and its reload"),
+        pytest.param(_load_batch, id="nbops monitor --data"),
+    ],
+)
+def test_a_crafted_model_that_calls_a_function_is_refused_and_nothing_runs(
+    registry: Registry, tampered: Path, load: Callable[[Path], object]
+) -> None:
+    with pytest.raises(
+        ReleaseError,
+        match=r"contains types nbops does not trust: numpy\.testing\._private\.utils\.runstring \(not on nbops' list",
+    ):
+        load(registry.root)
+    assert not tampered.exists(), "loading the tampered model ran its code"
+
+
+def test_the_gate_does_not_run_a_crafted_champion(registry: Registry, tampered: Path) -> None:
+    champion = find_champion(NAME, root=registry.root)
+
+    assert champion.unknown and champion.model is None
+    assert "numpy.testing._private.utils.runstring" in champion.note
+    assert not tampered.exists(), "the gate's champion lookup ran the tampered model's code"
+
+
+@pytest.mark.parametrize(
+    ("calls", "reason"),
+    [
+        (
+            "nbops.modeling.features._to_float",
+            r"nbops\.features\._to_float \(a function, called instead of referenced\)",
+        ),
+        ("builtins.exec", r"builtins\.exec \(not on nbops' list of model classes\)"),
+    ],
+)
+def test_a_trusted_function_or_a_builtin_called_while_loading_is_refused(
+    released: Released, tmp_path: Path, calls: str, reason: str
+) -> None:
+    model_file = tmp_path / "model.skops"
+    shutil.copyfile(released.folder / "model.skops", model_file)
+    craft(model_file, tmp_path / "code-ran", calls=calls)
+
+    with pytest.raises(ReleaseError, match=reason):
+        load_skops(model_file)
+    assert not (tmp_path / "code-ran").exists()
+
+
+def test_a_type_the_model_did_not_record_at_save_time_is_refused(
+    released: Released, tmp_path: Path
+) -> None:
+    # On nbops' allow-list, but this model was saved without it: someone swapped it in.
+    model_file = tmp_path / "model.skops"
+    with zipfile.ZipFile(released.folder / "model.skops") as source:
+        members = {name: source.read(name) for name in source.namelist()}
+    recorded = json.loads(members[TRUST_RECORD])["trusted_types"]
+    members[TRUST_RECORD] = json.dumps(
+        {"trusted_types": [t for t in recorded if t != "nbops.modeling.features.DatetimeFeatures"]}
+    ).encode()
+    with zipfile.ZipFile(model_file, "w") as archive:
+        for member, data in members.items():
+            archive.writestr(member, data)
+
+    with pytest.raises(
+        ReleaseError,
+        match=r"nbops\.features\.DatetimeFeatures \(not recorded when the model was saved\)",
+    ):
+        load_skops(model_file)
+
+
+def test_a_model_saved_by_nbops_0_1_0_still_loads(
+    registry: Registry, released: Released, tmp_path: Path
+) -> None:
+    # tests/fixtures/model-0.1.0.skops.gz was saved by save_release_model before models
+    # recorded their trusted types; the allow-list alone decides for it.
+    folder = tmp_path / "model"
+    shutil.copytree(released.folder, folder)
+    (folder / "model.skops").write_bytes(
+        gzip.decompress((FIXTURES / "model-0.1.0.skops.gz").read_bytes())
+    )
+    expected = json.loads((FIXTURES / "model-0.1.0-expected.json").read_text())
+    assert model_sha256(folder) == expected["sha256"]
+    client = registry.client
+    run = client.create_run(registry.store.experiment_id("builds"))
+    client.log_artifacts(run.info.run_id, str(folder), "model")
+    version = registry.register_uploaded(NAME, run_id=run.info.run_id, tags={}).version
+    registry.apply_gate(NAME, version, action="promote", summary="from 0.1.0", run_id=None)
+
+    _, model = registry.load(NAME)
+
+    rows = pd.read_json(FIXTURES / "model-0.1.0-rows.json", orient="records", dtype=False)
+    rows["signup_date"] = pd.to_datetime(rows["signup_date"]).dt.tz_localize(None)
+    np.testing.assert_allclose(
+        model.predict_proba(rows)[:, 1], expected["predict_proba"], rtol=1e-6
+    )

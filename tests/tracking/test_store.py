@@ -100,6 +100,7 @@ def published(module_env: None, tmp_path_factory: pytest.TempPathFactory) -> Pub
     first  (T0)      ingest + evaluate executed, data hash h1, clean checkout
     second (T0+60)   evaluate executed, ingest skipped (products from first), data h1,
                      uncommitted changes; published twice, like a retried ``nbops sync``
+                     (the retry returns the complete first copy)
     third  (T0+120)  evaluate executed, new data hash h2
     """
     root = tmp_path_factory.mktemp("store") / "churn-project"
@@ -350,14 +351,30 @@ def test_data_snapshot_run_holds_the_files(published: Published, tmp_path: Path)
 def test_publishing_a_build_twice_keeps_one_copy(published: Published) -> None:
     store = published.store
     experiment = store.experiment_id("churn-project")
-    query = "tags.`nbops.build_id` = 'build-second' and tags.`nbops.kind` = 'build'"
+    query = "tags.`nbops.build_id` = 'build-second'"
 
-    active = store.client.search_runs([experiment], filter_string=query)
     every = store.client.search_runs([experiment], query, run_view_type=ViewType.ALL)
 
-    assert [r.info.run_id for r in active] == [published.second["run_id"]]
-    assert published.second_earlier["run_id"] in {r.info.run_id for r in every}
+    # Published completely the first time: the retry returns that copy and writes nothing.
+    assert published.second == published.second_earlier
+    assert len(every) == 1 + 2  # the build and its two tasks, no deleted copies
     assert [b.data.tags["nbops.build_id"] for b in store.builds()].count("build-second") == 1
+    assert (
+        store.client.get_run(published.second["run_id"]).data.tags["nbops.published"] == "complete"
+    )
+
+
+def test_republishing_a_half_published_build_replaces_it(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    record = make_record(tmp_path, "build-half", T0, tasks=[TaskRecord(name="a", status=EXECUTED)])
+    first = store.publish(record)
+    store.client.delete_tag(first["run_id"], "nbops.published")  # it stopped before the end
+
+    again = store.publish(record)
+
+    assert again["run_id"] != first["run_id"]
+    assert [b.info.run_id for b in store.builds()] == [again["run_id"]]
+    assert store.client.get_run(first["run_id"]).info.lifecycle_stage == "deleted"
 
 
 def test_republishing_a_build_with_many_tasks_leaves_no_stale_runs(tmp_path: Path) -> None:
@@ -368,7 +385,8 @@ def test_republishing_a_build_with_many_tasks_leaves_no_stale_runs(tmp_path: Pat
         T0,
         tasks=[TaskRecord(name=f"train-{i:02d}", status=EXECUTED) for i in range(12)],
     )
-    store.publish(record)
+    first = store.publish(record)
+    store.client.delete_tag(first["run_id"], "nbops.published")  # it stopped before the end
 
     store.publish(record)
 

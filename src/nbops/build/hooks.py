@@ -243,9 +243,10 @@ class _Build:
             task.metrics = _numbers(task.metrics)
         self._write_site(dag)
         self._scrub_reports()
+        from nbops.release.prepare import release_build
         from nbops.tracking.publish import publish_or_spool
 
-        publish_or_spool(record, root=self.root)
+        publish_or_spool(record, root=self.root, release=release_build)
         index.update(record)
         _cleanup_tmp(self.root, record.build_id)
 

@@ -24,12 +24,12 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
-from nbops.errors import ConfigError
+from nbops.errors import ConfigError, ReleaseError
 from nbops.modeling.evaluation import GREATER_IS_BETTER
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "Decision",
     "GatePolicy",
     "Interval",
+    "ReleaseDecision",
     "decide",
     "gain_over_baseline",
     "paired_bootstrap",
@@ -156,6 +157,77 @@ class Decision:
         if data.get("interval"):
             data["interval"].pop("samples", None)
         return data
+
+
+@dataclass
+class ReleaseDecision:
+    """The gate's decision file (``products/release/decision.json``): written by the gate
+    notebook, read by the release step, the build summary and ``nbops monitor --retrain``.
+
+    ``champion_version`` is the champion the gate compared against (None: there was
+    none); the release promotes only if it is still the champion then.
+    """
+
+    model_name: str
+    action: str
+    summary: str
+    policy: GatePolicy
+    champion_version: str | None
+    checks: list[Check] = field(default_factory=list)
+    interval: Interval | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    champion_metrics: dict[str, float] | None = None
+    latency_ms_per_row: float | None = None
+    #: The saved model: its sha256, save time and trusted types.
+    model: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls, decision: Decision, *, model_name: str, policy: GatePolicy, **rest: Any
+    ) -> ReleaseDecision:
+        """The file's content for what :func:`decide` returned."""
+        return cls(
+            model_name=model_name,
+            action=decision.action,
+            summary=decision.summary,
+            policy=policy,
+            checks=list(decision.checks),
+            interval=decision.interval,
+            **rest,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        if data.get("interval"):
+            data["interval"].pop("samples", None)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ReleaseDecision:
+        """Read a decision file (one written by nbops 0.1.0's gate too)."""
+        missing = [k for k in ("model_name", "action", "summary", "policy") if k not in data]
+        if missing or data.get("action") not in ("promote", "hold", "reject"):
+            problem = (
+                f"lacks {', '.join(missing)}"
+                if missing
+                else f"has an unknown action {data.get('action')!r} (promote, hold or reject)"
+            )
+            raise ReleaseError(
+                f"The gate's decision {problem}, so nothing can be released from it. Run the gate again (`ploomber build --force`)."
+            )
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        policy_fields = {f.name for f in fields(GatePolicy)}
+        values["policy"] = GatePolicy(
+            **{k: v for k, v in data["policy"].items() if k in policy_fields}
+        )
+        values["checks"] = [Check(**c) for c in data.get("checks") or []]
+        if data.get("interval"):
+            values["interval"] = Interval(**data["interval"])
+        if values.get("champion_version") is not None:
+            values["champion_version"] = str(values["champion_version"])
+        values.setdefault("champion_version", None)
+        return cls(**values)
 
 
 def _auc(y: np.ndarray, score: np.ndarray) -> float:

@@ -1,7 +1,12 @@
-"""What the gate notebook needs: the champion, both models' scores, slices, the model card.
+"""The release: what the gate notebook needs (the champion, both models' scores, slices,
+the model card), and the release step that applies its decision once the build is recorded.
 
 The statistics live in :mod:`nbops.release.gate`; the registry in :mod:`nbops.tracking.registry`. This
-module joins them to the pipeline's data and keeps the notebook short.
+module joins them to the pipeline's data and keeps the notebook short. Recording a
+build (:meth:`nbops.tracking.store.Store.publish`) and releasing its model
+(:func:`release_build`) are separate calls: the release is a compare-and-set on the
+champion the gate compared against, so a late release (a second build, a ``nbops
+sync`` of an old record) holds the model as challenger instead of promoting it unseen.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import html
 import importlib.metadata
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +27,7 @@ from nbops.data.target import TargetInfo
 from nbops.errors import ReleaseError
 from nbops.modeling.evaluation import Scores, score_model
 from nbops.project import project_root
-from nbops.release.gate import Decision, metric_value
+from nbops.release.gate import Decision, ReleaseDecision, metric_value
 
 __all__ = [
     "Champion",
@@ -29,6 +35,7 @@ __all__ = [
     "find_champion",
     "gate_scores",
     "model_card",
+    "release_build",
     "release_requirements",
     "slice_drops",
     "slice_metrics",
@@ -229,3 +236,46 @@ def model_card(
 <p>Generated {time.strftime("%Y-%m-%d %H:%M:%S")} by nbops.</p>"""
     style = "body{font-family:system-ui,sans-serif;margin:2rem;max-width:960px}th{text-align:left;padding-right:1rem;vertical-align:top}td,th{border-bottom:1px solid #ddd;padding:.3rem}"
     return f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Model card: {e(name)}</title><style>{style}</style></head><body>{body}</body></html>\n'
+
+
+def release_build(record: Any, *, published: dict[str, Any], store: Any) -> dict[str, Any] | None:
+    """Release the model of a recorded build as its gate decided; None when the build
+    released nothing (no gate ran, or its task was not recorded).
+
+    ``record`` is the :class:`~nbops.tracking.record.BuildRecord`, ``published`` what
+    :meth:`~nbops.tracking.store.Store.publish` returned for it, ``store`` that store.
+    Safe to repeat: a build's model is registered and released once.
+    """
+    from nbops.tracking.registry import Registry
+
+    task = (record.release or {}).get("task")
+    if task not in published.get("tasks", {}):
+        return None
+    decision = ReleaseDecision.from_dict(record.release["decision"])
+    primary = decision.policy.primary_metric
+    tags = {
+        "nbops.build_run": published["run_id"],
+        "nbops.data_hash": record.data.get("content_hash", ""),
+        "nbops.git_commit": (record.git or {}).get("commit") or "",
+        "nbops.primary_metric": primary,
+        "nbops.metric": str(decision.metrics.get(primary, "")),
+    }
+    result = Registry(Path(record.root), store=store).release(
+        decision.model_name,
+        build_id=record.build_id,
+        gate_run_id=published["tasks"][task],
+        tags=tags,
+        action=decision.action,
+        summary=decision.summary,
+        compared_with=decision.champion_version,
+        run_id=published["run_id"],
+    )
+    name, version, action = result["name"], result["version"], result["action"]
+    store.client.set_tag(published["run_id"], "nbops.release", f"{name} v{version}: {action}")
+    gate = decision.action if action == decision.action else f"{decision.action}, {action}"
+    changes = f" ({', '.join(result['changes'])})" if result["changes"] else ""
+    note = f" {result['note']}" if result["note"] else ""
+    print(
+        f"nbops: registered {name} version {version}; gate: {gate}{changes}.{note}", file=sys.stderr
+    )
+    return result

@@ -3,6 +3,11 @@
 Nothing is lost: a record that cannot be published (store unreachable, or an error
 half-way) is copied with every file it references into ``.nbops/spool/<build id>/``,
 and ``nbops sync`` publishes spooled records later, oldest first.
+
+Recording is this module's job; releasing the model is not. Callers that release (the
+build hooks, ``nbops sync``) pass the release step in (``release=``, normally
+:func:`nbops.release.prepare.release_build`), so the record never decides a release
+and ``nbops.tracking`` imports nothing above it.
 """
 
 from __future__ import annotations
@@ -10,26 +15,33 @@ from __future__ import annotations
 import shutil
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from nbops.tracking.record import BuildRecord, load_spooled, spooled_records
 from nbops.tracking.store import Store, local_store_dir, reachability_problem, tracking_uri
 
-__all__ = ["publish_or_spool", "spool_dir", "sync"]
+__all__ = ["Release", "publish_or_spool", "spool_dir", "sync"]
+
+#: The release step: ``release(record, published=..., store=...)`` -> what it did, or None.
+Release = Callable[..., "dict[str, Any] | None"]
 
 
 def spool_dir(root: Path) -> Path:
     return local_store_dir(root) / "spool"
 
 
-def publish_or_spool(record: BuildRecord, *, root: Path, quiet: bool = False) -> dict[str, Any]:
-    """Publish ``record``; on any failure spool it and say how to publish it later."""
+def publish_or_spool(
+    record: BuildRecord, *, root: Path, quiet: bool = False, release: Release | None = None
+) -> dict[str, Any]:
+    """Publish ``record``, then ``release`` it if given; on any failure spool it and say
+    how to finish later (both steps are safe to repeat)."""
     uri = tracking_uri(root)
     problem = reachability_problem(uri)
     if problem is None:
         try:
-            result = Store(root, uri=uri).publish(record)
+            result = _publish_and_release(Store(root, uri=uri), record, release)
         except Exception as exc:  # any store failure: keep the record, never fail the build
             problem = f"publishing to {uri} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             if "NBOPS_DEBUG" in __import__("os").environ:
@@ -51,8 +63,9 @@ def publish_or_spool(record: BuildRecord, *, root: Path, quiet: bool = False) ->
     return {"spooled": str(folder), "tasks": {}}
 
 
-def sync(root: Path) -> list[tuple[str, str]]:
-    """Publish every spooled record of the project; return ``[(build id, run id)]``.
+def sync(root: Path, *, release: Release | None = None) -> list[tuple[str, str]]:
+    """Publish (and ``release``) every spooled record of the project; return
+    ``[(build id, run id)]``.
 
     Stops at the first record that still cannot be published (the rest stay spooled).
     """
@@ -71,10 +84,23 @@ def sync(root: Path) -> list[tuple[str, str]]:
     done = []
     for folder in folders:
         record = load_spooled(folder)
-        result = store.publish(record)
+        result = _publish_and_release(store, record, release)
         shutil.rmtree(folder)
         done.append((record.build_id, result["run_id"]))
     return done
+
+
+def _publish_and_release(
+    store: Store, record: BuildRecord, release: Release | None
+) -> dict[str, Any]:
+    """Record the build, then release its model: two calls, both safe to repeat, so a
+    record spooled after either failed is finished by ``nbops sync``. The release checks
+    that the champion is still the one the gate compared against, however late it runs."""
+    result = store.publish(record)
+    if release is None:
+        return result
+    released = release(record, published=result, store=store)
+    return {**result, "release": released} if released else result
 
 
 def _counts(record: BuildRecord) -> str:

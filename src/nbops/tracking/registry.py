@@ -13,8 +13,12 @@ audit trail: one run per change in the ``nbops-audit`` experiment (who, when, wh
 version, from which build run) plus tags on the version. Changes take a lock so two
 processes promoting at once leave the aliases consistent.
 
-Models are stored with skops (no arbitrary code runs on load; nbops' own transformer
-types are the only trusted additions) and loading by alias checks the recorded SHA-256.
+Models are stored with skops and loading by alias checks the recorded SHA-256. skops
+builds objects by calling the classes a file names, so what a file may name decides
+what loading can run: a model trusts an exact list of classes, recorded when it was
+saved inside ``model.skops`` itself (so the registered hash covers it) and intersected
+with nbops' own exact allow-list (:data:`TRUSTED_CLASSES`). Never a module prefix:
+``numpy.`` would trust ``numpy.testing``'s ``runstring``, which executes a string.
 """
 
 from __future__ import annotations
@@ -23,10 +27,13 @@ import contextlib
 import fcntl
 import getpass
 import hashlib
+import io
+import json
 import os
 import shutil
 import tempfile
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +46,8 @@ from nbops.tracking.store import Store, local_store_dir
 __all__ = [
     "AUDIT_EXPERIMENT",
     "ROLES",
+    "TRUSTED_CLASSES",
+    "TRUSTED_FUNCTIONS",
     "Registry",
     "actor",
     "load_skops",
@@ -49,8 +58,50 @@ __all__ = [
 AUDIT_EXPERIMENT = "nbops-audit"
 ROLES = ("champion", "challenger", "previous")
 MODEL_FILE = "model.skops"
-#: Type prefixes skops may load besides its own safe set: scikit-learn, numpy and nbops' features.
-_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "nbops.modeling.features.")
+#: The classes a model may name besides skops' own safe set (which covers scikit-learn's
+#: public estimators): exact names of what nbops' model families and feature pipeline
+#: hold, scikit-learn internals they need and numpy's dtype and array types.
+TRUSTED_CLASSES = frozenset(
+    {
+        # nbops 0.1 saved its transformer under nbops.modeling.features (still importable, nbops._compat)
+        "nbops.modeling.features.DatetimeFeatures",
+        "numpy.dtype",
+        "numpy.ndarray",
+        "numpy.ma.MaskedArray",
+        "numpy.bool",
+        "numpy.bool_",
+        "numpy.float32",
+        "numpy.float64",
+        "numpy.int32",
+        "numpy.int64",
+        "numpy.str_",
+        "sklearn.compose._column_transformer.ColumnTransformer",
+        "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+        "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+        "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "sklearn.impute._base.SimpleImputer",
+        "sklearn.linear_model._logistic.LogisticRegression",
+        "sklearn.linear_model._ridge.Ridge",
+        "sklearn.pipeline.Pipeline",
+        "sklearn.preprocessing._data.StandardScaler",
+        "sklearn.preprocessing._encoders.OneHotEncoder",
+        "sklearn.preprocessing._function_transformer.FunctionTransformer",
+        "sklearn.preprocessing._target_encoder.TargetEncoder",
+    }
+)
+#: Functions a model may refer to (the ``func`` of the feature pipeline's
+#: FunctionTransformers): only as a reference, which skops fetches and never calls.
+TRUSTED_FUNCTIONS = frozenset(
+    {
+        "nbops.modeling.features._to_float",
+        "nbops.modeling.features._to_text",
+    }
+)
+#: The member of ``model.skops`` recording, at save time, the types the model holds.
+TRUST_RECORD = "nbops-trusted-types.json"
+#: The skops loader that fetches a function without calling it.
+_REFERENCE = "FunctionNode"
 
 
 def actor() -> str:
@@ -78,8 +129,9 @@ def save_release_model(
 ) -> dict[str, Any]:
     """Save ``model`` as an MLflow model folder with skops, a signature and an input example.
 
-    The trusted types are computed from the model and limited to scikit-learn, numpy and
-    nbops' feature transformers; anything else is refused.
+    The types the model holds beyond skops' safe set must be on nbops' exact allow-list
+    (anything else is refused); they are recorded inside ``model.skops`` so loading
+    trusts exactly them, and the file's hash covers the record.
     """
     import mlflow.sklearn
     import skops.io as sio
@@ -88,8 +140,9 @@ def save_release_model(
     path = Path(path)
     if path.exists():
         shutil.rmtree(path)
-    untrusted = sio.get_untrusted_types(data=sio.dumps(model))
-    foreign = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
+    dumped = sio.dumps(model)
+    untrusted = sio.get_untrusted_types(data=dumped)
+    foreign = _refused(_schema(zipfile.ZipFile(io.BytesIO(dumped))), untrusted, recorded=None)
     if foreign:
         raise ReleaseError(
             f"The model contains types nbops will not trust on load: {', '.join(foreign)}. Use scikit-learn estimators and nbops' feature pipeline."
@@ -109,6 +162,8 @@ def save_release_model(
         serialization_format="skops",
         skops_trusted_types=untrusted,
     )
+    with zipfile.ZipFile(path / MODEL_FILE, "a") as archive:
+        archive.writestr(TRUST_RECORD, json.dumps({"trusted_types": sorted(untrusted)}))
     seconds = time.perf_counter() - started
     for name, file in (extra_files or {}).items():
         shutil.copyfile(file, path / name)
@@ -121,16 +176,67 @@ def save_release_model(
 
 
 def load_skops(path: str | Path) -> Any:
-    """Load a skops file trusting only scikit-learn, numpy and nbops' feature types."""
+    """Load a skops file trusting exactly the types recorded in it at save time that are
+    also on nbops' allow-list; a file naming anything else is refused before any of it
+    is built. Files saved by nbops 0.1.0 record nothing: the allow-list alone decides."""
     import skops.io as sio
 
-    untrusted = sio.get_untrusted_types(file=str(path))
-    foreign = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
-    if foreign:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            schema = _schema(archive)
+            recorded = (
+                json.loads(archive.read(TRUST_RECORD))["trusted_types"]
+                if TRUST_RECORD in archive.namelist()
+                else None
+            )
+        untrusted = sio.get_untrusted_types(file=str(path))  # reads the schema, builds nothing
+    except (zipfile.BadZipFile, KeyError, TypeError, ValueError) as exc:
         raise ReleaseError(
-            f"Model file '{path}' contains types nbops does not trust: {', '.join(foreign)}. Refusing to load it."
+            f"Model file '{path}' is not a readable skops file ({type(exc).__name__}: {exc}). Re-register the model from its build."
+        ) from exc
+    refused = _refused(schema, untrusted, recorded=recorded)
+    if refused:
+        raise ReleaseError(
+            f"Model file '{path}' contains types nbops does not trust: {', '.join(refused)}. "
+            "Refusing to load it: nothing in it was run. The file may have been tampered with; "
+            "re-register the model from its build."
         )
     return sio.load(str(path), trusted=untrusted)
+
+
+def _schema(archive: zipfile.ZipFile) -> dict[str, Any]:
+    return json.loads(archive.read("schema.json"))
+
+
+def _uses(schema: Any) -> dict[str, set[str]]:
+    """Every type the schema names, with the skops loaders that would build it."""
+    found: dict[str, set[str]] = {}
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("__module__"), str) and isinstance(node.get("__class__"), str):
+                name = f"{node['__module__']}.{node['__class__']}"
+                found.setdefault(name, set()).add(str(node.get("__loader__")))
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+def _refused(schema: Any, untrusted: list[str], *, recorded: list[str] | None) -> list[str]:
+    """The types of ``untrusted`` nbops will not trust, each with the reason."""
+    uses = _uses(schema)
+    refused = []
+    for name in sorted(untrusted):
+        if name in TRUSTED_FUNCTIONS:
+            if uses.get(name, set()) - {_REFERENCE}:
+                refused.append(f"{name} (a function, called instead of referenced)")
+        elif name not in TRUSTED_CLASSES:
+            refused.append(f"{name} (not on nbops' list of model classes)")
+        if recorded is not None and name not in recorded:
+            refused.append(f"{name} (not recorded when the model was saved)")
+    return refused
 
 
 @dataclass(frozen=True)
@@ -288,29 +394,142 @@ class Registry:
             run_id,
         )
 
-    def apply_gate(
-        self, name: str, version: str, *, action: str, summary: str, run_id: str | None
-    ) -> list[str]:
-        """Set aliases as the gate decided (promote, hold or reject) and audit it."""
-        self._tag(name, version, {"nbops.gate": action, "nbops.gate_summary": summary[:5000]})
-        if action == "promote":
-            return self._promote(
-                name, version, reason=summary, run_id=run_id, action="promote (gate)"
-            )
+    def release(
+        self,
+        name: str,
+        *,
+        build_id: str,
+        gate_run_id: str,
+        tags: dict[str, str],
+        action: str,
+        summary: str,
+        compared_with: str | None,
+        run_id: str,
+    ) -> dict[str, Any]:
+        """Register a build's model and apply its gate decision, once per build.
+
+        Under the model's lock: a version already registered for ``build_id`` (a
+        re-synced, half-published record) is reused, and one whose decision was applied
+        is left alone. The decision is applied as :meth:`apply_gate` does (compare-and-set
+        on the champion the gate compared against).
+        """
         with self._lock(name):
-            changes = []
-            if action == "hold":
-                self.client.set_registered_model_alias(name, "challenger", version)
-                changes.append(f"challenger → v{version}")
-            self._audit(
+            version = self._build_version(name, build_id)
+            if version is None:
+                version = self.register_uploaded(
+                    name,
+                    run_id=gate_run_id,
+                    tags={**tags, "nbops.build_id": build_id},
+                    description=summary[:5000],
+                )
+            elif version.tags.get("nbops.gate"):
+                self._tag(name, version.version, {"nbops.build_run": run_id})
+                return {
+                    "name": name,
+                    "version": version.version,
+                    "action": version.tags["nbops.gate"],
+                    "changes": [],
+                    "note": "released before (a re-published record): nothing moved",
+                }
+            else:
+                self._tag(name, version.version, {"nbops.build_run": run_id})
+            taken, changes, note = self._apply_gate(
+                name,
+                version.version,
+                action=action,
+                summary=summary,
+                run_id=run_id,
+                compared_with=compared_with,
+            )
+            return {
+                "name": name,
+                "version": version.version,
+                "action": taken,
+                "changes": changes,
+                "note": note,
+            }
+
+    def apply_gate(
+        self,
+        name: str,
+        version: str,
+        *,
+        action: str,
+        summary: str,
+        run_id: str | None,
+        compared_with: str | None = None,
+    ) -> list[str]:
+        """Set aliases as the gate decided (promote, hold or reject) and audit it.
+
+        A promotion is a compare-and-set: it happens only if the champion is still
+        ``compared_with``, the version the gate compared against (None: there was no
+        champion, so by default only a first champion is promoted). Otherwise the decision is stale (another release came first) and the
+        version is held as challenger with an audit note saying why, never promoted.
+        """
+        with self._lock(name):
+            return self._apply_gate(
                 name,
                 version,
-                action=f"{action} (gate)",
-                reason=summary,
+                action=action,
+                summary=summary,
                 run_id=run_id,
-                changes=changes,
+                compared_with=compared_with,
+            )[1]
+
+    def _apply_gate(
+        self,
+        name: str,
+        version: str,
+        *,
+        action: str,
+        summary: str,
+        run_id: str | None,
+        compared_with: str | None,
+    ) -> tuple[str, list[str], str]:
+        note = ""
+        if action == "promote":
+            champion = self.alias(name, "champion")
+            current = champion.version if champion else None
+            if current == (str(compared_with) if compared_with is not None else None):
+                changes = self._move_champion(
+                    name, version, reason=summary, run_id=run_id, action="promote (gate)"
+                )
+                # Tagged last: the tag marks the decision as applied (see :meth:`release`).
+                self._tag(
+                    name, version, {"nbops.gate_summary": summary[:5000], "nbops.gate": action}
+                )
+                return action, changes, note
+            action = "hold"
+            note = (
+                f"Held as challenger, not promoted: the gate compared it with {_named(compared_with)}, "
+                f"but the champion is now {_named(current)} (released after the gate decided), so "
+                f"the decision is stale. Build again to compare with v{current}"
+                if current
+                else f"Held as challenger, not promoted: the gate compared it with {_named(compared_with)}, "
+                "but there is no champion now, so the decision is stale. Build again"
             )
-            return changes
+            note += f", or approve it: nbops promote {name} {version} --reason '...'."
+            summary = f"{note} Gate: {summary}"
+        changes = []
+        if action == "hold":
+            self.client.set_registered_model_alias(name, "challenger", version)
+            changes.append(f"challenger → v{version}")
+        self._audit(
+            name,
+            version,
+            action="hold (stale decision)" if note else f"{action} (gate)",
+            reason=summary,
+            run_id=run_id,
+            changes=changes,
+        )
+        self._tag(name, version, {"nbops.gate_summary": summary[:5000], "nbops.gate": action})
+        return action, changes, note
+
+    def _build_version(self, name: str, build_id: str) -> Version | None:
+        """The version registered for build ``build_id``, if any."""
+        return next(
+            (v for v in self.versions(name) if v.tags.get("nbops.build_id") == build_id), None
+        )
 
     def promote(self, name: str, version: str, *, reason: str) -> list[str]:
         """Manual approval: make ``version`` the champion (its predecessor becomes previous)."""
@@ -319,7 +538,10 @@ class Registry:
                 "A promotion needs a reason: nbops promote NAME VERSION --reason '...'. It goes into the audit trail."
             )
         self._require_version(name, version)
-        return self._promote(name, version, reason=reason, run_id=None, action="promote (manual)")
+        with self._lock(name):
+            return self._move_champion(
+                name, version, reason=reason, run_id=None, action="promote (manual)"
+            )
 
     def rollback(self, name: str, *, reason: str) -> list[str]:
         """Bring back the previous champion; the current one loses the role."""
@@ -357,36 +579,36 @@ class Registry:
             )
             return changes
 
-    def _promote(
+    def _move_champion(
         self, name: str, version: str, *, reason: str, run_id: str | None, action: str
     ) -> list[str]:
-        with self._lock(name):
-            champion = self.alias(name, "champion")
-            if champion is not None and champion.version == version:
-                raise ReleaseError(
-                    f"Version {version} of '{name}' is already the champion; nothing to do."
-                )
-            changes = []
-            if champion is not None:
-                self.client.set_registered_model_alias(name, "previous", champion.version)
-                changes.append(f"previous → v{champion.version}")
-            self.client.set_registered_model_alias(name, "champion", version)
-            changes.append(f"champion → v{version}")
-            challenger = self.alias(name, "challenger")
-            if challenger is not None and challenger.version == version:
-                self.client.delete_registered_model_alias(name, "challenger")
-                changes.append("challenger → (none)")
-            self._tag(name, version, {"nbops.promoted": time.strftime("%Y-%m-%dT%H:%M:%S")})
-            self._audit(
-                name,
-                version,
-                action=action,
-                reason=reason,
-                run_id=run_id,
-                changes=changes,
-                replaced=champion.version if champion else "",
+        """Make ``version`` the champion; the caller holds the model's lock."""
+        champion = self.alias(name, "champion")
+        if champion is not None and champion.version == version:
+            raise ReleaseError(
+                f"Version {version} of '{name}' is already the champion; nothing to do."
             )
-            return changes
+        changes = []
+        if champion is not None:
+            self.client.set_registered_model_alias(name, "previous", champion.version)
+            changes.append(f"previous → v{champion.version}")
+        self.client.set_registered_model_alias(name, "champion", version)
+        changes.append(f"champion → v{version}")
+        challenger = self.alias(name, "challenger")
+        if challenger is not None and challenger.version == version:
+            self.client.delete_registered_model_alias(name, "challenger")
+            changes.append("challenger → (none)")
+        self._tag(name, version, {"nbops.promoted": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        self._audit(
+            name,
+            version,
+            action=action,
+            reason=reason,
+            run_id=run_id,
+            changes=changes,
+            replaced=champion.version if champion else "",
+        )
+        return changes
 
     def _require_model(self, name: str) -> None:
         if name not in self.models():
@@ -443,9 +665,11 @@ class Registry:
 
     @contextlib.contextmanager
     def _lock(self, name: str) -> Iterator[None]:
-        # One writer at a time per model on this machine. A shared server gets the same
-        # guarantee for processes on one host; see docs/releases.md for the team-scale caveat.
-        folder = local_store_dir(self.root)
+        # One writer at a time per model and store on this machine: the lock lives with
+        # the store, so projects sharing one (a SQLite file, a server) share the lock. A
+        # shared server gets the guarantee for processes on one host; see docs/releases.md
+        # for the team-scale caveat.
+        folder = _lock_folder(self.store.uri, self.root)
         folder.mkdir(parents=True, exist_ok=True)
         with open(
             folder / f"registry-{hashlib.sha1(name.encode()).hexdigest()[:12]}.lock", "w"
@@ -455,6 +679,20 @@ class Registry:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _lock_folder(uri: str, root: Path) -> Path:
+    """Where the registry locks of the store at ``uri`` live."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///") :]).resolve().parent
+    if "://" not in uri:  # a local folder store
+        return Path(uri).resolve() if uri else local_store_dir(root)
+    digest = hashlib.sha1(uri.encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"nbops-locks-{digest}"
+
+
+def _named(version: str | None) -> str:
+    return f"champion v{version}" if version else "no champion"
 
 
 def describe_models(registry: Registry, *, names: list[str] | None = None) -> str:

@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import re
-import sys
 import tempfile
 import time
 import urllib.error
@@ -37,6 +36,8 @@ __all__ = [
 DATA_EXPERIMENT = "nbops-data"
 _STATUS = {EXECUTED: "FINISHED", SKIPPED: "FINISHED", FAILED: "FAILED", NOT_RUN: "KILLED"}
 _MAX_PARAM = 6000
+#: Tag set on a build's parent run once every part of the record is written.
+_PUBLISHED = "nbops.published"
 
 
 def local_store_dir(root: Path) -> Path:
@@ -130,15 +131,30 @@ class Store:
     def publish(self, record: BuildRecord) -> dict[str, Any]:
         """Write ``record`` as a parent run with one child per task.
 
-        Returns ``{"run_id": parent id, "tasks": {task: child run id}}``. Publishing the
-        same build twice (a retried ``nbops sync``) replaces the earlier, partial copy.
+        Returns ``{"run_id": parent id, "tasks": {task: child run id}}``. Idempotent:
+        a build published completely before (a retried ``nbops sync``) is returned as it
+        is; an earlier, partial copy is replaced. Only records: releasing the gate's model
+        is a separate step (:func:`nbops.release.prepare.release_build`).
         """
         from mlflow.entities import Metric, Param, RunTag
 
         experiment = self.experiment_id(experiment_name(Path(record.root)))
-        for stale in self._runs_with_tag(
-            experiment, "nbops.build_id", record.build_id, limit=10_000
-        ):
+        copies = self._runs_with_tag(experiment, "nbops.build_id", record.build_id, limit=10_000)
+        complete = [
+            r
+            for r in copies
+            if r.data.tags.get(_PUBLISHED) == "complete"
+            and r.data.tags.get("nbops.kind") == "build"
+        ]
+        if complete:
+            parent_id = complete[0].info.run_id
+            return {
+                "run_id": parent_id,
+                "tasks": {
+                    r.data.tags["nbops.task"]: r.info.run_id for r in self.children(parent_id)
+                },
+            }
+        for stale in copies:
             self.client.delete_run(stale.info.run_id)
 
         data_run = self._store_snapshot(record)
@@ -203,58 +219,13 @@ class Store:
             children[task.name] = self._publish_task(
                 experiment, parent_id, record, task, Metric=Metric, Param=Param, RunTag=RunTag
             )
-        result = {"run_id": parent_id, "tasks": children}
-        if record.release and record.release.get("task") in children:
-            result["release"] = self._release(record, parent_id, children[record.release["task"]])
         self.client.set_terminated(
             parent_id,
             status="FINISHED" if record.status == "FINISHED" else "FAILED",
             end_time=end_ms,
         )
-        return result
-
-    def _release(self, record: BuildRecord, parent_id: str, gate_run_id: str) -> dict[str, Any]:
-        """Register the gate's model (already uploaded with the gate's run) and move the
-        aliases as the gate decided."""
-        from nbops.tracking.registry import Registry
-
-        decision = record.release["decision"]
-        name = decision["model_name"]
-        registry = Registry(Path(record.root), store=self)
-        primary = decision["policy"]["primary_metric"]
-        tags = {
-            "nbops.build_run": parent_id,
-            "nbops.build_id": record.build_id,
-            "nbops.data_hash": record.data.get("content_hash", ""),
-            "nbops.git_commit": (record.git or {}).get("commit") or "",
-            "nbops.primary_metric": primary,
-            "nbops.metric": str(decision["metrics"].get(primary, "")),
-        }
-        version = registry.register_uploaded(
-            name, run_id=gate_run_id, tags=tags, description=decision["summary"][:5000]
-        )
-        changes = registry.apply_gate(
-            name,
-            version.version,
-            action=decision["action"],
-            summary=decision["summary"],
-            run_id=parent_id,
-        )
-        self.client.set_tag(
-            parent_id, "nbops.release", f"{name} v{version.version}: {decision['action']}"
-        )
-        print(
-            f"nbops: registered {name} version {version.version}; gate: {decision['action']}"
-            + (f" ({', '.join(changes)})" if changes else "")
-            + ".",
-            file=sys.stderr,
-        )
-        return {
-            "name": name,
-            "version": version.version,
-            "action": decision["action"],
-            "changes": changes,
-        }
+        self.client.set_tag(parent_id, _PUBLISHED, "complete")  # last: marks the copy whole
+        return {"run_id": parent_id, "tasks": children}
 
     def _publish_task(self, experiment, parent_id, record, task, **entities) -> str:
         tags = {
