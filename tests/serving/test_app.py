@@ -434,21 +434,18 @@ def test_a_reload_failure_is_logged_counted_and_still_refreshes_the_challenger(
         registry.client.set_model_version_tag(
             "churn", broken.version, "nbops.model_sha256", "0" * 64
         )
+        registry.promote("churn", broken.version, reason="reload failure test")
+        failures = 'nbops_reload_failures_total{alias="champion"}'
+        assert failures in service.poll("GET", "/metrics", until=lambda a: failures in a[1])[1]
+        # Only now a challenger: the checks that pick it up all fail on the champion.
         held = registry.register_uploaded("churn", run_id=champion.run_id, tags={})
         registry.apply_gate(
             "churn", held.version, action="hold", summary="reload test", run_id=None
         )
-        registry.promote("churn", broken.version, reason="reload failure test")
         routing = service.poll(
             "GET", "/model", until=lambda a: a[1]["routing"]["challenger"] == held.version
         )[1]["routing"]
         assert routing["challenger"] == held.version
-        metrics = service.poll(
-            "GET",
-            "/metrics",
-            until=lambda a: 'nbops_reload_failures_total{alias="champion"}' in a[1],
-        )[1]
-        assert 'nbops_reload_failures_total{alias="champion"}' in metrics
         code, body = service.call("POST", "/predict", {"records": rows[:1]})
         assert code == 200 and body["model"]["version"] == champion.version
     finally:
