@@ -677,7 +677,7 @@ def _shape_errors(payload: Any, allowed: frozenset[str], body: bytes) -> list[di
     Everything accepted is logged, so a field the model ignores still has to be storable.
     """
     errors: list[dict[str, Any]] = []
-    if isinstance(payload, dict):
+    if isinstance(payload, dict) and not payload.keys() <= allowed:
         errors += [
             {
                 "loc": ["body", key],
