@@ -25,6 +25,11 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Where CI collects the test build's notebooks and reports (see .github/workflows/ci.yml).
 ARTIFACTS = os.environ.get("NBOPS_TEST_ARTIFACTS")
 BIN = Path(sys.executable).parent
+#: Read once, before the autouse fixture below removes CI from every test's environment:
+#: in CI a missing service (PostgreSQL) fails its tests instead of skipping them.
+IN_CI = bool(os.environ.get("CI"))
+#: Where Debian's postgresql package installs its versions (overridable to test the above).
+POSTGRES_ROOT = Path(os.environ.get("NBOPS_TEST_POSTGRES_ROOT", "/usr/lib/postgresql"))
 PROJECT_FILES = ("pipeline.yaml", "pipeline.monitor.yaml", "env.yaml", "notebooks", "schema")
 
 #: Small, fast settings for test builds (merged into a copy of env.yaml).
@@ -287,10 +292,10 @@ class PostgresServer:
     trust authentication, data in a temporary folder; run as ``postgres`` when root."""
 
     def __init__(self, folder: Path) -> None:
-        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        found = sorted(POSTGRES_ROOT.glob("*/bin/initdb"))
         if not found:
             message = "PostgreSQL is not installed: apt-get install postgresql (.ci/run does this)"
-            if os.environ.get("CI"):
+            if IN_CI:
                 pytest.fail(message)
             pytest.skip(message)
         self.bin = found[-1].parent

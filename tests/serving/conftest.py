@@ -9,6 +9,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -19,7 +20,7 @@ TOKEN = "t0ken-for-tests"
 
 
 class Service:
-    def __init__(self, project, tmp_path, *args, log_url=None):
+    def __init__(self, project, tmp_path, *args, log_url=None, **env):
         self.project, self.port = project, free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp_path / "predictions.db"
@@ -28,6 +29,7 @@ class Service:
             NBOPS_PREDICTION_LOG=log_url or f"sqlite:///{self.log_path}",
             NBOPS_RELOAD_SECONDS="0.5",
             NBOPS_MAX_ROWS="200",
+            **env,
         )
         self.output = open(tmp_path / "service.log", "wb")  # noqa: SIM115
         self.process = subprocess.Popen(
@@ -82,6 +84,21 @@ class Service:
             .execute("select request_id, model_version from predictions")
             .fetchall()
         )
+
+    def poll(self, method, path, body=None, *, until, timeout=30):
+        """Call until ``until((status, body))`` holds or ``timeout`` seconds pass; the
+        last answer."""
+        deadline = time.monotonic() + timeout
+        while True:
+            answer = self.call(method, path, body)
+            if until(answer) or time.monotonic() > deadline:
+                return answer
+            time.sleep(0.05)
+
+    def rss(self):
+        """The service process's resident memory, in bytes."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        return int(status.split("VmRSS:")[1].split()[0]) * 1024
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,12 @@
-"""The prediction log: batched off the request path, nothing lost on a graceful close."""
+"""The prediction log: batched off the request path, nothing lost on a graceful close,
+nothing lost to a poisonous entry or a locked database."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
+import time
 import uuid
 
 import pytest
@@ -93,3 +96,113 @@ def test_feedback_needs_a_known_request(log_url):
 def test_an_unusable_log_url_is_a_config_error_naming_the_setting(url):
     with pytest.raises(ConfigError, match="NBOPS_PREDICTION_LOG=.*Use sqlite:////"):
         PredictionLog(url)
+
+
+def wait_for(predicate, timeout=30, what="condition"):
+    """Poll ``predicate`` until it is true or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def nested(depth):
+    value = 0
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_an_entry_that_cannot_be_serialised_is_logged_as_a_placeholder(log_url):
+    """orjson reads 1,024 levels but writes 255: one such entry used to kill the writer."""
+    log = PredictionLog(log_url, flush_seconds=0.01)
+    log.record(**entry(1))
+    log.record(**{**entry(2), "inputs": {"records": [{"x": 2}], "extra": nested(300)}})
+    wait_for(lambda: log.written == 2, what="the poisonous entry to be written")
+    log.record(**entry(3))
+    wait_for(lambda: log.written == 3, what="an entry after the poisonous one")
+    assert log.health()["writer_alive"] and log.health()["placeholders"] == 1
+    log.close()
+    logged = dict(rows(log_url, "select request_id, inputs from predictions"))
+    assert set(logged) == {"r1", "r2", "r3"}
+    assert "inputs could not be serialised" in json.loads(logged["r2"])["nbops_unlogged"]
+
+
+def test_an_entry_the_database_refuses_is_isolated_and_the_rest_of_its_batch_kept(log_url):
+    # PostgreSQL refuses NUL characters in text; SQLite stores them: either way no loss.
+    log = PredictionLog(log_url, flush_seconds=0.2)
+    for i in range(5):
+        log.record(**{**entry(i), "model_version": "1\x00" if i == 2 else "1"})
+    log.close()
+    assert rows(log_url, "select count(distinct request_id) from predictions") == [(5,)]
+    assert log.health()["dropped"] == 0
+
+
+@pytest.fixture
+def sqlite_log(tmp_path):
+    return f"sqlite:///{tmp_path / 'p.db'}", tmp_path / "p.db"
+
+
+def lock(path):
+    """Another connection holding SQLite's write lock until ``.close()``."""
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    return holder
+
+
+def test_a_long_database_lock_delays_the_log_but_loses_nothing(sqlite_log):
+    """The writer used to give up after 5 attempts (about 31 s of lock) and die. Timings
+    are scaled down (busy timeout and longest pause 0.1 s): the lock outlasts many more
+    attempts than that, and every entry recorded before or during it is written after."""
+    url, path = sqlite_log
+    log = PredictionLog(url, flush_seconds=0.01, retry_seconds=0.1)
+    holder = lock(path)
+    try:
+        for i in range(50):
+            log.record(**entry(i))
+        wait_for(lambda: log.health()["failures"] >= 15, what="15 failed attempts")
+        health = log.health()
+        assert health["writer_alive"] and health["retrying"] and not health["ok"]
+        assert "locked" in health["last_error"] and log.written == 0
+        for i in range(50, 100):
+            log.record(**entry(i))
+    finally:
+        holder.close()
+    wait_for(lambda: log.written == 100, what="every entry after the lock is released")
+    assert log.health()["ok"]
+    log.close()
+    assert rows(url, "select count(distinct request_id) from predictions") == [(100,)]
+
+
+def test_the_queue_is_bounded_and_what_it_drops_is_counted(sqlite_log):
+    url, path = sqlite_log
+    log = PredictionLog(url, flush_seconds=0.01, retry_seconds=0.05, max_queue=10)
+    holder = lock(path)
+    try:
+        log.record(**entry(0))  # taken by the writer, which then waits on the lock
+        wait_for(lambda: log.health()["failures"] >= 1, what="the writer to hit the lock")
+        for i in range(1, 26):
+            log.record(**entry(i))
+        assert log.health()["queued"] == 10 and log.health()["dropped"] == 15
+    finally:
+        holder.close()
+    log.close()
+    assert rows(url, "select count(*) from predictions") == [(11,)]
+
+
+def test_close_gives_up_on_a_database_that_stays_locked_and_reports_the_loss(sqlite_log, caplog):
+    url, path = sqlite_log
+    log = PredictionLog(url, flush_seconds=0.01, retry_seconds=0.05, close_seconds=0.5)
+    holder = lock(path)
+    try:
+        for i in range(3):
+            log.record(**entry(i))
+        started = time.monotonic()
+        log.close()
+        assert time.monotonic() - started < 15
+    finally:
+        holder.close()
+    assert log.dropped == 3 and not log.health()["writer_alive"]
+    assert "3 answered predictions were not logged" in caplog.text

@@ -1,7 +1,8 @@
 """The FastAPI app factory: ``create_app(settings)``; uvicorn runs ``app_from_env``.
 
 Endpoints: ``POST /predict``, ``POST /feedback``, ``GET /health`` (alive), ``GET /ready``
-(model loaded), ``GET /model``, ``GET /metrics`` (Prometheus). Bodies are parsed with
+(model loaded, log writer running), ``GET /model``, ``GET /metrics`` (Prometheus). Bodies
+are counted while they arrive (413 once over the limit, chunked or not), parsed with
 orjson and validated against the model's training contract; bad input is a 4xx naming
 each field, never a 500. No endpoint runs user-supplied code.
 """
@@ -12,6 +13,7 @@ import contextlib
 import gc
 import hashlib
 import hmac
+import logging
 import random
 import sys
 import threading
@@ -31,6 +33,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from starlette.concurrency import run_in_threadpool
 
 from nbops.serving.log import PredictionLog
 from nbops.serving.model import ServedModel, load_served_model
@@ -38,6 +42,8 @@ from nbops.serving.settings import Settings
 from nbops.serving.validation import Batch, validate
 
 __all__ = ["app_from_env", "create_app"]
+
+logger = logging.getLogger("nbops.serving")
 
 _OPEN = {"/health", "/ready"}
 _ENDPOINTS = {
@@ -50,8 +56,13 @@ _ENDPOINTS = {
     "/docs",
     "/openapi.json",
 }
-#: Oversized bodies up to this size are read and discarded before the 413 is sent.
+#: Oversized bodies up to this declared size are read and discarded before the 413 is sent.
 _DRAIN_LIMIT = 16 * 1024 * 1024
+#: JSON bodies nest at most this deep: the log writes what orjson reads only to 255 levels,
+#: and no valid request needs more than 3.
+_MAX_DEPTH = 16
+_PREDICT_KEYS = frozenset({"records", "columns"})
+_FEEDBACK_KEYS = frozenset({"request_id", "labels"})
 
 
 def _dump(data: Any) -> bytes:
@@ -99,6 +110,45 @@ class _Metrics:
             ["endpoint", "kind"],
             registry=self.registry,
         )
+        self.reload_failures = Counter(
+            "nbops_reload_failures_total",
+            "Failed checks or loads of a served alias (the loaded version keeps serving)",
+            ["alias"],
+            registry=self.registry,
+        )
+        self.shadow_skipped = Counter(
+            "nbops_shadow_skipped_total",
+            "Shadow copies not scored because the shadow queue was full",
+            registry=self.registry,
+        )
+
+
+class _LogCollector:
+    """The prediction log writer's health, read when ``/metrics`` is scraped."""
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        self.state = state
+
+    def collect(self) -> Any:
+        log: PredictionLog | None = self.state["log"]
+        if log is None:
+            return
+        health = log.health()
+        name = "nbops_prediction_log"
+        yield GaugeMetricFamily(
+            f"{name}_writer_up", "1 while the log writer thread runs", value=health["writer_alive"]
+        )
+        yield GaugeMetricFamily(
+            f"{name}_retrying", "1 while writes fail and are retried", value=health["retrying"]
+        )
+        yield GaugeMetricFamily(f"{name}_queued", "Entries waiting", value=health["queued"])
+        for key, text in (
+            ("written", "Entries written"),
+            ("dropped", "Entries never written (queue full, or unwritable at shutdown)"),
+            ("placeholders", "Entries written with a placeholder for an unstorable value"),
+            ("failures", "Failed write attempts (retried)"),
+        ):
+            yield CounterMetricFamily(f"{name}_{key}", text, value=health[key])
 
 
 def create_app(settings: Settings) -> _Guard:
@@ -110,9 +160,12 @@ def create_app(settings: Settings) -> _Guard:
     """
     metrics = _Metrics()
     state: dict[str, Any] = {"model": None, "challenger": None, "log": None}
+    metrics.registry.register(_LogCollector(state))
 
     wants_challenger = settings.canary > 0 or settings.shadow
     shadow_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nbops-shadow")
+    # The executor's own queue is unbounded: a slow challenger must not grow memory.
+    shadow_slots = threading.BoundedSemaphore(settings.shadow_queue)
 
     def load_challenger() -> ServedModel | None:
         from nbops.errors import ReleaseError
@@ -122,30 +175,64 @@ def create_app(settings: Settings) -> _Guard:
         except ReleaseError:
             return None  # no challenger: canary and shadow wait for one
 
+    last_failure: dict[str, str] = {}
+
+    def reload_failed(alias: str, exc: Exception) -> None:
+        metrics.reload_failures.labels(alias).inc()
+        message = f"{type(exc).__name__}: {exc}"
+        if last_failure.get(alias) != message:  # one line per new problem, not per check
+            held = state["model" if alias == settings.alias else "challenger"]
+            logger.warning(
+                "reload of %s@%s failed; still serving %s: %s",
+                settings.model,
+                alias,
+                f"version {held.version}" if held is not None else "nothing for it",
+                message,
+            )
+        last_failure[alias] = message
+
     def reload_loop(stop: threading.Event) -> None:
         from nbops.tracking.registry import Registry
 
+        # Each alias is checked on its own: a champion that fails to load must not keep
+        # the challenger (canary, shadow) from being refreshed, and the reverse.
         while not stop.wait(settings.reload_seconds):
-            with contextlib.suppress(Exception):  # registry briefly unreachable: keep serving
+            try:
                 registry = Registry(settings.root)
                 current = registry.alias(settings.model, settings.alias)
                 if current is not None and current.version != state["model"].version:
                     state["model"] = load_served_model(
                         settings.root, settings.model, settings.alias
                     )  # atomic swap
-                if wants_challenger:
-                    challenger = registry.alias(settings.model, "challenger")
-                    held = state["challenger"]
-                    if challenger is None:
-                        state["challenger"] = None
-                    elif held is None or held.version != challenger.version:
-                        state["challenger"] = load_challenger()
+                last_failure.pop(settings.alias, None)
+            except Exception as exc:  # noqa: BLE001 - keep serving the loaded version
+                reload_failed(settings.alias, exc)
+            if not wants_challenger:
+                continue
+            try:
+                registry = Registry(settings.root)
+                challenger = registry.alias(settings.model, "challenger")
+                held = state["challenger"]
+                if challenger is None:
+                    state["challenger"] = None
+                elif held is None or held.version != challenger.version:
+                    state["challenger"] = load_served_model(
+                        settings.root, settings.model, "challenger"
+                    )
+                last_failure.pop("challenger", None)
+            except Exception as exc:  # noqa: BLE001 - keep the loaded challenger
+                reload_failed("challenger", exc)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state["model"] = load_served_model(settings.root, settings.model, settings.alias)
         state["challenger"] = load_challenger() if wants_challenger else None
-        state["log"] = PredictionLog(settings.prediction_log_url)
+        state["log"] = PredictionLog(
+            settings.prediction_log_url,
+            flush_seconds=settings.log_flush_seconds,
+            max_queue=settings.log_queue,
+            retry_seconds=settings.log_retry_seconds,
+        )
         stop = threading.Event()
         threading.Thread(
             target=reload_loop, args=(stop,), name="nbops-alias-watch", daemon=True
@@ -179,9 +266,21 @@ def create_app(settings: Settings) -> _Guard:
     @app.get("/ready")
     async def ready() -> Response:
         model: ServedModel | None = state["model"]
-        if model is None:
+        log: PredictionLog | None = state["log"]
+        if model is None or log is None:
             return _json({"ready": False}, 503)
-        return _json({"ready": True, "model": model.name, "version": model.version})
+        health = log.health()
+        # A failing database keeps the service ready (answers wait in the log's queue and
+        # are retried); a dead writer does not: nothing answered from then on is logged.
+        return _json(
+            {
+                "ready": health["writer_alive"],
+                "model": model.name,
+                "version": model.version,
+                "log": health,
+            },
+            200 if health["writer_alive"] else 503,
+        )
 
     @app.get("/model")
     async def model_info() -> Response:
@@ -227,6 +326,12 @@ def create_app(settings: Settings) -> _Guard:
         except orjson.JSONDecodeError as exc:
             metrics.errors.labels("/predict", "json").inc()
             return 400, _dump({"error": f"the body is not valid JSON: {exc}"})
+        shape = _shape_errors(payload, _PREDICT_KEYS, body)
+        if shape:
+            metrics.errors.labels("/predict", "validation").inc()
+            return 422, _dump(
+                {"error": "the request has fields it may not have (see detail)", "detail": shape}
+            )
         model: ServedModel = state["model"]
         challenger: ServedModel | None = state["challenger"]
         if (
@@ -265,7 +370,10 @@ def create_app(settings: Settings) -> _Guard:
         )
         metrics.predictions.labels(model.name, model.version, model.alias).inc(batch.n_rows)
         if settings.shadow and challenger is not None and model is not challenger:
-            shadow_pool.submit(shadow_score, challenger, batch, payload, request_id)
+            if shadow_slots.acquire(blocking=False):
+                shadow_pool.submit(shadow_score, challenger, batch, payload, request_id)
+            else:
+                metrics.shadow_skipped.inc()
         return 200, _dump(
             {
                 "request_id": request_id,
@@ -276,6 +384,14 @@ def create_app(settings: Settings) -> _Guard:
 
     def shadow_score(challenger: ServedModel, batch: Batch, payload: Any, request_id: str) -> None:
         started = time.perf_counter()
+        try:
+            shadow_call(challenger, batch, payload, request_id, started)
+        finally:
+            shadow_slots.release()
+
+    def shadow_call(
+        challenger: ServedModel, batch: Batch, payload: Any, request_id: str, started: float
+    ) -> None:
         with contextlib.suppress(Exception):  # a failing shadow never affects the answer
             result = challenger.predict(batch)
             state["log"].record(
@@ -304,27 +420,42 @@ def create_app(settings: Settings) -> _Guard:
         },
     )
     async def feedback(request: Request) -> Response:
+        body = await request.body()
         try:
-            payload = orjson.loads(await request.body())
+            payload = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
+            metrics.errors.labels("/feedback", "json").inc()
             return _error(400, f"the body is not valid JSON: {exc}")
-        if (
-            not isinstance(payload, dict)
-            or not isinstance(payload.get("request_id"), str)
-            or "labels" not in payload
-        ):
+        problems = _feedback_errors(payload, body, max_rows=settings.max_rows)
+        if problems:
+            metrics.errors.labels("/feedback", "validation").inc()
             return _error(
                 422,
                 'expected {"request_id": "<id from /predict>", "labels": [<true value per row>]}',
-                detail=[{"loc": ["body"], "msg": "request_id (string) and labels are required"}],
+                detail=problems,
             )
+        # The database is reached from a worker thread: a slow or locked log must not
+        # stall the event loop, which answers /predict.
+        return await run_in_threadpool(store_feedback, payload["request_id"], payload["labels"])
+
+    def store_feedback(request_id: str, labels: Any) -> Response:
+        import sqlalchemy as sa
+
         log: PredictionLog = state["log"]
-        if not log.known_request(payload["request_id"]):
+        try:
+            if not log.known_request(request_id):
+                return _error(
+                    404,
+                    f"unknown request_id {request_id!r}: send feedback for ids returned by /predict (they are logged within a fraction of a second)",
+                )
+            log.feedback(request_id, labels)
+        except sa.exc.SQLAlchemyError as exc:
+            metrics.errors.labels("/feedback", "log").inc()
+            logger.warning("feedback for %s not stored: %s", request_id, exc)
             return _error(
-                404,
-                f"unknown request_id {payload['request_id'][:64]!r}: send feedback for ids returned by /predict (they are logged within a fraction of a second)",
+                503,
+                f"the prediction log is unavailable ({type(exc).__name__}); send the feedback again later",
             )
-        log.feedback(payload["request_id"], payload["labels"])
         return _json({"ok": True})
 
     def openapi() -> dict[str, Any]:
@@ -423,28 +554,28 @@ class _Guard:
             return
         length = headers.get(b"content-length", b"")
         if length.isdigit() and int(length) > self.settings.max_body_bytes:
-            self.metrics.requests.labels(endpoint, "413").inc()
             if int(length) <= _DRAIN_LIMIT:
                 # Read and discard the body so the client finishes sending and reads the
                 # 413; answering mid-upload makes it see a broken pipe instead.
                 while (await receive()).get("more_body"):
                     pass
-            await _error(
-                413,
-                f"request body of {int(length)} bytes is over the limit of {self.settings.max_body_bytes}; send fewer rows per request",
-            )(scope, receive, send)
+            await self.too_large(scope, receive, send, endpoint, f"{int(length)} bytes")
+            return
+        # Counted while it arrives, whatever the framing (chunked uploads declare no
+        # length): at most the limit is ever held in memory.
+        try:
+            body = await _read_body(receive, self.settings.max_body_bytes)
+        except _ClientGone:
+            return  # nothing to answer, and a partial body must not be scored or logged
+        if body is None:
+            await self.too_large(scope, receive, send, endpoint, "more bytes")
             return
         if path == "/predict" and scope["method"] == "POST":
             # The hot path, without the framework's per-request layers.
             status = 500
             try:
-                chunks, message = [], await receive()
-                chunks.append(message.get("body", b""))
-                while message.get("more_body"):
-                    message = await receive()
-                    chunks.append(message.get("body", b""))
                 status, content = self.predict(
-                    b"".join(chunks), headers.get(b"x-routing-key", b"").decode("latin-1") or None
+                    body, headers.get(b"x-routing-key", b"").decode("latin-1") or None
                 )
                 await send(
                     {
@@ -469,11 +600,148 @@ class _Guard:
                 status = message["status"]
             await send(message)
 
+        replayed = False
+
+        async def replay() -> Any:
+            nonlocal replayed
+            if replayed:
+                return await receive()  # http.disconnect
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, replay, send_status)
         finally:
             self.metrics.requests.labels(endpoint, str(status)).inc()
             self.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
+
+    async def too_large(
+        self, scope: Any, receive: Any, send: Any, endpoint: str, size: str
+    ) -> None:
+        self.metrics.requests.labels(endpoint, "413").inc()
+        self.metrics.errors.labels(endpoint, "too_large").inc()
+        await _error(
+            413,
+            f"request body of {size} is over the limit of {self.settings.max_body_bytes} bytes (NBOPS_MAX_BODY_BYTES); send fewer rows per request",
+        )(scope, receive, send)
+
+
+class _ClientGone(Exception):
+    """The client disconnected before its request body was complete."""
+
+
+async def _read_body(receive: Any, limit: int) -> bytes | None:
+    """The request body, or None as soon as it is over ``limit`` bytes (the rest is
+    left unread: uvicorn discards it after the answer)."""
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        raise _ClientGone
+    body = message.get("body", b"")
+    if not message.get("more_body"):  # one message: every small request
+        return body if len(body) <= limit else None
+    chunks, size = [body], len(body)
+    while message.get("more_body"):
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_deep(value: Any, levels: int) -> list[Any] | None:
+    """The path to a container nested more than ``levels`` deep in ``value``, or None.
+    Recursion is bounded by ``levels``, so this never hits Python's recursion limit."""
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    if levels == 0:
+        return []
+    for key, child in items:
+        if isinstance(child, (dict, list)):
+            path = _too_deep(child, levels - 1)
+            if path is not None:
+                return [key, *path]
+    return None
+
+
+def _shape_errors(payload: Any, allowed: frozenset[str], body: bytes) -> list[dict[str, Any]]:
+    """Unknown top-level fields and excessive nesting, as field errors (``[]``: fine).
+
+    Everything accepted is logged, so a field the model ignores still has to be storable.
+    """
+    errors: list[dict[str, Any]] = []
+    if isinstance(payload, dict) and not payload.keys() <= allowed:
+        errors += [
+            {
+                "loc": ["body", key],
+                "msg": f"unknown field; expected only {' and '.join(sorted(allowed))}",
+            }
+            for key in payload
+            if key not in allowed
+        ]
+    # Counting brackets is C-fast and rules out deep nesting for nearly every request
+    # (brackets inside strings only make it walk the value).
+    if body.count(b"[") + body.count(b"{") > _MAX_DEPTH:
+        path = _too_deep(payload, _MAX_DEPTH)
+        if path is not None:
+            errors.append(
+                {
+                    "loc": ["body", *path[:4], "..."] if len(path) > 4 else ["body", *path],
+                    "msg": f"nested more than {_MAX_DEPTH} levels deep",
+                }
+            )
+    return errors
+
+
+def _feedback_errors(payload: Any, body: bytes, *, max_rows: int) -> list[dict[str, Any]]:
+    """What is wrong with a ``/feedback`` body, as field errors (``[]``: fine)."""
+    if not isinstance(payload, dict):
+        return [{"loc": ["body"], "msg": "expected a JSON object with request_id and labels"}]
+    errors = _shape_errors(payload, _FEEDBACK_KEYS, body)
+    request_id = payload.get("request_id")
+    if not isinstance(request_id, str) or not 0 < len(request_id) <= 64:
+        errors.append(
+            {
+                "loc": ["body", "request_id"],
+                "msg": "required: the request_id string a /predict answer returned",
+            }
+        )
+    if "labels" not in payload:
+        errors.append({"loc": ["body", "labels"], "msg": "required: the true value for each row"})
+        return errors
+    labels = payload["labels"]
+    scalar = (str, int, float, bool, type(None))
+    if isinstance(labels, list):
+        if len(labels) > max_rows:
+            errors.append(
+                {
+                    "loc": ["body", "labels"],
+                    "msg": f"{len(labels)} labels, more than the limit of {max_rows} rows",
+                }
+            )
+        errors += [
+            {
+                "loc": ["body", "labels", i],
+                "msg": "expected one value (string, number, boolean or null) per row",
+            }
+            for i, label in enumerate(labels)
+            if not isinstance(label, scalar)
+        ][:10]
+    elif not isinstance(labels, scalar):
+        errors.append(
+            {
+                "loc": ["body", "labels"],
+                "msg": "expected a list with the true value of each row (or one value)",
+            }
+        )
+    return errors
 
 
 def _in_canary(key: str | None, share: float) -> bool:
@@ -484,6 +752,14 @@ def _in_canary(key: str | None, share: float) -> bool:
     return bucket < share
 
 
-def app_from_env() -> FastAPI:
+def app_from_env() -> _Guard:
     """Entry point for uvicorn (``factory=True``): settings from ``NBOPS_*`` variables."""
+    # uvicorn configures only its own loggers: give the service's warnings (reload
+    # failures, a failing log database) a line on stderr.
+    nbops_logger = logging.getLogger("nbops")
+    if not nbops_logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:  %(name)s: %(message)s"))
+        nbops_logger.addHandler(handler)
+        nbops_logger.setLevel(logging.INFO)
     return create_app(Settings.from_env())

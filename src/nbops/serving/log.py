@@ -1,17 +1,27 @@
 """The prediction log: every answered request, written in batches off the request path.
 
-``record()`` puts an entry on an in-memory queue and returns at once; a writer thread
-inserts queued entries in one transaction every ``flush_seconds`` (or sooner when
+``record()`` puts an entry on a bounded in-memory queue and returns at once; a writer
+thread inserts queued entries in one transaction every ``flush_seconds`` (or sooner when
 ``batch_size`` are waiting). ``close()`` (graceful shutdown, SIGTERM) drains the queue.
 
-Guarantee: every prediction answered before a *graceful* shutdown is in the log. On a
-hard crash (``kill -9``, power loss) the entries of at most the last ``flush_seconds``
-(default 0.05 s) may be lost; the log itself stays consistent (each batch is one
-transaction; SQLite runs in WAL mode).
+The writer survives anything one entry or the database can do: each entry is serialised
+on its own (a value that cannot be written, e.g. nested deeper than orjson writes, is
+logged as a placeholder naming the problem); a locked or unreachable database is retried
+with backoff, without limit, while new entries wait in the queue; an entry the database
+refuses is isolated from its batch and logged as a placeholder. Memory stays bounded:
+once ``max_queue`` entries wait (a long outage), new ones are dropped and counted.
+:meth:`PredictionLog.health` reports all of this for ``/ready`` and ``/metrics``.
+
+Guarantee: every prediction answered before a *graceful* shutdown is in the log, unless
+the database is still unreachable ``close_seconds`` into the shutdown or the queue was
+full (both counted and reported). On a hard crash (``kill -9``, power loss) the entries
+of at most the last ``flush_seconds`` (default 0.05 s) may be lost; the log itself stays
+consistent (each batch is one transaction; SQLite runs in WAL mode).
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -27,6 +37,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["PredictionLog", "read_feedback", "read_predictions"]
+
+logger = logging.getLogger(__name__)
 
 _METADATA = sa.MetaData()
 PREDICTIONS = sa.Table(
@@ -52,12 +64,21 @@ FEEDBACK = sa.Table(
     sa.Column("labels", sa.Text, nullable=False),
 )
 
+#: Errors that say the database, not the entry, is the problem (locked, unreachable,
+#: disk full, pool exhausted): the same batch is retried later.
+_TRANSIENT = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value, default=str, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
-def _engine(url: str) -> sa.Engine:
+def _placeholder(problem: str) -> str:
+    """What the log holds instead of a value it cannot store: valid JSON naming why."""
+    return _dumps({"nbops_unlogged": problem})
+
+
+def _engine(url: str, *, busy_seconds: float = 5.0) -> sa.Engine:
     # PostgreSQL through psycopg 3 (installed with nbops) unless the URL names a driver.
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
@@ -69,29 +90,69 @@ def _engine(url: str) -> sa.Engine:
             "Use sqlite:////path/to/log.db or postgresql://user:password@host/db."
         ) from exc
     if engine.dialect.name == "sqlite":
+        busy_ms = max(int(busy_seconds * 1000), 1)
 
         @sa.event.listens_for(engine, "connect")
         def _wal(dbapi_connection: Any, _: Any) -> None:
             # WAL: readers never block the writer. synchronous=NORMAL in WAL mode loses no
             # committed batch when the process dies, only on power loss (see module doc).
             cursor = dbapi_connection.cursor()
+            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=5000")
             cursor.close()
 
     return engine
 
 
 class PredictionLog:
-    def __init__(self, url: str, *, flush_seconds: float = 0.05, batch_size: int = 500) -> None:
+    """The service's prediction log (see the module doc for what it guarantees).
+
+    Args:
+        flush_seconds: how long an entry may wait before its batch is written.
+        batch_size: entries per transaction at most (a full batch is written at once).
+        max_queue: entries waiting at most; beyond it new entries are dropped and counted.
+        retry_seconds: longest pause between attempts while the database fails (the
+            pause doubles from 50 ms up to this), and SQLite's busy timeout per attempt.
+        close_seconds: how long ``close()`` waits for the queue to drain.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        flush_seconds: float = 0.05,
+        batch_size: int = 500,
+        max_queue: int = 100_000,
+        retry_seconds: float = 2.0,
+        close_seconds: float = 30.0,
+    ) -> None:
         if url.startswith("sqlite:///"):
             Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = _engine(url)
+        self.engine = _engine(url, busy_seconds=min(retry_seconds, 5.0))
         _METADATA.create_all(self.engine)
         self.flush_seconds, self.batch_size = flush_seconds, batch_size
-        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.max_queue, self.retry_seconds, self.close_seconds = (
+            max_queue,
+            retry_seconds,
+            close_seconds,
+        )
+        # Unbounded as a structure so close() can always enqueue its wake-up; record()
+        # enforces max_queue itself.
+        self._queue: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+        self._counts_lock = threading.Lock()
         self.written = 0
+        #: entries never written: queue full, or refused / unreachable at shutdown
+        self.dropped = 0
+        #: entries written with a placeholder for a value that could not be stored
+        self.placeholders = 0
+        #: failed write attempts (each is retried) since the start
+        self.failures = 0
+        self.last_error: str | None = None
+        #: True from a failed attempt until the next successful write
+        self.retrying = False
+        self._closing = threading.Event()
+        self._abandon = threading.Event()
         self._writer = threading.Thread(target=self._run, name="nbops-prediction-log", daemon=True)
         self._writer.start()
 
@@ -107,6 +168,9 @@ class PredictionLog:
         outputs: Any,
         n_rows: int,
     ) -> None:
+        if self._queue.qsize() >= self.max_queue:
+            self._count("dropped", 1)
+            return
         self._queue.put(
             {
                 "request_id": request_id,
@@ -120,6 +184,22 @@ class PredictionLog:
                 "outputs": outputs,
             }
         )
+
+    def health(self) -> dict[str, Any]:
+        """The writer's state: ``ok`` is False when the writer thread is gone (nothing
+        more will be logged) or the database is failing (entries wait and are retried)."""
+        alive = self._writer.is_alive()
+        return {
+            "ok": alive and not self.retrying,
+            "writer_alive": alive,
+            "retrying": self.retrying,
+            "queued": self._queue.qsize(),
+            "written": self.written,
+            "dropped": self.dropped,
+            "placeholders": self.placeholders,
+            "failures": self.failures,
+            "last_error": self.last_error,
+        }
 
     def feedback(self, request_id: str, labels: Any) -> None:
         with self.engine.begin() as conn:
@@ -145,50 +225,156 @@ class PredictionLog:
                 is not None
             )
 
+    # -- the writer thread ----------------------------------------------------------
+
+    def _count(self, name: str, n: int) -> None:
+        with self._counts_lock:
+            setattr(self, name, getattr(self, name) + n)
+
     def _run(self) -> None:
-        stop = False
-        while not stop:
-            batch: list[dict[str, Any]] = []
+        while True:
             try:
-                item = self._queue.get(timeout=self.flush_seconds)
-                if item is None:
-                    stop = True
-                else:
-                    batch.append(item)
-                deadline = time.monotonic() + self.flush_seconds
-                while len(batch) < self.batch_size and time.monotonic() < deadline:
-                    try:
-                        item = self._queue.get(timeout=max(deadline - time.monotonic(), 0.001))
-                    except queue.Empty:
-                        break
-                    if item is None:
-                        stop = True
-                        break
-                    batch.append(item)
+                batch, stop = self._collect()
+                if batch:
+                    self._write(batch)
+                if stop:
+                    return
+            except Exception as exc:  # noqa: BLE001 - a bug here must not stop the log for good
+                logger.exception("prediction log writer: unexpected error, continuing")
+                self.last_error = f"{type(exc).__name__}: {exc}"
+
+    def _collect(self) -> tuple[list[dict[str, Any]], bool]:
+        """The next batch: waits up to ``flush_seconds`` for its first entry, then
+        gathers more for at most ``flush_seconds``; (batch, stop) with stop on close()."""
+        batch: list[dict[str, Any]] = []
+        try:
+            item = self._queue.get(timeout=self.flush_seconds)
+        except queue.Empty:
+            return batch, False
+        if item is None:
+            return self._rest(batch), True
+        batch.append(item)
+        deadline = time.monotonic() + self.flush_seconds
+        while len(batch) < self.batch_size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                item = self._queue.get(timeout=remaining)
             except queue.Empty:
-                continue
-            if batch:
-                self._write(batch)
+                break
+            if item is None:
+                return self._rest(batch), True
+            batch.append(item)
+        return batch, False
+
+    def _rest(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # Shutdown: everything still queued goes into the last batches.
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return batch
+            if item is not None:
+                batch.append(item)
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
-        for entry in batch:
-            entry["inputs"], entry["outputs"] = _dumps(entry["inputs"]), _dumps(entry["outputs"])
-        for attempt in range(5):
+        rows = [self._serialise(entry) for entry in batch]
+        for start in range(0, len(rows), self.batch_size):
+            self._insert(rows[start : start + self.batch_size])
+
+    def _serialise(self, entry: dict[str, Any]) -> dict[str, Any]:
+        row = dict(entry)
+        for key in ("inputs", "outputs"):
+            try:
+                row[key] = _dumps(entry[key])
+            except (orjson.JSONEncodeError, TypeError, ValueError, RecursionError) as exc:
+                row[key] = _placeholder(f"{key} could not be serialised: {exc}")
+                self._count("placeholders", 1)
+        return row
+
+    def _insert(self, rows: list[dict[str, Any]], *, replaced: bool = False) -> None:
+        """Insert ``rows`` in one transaction; retry while the database fails; isolate
+        and replace an entry the database refuses."""
+        pause = 0.05
+        while True:
             try:
                 with self.engine.begin() as conn:
-                    conn.execute(PREDICTIONS.insert(), batch)
-                self.written += len(batch)
-                return
-            except sa.exc.OperationalError:  # e.g. SQLite busy: retry, never drop
-                time.sleep(0.05 * (attempt + 1))
-        with self.engine.begin() as conn:
-            conn.execute(PREDICTIONS.insert(), batch)
-        self.written += len(batch)
+                    conn.execute(PREDICTIONS.insert(), rows)
+            except _TRANSIENT as exc:
+                self._failed(exc)
+                if self._abandon.is_set():
+                    self._count("dropped", len(rows))
+                    return
+                self._abandon.wait(pause)  # wakes at once when close() gives up
+                pause = min(pause * 2, self.retry_seconds)
+                continue
+            except Exception as exc:  # noqa: BLE001 - refused by the database: find the entry
+                self._failed(exc, transient=False)
+                if len(rows) > 1:
+                    for row in rows:
+                        self._insert([row])
+                    return
+                if replaced:
+                    logger.error("prediction log: entry %s dropped: %s", rows[0]["request_id"], exc)
+                    self._count("dropped", 1)
+                    return
+                rows, replaced = [self._replaced(rows[0], exc)], True
+                continue
+            with self._counts_lock:
+                self.written += len(rows)
+                self.retrying = False
+            return
+
+    def _replaced(self, row: dict[str, Any], exc: Exception) -> dict[str, Any]:
+        self._count("placeholders", 1)
+        logger.warning(
+            "prediction log: entry %s refused by the database (%s); logged as a placeholder",
+            row["request_id"],
+            type(exc).__name__,
+        )
+        problem = _placeholder(f"refused by the database: {type(exc).__name__}")
+
+        def text(value: Any, size: int) -> str:
+            return str(value).replace("\x00", "")[:size]
+
+        return {
+            **row,
+            "request_id": text(row["request_id"], 64),
+            "model_name": text(row["model_name"], 200),
+            "model_version": text(row["model_version"], 50),
+            "route": text(row["route"], 20),
+            "inputs": problem,
+            "outputs": problem,
+        }
+
+    def _failed(self, exc: Exception, *, transient: bool = True) -> None:
+        message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:500]
+        first = transient and not self.retrying
+        with self._counts_lock:
+            self.failures += 1
+            self.retrying = self.retrying or transient
+            self.last_error = message
+        if first:
+            logger.warning("prediction log: write failed, retrying with backoff: %s", message)
 
     def close(self) -> None:
-        """Drain the queue and stop the writer (graceful shutdown)."""
+        """Drain the queue and stop the writer (graceful shutdown).
+
+        Waits up to ``close_seconds`` for a failing database; what is still unwritten
+        then is counted in ``dropped`` and named in an error log line."""
+        self._closing.set()
         self._queue.put(None)
-        self._writer.join(timeout=30)
+        self._writer.join(timeout=self.close_seconds)
+        if self._writer.is_alive():
+            self._abandon.set()
+            self._writer.join(timeout=10)
+        if self.dropped:
+            logger.error(
+                "prediction log: %d answered predictions were not logged (%s)",
+                self.dropped,
+                self.last_error or "the queue was full",
+            )
         self.engine.dispose()
 
 
