@@ -204,7 +204,7 @@ def _type_text_column(name: str, column: pd.Series) -> tuple[pd.Series, Conversi
         dates, unreadable = rawtext.to_datetimes(text)
         if 1 - unreadable.sum() / len(values) >= DATE_PARSE_SHARE:
             failed = text[unreadable]
-            return dates, Conversion(
+            return pd.Series(dates, index=column.index, name=name), Conversion(
                 name, "datetime", unparsed=len(failed), examples=tuple(failed.unique()[:3])
             )
 

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from nbops.serving.model import Feature
-from nbops.sources import clean_frame
 from nbops.serving.validation import to_frame
+from nbops.sources import clean_frame
 
 FEATURES = [
     Feature("tenure", "numeric", nullable=False),
@@ -93,7 +93,7 @@ def test_text_as_it_appears_in_the_training_file_is_typed_like_ingest(field, raw
     got = frame[field].iloc[0]
     assert (pd.isna(got) and typed is None) or got == typed, got
     # ingest's own conversion of a one-column file holding the same text (a file of
-    # 1s is numbers to ingest; only the service knows the column is boolean; and
+    # 1s and 0s is numbers to ingest; only the service knows the column is boolean; and
     # ingest does not take text with time zones for a date column)
     if field != "plan" and raw not in (1, "1", "0") and not str(raw).endswith(("Z", ":00")):
         column = pd.Series(

@@ -9,8 +9,10 @@ DataFrame scikit-learn scores. Pure: no HTTP, no model.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -54,6 +56,8 @@ class FieldError:
         return {"loc": self.loc, "msg": self.msg}
 
 
+#: whitespace at the edge of a value in "\x00".join(values): some value needs stripping
+_EDGE_SPACE = re.compile(r"^\s|\s$|\s\x00|\x00\s")
 _ABSENT = object()  # a column missing from a record (null is a value)
 _NUMBER = (int, float)
 _FAST = {
@@ -109,12 +113,20 @@ def _table(
                 ]
                 if len(errors) > 100:
                     break
-        return (
-            {f.name: [r.get(f.name, _ABSENT) for r in records] for f in features},
-            n,
-            "records",
-            errors,
-        )
+        names = [f.name for f in features]
+        try:  # every record has every column: one C-level transpose
+            if len(names) == 1:  # itemgetter of one name gives values, not tuples
+                raise KeyError(names[0])
+            table = dict(
+                zip(
+                    names,
+                    map(list, zip(*map(itemgetter(*names), records), strict=True)),
+                    strict=True,
+                )
+            )
+        except KeyError:
+            table = {name: [r.get(name, _ABSENT) for r in records] for name in names}
+        return table, n, "records", errors
     if "columns" in body:
         columns = body["columns"]
         if not isinstance(columns, dict) or not all(type(v) is list for v in columns.values()):
@@ -261,10 +273,13 @@ def _column(
     else:
         typed, missing, problems2 = _text(values, feature, reject_unseen)
         problems += problems2
-    if not feature.nullable:
+    if not feature.nullable and (missing is not None or type(None) in kinds):
         if missing is None:
-            missing = np.isnan(typed) if typed.dtype.kind == "f" else np.isnat(typed)
-        problems += [(int(i), _NULL_NOT_ALLOWED) for i in np.flatnonzero(missing)]
+            missing = np.isnan(typed)
+        elif isinstance(missing, list):
+            missing = np.array(missing, dtype=bool)
+        if missing.any():
+            problems += [(int(i), _NULL_NOT_ALLOWED) for i in np.flatnonzero(missing)]
     return typed, problems
 
 
@@ -304,17 +319,18 @@ def _convert(values: list[Any], role: str) -> tuple[np.ndarray, np.ndarray, list
             problems.append((i, f"expected a number, got {type(v).__name__} {str(v)[:40]!r}"))
     if not text_rows:
         return typed, missing, problems
-    text = rawtext.as_text([values[i] for i in text_rows])
     rows = np.asarray(text_rows, dtype=np.intp)
-    blank = rawtext.null_tokens(text)
-    missing[rows[blank]] = True
     if dates:
-        parsed, unreadable = rawtext.to_datetimes(text)
-        typed[rows] = parsed.to_numpy(dtype="datetime64[ns]")
+        parsed, unreadable = rawtext.to_datetimes([values[i] for i in text_rows])
+        typed[rows] = parsed
+        missing[rows] = np.isnat(parsed) & ~unreadable
         problems += [
-            (int(rows[j]), _date_problem(text.iloc[j])) for j in np.flatnonzero(unreadable)
+            (int(rows[j]), _date_problem(values[rows[j]])) for j in np.flatnonzero(unreadable)
         ]
-    elif role == "numeric":
+        return typed, missing, problems
+    text = rawtext.as_text([values[i] for i in text_rows])
+    missing[rows] = rawtext.null_tokens(text)
+    if role == "numeric":
         numbers, unreadable = rawtext.to_numbers(text)
         typed[rows] = numbers.to_numpy(dtype=float)
         infinite = np.isinf(typed[rows])
@@ -337,7 +353,7 @@ def _convert(values: list[Any], role: str) -> tuple[np.ndarray, np.ndarray, list
 
 def _date_problem(value: str) -> str:
     try:
-        datetime.fromisoformat(value.replace("Z", "+00:00"))
+        datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
         return f"expected a date {_DATE_EXAMPLES}, got {value[:40]!r}"
     low, high = rawtext.DATE_RANGE
@@ -349,26 +365,31 @@ def _date_problem(value: str) -> str:
 
 def _text(
     values: list[Any], feature: Feature, reject_unseen: bool
-) -> tuple[list[Any], np.ndarray, list[tuple[int, str]]]:
+) -> tuple[list[Any], list[bool] | None, list[tuple[int, str]]]:
     """Categories: stripped like ingest's text columns, blank → missing, NA stays NA."""
     problems: list[tuple[int, str]] = []
-    typed: list[Any] = []
-    for i, v in enumerate(values):
-        if v is None:
-            typed.append(None)
-        elif isinstance(v, str):
-            typed.append(v.strip() or None)
-        else:
-            typed.append(None)
-            problems.append((i, f"expected a string (a category), got {type(v).__name__}"))
-    missing = np.fromiter((v is None for v in typed), dtype=bool, count=len(typed))
+    typed: list[Any]
+    if all(type(v) is str for v in values):
+        joined = "\x00".join(values)
+        typed = [v.strip() for v in values] if _EDGE_SPACE.search(joined) else list(values)
+    else:
+        typed = []
+        for i, v in enumerate(values):
+            if isinstance(v, str):
+                typed.append(v.strip())
+            else:
+                typed.append(None)
+                if v is not None:
+                    problems.append((i, f"expected a string (a category), got {type(v).__name__}"))
+    if "" in typed:
+        typed = [v or None for v in typed]
     if reject_unseen and feature.categories:
         known = set(feature.categories)
         for i, v in enumerate(typed):
             if v is not None and v not in known:
                 shown = ", ".join(feature.categories[:10])
                 problems.append((i, f"unseen category {v[:40]!r}; known: {shown}"))
-    return typed, missing, problems
+    return typed, [v is None for v in typed] if not feature.nullable else None, problems
 
 
 def _typed(columns: dict[str, Any], features: list[Feature]) -> pd.DataFrame:
