@@ -76,7 +76,7 @@ def models(table):  # noqa: F811 - the fixture imported above
 
 
 @settings(
-    max_examples=300,
+    max_examples=150,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -125,7 +125,5 @@ def test_dates_beyond_the_calendar_in_utc_are_a_field_error(models, date):
     row = {f.name: None for f in features} | {"signup_date": date}
     batch, errors = validate({"records": [row]}, features, max_rows=10)
     assert batch is None
-    assert [(e.loc, e.msg[:34]) for e in errors] == [
-        (["body", "records", 0, "signup_date"], f"date {date!r}"[:34])
-    ]
-    assert "outside the range the model reads" in errors[0].msg
+    assert [e.loc for e in errors] == [["body", "records", 0, "signup_date"]]
+    assert errors[0].msg.startswith(f"date {date!r} is outside the range the model reads")
