@@ -4,7 +4,7 @@ Both servers serve the registry's champion of a built project (one worker each);
 `nbops serve` validates every request and logs every prediction, mlflow does neither.
 wrk (Debian's package; one thread, so the server keeps a core) drives each with 1, 8
 and 64 connections and 1-row and 100-row bodies; the script prints requests/s, p50 and
-p99 and the ratios.
+p99, rows/s and the ratios (``--no-mlflow``: nbops only, for a quicker before/after).
 
 Usage (from a project that has a champion, e.g. after `make build`):
     .venv/bin/python benchmarks/serve.py [--duration 10] [--project .]
@@ -90,16 +90,29 @@ def wrk(url: str, body: str, connections: int, duration: int, tmp: Path) -> dict
     }
 
 
+def _model_name(root: Path) -> str:
+    import yaml
+
+    env = yaml.safe_load((root / "env.yaml").read_text()) or {}
+    return (env.get("release") or {}).get("model_name") or "churn"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--project", default=".")
+    parser.add_argument("--no-mlflow", action="store_true", help="measure nbops serve only")
+    parser.add_argument("--connections", default="1,8,64", help="comma-separated wrk -c values")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")
     root = Path(args.project).resolve()
-    test = pd.read_parquet(root / "products" / "data" / "test.parquet").drop(columns=["churned"])
+    target = json.loads((root / "products" / "data" / "features.json").read_text())["target"]
+    test = pd.read_parquet(root / "products" / "data" / "test.parquet").drop(
+        columns=[target["name"]]
+    )
     records = json.loads(test.head(100).to_json(orient="records", date_format="iso"))
+    model_name = _model_name(root)
     bodies = {
         "nbops": {1: json.dumps({"records": records[:1]}), 100: json.dumps({"records": records})},
         "mlflow": {
@@ -126,14 +139,16 @@ def main() -> None:
                 env=nbops_env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-            ),
-            "mlflow": subprocess.Popen(
+            )
+        }
+        if not args.no_mlflow:
+            servers["mlflow"] = subprocess.Popen(
                 [
                     str(BIN / "mlflow"),
                     "models",
                     "serve",
                     "-m",
-                    "models:/churn@champion",
+                    f"models:/{model_name}@champion",
                     "--env-manager",
                     "local",
                     "--port",
@@ -145,19 +160,22 @@ def main() -> None:
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-            ),
-        }
+            )
         try:
             wait(f"http://127.0.0.1:{ports['nbops']}/ready")
-            wait(f"http://127.0.0.1:{ports['mlflow']}/ping")
+            if not args.no_mlflow:
+                wait(f"http://127.0.0.1:{ports['mlflow']}/ping")
             urls = {
                 "nbops": f"http://127.0.0.1:{ports['nbops']}/predict",
                 "mlflow": f"http://127.0.0.1:{ports['mlflow']}/invocations",
             }
             results = {}
+            names = ("nbops",) if args.no_mlflow else ("nbops", "mlflow")
+            levels = [int(c) for c in args.connections.split(",")]
+            empty = {"rps": 0.0, "p50": float("nan"), "p99": float("nan"), "errors": 0}
             for rows in (1, 100):
-                for connections in (1, 8, 64):
-                    for name in ("nbops", "mlflow"):
+                for connections in levels:
+                    for name in names:
                         wrk(urls[name], bodies[name][rows], connections, 2, tmp)  # warm up
                         results[name, rows, connections] = wrk(
                             urls[name], bodies[name][rows], connections, args.duration, tmp
@@ -166,14 +184,15 @@ def main() -> None:
                 f"nbops serve (validation + prediction log on) vs mlflow models serve, 1 worker each, wrk {args.duration} s per cell"
             )
             print(
-                f"{'rows':>4} {'conn':>4} | {'nbops req/s':>11} {'p50 ms':>7} {'p99 ms':>7} | {'mlflow req/s':>12} {'p50 ms':>7} {'p99 ms':>7} | {'throughput x':>12}"
+                f"{'rows':>4} {'conn':>4} | {'nbops req/s':>11} {'rows/s':>8} {'p50 ms':>7} {'p99 ms':>7} | {'mlflow req/s':>12} {'p50 ms':>7} {'p99 ms':>7} | {'throughput x':>12}"
             )
             for rows in (1, 100):
-                for connections in (1, 8, 64):
-                    a, b = results["nbops", rows, connections], results["mlflow", rows, connections]
+                for connections in levels:
+                    a = results["nbops", rows, connections]
+                    b = results.get(("mlflow", rows, connections), empty)
                     ratio = a["rps"] / b["rps"] if b["rps"] else float("inf")
                     print(
-                        f"{rows:>4} {connections:>4} | {a['rps']:>11.0f} {a['p50']:>7.2f} {a['p99']:>7.2f} | {b['rps']:>12.0f} {b['p50']:>7.2f} {b['p99']:>7.2f} | {ratio:>11.1f}x"
+                        f"{rows:>4} {connections:>4} | {a['rps']:>11.0f} {a['rps'] * rows:>8.0f} {a['p50']:>7.2f} {a['p99']:>7.2f} | {b['rps']:>12.0f} {b['p50']:>7.2f} {b['p99']:>7.2f} | {ratio:>11.1f}x"
                         + (
                             f"  (errors: nbops {a['errors']}, mlflow {b['errors']})"
                             if a["errors"] or b["errors"]

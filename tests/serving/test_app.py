@@ -58,7 +58,8 @@ def test_health_ready_model_and_openapi(shared):
     openapi = service.call("GET", "/openapi.json")[1]
     row = openapi["components"]["schemas"]["PredictRequest"]["properties"]["records"]["items"]
     assert (
-        row["properties"]["tenure_months"] == {"type": "number"}
+        row["properties"]["tenure_months"]["anyOf"][0] == {"type": "number"}
+        and "as text" in row["properties"]["tenure_months"]["anyOf"][1]["description"]
         and "customer_id" not in row["properties"]
     )
 

@@ -126,3 +126,29 @@ def test_a_disagreement_on_the_probe_rows_keeps_scikit_learn(table):
     # compiled scorer reads the column differently, so it must not be used.
     wrong = [Feature(f.name, "categorical") if f.name == "tenure_months" else f for f in features]
     assert compile_model(model, probe=probe_batch(wrong)) is None
+
+
+@pytest.mark.parametrize(("family", "task"), [("linear", "classification"), ("hgb", "regression")])
+def test_a_compiled_scorer_that_disagrees_without_raising_is_not_used(
+    table, family, task, monkeypatch
+):
+    """Tampered fitted state (a shifted scaling mean): every step runs and returns
+    numbers, only the numbers are wrong; the probe comparison alone catches it."""
+    import nbops.serving.compiled as compiled_module
+
+    target = "churned" if task == "classification" else "monthly_charges"
+    model, features = fitted(table, family, target, task, {})
+    honest = compiled_module._compile
+
+    def tampered(pipeline):
+        compiled = honest(pipeline)
+        compiled.value_mean = compiled.value_mean + 0.5
+        return compiled
+
+    monkeypatch.setattr(compiled_module, "_compile", tampered)
+    batch = probe_batch(features)
+    method = "predict_proba" if task == "classification" else "predict"
+    scores = getattr(tampered(model), method)(batch.columns, batch.n_rows)
+    assert np.isfinite(scores).all()  # it scores without raising ...
+    assert not np.allclose(scores, getattr(model, method)(batch.frame()))  # ... but wrongly
+    assert compile_model(model, probe=batch) is None

@@ -1,6 +1,8 @@
 """Stage 1, data: the user's table in, a typed, validated, frozen snapshot out.
 
 - ``sources``: reading CSV/TSV/Parquet and typing messy text columns;
+- ``rawtext``: the conversions of text as it appears in a file (numbers with blanks,
+  yes/no booleans, dates in many formats), shared by ingest and the prediction service;
 - ``tables``: Parquet a column or a set of rows at a time (bounded memory);
 - ``datasets``: the bundled, seeded churn-like generator;
 - ``snapshot``: the exact table a build trained on, with its content hash;

@@ -17,9 +17,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from nbops.data import rawtext
 from nbops.errors import DataSourceError
 
 __all__ = ["BUNDLED", "Conversion", "LoadedTable", "clean_frame", "read_table"]
@@ -27,11 +27,6 @@ __all__ = ["BUNDLED", "Conversion", "LoadedTable", "clean_frame", "read_table"]
 #: The value of ``data.source`` that selects the bundled generator.
 BUNDLED = "bundled"
 
-# Tokens that mean "no value" in a column that is otherwise numeric, boolean or a date.
-# In a text column they are kept as they are: "NA" may be North America.
-_NULL_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "?", "-", "--", "#n/a"})
-_TRUE = frozenset({"true", "yes", "y", "t"})
-_FALSE = frozenset({"false", "no", "n", "f"})
 _LEADING_ZERO = re.compile(r"^0\d")
 _DATE_LIKE = re.compile(
     r"^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}:\d{2}(:\d{2})?)?$|^\d{1,2} \w{3,9},? \d{4}$|^\w{3,9} \d{1,2},? \d{4}$"
@@ -181,39 +176,36 @@ def _is_text(column: pd.Series) -> bool:
 
 
 def _type_text_column(name: str, column: pd.Series) -> tuple[pd.Series, Conversion | None]:
-    text = column.astype("string").str.strip()
-    lowered = text.str.lower()
-    is_null_token = lowered.isin(_NULL_TOKENS) | text.isna()
+    # Which type the column has is decided here, from all its values; the conversions
+    # themselves live in nbops.data.rawtext, shared with the prediction service.
+    text = rawtext.as_text(column).rename(name)
+    is_null_token = rawtext.null_tokens(text)
     values = text[~is_null_token]
     if values.empty:
         return pd.Series(pd.NA, index=column.index, dtype="string", name=name), None
 
-    distinct = set(lowered[~is_null_token].unique())
-    if distinct <= (_TRUE | _FALSE) and distinct & _TRUE and distinct & _FALSE:
-        result = pd.Series(pd.NA, index=column.index, dtype="boolean", name=name)
-        result[~is_null_token] = lowered[~is_null_token].isin(_TRUE)
-        return result, Conversion(name, "boolean")
+    distinct = set(values.str.lower().unique())
+    if (
+        distinct <= (rawtext.TRUE_TOKENS | rawtext.FALSE_TOKENS)
+        and distinct & rawtext.TRUE_TOKENS
+        and distinct & rawtext.FALSE_TOKENS
+    ):
+        return rawtext.to_booleans(text)[0], Conversion(name, "boolean")
 
     if not values.str.match(_LEADING_ZERO).any():  # "01234" is a code, not a number
-        numbers = pd.to_numeric(values, errors="coerce")
-        if numbers.notna().all():
-            result = pd.Series(np.nan, index=column.index, dtype="float64", name=name)
-            result[~is_null_token] = numbers.astype("float64")
-            if result.notna().all() and (result % 1 == 0).all():
-                result = result.astype("int64")
-            return result, Conversion(name, str(result.dtype))
+        numbers, unreadable = rawtext.to_numbers(text)
+        if not unreadable.any():
+            if numbers.notna().all() and (numbers % 1 == 0).all():
+                numbers = numbers.astype("int64")
+            return numbers, Conversion(name, str(numbers.dtype))
 
     sample = values.iloc[:1000]
     if sample.str.match(_DATE_LIKE).mean() >= DATE_PARSE_SHARE:
-        parsed = pd.to_datetime(values, errors="coerce", format="mixed")
-        if parsed.notna().mean() >= DATE_PARSE_SHARE:
-            result = pd.Series(pd.NaT, index=column.index, dtype="datetime64[ns]", name=name)
-            result[~is_null_token] = parsed.astype("datetime64[ns]")
-            failed = values[parsed.isna()]
-            return result, Conversion(
+        dates, unreadable = rawtext.to_datetimes(text)
+        if 1 - unreadable.sum() / len(values) >= DATE_PARSE_SHARE:
+            failed = text[unreadable]
+            return pd.Series(dates, index=column.index, name=name), Conversion(
                 name, "datetime", unparsed=len(failed), examples=tuple(failed.unique()[:3])
             )
 
-    # Text stays text; only blanks become missing, "NA" and friends stay categories.
-    result = text.mask(text == "")
-    return result.rename(name), None
+    return rawtext.to_categories(text), None

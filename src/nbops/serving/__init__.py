@@ -5,6 +5,8 @@
   feature contract it was trained on;
 - ``validation``: JSON body → validated rows (and the typed DataFrame on demand), or a
   list of field errors (pure; no HTTP);
+- ``labels``: the estimator's classes mapped back to the training labels, so answers
+  use the labels ``GET /model`` lists;
 - ``compiled``: the fitted pipeline as a few numpy operations, checked against the
   pipeline on probe rows before use (pure; numpy and scikit-learn only);
 - ``log``: the prediction log, written in batches off the request path (SQLAlchemy:

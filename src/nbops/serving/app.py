@@ -36,6 +36,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from starlette.concurrency import run_in_threadpool
 
+from nbops.serving.labels import relabel
 from nbops.serving.log import PredictionLog
 from nbops.serving.model import ServedModel, load_served_model
 from nbops.serving.settings import Settings
@@ -356,7 +357,7 @@ def create_app(settings: Settings) -> _Guard:
                 }
             )
         assert batch is not None
-        result = model.predict(batch)
+        result = _labelled(model, model.predict(batch))
         request_id = uuid.uuid4().hex
         state["log"].record(
             request_id=request_id,
@@ -393,7 +394,7 @@ def create_app(settings: Settings) -> _Guard:
         challenger: ServedModel, batch: Batch, payload: Any, request_id: str, started: float
     ) -> None:
         with contextlib.suppress(Exception):  # a failing shadow never affects the answer
-            result = challenger.predict(batch)
+            result = _labelled(challenger, challenger.predict(batch))
             state["log"].record(
                 request_id=request_id,
                 model_name=challenger.name,
@@ -467,17 +468,9 @@ def create_app(settings: Settings) -> _Guard:
         model: ServedModel | None = state["model"]
         properties: dict[str, Any] = {}
         for f in model.features if model else []:
-            kind = {
-                "numeric": {"type": "number"},
-                "boolean": {"type": "boolean"},
-                "datetime": {"type": "string", "format": "date-time"},
-            }.get(f.role, {"type": "string"})
-            if f.categories and f.role == "categorical":
-                kind = (
-                    {**kind, "enum": list(f.categories)}
-                    if settings.unseen_categories == "reject"
-                    else kind
-                )
+            kind = _field_schema(f.role)
+            if f.categories and f.role == "categorical" and settings.unseen_categories == "reject":
+                kind = {**kind, "enum": list(f.categories)}
             properties[f.name] = {"anyOf": [kind, {"type": "null"}]} if f.nullable else kind
         row = {
             "type": "object",
@@ -742,6 +735,29 @@ def _feedback_errors(payload: Any, body: bytes, *, max_rows: int) -> list[dict[s
             }
         )
     return errors
+
+
+#: Each column takes its JSON type or the text of the training file, typed as ingest did.
+_TEXT_FORMS = {
+    "numeric": "a number as text, as in the training file: '29.85', ' 3 '; a blank, NA, N/A, null, ? or - is a missing value",
+    "boolean": "yes/no, true/false, y/n, t/f or 1/0 in any case; a blank, NA or N/A is a missing value",
+    "datetime": "ISO 8601 (2024-05-31, 2024-05-31T12:00:00+02:00, converted to UTC) or any date format the training file used (31/05/2024, May 31, 2024); a blank or NA is a missing value",
+}
+
+
+def _field_schema(role: str) -> dict[str, Any]:
+    typed = {"numeric": {"type": "number"}, "boolean": {"type": "boolean"}}.get(role)
+    text: dict[str, Any] = {"type": "string"}
+    if role in _TEXT_FORMS:
+        text["description"] = _TEXT_FORMS[role]
+    return {"anyOf": [typed, text]} if typed else text
+
+
+def _labelled(model: ServedModel, result: dict[str, Any]) -> dict[str, Any]:
+    """Predictions and probability keys as the training labels GET /model lists."""
+    if model.task != "classification":
+        return result
+    return relabel(result, model.estimator.classes_, model.classes)
 
 
 def _in_canary(key: str | None, share: float) -> bool:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
@@ -31,13 +30,12 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler, TargetEncoder
 
 from nbops.modeling import features as nbops_features
-from nbops.serving.validation import Batch
+from nbops.serving.validation import Batch, _as_dates
 
 __all__ = ["CompiledModel", "compile_model"]
 
 Columns = dict[str, Sequence[Any]]
 
-_EPOCH = datetime(1970, 1, 1)
 _UNSEEN = "\x00nbops-unseen\x00"
 
 
@@ -266,7 +264,7 @@ class CompiledModel:
         if self.width_raw:
             raw = np.empty((n, self.width_raw))
             for name, j in self.floats:
-                raw[:, j] = [np.nan if v is None else v for v in columns[name]]
+                raw[:, j] = np.asarray(columns[name], dtype=float)
             for name, origin, j in self.dates:
                 raw[:, j : j + 5] = _date_parts(columns[name], origin)
             mask = np.isnan(raw)
@@ -380,24 +378,26 @@ def _compile_block(columns: list[str], steps: list[Any]) -> _NumericBlock | _Loo
     return _NumericBlock(columns, origins, fill, keep, flagged, mean, scale)
 
 
-def _date_parts(values: Sequence[Any], origin: float) -> np.ndarray:
-    """year, month, weekday, day of year and whole days since the training origin."""
-    out = np.full((len(values), 5), np.nan)
-    for i, value in enumerate(values):
-        if value is None:
-            continue
-        d = _naive_utc(value)
-        # as pandas computes it: nanoseconds since the epoch / 1e9 / 86400
-        ns = ((d - _EPOCH) // timedelta(microseconds=1)) * 1000
-        days = ns / 1e9 / 86_400.0
-        out[i] = (d.year, d.month, d.weekday(), d.timetuple().tm_yday, np.floor(days - origin))
+def _date_parts(values: Any, origin: float) -> np.ndarray:
+    """year, month, weekday, day of year and whole days since the training origin, for
+    every value at once (datetime64[ns] in UTC; NaT gives NaN parts)."""
+    stamps = _as_dates(values)
+    missing = np.isnat(stamps)
+    days = stamps.astype("datetime64[D]")
+    years = stamps.astype("datetime64[Y]")
+    months = stamps.astype("datetime64[M]")
+    out = np.column_stack(
+        [
+            years.astype(np.int64) + 1970.0,
+            (months - years.astype("datetime64[M]")).astype(np.int64) + 1.0,
+            (days.astype(np.int64) + 3) % 7.0,  # 1970-01-01 was a Thursday (3)
+            (days - years.astype("datetime64[D]")).astype(np.int64) + 1.0,
+            # as pandas computes it: nanoseconds since the epoch / 1e9 / 86400
+            np.floor(stamps.astype(np.int64) / 1e9 / 86_400.0 - origin),
+        ]
+    )
+    out[missing] = np.nan
     return out
-
-
-def _naive_utc(value: datetime) -> datetime:
-    if value.tzinfo is not None:
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
-    return value
 
 
 def _lookup_block(columns: list[str], steps: list[Any]) -> _LookupBlock:

@@ -9,12 +9,16 @@ DataFrame scikit-learn scores. Pure: no HTTP, no model.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from nbops.data import rawtext
 
 __all__ = ["Batch", "Feature", "FieldError", "probe_batch", "to_frame", "validate"]
 
@@ -31,7 +35,8 @@ class Feature:
 
 @dataclass(frozen=True)
 class Batch:
-    """Validated rows: coerced values per column (float, bool, datetime, str or None)."""
+    """Validated rows, one array per column: float64 for numbers and booleans (NaN for
+    missing), datetime64[ns] in UTC for dates (NaT), a list of str or None for text."""
 
     columns: dict[str, list[Any]]
     features: list[Feature]
@@ -51,40 +56,126 @@ class FieldError:
         return {"loc": self.loc, "msg": self.msg}
 
 
-def _records(body: Any) -> tuple[list[dict[str, Any]] | None, list[FieldError]]:
+#: whitespace at the edge of a value in "\x00".join(values): some value needs stripping
+_EDGE_SPACE = re.compile(r"^\s|\s$|\s\x00|\x00\s")
+_ABSENT = object()  # a column missing from a record (null is a value)
+_NUMBER = (int, float)
+_FAST = {
+    # JSON types a column takes without conversion (bool is not an int here)
+    "numeric": {int, float, type(None)},
+    "boolean": {bool, type(None)},
+}
+_NULL_NOT_ALLOWED = (
+    "null is not allowed here: the model was trained without missing values in this column"
+)
+_DATE_EXAMPLES = "such as 2024-05-31, 2024-05-31T12:00:00+02:00 or 31/05/2024"
+
+
+def _table(
+    body: Any, features: list[Feature], ignore: frozenset[str], max_rows: int
+) -> tuple[dict[str, list[Any]], int, str, list[FieldError]]:
+    """The body as one list of values per feature (``_ABSENT`` where a record lacks the
+    column), the row count, the name of its shape, and errors of shape and columns."""
     if not isinstance(body, dict):
-        return None, [
-            FieldError(
-                ["body"], 'expected a JSON object: {"records": [{...}]} or {"columns": {...}}'
-            )
-        ]
+        return (
+            {},
+            0,
+            "",
+            [
+                FieldError(
+                    ["body"], 'expected a JSON object: {"records": [{...}]} or {"columns": {...}}'
+                )
+            ],
+        )
+    known = {f.name for f in features}
+    errors: list[FieldError] = []
     if "records" in body:
         records = body["records"]
-        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-            return None, [
-                FieldError(["body", "records"], "expected a list of objects, one per row")
-            ]
-        return records, []
+        if not isinstance(records, list) or not all(type(r) is dict for r in records):
+            return (
+                {},
+                0,
+                "",
+                [FieldError(["body", "records"], "expected a list of objects, one per row")],
+            )
+        n = len(records)
+        if not 0 < n <= max_rows:
+            return {}, n, "records", []
+        if set().union(*records) - known - ignore:
+            for i, record in enumerate(records):
+                unexpected = sorted(set(record) - known - ignore)
+                errors += [
+                    FieldError(
+                        ["body", "records", i, name],
+                        "unexpected column: the model does not know it",
+                    )
+                    for name in unexpected[:20]
+                ]
+                if len(errors) > 100:
+                    break
+        names = [f.name for f in features]
+        try:  # every record has every column: one C-level transpose
+            if len(names) == 1:  # itemgetter of one name gives values, not tuples
+                raise KeyError(names[0])
+            table = dict(
+                zip(
+                    names,
+                    map(list, zip(*map(itemgetter(*names), records), strict=True)),
+                    strict=True,
+                )
+            )
+        except KeyError:
+            table = {name: [r.get(name, _ABSENT) for r in records] for name in names}
+        return table, n, "records", errors
     if "columns" in body:
         columns = body["columns"]
-        if not isinstance(columns, dict) or not all(isinstance(v, list) for v in columns.values()):
-            return None, [
-                FieldError(
-                    ["body", "columns"], "expected an object of equal-length lists, one per column"
-                )
-            ]
+        if not isinstance(columns, dict) or not all(type(v) is list for v in columns.values()):
+            return (
+                {},
+                0,
+                "",
+                [
+                    FieldError(
+                        ["body", "columns"],
+                        "expected an object of equal-length lists, one per column",
+                    )
+                ],
+            )
         lengths = {len(v) for v in columns.values()}
         if len(lengths) > 1:
-            return None, [
-                FieldError(
-                    ["body", "columns"], f"columns have different lengths: {sorted(lengths)}"
-                )
-            ]
+            return (
+                {},
+                0,
+                "",
+                [
+                    FieldError(
+                        ["body", "columns"], f"columns have different lengths: {sorted(lengths)}"
+                    )
+                ],
+            )
         n = lengths.pop() if lengths else 0
-        return [{k: v[i] for k, v in columns.items()} for i in range(n)], []
-    return None, [
-        FieldError(["body"], 'missing "records" (a list of rows) or "columns" (lists per column)')
-    ]
+        if not 0 < n <= max_rows:
+            return {}, n, "columns", []
+        errors += [
+            FieldError(["body", "columns", name], "unexpected column: the model does not know it")
+            for name in sorted(set(columns) - known - ignore)[:20]
+        ]
+        return (
+            {f.name: columns.get(f.name) or [_ABSENT] * n for f in features},
+            n,
+            "columns",
+            errors,
+        )
+    return (
+        {},
+        0,
+        "",
+        [
+            FieldError(
+                ["body"], 'missing "records" (a list of rows) or "columns" (lists per column)'
+            )
+        ],
+    )
 
 
 def to_frame(
@@ -112,104 +203,216 @@ def validate(
 ) -> tuple[Batch | None, list[FieldError]]:
     """Validate ``body`` against the model's features; return (batch, []) or (None, errors).
 
+    Each column is checked and typed at once (numpy and pandas over all its values).
+    Values may be JSON-typed (numbers, true/false, ISO 8601 date strings) or text as it
+    appears in the training file (``"29.85"``, ``""``, ``"N/A"``, ``"Yes"``,
+    ``"31/05/2024"``), typed by :mod:`nbops.data.rawtext` exactly as ingest typed that file.
+
     Args:
         ignore: columns accepted and dropped (e.g. the training data's ID columns).
     """
-    records, errors = _records(body)
+    table, n, shape, errors = _table(body, features, ignore, max_rows)
     if errors:
-        return None, errors
-    assert records is not None
-    if not records:
+        return None, errors[:100]
+    if n == 0:
         return None, [FieldError(["body"], "no rows: send at least one")]
-    if len(records) > max_rows:
+    if n > max_rows:
         return None, [
             FieldError(
                 ["body"],
-                f"{len(records)} rows is more than the limit of {max_rows} per request; split the request",
+                f"{n} rows is more than the limit of {max_rows} per request; split the request",
             )
         ]
-    known = {f.name for f in features}
-    columns: dict[str, list[Any]] = {f.name: [] for f in features}
-    for i, record in enumerate(records):
-        unexpected = sorted(set(record) - known - ignore)
-        if unexpected:
-            errors += [
-                FieldError(
-                    ["body", "records", i, name], "unexpected column: the model does not know it"
-                )
-                for name in unexpected[:20]
-            ]
-        for feature in features:
-            if feature.name not in record:
-                errors.append(
-                    FieldError(
-                        ["body", "records", i, feature.name],
-                        f"missing column ({feature.role}); send null if the value is unknown",
-                    )
-                )
-                continue
-            value, problem = _coerce(record[feature.name], feature, reject_unseen)
-            if problem:
-                errors.append(FieldError(["body", "records", i, feature.name], problem))
-            columns[feature.name].append(value)
+    columns: dict[str, Any] = {}
+    for feature in features:
+        values = table[feature.name]
+        typed, problems = _column(values, feature, reject_unseen)
+        columns[feature.name] = typed
+        errors += [
+            FieldError(
+                ["body", "records", i, feature.name]
+                if shape == "records"
+                else ["body", "columns", feature.name, i],
+                msg,
+            )
+            for i, msg in problems[:100]
+        ]
         if len(errors) > 100:
             break
     if errors:
-        return None, errors[:100]
-    return Batch(columns, features, len(records)), []
-
-
-def _coerce(value: Any, feature: Feature, reject_unseen: bool) -> tuple[Any, str | None]:
-    if value is None:
-        return (
-            None,
-            None
-            if feature.nullable
-            else "null is not allowed here: the model was trained without missing values in this column",
+        errors.sort(
+            key=lambda e: [str(part) if isinstance(part, str) else f"{part:09d}" for part in e.loc]
         )
+        return None, errors[:100]
+    return Batch(columns, features, n), []
+
+
+def _column(
+    values: list[Any], feature: Feature, reject_unseen: bool
+) -> tuple[Any, list[tuple[int, str]]]:
+    """One feature's values → (typed values, [(row, problem), ...])."""
     role = feature.role
+    kinds = set(map(type, values))
+    problems: list[tuple[int, str]] = []
+    if object in kinds:  # the _ABSENT sentinel
+        problems = [
+            (i, f"missing column ({role}); send null if the value is unknown")
+            for i, v in enumerate(values)
+            if v is _ABSENT
+        ]
+        values = [None if v is _ABSENT else v for v in values]
+    if role in _FAST and kinds <= _FAST[role]:
+        try:  # JSON numbers (or true/false) and nulls: one numpy conversion
+            typed, missing = np.array(values, dtype=float), None
+        except OverflowError:  # an integer beyond float range: value by value below
+            typed, missing, problems2 = _convert(values, role)
+            problems += problems2
+    elif role in ("numeric", "boolean", "datetime"):
+        typed, missing, problems2 = _convert(values, role)
+        problems += problems2
+    else:
+        typed, missing, problems2 = _text(values, feature, reject_unseen)
+        problems += problems2
+    if not feature.nullable and (missing is not None or type(None) in kinds):
+        if missing is None:
+            missing = np.isnan(typed)
+        elif isinstance(missing, list):
+            missing = np.array(missing, dtype=bool)
+        if missing.any():
+            problems += [(int(i), _NULL_NOT_ALLOWED) for i in np.flatnonzero(missing)]
+    return typed, problems
+
+
+def _convert(values: list[Any], role: str) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str]]]:
+    """Numbers, booleans or dates: JSON-typed values as they are, text through rawtext.
+
+    Returns (typed values: float64 or datetime64[ns] with NaN/NaT for missing, the
+    missing mask, problems)."""
+    n = len(values)
+    dates = role == "datetime"
+    typed = (
+        np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]") if dates else np.full(n, np.nan)
+    )
+    missing = np.zeros(n, dtype=bool)
+    problems: list[tuple[int, str]] = []
+    text_rows: list[int] = []
+    for i, v in enumerate(values):
+        if v is None:
+            missing[i] = True
+        elif isinstance(v, str):
+            text_rows.append(i)
+        elif dates:
+            problems.append((i, f"expected a date string {_DATE_EXAMPLES}, got {type(v).__name__}"))
+        elif role == "numeric" and isinstance(v, _NUMBER) and not isinstance(v, bool):
+            try:
+                typed[i] = float(v)
+            except OverflowError:
+                problems.append((i, f"number too large: {str(v)[:40]}"))
+                continue
+            if not math.isfinite(typed[i]):
+                problems.append((i, "expected a finite number"))
+        elif role == "boolean" and isinstance(v, int) and v in (0, 1):  # bools included
+            typed[i] = v
+        elif role == "boolean":
+            problems.append((i, f"expected true or false (or yes/no, 1/0), got {str(v)[:40]!r}"))
+        else:
+            problems.append((i, f"expected a number, got {type(v).__name__} {str(v)[:40]!r}"))
+    if not text_rows:
+        return typed, missing, problems
+    rows = np.asarray(text_rows, dtype=np.intp)
+    if dates:
+        parsed, unreadable = rawtext.to_datetimes([values[i] for i in text_rows])
+        typed[rows] = parsed
+        missing[rows] = np.isnat(parsed) & ~unreadable
+        problems += [
+            (int(rows[j]), _date_problem(values[rows[j]])) for j in np.flatnonzero(unreadable)
+        ]
+        return typed, missing, problems
+    text = rawtext.as_text([values[i] for i in text_rows])
+    missing[rows] = rawtext.null_tokens(text)
     if role == "numeric":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return None, f"expected a number, got {type(value).__name__} {str(value)[:40]!r}"
-        if isinstance(value, float) and not math.isfinite(value):
-            return None, "expected a finite number"
-        return float(value), None
-    if role == "boolean":
-        if not isinstance(value, bool):
-            return None, f"expected true or false, got {str(value)[:40]!r}"
-        return value, None
-    if role == "datetime":
-        if not isinstance(value, str):
-            return None, f"expected an ISO 8601 date string, got {type(value).__name__}"
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")), None
-        except ValueError:
-            return (
-                None,
-                f"expected an ISO 8601 date such as 2024-05-31 or 2024-05-31T12:00:00, got {value[:40]!r}",
+        numbers, unreadable = rawtext.to_numbers(text)
+        typed[rows] = numbers.to_numpy(dtype=float)
+        infinite = np.isinf(typed[rows])
+        problems += [
+            (
+                int(rows[j]),
+                f"expected a number (or a blank, NA or N/A for a missing value), got {text.iloc[j][:40]!r}",
             )
-    if not isinstance(value, str):
-        return None, f"expected a string (a category), got {type(value).__name__}"
-    if reject_unseen and feature.categories and value not in feature.categories:
-        shown = ", ".join(feature.categories[:10])
-        return None, f"unseen category {value[:40]!r}; known: {shown}"
-    return value, None
+            for j in np.flatnonzero(unreadable)
+        ] + [(int(rows[j]), "expected a finite number") for j in np.flatnonzero(infinite)]
+    else:
+        flags, unreadable = rawtext.to_booleans(text, digits=True)
+        typed[rows] = flags.to_numpy(dtype=float, na_value=np.nan)
+        problems += [
+            (int(rows[j]), f"expected true or false (or yes/no, 1/0), got {text.iloc[j][:40]!r}")
+            for j in np.flatnonzero(unreadable)
+        ]
+    return typed, missing, problems
 
 
-def _typed(columns: dict[str, list[Any]], features: list[Feature]) -> pd.DataFrame:
+def _date_problem(value: str) -> str:
+    try:
+        datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return f"expected a date {_DATE_EXAMPLES}, got {value[:40]!r}"
+    low, high = rawtext.DATE_RANGE
+    return (
+        f"date {value[:40]!r} is outside the range the model reads "
+        f"({low:%Y-%m-%d} to {high:%Y-%m-%d}, in UTC)"
+    )
+
+
+def _text(
+    values: list[Any], feature: Feature, reject_unseen: bool
+) -> tuple[list[Any], list[bool] | None, list[tuple[int, str]]]:
+    """Categories: stripped like ingest's text columns, blank → missing, NA stays NA."""
+    problems: list[tuple[int, str]] = []
+    typed: list[Any]
+    if all(type(v) is str for v in values):
+        joined = "\x00".join(values)
+        typed = [v.strip() for v in values] if _EDGE_SPACE.search(joined) else list(values)
+    else:
+        typed = []
+        for i, v in enumerate(values):
+            if isinstance(v, str):
+                typed.append(v.strip())
+            else:
+                typed.append(None)
+                if v is not None:
+                    problems.append((i, f"expected a string (a category), got {type(v).__name__}"))
+    if "" in typed:
+        typed = [v or None for v in typed]
+    if reject_unseen and feature.categories:
+        known = set(feature.categories)
+        for i, v in enumerate(typed):
+            if v is not None and v not in known:
+                shown = ", ".join(feature.categories[:10])
+                problems.append((i, f"unseen category {v[:40]!r}; known: {shown}"))
+    return typed, [v is None for v in typed] if not feature.nullable else None, problems
+
+
+def _typed(columns: dict[str, Any], features: list[Feature]) -> pd.DataFrame:
     data = {}
     for feature in features:
         values = columns[feature.name]
         if feature.role == "numeric":
-            data[feature.name] = np.array([np.nan if v is None else v for v in values], dtype=float)
+            data[feature.name] = np.asarray(values, dtype=float)
         elif feature.role == "boolean":
-            data[feature.name] = pd.array(values, dtype="boolean")
+            data[feature.name] = pd.array(np.asarray(values, dtype=float), dtype="boolean")
         elif feature.role == "datetime":
-            stamps = pd.to_datetime(values, utc=True, errors="coerce")
-            data[feature.name] = stamps.tz_convert(None)
+            data[feature.name] = _as_dates(values)
         else:
             data[feature.name] = pd.array(values, dtype="string")
     return pd.DataFrame(data)
+
+
+def _as_dates(values: Any) -> np.ndarray:
+    """datetime64[ns] naive UTC; also from python datetimes (probe rows, tests)."""
+    if isinstance(values, np.ndarray) and values.dtype.kind == "M":
+        return values.astype("datetime64[ns]")
+    stamps = pd.to_datetime(list(values), utc=True, errors="coerce")
+    return stamps.tz_convert(None).to_numpy(dtype="datetime64[ns]")
 
 
 def probe_batch(features: list[Feature], *, n_rows: int = 64, seed: int = 0) -> Batch:
@@ -232,5 +435,11 @@ def probe_batch(features: list[Feature], *, n_rows: int = 64, seed: int = 0) -> 
         else:
             known = list(f.categories) or ["a", "b"]
             values = [str(v) for v in rng.choice(known + ["unseen-category"], n_rows)]
-        columns[f.name] = [None if m else v for v, m in zip(values, missing, strict=True)]
+        values = [None if m else v for v, m in zip(values, missing, strict=True)]
+        if f.role in ("numeric", "boolean"):
+            columns[f.name] = np.array(values, dtype=float)
+        elif f.role == "datetime":
+            columns[f.name] = _as_dates(values)
+        else:
+            columns[f.name] = values
     return Batch(columns, features, n_rows)
