@@ -81,12 +81,10 @@ def adopt_project(folder: str | Path = ".", *, entry_point: str | None = None) -
             f"{spec} is not valid YAML ({str(exc).splitlines()[0]}); fix it so "
             "`ploomber build` can read it, then run nbops adopt again."
         ) from exc
-    if not isinstance(data, (dict, list)) or (
-        isinstance(data, dict) and not ({"tasks", "import_tasks_from"} & set(data))
-    ):
+    if not isinstance(data, (dict, list)) or (isinstance(data, dict) and not _has_tasks(data)):
         raise ConfigError(
             f"{spec} is not a Ploomber pipeline spec: it needs a `tasks:` list (or "
-            "`import_tasks_from:`). See `ploomber scaffold --help` for the format."
+            "`meta: import_tasks_from:`). See `ploomber scaffold --help` for the format."
         )
     if _wired(data):
         result.changes.append(f"{_rel(spec, folder)}: already wired to nbops; nothing changed.")
@@ -98,6 +96,11 @@ def adopt_project(folder: str | Path = ".", *, entry_point: str | None = None) -
     if ignore:
         result.changes.append(ignore)
     return result
+
+
+def _has_tasks(data: dict[str, Any]) -> bool:
+    meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
+    return "tasks" in data or bool(meta.get("import_tasks_from"))
 
 
 def _wired(data: Any) -> bool:
@@ -150,7 +153,7 @@ def _add_hook(text: str, data: Any, spec: Path) -> tuple[str, str]:
         expected = {**data, "on_render": {"dotted_path": HOOK, "then": own}}
         what = f"`on_render` now runs {HOOK}, then yours ({own})"
     else:
-        anchor = _first_top_level(lines, r"(tasks|import_tasks_from)\s*:")
+        anchor = _first_top_level(lines, r"tasks\s*:")
         at = _before_comments(lines, anchor)
         new = [*lines[:at], _BLOCK, f"on_render: {HOOK}\n", "\n", *lines[at:]]
         expected = {**data, "on_render": HOOK}
