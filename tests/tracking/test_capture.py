@@ -17,6 +17,7 @@ from ploomber.tasks import PythonCallable
 
 from nbops.tracking import hooks
 
+
 def get(product, rows):
     Path(str(product)).write_text("x\n" + "\n".join(map(str, range(rows))))
 
