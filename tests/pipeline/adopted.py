@@ -228,8 +228,7 @@ def builds(root: Path) -> list[tuple[object, dict[str, object]]]:
             },
         )
         for parent in runs
-        if parent.data.tags.get("nbops.kind") in {"build", "task-build"}
-        or "mlflow.parentRunId" not in parent.data.tags
+        if parent.data.tags.get("nbops.kind") == "build"
     ]
 
 

@@ -94,11 +94,17 @@ def test_the_users_own_task_and_dag_hooks_still_run_beside_nbops(project):
     assert tasks["get"].data.tags["nbops.status"] == "executed"
 
 
-def test_a_failed_build_records_its_error(project):
+@pytest.mark.parametrize("wiring", ["adopted", "by hand"])
+def test_a_failed_build_records_its_error(project, wiring):
     dag = adopted_dag(
         (get, "get.csv", {"params": {"rows": 3}, "name": "get"}),
         (broken, "broken.csv", {"name": "broken"}),
     )
+    if wiring == "by hand":  # as nbops' reference pipeline.yaml declares them
+        dag.on_render = None
+        dag.on_finish, dag.on_failure = hooks.build_finished, hooks.build_failed
+        for task in dag.values():
+            task.on_finish, task.on_failure = hooks.task_finished, hooks.task_failed
     with pytest.raises(DAGBuildError):
         dag.build()
     build, tasks = task_runs(project)
