@@ -155,3 +155,30 @@ def test_a_task_record_round_trips_its_new_fields(tmp_path):
     again = BuildRecord.from_dict(json.loads(json.dumps(record.to_dict())))
     assert again.tasks[0].source_hashes == {"a.py": "sha256:1"}
     assert again.tasks[0].capture_error == "x"
+
+
+def fit(product, alpha):
+    Path(str(product)).write_text(str(alpha))
+
+
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_tasks_built_in_worker_processes_are_one_build(project, start_method):
+    from ploomber.executors import Parallel
+
+    dag = adopted_dag(
+        *[(fit, f"fit-{a}.txt", {"params": {"alpha": a}, "name": f"fit-{a}"}) for a in (1, 2)]
+    )
+    dag.executor = Parallel(processes=2, start_method=start_method)
+    dag["fit-1"].on_finish = users_hook
+    dag.build()
+    client = MlflowClient(f"sqlite:///{project / '.nbops' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(project.name)
+    runs = client.search_runs([experiment.experiment_id], max_results=100)
+    assert [r.data.tags["nbops.kind"] for r in runs].count("build") == 1
+    _, tasks = task_runs(project)
+    assert {name: run.data.params["alpha"] for name, run in tasks.items()} == {
+        "fit-1": "1",
+        "fit-2": "2",
+    }
+    assert all(run.data.tags["nbops.status"] == "executed" for run in tasks.values())
+    assert (project / "calls.txt").read_text() == "finish fit-1\n"

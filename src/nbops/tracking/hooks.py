@@ -149,8 +149,26 @@ def _safely(action: Any, *, build: _Build | None = None) -> None:
 def _current(task_or_dag: Any) -> _Build:
     global _build
     if _build is None or _build.done:
-        _build = _Build(_project_root(task_or_dag))
+        _build = _worker_build() or _Build(_project_root(task_or_dag))
     return _build
+
+
+def _worker_build() -> _Build | None:
+    """In a worker process the build's process started without forking (Ploomber's
+    parallel executor with ``start_method: spawn``): the build it works for, so task
+    records are handed back instead of published as a build of their own."""
+    import multiprocessing
+
+    owner = os.environ.get(_OWNER_ENV, "")
+    if multiprocessing.parent_process() is None or owner.count(":") < 2:
+        return None
+    pid, build_id, root = owner.split(":", 2)
+    if int(pid) == os.getpid():
+        return None
+    return _Build(Path(root), build_id=build_id, owner_pid=int(pid))
+
+
+_OWNER_ENV = "NBOPS_BUILD_OWNER"
 
 
 def _raise_if_incomplete(build: _Build) -> None:
@@ -193,12 +211,15 @@ def _project_root(task_or_dag: Any) -> Path:
 
 
 class _Build:
-    def __init__(self, root: Path) -> None:
+    def __init__(
+        self, root: Path, *, build_id: str | None = None, owner_pid: int | None = None
+    ) -> None:
         self.root = root
         self.done = False
         self.sources: set[Path] = set()
         self.secrets: list[str] = []
-        self.pid = os.getpid()
+        #: the process that records the build (workers hand their tasks back to it)
+        self.pid = owner_pid or os.getpid()
         #: what went wrong while capturing (the build then exits non-zero)
         self.problems: list[str] = []
         self.published = False
@@ -206,7 +227,7 @@ class _Build:
         self.marks: dict[str, float] = {}
         self.last_end = 0.0
         self.record = BuildRecord(
-            build_id=uuid.uuid4().hex,
+            build_id=build_id or uuid.uuid4().hex,
             project=root.name,
             root=str(root),
             command=_command_line(),
@@ -214,8 +235,9 @@ class _Build:
             started_at=_process_start(),
         )
         self.tmp = root / ".nbops" / "tmp" / self.record.build_id
-        atexit.register(self._finish_at_exit)
-        threading.Thread(target=_warm_up, name="nbops-mlflow-warm-up", daemon=True).start()
+        if owner_pid is None:
+            atexit.register(self._finish_at_exit)
+            threading.Thread(target=_warm_up, name="nbops-mlflow-warm-up", daemon=True).start()
 
     def add_task(self, task: Any, status: str) -> None:
         """Record one task. What cannot be read is named in the record and in a loud
@@ -332,7 +354,7 @@ class _Build:
         """Compose nbops' capture with every task's own hooks (see the module docstring)."""
         if self.pid != os.getpid():
             return
-        os.environ["NBOPS_BUILD_ID"] = self.record.build_id
+        os.environ[_OWNER_ENV] = f"{self.pid}:{self.record.build_id}:{self.root}"
         for name in dag.keys():  # noqa: SIM118  (a Ploomber DAG, not a dict)
             task = dag[name]
             if _is_nbops(task.on_finish, "task_finished"):
