@@ -629,6 +629,35 @@ def export_argo(**options: Any) -> None:
     click.echo(f"Wrote {path}")
 
 
+@main.command("adopt")
+@click.argument("directory", default=".", type=click.Path(file_okay=False))
+@click.option(
+    "--entry-point",
+    "-e",
+    default=None,
+    help="The pipeline spec, relative to DIRECTORY (default: pipeline.yaml).",
+)
+def adopt(directory: str, entry_point: str | None) -> None:
+    """Wire nbops into the existing Ploomber project in DIRECTORY (default: here).
+
+    Adds one hook to pipeline.yaml (comments and order kept) so every `ploomber build`
+    and `ploomber task` is recorded: each task's status, duration, parameters, source
+    and product hashes, notebook and report. Your code, notebooks, products, executor
+    and hooks stay as they are. Running it again changes nothing. To start a new
+    project instead, use `nbops init`.
+
+    \b
+    Example:
+      cd my-ploomber-project && nbops adopt
+      ploomber build && nbops runs list
+    """
+    from nbops.commands.adopt import adopt_project
+
+    result = adopt_project(directory, entry_point=entry_point)
+    for change in result.changes:
+        click.echo(change)
+
+
 @main.command("init")
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option(

@@ -219,13 +219,28 @@ def _output_notebook(task: Any) -> str:
 def _plan(task: Any) -> tuple[str, str, list[str]]:
     from nbops.build.kernels import imported_modules
 
-    notebook = json.loads(Path(task.source.loc).read_text()) if task.source.loc else {}
+    notebook = _source_notebook(task)
     kernel = (
         task.kernelspec_name
         or notebook.get("metadata", {}).get("kernelspec", {}).get("name")
         or "python3"
     )
     return _output_notebook(task), kernel, imported_modules(notebook)
+
+
+def _source_notebook(task: Any) -> dict[str, Any]:
+    """The task's notebook as a dict, whatever its source format: ``.ipynb``, or a
+    ``.py`` in the percent or light format (Ploomber has read it with jupytext)."""
+    try:
+        notebook = task.source.nb_obj_rendered
+    except Exception:  # only the warm-up's guess of imports depends on it
+        notebook = None
+    if notebook:
+        return dict(notebook)
+    loc = task.source.loc
+    if loc and str(loc).endswith(".ipynb") and Path(loc).is_file():
+        return json.loads(Path(loc).read_text())
+    return {}
 
 
 class _Reports:

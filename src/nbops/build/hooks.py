@@ -7,6 +7,18 @@
         on_finish: nbops.build.hooks.task_finished   # every task
         on_failure: nbops.build.hooks.task_failed
 
+or, in a project adopted with ``nbops adopt``, by one DAG-level line::
+
+    on_render: nbops.build.hooks.build_rendered
+
+which, when Ploomber renders the pipeline, wraps every task's hooks (the user's own
+``on_render``/``on_finish``/``on_failure`` still run, first) and the DAG's
+``on_finish``/``on_failure`` the same way: Ploomber allows one hook of each kind, so
+nbops composes with the user's instead of taking the slot. Tasks built in other
+processes (``executor: parallel``) hand their records back through
+``.nbops/tmp/<build id>/tasks/``; the DAG hooks settle every task's status from the
+DAG itself, so a task whose hook never ran is still recorded as what it was.
+
 Task hooks only collect (paths, parameters, status, timings) into the process's
 :class:`~nbops.tracking.record.BuildRecord`; the DAG hooks add lineage and skipped tasks,
 write the build summary page and link the reports (:mod:`nbops.reports.site`), and
@@ -14,8 +26,10 @@ publish once. ``ploomber task NAME`` runs no DAG hooks, so an ``atexit`` handler
 publishes what the task hooks collected. MLflow is imported in a background thread
 while the notebooks run, so publishing costs little at the end.
 
-A hook never fails the build: if recording goes wrong the build result stands, the
-record is spooled to ``.nbops/spool/`` and the message says to run ``nbops sync``.
+A store that cannot take the record never fails the build: the record is spooled to
+``.nbops/spool/`` and the message says to run ``nbops sync``. A capture that goes wrong
+(a task nbops could not read) is never silent: what was captured is kept, the warning
+names the task, and the build exits non-zero.
 """
 
 from __future__ import annotations
@@ -30,6 +44,7 @@ import threading
 import time
 import traceback as tb_module
 import uuid
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +54,14 @@ from nbops.tracking.record import numeric_leaves as _numbers
 from nbops.tracking.redact import redact, redact_text, secret_values
 from nbops.tracking.store import enabled
 
-__all__ = ["build_failed", "build_finished", "task_failed", "task_finished", "trigger"]
+__all__ = [
+    "build_failed",
+    "build_finished",
+    "build_rendered",
+    "task_failed",
+    "task_finished",
+    "trigger",
+]
 
 TRIGGERS = ("manual", "ci", "schedule", "drift")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -64,31 +86,56 @@ def trigger() -> str:
 
 
 def task_finished(task: Any) -> None:
-    _safely(lambda: _current(task).add_task(task, EXECUTED))
+    build = _current(task)
+    _safely(lambda: build.add_task(task, EXECUTED), build=build)
 
 
 def task_failed(task: Any) -> None:
-    _safely(lambda: _current(task).add_task(task, FAILED))
+    build = _current(task)
+    _safely(lambda: build.add_task(task, FAILED), build=build)
 
 
-def build_finished(dag: Any, report: Any = None) -> None:
-    _safely(lambda: _current(dag).finish(dag, "FINISHED"))
+# Ploomber passes a hook only the parameters without a default: ``report`` and
+# ``traceback`` must stay required or they never arrive.
+def build_finished(dag: Any, report: Any) -> None:
+    build = _current(dag)
+    _safely(lambda: build.finish(dag, "FINISHED", report=report), build=build)
+    _raise_if_incomplete(build)
 
 
-def build_failed(dag: Any, traceback: Any = None) -> None:
-    _safely(lambda: _current(dag).finish(dag, "FAILED", traceback=traceback))
+def build_failed(dag: Any, traceback: Any) -> None:
+    build = _current(dag)
+    _safely(lambda: build.finish(dag, "FAILED", traceback=traceback), build=build)
 
 
-def _safely(action: Any) -> None:
+def build_rendered(dag: Any, then: str | None = None) -> None:
+    """DAG-level ``on_render`` of an adopted project: wires capture into every task.
+
+    ``then`` is the dotted path of the user's own DAG-level ``on_render`` (``nbops
+    adopt`` keeps it there), called first with the arguments it names.
+    """
+    if then:
+        from ploomber.util.dotted_path import DottedPath
+        from ploomber.util.util import callback_check
+
+        hook = DottedPath(then)
+        hook(**callback_check(hook, dag._available_callback_kwargs))
+    if enabled():
+        _safely(lambda: _current(dag).wire(dag))
+
+
+def _safely(action: Any, *, build: _Build | None = None) -> None:
     if not enabled():
         return
     started = time.perf_counter()
     try:
         action()
-    except Exception:  # recording must never change the build's outcome
-        print(
-            "nbops: could not record this build step:\n" + tb_module.format_exc(), file=sys.stderr
-        )
+    except Exception:  # the build's own outcome stands; the capture problem is reported
+        problem = tb_module.format_exc()
+        print("nbops: could not record this build step:\n" + problem, file=sys.stderr)
+        if build is not None:
+            build.problems.append(problem.strip().splitlines()[-1])
+            _spool_as_is(build)
     finally:
         _capture_seconds[0] += time.perf_counter() - started
         if _build is not None and _build.done and os.environ.get("NBOPS_TIMING"):
@@ -99,8 +146,53 @@ def _safely(action: Any) -> None:
 def _current(task_or_dag: Any) -> _Build:
     global _build
     if _build is None or _build.done:
-        _build = _Build(_project_root(task_or_dag))
+        _build = _worker_build() or _Build(_project_root(task_or_dag))
     return _build
+
+
+def _worker_build() -> _Build | None:
+    """In a worker process the build's process started without forking (Ploomber's
+    parallel executor with ``start_method: spawn``): the build it works for, so task
+    records are handed back instead of published as a build of their own."""
+    import multiprocessing
+
+    owner = os.environ.get(_OWNER_ENV, "")
+    if multiprocessing.parent_process() is None or owner.count(":") < 2:
+        return None
+    pid, build_id, root = owner.split(":", 2)
+    if int(pid) == os.getpid():
+        return None
+    return _Build(Path(root), build_id=build_id, owner_pid=int(pid))
+
+
+_OWNER_ENV = "NBOPS_BUILD_OWNER"
+
+
+def _raise_if_incomplete(build: _Build) -> None:
+    """The build's exit status says when its record is incomplete (Ploomber fails the
+    build when the DAG's on_finish raises)."""
+    if build.problems and enabled():
+        from nbops.errors import TrackingError
+
+        raise TrackingError(
+            f"nbops could not capture all of this build ({len(build.problems)} problem(s): "
+            + "; ".join(build.problems[:3])
+            + "). The products are built and what was captured is recorded (or spooled in "
+            ".nbops/spool/); the messages above say which task and why. Run the build "
+            "again once fixed, or report the message if it names nbops."
+        )
+
+
+def _spool_as_is(build: _Build) -> None:
+    """Last resort when finishing the record failed half-way: keep what there is."""
+    if not build.done or getattr(build, "published", False):
+        return
+    with contextlib.suppress(Exception):
+        from nbops.tracking.publish import spool_dir
+
+        folder = build.record.spool(spool_dir(build.root))
+        build.published = True
+        print(f"nbops: the build's record as captured is kept in {folder}.", file=sys.stderr)
 
 
 def _project_root(task_or_dag: Any) -> Path:
@@ -116,46 +208,85 @@ def _project_root(task_or_dag: Any) -> Path:
 
 
 class _Build:
-    def __init__(self, root: Path) -> None:
+    def __init__(
+        self, root: Path, *, build_id: str | None = None, owner_pid: int | None = None
+    ) -> None:
         self.root = root
         self.done = False
         self.sources: set[Path] = set()
         self.secrets: list[str] = []
+        #: the process that records the build (workers hand their tasks back to it)
+        self.pid = owner_pid or os.getpid()
+        #: what went wrong while capturing (the build then exits non-zero)
+        self.problems: list[str] = []
+        self.published = False
+        #: when each task was last rendered, and when this process last finished a task
+        self.marks: dict[str, float] = {}
+        self.last_end = 0.0
         self.record = BuildRecord(
-            build_id=uuid.uuid4().hex,
+            build_id=build_id or uuid.uuid4().hex,
             project=root.name,
             root=str(root),
             command=_command_line(),
             trigger=trigger(),
             started_at=_process_start(),
         )
-        atexit.register(self._finish_at_exit)
-        threading.Thread(target=_warm_up, name="nbops-mlflow-warm-up", daemon=True).start()
+        self.tmp = root / ".nbops" / "tmp" / self.record.build_id
+        if owner_pid is None:
+            atexit.register(self._finish_at_exit)
+            threading.Thread(target=_warm_up, name="nbops-mlflow-warm-up", daemon=True).start()
 
     def add_task(self, task: Any, status: str) -> None:
-        products = (
-            {k: str(v) for k, v in task.product.to_json_serializable().items()}
-            if hasattr(task.product, "to_json_serializable")
-            else {"product": str(task.product)}
-        )
+        """Record one task. What cannot be read is named in the record and in a loud
+        warning, and the task is kept with what could be read."""
+        record = TaskRecord(name=task.name, status=status)
+        try:
+            self._fill(record, task)
+        except Exception as exc:
+            problem = f"task {task.name!r}: {type(exc).__name__}: {exc}"
+            print(
+                f"nbops: WARNING: could not capture {problem}\n" + tb_module.format_exc(),
+                file=sys.stderr,
+            )
+            record.capture_error = problem
+            self.problems.append(problem)
+        if os.getpid() != self.pid:
+            self._hand_back(record)  # built in a worker process (executor: parallel)
+        else:
+            self._put(record)
+
+    def _put(self, record: TaskRecord) -> None:
+        existing = self.record.task(record.name)
+        if existing is not None:
+            self.record.tasks.remove(existing)
+        self.record.tasks.append(record)
+
+    def _fill(self, record: TaskRecord, task: Any) -> None:
+        status = record.status
+        products = product_paths(task.product)
+        record.products = products
         raw = task.params.to_dict() if hasattr(task.params, "to_dict") else dict(task.params)
         params = {k: v for k, v in raw.items() if k not in {"product", "upstream"}}
         self.secrets += secret_values(params) + secret_values(self._env_raw())
+        record.params = redact(params)
         resources = params.get("resources_") or {}
         self.sources.update(Path(p) for p in resources.values())
-        if getattr(task.source, "loc", None):
-            self.sources.add(Path(task.source.loc))
-        record = TaskRecord(name=task.name, status=status, params=redact(params), products=products)
-        notebook = products.get("nb")
+        source = task_source_file(task)
+        if source is not None:
+            self.sources.add(source)
+            record.source_hashes = lineage.source_hashes(self.root, [source])
+        record.product_hashes = _product_hashes(products)
+        record.duration_s = self._elapsed(task)
+        notebook, html = self._notebook_files(task, products)
         if notebook and Path(notebook).is_file():
-            nb = json.loads(Path(notebook).read_text())
-            record.duration_s = _duration(nb)
+            nb = _read_notebook(notebook)
+            record.duration_s = _duration(nb) or record.duration_s
             if status == FAILED:
                 record.error = _error_text(nb)
-                html = products.get("html")
                 if html and not _newer(html, notebook):
                     _render_html(notebook, html)  # Ploomber writes no report for a failed task
-            record.files = self._report_files(notebook, products.get("html"))
+        if notebook:
+            record.files = self._report_files(notebook, html)
         mlmodel = products.get("mlmodel")
         if status == EXECUTED and mlmodel and Path(mlmodel).is_file():
             # The gate prepared a model for release: it travels with the task's run.
@@ -164,10 +295,77 @@ class _Build:
                     record.files[f"model/{file.relative_to(Path(mlmodel).parent)}"] = str(file)
         if status == EXECUTED:
             record.metrics = _read_metrics(products)
-        existing = self.record.task(task.name)
-        if existing is not None:
-            self.record.tasks.remove(existing)
-        self.record.tasks.append(record)
+
+    def _elapsed(self, task: Any) -> float | None:
+        """Seconds since the task's run began, as far as this process knows: its render
+        (``ploomber task``) or the previous task's end (a serial build). The build's
+        report replaces it with Ploomber's own figure when the build finishes."""
+        began = max(self.marks.get(task.name, 0.0), self.last_end)
+        self.last_end = time.time()
+        return round(self.last_end - began, 3) if began else None
+
+    def _notebook_files(self, task: Any, products: dict[str, str]) -> tuple[str | None, str | None]:
+        """The executed notebook and its HTML report, for a task that runs a notebook."""
+        if type(task).__name__ != "NotebookRunner":
+            return None, None
+        keys = task.nb_product_key
+        nb_keys = [keys] if isinstance(keys, str) else list(keys)
+        paths = [products[k] for k in nb_keys if k in products] or list(products.values())[:1]
+        html = next((p for p in paths if p.endswith(".html")), None)
+        notebook = next((p for p in paths if p.endswith(".ipynb")), None)
+        if notebook is None:
+            # Ploomber renders the executed notebook over itself (``nb: out.html``): the
+            # copy nbops kept just before (see wire) is the notebook; a failed run leaves
+            # it next to the product instead.
+            kept = self.kept_notebook(task.name)
+            partial = Path(paths[0]).with_suffix(".ipynb") if paths else kept
+            notebook = str(partial if not kept.is_file() and partial.is_file() else kept)
+        return notebook, html
+
+    def kept_notebook(self, name: str) -> Path:
+        return self.tmp / "notebooks" / f"{_safe_name(name)}.ipynb"
+
+    def _hand_back(self, record: TaskRecord) -> None:
+        folder = self.tmp / "tasks"
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{_safe_name(record.name)}.json"
+        partial = target.with_suffix(".part")
+        partial.write_text(json.dumps(asdict(record), default=str))
+        partial.replace(target)
+        if self.secrets:
+            (folder / f"{_safe_name(record.name)}.secrets").write_text(json.dumps(self.secrets))
+
+    def _collect_handed_back(self) -> None:
+        folder = self.tmp / "tasks"
+        if not folder.is_dir():
+            return
+        for path in sorted(folder.glob("*.json")):
+            self._put(TaskRecord(**json.loads(path.read_text())))
+        for path in sorted(folder.glob("*.secrets")):
+            self.secrets += json.loads(path.read_text())
+        for task in self.record.tasks:
+            if task.capture_error and task.capture_error not in self.problems:
+                self.problems.append(task.capture_error)
+
+    def wire(self, dag: Any) -> None:
+        """Compose nbops' capture with every task's own hooks (see the module docstring)."""
+        if self.pid != os.getpid():
+            return
+        os.environ[_OWNER_ENV] = f"{self.pid}:{self.record.build_id}:{self.root}"
+        for name in dag.keys():  # noqa: SIM118  (a Ploomber DAG, not a dict)
+            task = dag[name]
+            if _is_nbops(task.on_finish, "task_finished"):
+                continue  # wired by hand, as in nbops' reference pipeline
+            for kind in ("render", "finish", "failure"):
+                current = getattr(task, f"on_{kind}")
+                if not isinstance(current, TaskHook):
+                    setattr(task, f"on_{kind}", TaskHook(kind, current))
+            if type(task).__name__ == "NotebookRunner":
+                _keep_notebook(task, self.kept_notebook(name))
+        for kind, ours in (("finish", build_finished), ("failure", build_failed)):
+            current = getattr(dag, f"on_{kind}")
+            if not isinstance(current, DagHook) and not _is_nbops(current, ours.__name__):
+                setattr(dag, f"on_{kind}", DagHook(kind, current))
 
     def _report_files(self, notebook: str, html: str | None) -> dict[str, str]:
         # The HTML report may still be rendering (nbops.build.executor renders reports in the
@@ -176,6 +374,36 @@ class _Build:
         if html and Path(html).is_file():
             files[f"reports/{Path(html).name}"] = html
         return files
+
+    def _complete_reports(self) -> None:
+        """Every task that ran a notebook gets its executed notebook and an HTML report
+        in the record: reports rendered in the background, notebooks kept aside, and a
+        report rendered here when the project makes none."""
+        for task in self.record.tasks:
+            notebooks = [
+                p
+                for k, p in task.files.items()
+                if k.startswith("reports/") and p.endswith(".ipynb")
+            ]
+            if not notebooks or not Path(notebooks[0]).is_file():
+                continue
+            notebook = notebooks[0]
+            if task.duration_s is None:
+                task.duration_s = _duration(_read_notebook(notebook))
+            if any(k.startswith("reports/") and k.endswith(".html") for k in task.files):
+                continue
+            html = next((p for p in task.products.values() if p.endswith(".html")), None)
+            if html is None or not Path(html).is_file():
+                html = str(self.tmp / "reports" / f"{_safe_name(task.name)}.html")
+                Path(html).parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    _render_html(notebook, html)
+                except Exception as exc:
+                    problem = f"task {task.name!r}: no HTML report ({type(exc).__name__}: {exc})"
+                    print(f"nbops: WARNING: {problem}", file=sys.stderr)
+                    self.problems.append(problem)
+                    continue
+            task.files[f"reports/{Path(html).name}"] = html
 
     def _scrub_reports(self) -> None:
         """The injected-parameters cell holds parameter values: scrub secrets from the
@@ -192,38 +420,50 @@ class _Build:
                 copy.write_text(redact_text(Path(path).read_text(errors="replace"), self.secrets))
                 task.files[name] = str(copy)
 
-    def finish(self, dag: Any, status: str, *, traceback: Any = None) -> None:
+    def finish(self, dag: Any, status: str, *, traceback: Any = None, report: Any = None) -> None:
         if self.done:
             return
         self.done = True
         record = self.record
         index = _Lineage(self.root)
+        self._collect_handed_back()
         if dag is not None:
+            elapsed = _elapsed_by_task(report)
             for name in dag.keys():  # noqa: SIM118  (a Ploomber DAG, not a dict)
                 task = dag[name]
-                if getattr(task.source, "loc", None):
-                    self.sources.add(Path(task.source.loc))
-                if record.task(name) is None:
+                source = task_source_file(task)
+                if source is not None:
+                    self.sources.add(source)
+                # The DAG knows what happened to each task, whether or not a task hook
+                # ran (a user's on_finish that raised, a worker process that died).
+                ran = _DAG_STATUS.get(getattr(task.exec_status, "name", ""))
+                existing = record.task(name)
+                if ran is not None and (existing is None or existing.status != ran):
+                    self.add_task(task, ran)
+                elif existing is None:
                     skipped = getattr(task.exec_status, "name", "") == "Skipped"
-                    products = (
-                        {k: str(v) for k, v in task.product.to_json_serializable().items()}
-                        if hasattr(task.product, "to_json_serializable")
-                        else {}
-                    )
                     record.tasks.append(
                         TaskRecord(
                             name=name,
                             status=SKIPPED if skipped else NOT_RUN,
-                            products=products,
+                            products=_paths_or_nothing(task.product),
                             produced_by=index.get(name) if skipped else None,
                         )
                     )
+                found = record.task(name)
+                if found is not None and name in elapsed and found.status == EXECUTED:
+                    found.duration_s = elapsed[name]
         if any(t.status == FAILED for t in record.tasks):
             status = "FAILED"
         record.status = status
         record.ended_at = time.time()
         if traceback:
-            record.error = _ANSI.sub("", str(traceback)).strip()[-5000:]
+            text = (
+                "\n".join(map(str, traceback.values()))
+                if isinstance(traceback, dict)
+                else traceback
+            )
+            record.error = _ANSI.sub("", str(text)).strip()[-5000:]
         record.git = lineage.git_state(self.root)
         self.sources.update(self.root / name for name in (_spec(record.command), "env.yaml"))
         record.sources = lineage.source_hashes(self.root, sorted(self.sources))
@@ -241,12 +481,14 @@ class _Build:
                     found["metrics"] if isinstance(found.get("metrics"), dict) else found
                 )
             task.metrics = _numbers(task.metrics)
+        self._complete_reports()
         self._write_site(dag)
         self._scrub_reports()
         from nbops.release.prepare import release_build
         from nbops.tracking.publish import publish_or_spool
 
         publish_or_spool(record, root=self.root, release=release_build)
+        self.published = True
         index.update(record)
         _cleanup_tmp(self.root, record.build_id)
 
@@ -280,8 +522,8 @@ class _Build:
             print(f"nbops: build summary in {_display_path(summary)}", file=sys.stderr)
 
     def _finish_at_exit(self) -> None:
-        if not self.done and self.record.tasks and enabled():
-            _safely(lambda: self.finish(None, "FINISHED"))
+        if not self.done and self.record.tasks and enabled() and os.getpid() == self.pid:
+            _safely(lambda: self.finish(None, "FINISHED"), build=self)
 
     def _env_raw(self) -> dict[str, Any]:
         path = self.root / "env.yaml"
@@ -311,7 +553,193 @@ class _Lineage:
         self.path.write_text(json.dumps(self.data, indent=2))
 
 
+# -- composing with the user's hooks -------------------------------------------------
+
+
+class TaskHook:
+    """A task's hook slot shared by the user's hook (called first, as Ploomber would)
+    and nbops' capture. Picklable, so it travels to worker processes."""
+
+    def __init__(self, kind: str, user: Any = None) -> None:
+        self.kind, self.user = kind, user
+
+    def __call__(self, task: Any) -> None:
+        if self.user is not None:
+            from ploomber.util.util import callback_check
+
+            self.user(**callback_check(self.user, task._available_callback_kwargs))
+        if not enabled():
+            return
+        if self.kind == "render":
+            _current(task).marks[task.name] = time.time()
+            return
+        build = _current(task)
+        before = len(build.problems)
+        (task_finished if self.kind == "finish" else task_failed)(task)
+        if len(build.problems) > before and _subcommand() == "task":
+            # `ploomber task NAME` has no DAG hook to fail at the end: fail the task.
+            from nbops.errors import TrackingError
+
+            raise TrackingError(
+                f"nbops could not capture task {task.name!r}: {build.problems[-1]}. "
+                "The task's products are built; the message above says why."
+            )
+
+    def __repr__(self) -> str:
+        return f"TaskHook({self.kind!r}, {self.user!r})"
+
+
+class DagHook:
+    """The DAG's ``on_finish``/``on_failure`` shared by the user's hook and nbops'."""
+
+    def __init__(self, kind: str, user: Any = None) -> None:
+        self.kind, self.user = kind, user
+        # Ploomber passes what the signature names; both need what Ploomber offers.
+        self.__signature__ = _DAG_SIGNATURES[kind]
+
+    def __call__(self, dag: Any, **extra: Any) -> None:
+        if self.user is not None:
+            from ploomber.util.util import callback_check
+
+            self.user(**callback_check(self.user, {**dag._available_callback_kwargs, **extra}))
+        if self.kind == "finish":
+            build_finished(dag, extra["report"])
+        else:
+            build_failed(dag, extra["traceback"])
+
+
+def _dag_signatures() -> dict[str, Any]:
+    import inspect
+
+    def param(name: str) -> inspect.Parameter:
+        return inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+    return {
+        "finish": inspect.Signature([param("dag"), param("report")]),
+        "failure": inspect.Signature([param("dag"), param("traceback")]),
+    }
+
+
+_DAG_SIGNATURES = _dag_signatures()
+_DAG_STATUS = {"Executed": EXECUTED, "Errored": FAILED, "BrokenProcessPool": FAILED}
+
+
+def _is_nbops(hook: Any, name: str) -> bool:
+    spec = getattr(hook, "_spec", None)
+    dotted = getattr(spec, "dotted_path", None) if spec is not None else None
+    if dotted is None and callable(hook):
+        dotted = f"{getattr(hook, '__module__', '')}.{getattr(hook, '__name__', '')}"
+    return dotted == f"{__name__}.{name}"
+
+
+class KeepNotebook:
+    """Wraps a NotebookRunner's converter: copies the executed notebook aside before
+    Ploomber renders it over itself (``nb: out.html``), so the record keeps it."""
+
+    def __init__(self, convert: Any, source: str, copy: Path) -> None:
+        self.convert, self.source, self.copy = convert, source, copy
+
+    def __call__(self) -> Any:
+        with contextlib.suppress(OSError):
+            import shutil
+
+            self.copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.source, self.copy)
+        return self.convert()
+
+
+def _keep_notebook(task: Any, copy: Path) -> None:
+    converters = task._converter if isinstance(task._converter, list) else [task._converter]
+    for converter in converters:
+        if getattr(converter, "_exporter", None) is None or isinstance(
+            converter.convert, KeepNotebook
+        ):
+            continue
+        source = str(getattr(converter, "_path_to_output", ""))
+        if source.endswith(".ipynb"):
+            continue  # the .ipynb is a product of its own: nothing to keep
+        converter.convert = KeepNotebook(converter.convert, source, copy)
+
+
 # -- helpers --------------------------------------------------------------------------
+
+
+def product_paths(product: Any) -> dict[str, str]:
+    """A task's products as ``{key: path}``: a single product is ``product``, a list's
+    items are ``0``, ``1``, ... (Ploomber's product shapes)."""
+    products = getattr(product, "products", None)
+    if products is not None and hasattr(product, "to_json_serializable"):
+        serial = product.to_json_serializable()
+        if isinstance(serial, dict):
+            return {str(k): str(v) for k, v in serial.items()}
+        return {str(i): str(v) for i, v in enumerate(serial)}
+    return {"product": str(product)}
+
+
+def _paths_or_nothing(product: Any) -> dict[str, str]:
+    try:
+        return product_paths(product)
+    except Exception:
+        return {}
+
+
+def task_source_file(task: Any) -> Path | None:
+    """The file that defines a task: its notebook or script, or a function's module."""
+    source = task.source
+    primitive = getattr(source, "primitive", None)
+    if callable(primitive):
+        import inspect
+
+        with contextlib.suppress(TypeError, OSError):
+            found = inspect.getsourcefile(inspect.unwrap(primitive))
+            if found and Path(found).is_file():
+                return Path(found)
+    loc = str(getattr(source, "loc", None) or "")
+    # a function's loc is "path/to/module.py:LINE"
+    for candidate in (loc, loc.rsplit(":", 1)[0]):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+def _product_hashes(products: dict[str, str]) -> dict[str, str]:
+    from nbops.hashing import file_sha256
+
+    return {k: file_sha256(v) for k, v in products.items() if Path(v).is_file()}
+
+
+def _read_notebook(path: str) -> dict[str, Any]:
+    """An executed notebook's JSON; an HTML or a missing one reads as empty."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _elapsed_by_task(report: Any) -> dict[str, float]:
+    """Ploomber's build report: seconds per task that ran."""
+    out: dict[str, float] = {}
+    columns = getattr(report, "values", None)  # a Ploomber Table: {column: [values]}
+    if isinstance(columns, dict):
+        for name, ran, seconds in zip(
+            columns.get("name", []),
+            columns.get("Ran?", []),
+            columns.get("Elapsed (s)", []),
+            strict=False,
+        ):
+            if ran and seconds is not None:
+                out[str(name)] = round(float(seconds), 3)
+    return out
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def _subcommand() -> str:
+    command = _command_line()
+    return command[1] if len(command) > 1 else ""
 
 
 def _spec(command: list[str]) -> str:

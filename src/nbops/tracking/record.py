@@ -36,6 +36,12 @@ class TaskRecord:
     error: str | None = None
     #: for skipped tasks: the build (and run) that produced the products in use
     produced_by: dict[str, str] | None = None
+    #: ``{path: sha256}`` of the file that defines the task (a function's module)
+    source_hashes: dict[str, str] = field(default_factory=dict)
+    #: ``{product key: sha256}`` of the task's file products
+    product_hashes: dict[str, str] = field(default_factory=dict)
+    #: what nbops could not capture of this task, if anything
+    capture_error: str | None = None
 
 
 @dataclass

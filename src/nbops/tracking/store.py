@@ -238,6 +238,8 @@ class Store:
         }
         if task.error:
             tags["nbops.error"] = task.error[-5000:]
+        if task.capture_error:
+            tags["nbops.capture_error"] = task.capture_error[-5000:]
         if task.status == SKIPPED and task.produced_by:
             # Resolved in this store: the producing build may have gone to another one.
             build_id = task.produced_by.get("build_id", "")
@@ -252,6 +254,8 @@ class Store:
             metrics["duration_s"] = task.duration_s
         params = {k: v for k, v in _flatten(task.params).items()}
         params.update({f"product.{k}": v for k, v in task.products.items()})
+        params.update({f"product_hash.{k}": v for k, v in task.product_hashes.items()})
+        params.update({f"source.{k}": v for k, v in task.source_hashes.items()})
         self._log(
             run.info.run_id,
             params=params,

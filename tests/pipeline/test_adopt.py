@@ -1,0 +1,150 @@
+"""Existing Ploomber projects adopted with `nbops adopt` and built with the real
+`ploomber build`: every task of every shape gets a finished run in the store with its
+status, duration, parameters, source and product hashes, and its notebook and HTML
+report where it runs a notebook; the user's own hooks and executor keep working.
+
+One project per shape, built once per module (see tests/pipeline/adopted.py):
+`ploomber scaffold`'s sample, a mixed serial project (functions, a script, `.py`
+notebooks in percent and light format, `nb: out.html`, a task with its own hook, tasks
+imported from another spec) and a grid on the parallel executor.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.pipeline.adopted import GRID, MIXED, artifacts, builds, make, run
+from tests.test_adopt import added_lines
+
+pytestmark = pytest.mark.pipeline
+
+HOOK_LINE = "on_render: nbops.build.hooks.build_rendered"
+
+
+def adopt_and_build(root):
+    before = (root / "pipeline.yaml").read_text()
+    adopted = run(root, "nbops", "adopt")
+    build = run(root, "ploomber", "build")
+    return before, adopted, build
+
+
+@pytest.fixture(scope="module")
+def scaffolded(tmp_path_factory):
+    parent = tmp_path_factory.mktemp("scaffold")
+    run(parent, "ploomber", "scaffold", "sample")
+    root = parent / "sample"
+    return root, *adopt_and_build(root)
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    root = make(tmp_path_factory.mktemp("adopted") / "mixed", MIXED)
+    before, adopted, build = adopt_and_build(root)
+    # One task on its own, then a partial build: both recorded too.
+    single = run(root, "ploomber", "task", "load", "--force")
+    partial = run(root, "ploomber", "build", "--partially", "split", "--force")
+    return root, before, adopted, build, single, partial
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    root = make(tmp_path_factory.mktemp("adopted") / "grid", GRID)
+    return root, *adopt_and_build(root)
+
+
+def assert_complete(root, task_run, *, notebook):
+    """A finished task run with everything a task run holds."""
+    data, tags = task_run.data, task_run.data.tags
+    assert task_run.info.status == "FINISHED", tags
+    assert tags["nbops.status"] == "executed"
+    assert "nbops.capture_error" not in tags
+    assert data.metrics["duration_s"] >= 0
+    sources = [k for k in data.params if k.startswith("source.")]
+    assert sources and all(data.params[k].startswith("sha256:") for k in sources)
+    assert any(k.startswith("product_hash.") for k in data.params)
+    reports = artifacts(root, task_run, "reports")
+    if notebook:
+        assert any(name.endswith(".ipynb") for name in reports), reports
+        assert any(name.endswith(".html") for name in reports), reports
+    else:
+        assert reports == []
+
+
+def test_a_scaffolded_project_records_every_task(scaffolded):
+    root, before, adopted, build = scaffolded
+    assert "pipeline.yaml: added" in adopted.stdout
+    ((parent, tasks),) = builds(root)
+    assert parent.info.status == "FINISHED"
+    assert sorted(tasks) == ["features", "fit", "get", "petal", "sepal"]
+    for name, task_run in tasks.items():
+        assert_complete(root, task_run, notebook=name == "fit")
+
+
+def test_every_task_shape_of_a_serial_project_is_recorded(mixed):
+    root, *_ = mixed
+    parent, tasks = builds(root)[0]
+    assert sorted(tasks) == ["clean", "explore", "light", "load", "split", "summary"]
+    for name, task_run in tasks.items():
+        assert_complete(root, task_run, notebook=name in {"explore", "light"})
+    assert tasks["load"].data.params["rows"] == "20"
+    assert set(k for k in tasks["split"].data.params if k.startswith("product_hash.")) == {
+        "product_hash.head",
+        "product_hash.tail",
+    }
+    assert any(k.endswith("tasks.py") for k in tasks["summary"].data.params)  # imported
+
+
+def test_a_notebook_rendered_straight_to_html_keeps_its_executed_notebook(mixed):
+    root, *_ = mixed
+    _, tasks = builds(root)[0]
+    client = MlflowClient(f"sqlite:///{root / '.nbops' / 'mlflow.db'}")
+    local = client.download_artifacts(tasks["explore"].info.run_id, "reports/explore.ipynb")
+    notebook = json.loads(Path(local).read_text())
+    outputs = [o for c in notebook["cells"] for o in c.get("outputs", [])]
+    assert any("20" in "".join(o.get("text", "")) for o in outputs)  # it ran
+    assert (root / "output" / "explore.html").read_text().lstrip().startswith("<!DOCTYPE html>")
+
+
+def test_the_users_own_task_hook_still_runs(mixed, grid):
+    assert (mixed[0] / "hook-ran.txt").read_text().split() == ["light"]
+    assert sorted((grid[0] / "hook-ran.txt").read_text().split()) == ["fit-1", "fit-2", "fit-3"]
+    assert (grid[0] / "dag-hook-ran.txt").read_text() == "yes"
+
+
+def test_ploomber_task_and_partial_builds_are_recorded(mixed):
+    root, *_ = mixed
+    recorded = builds(root)
+    assert len(recorded) == 3
+    (_, single), (_, partial) = recorded[1], recorded[2]
+    assert sorted(single) == ["load"]
+    assert_complete(root, single["load"], notebook=False)
+    assert sorted(partial) == ["load", "split"]
+
+
+def test_a_grid_on_the_parallel_executor_records_every_task_with_its_grid_value(grid):
+    root, before, adopted, build = grid
+    ((parent, tasks),) = builds(root)
+    assert parent.info.status == "FINISHED"
+    assert sorted(tasks) == ["fit-1", "fit-2", "fit-3", "make", "report"]
+    for name, task_run in tasks.items():
+        assert_complete(root, task_run, notebook=name == "report")
+    assert {tasks[f"fit-{a}"].data.params["alpha"] for a in (1, 2, 3)} == {"1", "2", "3"}
+    # The executor stays the user's choice.
+    assert "executor: parallel" in (root / "pipeline.yaml").read_text()
+
+
+@pytest.mark.parametrize("shape", ["scaffolded", "mixed", "grid"])
+def test_adopt_keeps_every_line_and_a_second_run_changes_nothing(shape, request):
+    root, before, *_ = request.getfixturevalue(shape)
+    after = (root / "pipeline.yaml").read_text()
+    assert HOOK_LINE in after
+    added = added_lines(before, after)  # fails if a line was removed or moved
+    assert [line for line in added if line.strip() and not line.startswith("#")] == [HOOK_LINE]
+    again = run(root, "nbops", "adopt")
+    assert "nothing changed" in again.stdout
+    assert (root / "pipeline.yaml").read_text() == after
+    assert not (root / ".nbops" / "spool").exists()  # every build reached the store
