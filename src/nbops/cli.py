@@ -349,13 +349,14 @@ def serve(
     import uvicorn
 
     from nbops.serving.settings import Settings
+    from nbops.tracking.redact import display_url
 
     settings = Settings.from_env(
         root=_project_root(), model=model, alias=alias, canary=canary, shadow=shadow
     )
     os.environ.update(settings.env_for_workers())
     click.echo(
-        f"Serving {settings.model}@{settings.alias} on http://{host}:{port} (log: {settings.prediction_log_url})",
+        f"Serving {settings.model}@{settings.alias} on http://{host}:{port} (log: {display_url(settings.prediction_log_url)})",
         err=True,
     )
     uvicorn.run(

@@ -2,7 +2,9 @@
 
 Nothing is lost: a record that cannot be published (store unreachable, or an error
 half-way) is copied with every file it references into ``.nbops/spool/<build id>/``,
-and ``nbops sync`` publishes spooled records later, oldest first.
+and ``nbops sync`` publishes spooled records later, oldest first. A spooled record
+that cannot be read is moved aside (``<build id>.corrupt``) and reported, and the rest
+are still published.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from nbops.tracking.record import BuildRecord, load_spooled, spooled_records
+from nbops.tracking.redact import display_url
 from nbops.tracking.store import Store, local_store_dir, reachability_problem, tracking_uri
 
 __all__ = ["publish_or_spool", "spool_dir", "sync"]
@@ -31,7 +34,8 @@ def publish_or_spool(record: BuildRecord, *, root: Path, quiet: bool = False) ->
         try:
             result = Store(root, uri=uri).publish(record)
         except Exception as exc:  # any store failure: keep the record, never fail the build
-            problem = f"publishing to {uri} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            first_line = str(exc).splitlines()[0] if str(exc) else ""
+            problem = display_url(f"publishing to {uri} failed: {type(exc).__name__}: {first_line}")
             if "NBOPS_DEBUG" in __import__("os").environ:
                 traceback.print_exc()
         else:
@@ -55,6 +59,10 @@ def sync(root: Path) -> list[tuple[str, str]]:
     """Publish every spooled record of the project; return ``[(build id, run id)]``.
 
     Stops at the first record that still cannot be published (the rest stay spooled).
+
+    Raises:
+        TrackingError: after publishing the rest, when some spooled records were corrupt
+            (each moved aside to ``<folder>.corrupt`` and named in the message).
     """
     from nbops.errors import TrackingError
 
@@ -68,12 +76,27 @@ def sync(root: Path) -> list[tuple[str, str]]:
             f"Cannot sync {len(folders)} spooled build(s): {problem}. Check MLFLOW_TRACKING_URI and try again."
         )
     store = Store(root, uri=uri)
-    done = []
+    done: list[tuple[str, str]] = []
+    skipped: list[str] = []
     for folder in folders:
-        record = load_spooled(folder)
+        try:
+            record = load_spooled(folder)
+        except TrackingError as exc:
+            aside = folder.with_name(folder.name + ".corrupt")
+            shutil.rmtree(aside, ignore_errors=True)
+            folder.rename(aside)
+            skipped.append(f"{exc} It was moved to {aside}.")
+            continue
         result = store.publish(record)
         shutil.rmtree(folder)
         done.append((record.build_id, result["run_id"]))
+    if skipped:
+        published = "; ".join(f"build {b[:12]} as run {r}" for b, r in done) or "none"
+        raise TrackingError(
+            f"Skipped {len(skipped)} corrupt spooled record(s): {' '.join(skipped)} "
+            f"Published the other {len(done)} ({published}). Inspect the moved folder(s): "
+            "fix record.json by hand and rename the folder back to sync it, or delete it."
+        )
     return done
 
 
@@ -90,4 +113,4 @@ def _display(uri: str) -> str:
             return str(Path(uri[len("sqlite:///") :]).relative_to(Path.cwd()))
         except ValueError:
             return uri
-    return uri
+    return display_url(uri)

@@ -63,7 +63,11 @@ def list_runs(store: Store | Path, *, limit: int = 20) -> str:
     else:
         runs, uri = store.builds(limit=limit), store.uri
     if not runs:
-        return f"No builds recorded in {uri} yet. Run `ploomber build` (or `make build`)."
+        from nbops.tracking.redact import display_url
+
+        return (
+            f"No builds recorded in {display_url(uri)} yet. Run `ploomber build` (or `make build`)."
+        )
     metrics = [m for m in KEY_METRICS if any(m in r.data.metrics for r in runs)]
     rows = []
     for r in runs:
