@@ -137,10 +137,14 @@ def load_spooled(folder: Path) -> BuildRecord:
 
 
 def spooled_records(spool_root: Path) -> list[Path]:
-    """Spooled record folders, oldest first."""
+    """Spooled record folders, oldest first (not those moved aside as ``*.corrupt``)."""
     if not spool_root.is_dir():
         return []
-    folders = [p for p in spool_root.iterdir() if (p / "record.json").is_file()]
+    folders = [
+        p
+        for p in spool_root.iterdir()
+        if (p / "record.json").is_file() and not p.name.endswith(".corrupt")
+    ]
     return sorted(folders, key=_started_at)
 
 

@@ -160,10 +160,11 @@ def display_url(url: str) -> str:
 
 
 # name: value / name = value / "name": "value" on one line, as in YAML, Python, JSON,
-# .env files and a git diff of any of them.
+# .env files and a git diff of any of them. An unquoted value runs to the end of the
+# line (YAML allows spaces and ";" in it), stopping at a comment, "," "}" or "]".
 _ASSIGNMENT = re.compile(
     r"""(?P<head>(?P<q>["']?)(?P<name>[A-Za-z_][\w.\-]*)(?P=q)\s*(?::|=)[ \t]*)"""
-    r"""(?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^\s,#}\]\n]+)"""
+    r"""(?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^\s,#}\]]+(?:[ \t]+[^\s,#}\]]+)*)"""
 )
 _NOT_A_SECRET = {"none", "null", "~", "true", "false", "''", '""', "|", ">"}
 
