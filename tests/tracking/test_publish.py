@@ -196,3 +196,16 @@ def test_messages_never_show_the_store_password(
     err = capsys.readouterr().err
     assert "is not available" in err and "http://ada:***REDACTED***@127.0.0.1" in err
     assert "store-pass-123" not in err and "store-pass-123" not in str(raised.value)
+
+
+def test_a_malformed_store_uri_spools_the_record(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # urllib cannot parse this port: the record is kept, and the password not shown.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://ada:pw-4711@127.0.0.1:notaport")
+
+    result = publish_or_spool(make_record(project), root=project)
+
+    assert (Path(result["spooled"]) / "record.json").is_file()
+    err = capsys.readouterr().err
+    assert "cannot be used" in err and "pw-4711" not in err

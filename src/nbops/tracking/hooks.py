@@ -210,9 +210,9 @@ class _Build:
         """Every secret value known to this build, also as HTML and JSON write it."""
         import html
 
-        with contextlib.suppress(Exception):  # a broken env.yaml fails the build itself
-            self.secrets += secret_values(self._env_used())
         values = set(self.secrets)
+        with contextlib.suppress(Exception):  # a broken env.yaml fails the build itself
+            values.update(secret_values(self._env_used()))
         return sorted(
             values | {html.escape(v) for v in values} | {json.dumps(v)[1:-1] for v in values}
         )
@@ -245,7 +245,11 @@ class _Build:
             return
         from nbops.tracking.publish import publish_or_spool
 
-        publish_or_spool(self.record, root=self.root)
+        try:
+            publish_or_spool(self.record, root=self.root)
+        except Exception:  # it spools on store failures; this is a failure to spool
+            self._spool_after_failure(tb_module.format_exc())
+            return
         try:
             index.update(self.record)
         except OSError as exc:

@@ -29,7 +29,10 @@ def spool_dir(root: Path) -> Path:
 def publish_or_spool(record: BuildRecord, *, root: Path, quiet: bool = False) -> dict[str, Any]:
     """Publish ``record``; on any failure spool it and say how to publish it later."""
     uri = tracking_uri(root)
-    problem = reachability_problem(uri)
+    try:
+        problem = reachability_problem(uri)
+    except Exception as exc:  # a malformed URI (urllib raises ValueError, InvalidURL)
+        problem = f"{display_url(uri)} cannot be used ({type(exc).__name__})"
     if problem is None:
         try:
             result = Store(root, uri=uri).publish(record)

@@ -118,7 +118,9 @@ def redact_text(text: str, secrets: Iterable[str]) -> str:
 # scheme://user:password@host and scheme://long-token@host. The password runs to the
 # last "@" of the URL (passwords are not always percent-encoded): hiding too much is
 # the safe side.
-_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>`]+")
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>`]+")
+_MAX_SCHEME = 32
+_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
 _USERINFO = re.compile(
     r"^(?P<scheme>[^:]+://)(?:(?P<user>[^:/@?#]*):(?P<password>.*)|(?P<token>[^:/@?#]{20,}))@(?P<rest>[^@]*)$"
 )
@@ -151,7 +153,23 @@ def strip_url_credentials(text: str) -> str:
     """
     if "://" not in text:
         return text
-    return _URL.sub(_clean_url, text)
+    # Only around each "://": a regex scan of a whole report (megabytes of base64
+    # images) from every position would take seconds.
+    out, done, at = [], 0, text.find("://")
+    while at != -1:
+        begin = at
+        while begin > max(done, at - _MAX_SCHEME) and text[begin - 1] in _SCHEME_CHARS:
+            begin -= 1
+        while begin < at and not text[begin].isalpha():
+            begin += 1
+        match = _URL.match(text, begin)
+        if match is None or match.start() < done:
+            at = text.find("://", at + 3)
+            continue
+        out += [text[done : match.start()], _clean_url(match)]
+        done = match.end()
+        at = text.find("://", done)
+    return "".join(out) + text[done:] if out else text
 
 
 def display_url(url: str) -> str:

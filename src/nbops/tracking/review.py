@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nbops.tracking.redact import display_url
 from nbops.tracking.store import Store, embedded_builds, tracking_uri
 
 __all__ = ["NotebookChange", "diff_runs", "list_runs", "show_run", "write_site"]
@@ -109,7 +110,7 @@ def show_run(store: Store, ref: str) -> str:
         f"  data      {tags.get('data.content_hash') or '-'}"
         + (f"  (snapshot run {tags['data.run_id']})" if tags.get("data.run_id") else ""),
         f"  python    {tags.get('python.version', '-')} (packages: artifact environment/requirements.txt)",
-        f"  artifacts {run.info.artifact_uri}",
+        f"  artifacts {display_url(run.info.artifact_uri)}",
     ]
     if tags.get("nbops.error"):
         lines += ["  error     " + tags["nbops.error"].strip().splitlines()[-1]]

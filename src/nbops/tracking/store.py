@@ -411,8 +411,10 @@ class Store:
         if len(matches) == 1:
             return matches[0]
         if not matches:
+            from nbops.tracking.redact import display_url
+
             raise TrackingError(
-                f"No build run matches '{ref}' in {self.uri}. List them with `nbops runs list`."
+                f"No build run matches '{ref}' in {display_url(self.uri)}. List them with `nbops runs list`."
             )
         raise TrackingError(
             f"'{ref}' matches {len(matches)} builds; give more characters of the run id."
