@@ -21,8 +21,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nbops.state import atomic_write
-
 __all__ = ["INJECTED_TAGS", "KINDS", "clean", "main", "problems"]
 
 #: Cell tags of what Ploomber adds to a notebook: its parameters and a debugging cell.
@@ -102,7 +100,7 @@ def clean(nb: dict[str, Any], *, kinds: tuple[str, ...] = KINDS) -> bool:
 
 def _write(path: Path, nb: dict[str, Any]) -> None:
     # nbformat's own layout, so a notebook saved by Jupyter and one fixed here agree.
-    atomic_write(path, json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+    path.write_text(json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
