@@ -22,6 +22,7 @@ __all__ = [
     "display_url",
     "is_secret_name",
     "redact",
+    "redact_assignments",
     "redact_command",
     "redact_text",
     "scrub",
