@@ -152,3 +152,25 @@ def test_schema_infer_bundled_rejects_zero_rows() -> None:
     assert result.exit_code in (1, 2)
     assert isinstance(result.exception, SystemExit)
     assert "Error:" in result.stderr and "--rows" in result.stderr
+
+
+def test_serve_never_prints_the_prediction_log_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    started: list[str] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: started.append(app))
+    monkeypatch.setenv("NBOPS_PREDICTION_LOG", "postgresql+psycopg://nbops:log-pass-42@db:5432/log")
+    monkeypatch.chdir(tmp_path)
+    import os
+
+    # `nbops serve` exports its settings for uvicorn's workers: undo that afterwards.
+    monkeypatch.setattr(os, "environ", os.environ.copy())
+
+    result = invoke("serve", "--port", "8123")
+
+    assert result.exit_code == 0, result.output
+    assert started, "the server was started"
+    assert "(log: postgresql+psycopg://nbops:***REDACTED***@db:5432/log)" in result.output
+    assert "log-pass-42" not in result.output

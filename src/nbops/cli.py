@@ -396,6 +396,7 @@ def serve(
     import uvicorn
 
     from nbops.serving.settings import Settings
+    from nbops.tracking.redact import display_url
 
     root = _project_root()
     settings = Settings.from_env(
@@ -406,7 +407,7 @@ def serve(
     _require_served(settings.model, settings.alias)
     os.environ.update(settings.env_for_workers())
     click.echo(
-        f"Serving {settings.model}@{settings.alias} on http://{host}:{port} (log: {settings.prediction_log_url})",
+        f"Serving {settings.model}@{settings.alias} on http://{host}:{port} (log: {display_url(settings.prediction_log_url)})",
         err=True,
     )
     try:

@@ -1,10 +1,33 @@
-"""The pure parts of the Ploomber hooks: trigger, env as used, metric flattening."""
+"""The Ploomber hooks: trigger, env as used, metric flattening, and a record that
+survives a corrupt lineage file, builds finishing at once, and a failure while finishing."""
 
 from __future__ import annotations
 
+import json
+import multiprocessing
+import sys
+from pathlib import Path
+
 import pytest
 
-from nbops.build.hooks import _flat_env, _numbers, enabled, trigger
+from nbops.build.hooks import (
+    _Build,
+    _flat_env,
+    _Lineage,
+    _numbers,
+    _safely,
+    enabled,
+    trigger,
+)
+from nbops.tracking.publish import spool_dir
+from nbops.tracking.record import (
+    EXECUTED,
+    BuildRecord,
+    TaskRecord,
+    load_spooled,
+    spooled_records,
+)
+from nbops.tracking.redact import REDACTED
 
 
 @pytest.mark.parametrize(
@@ -66,3 +89,84 @@ def test_numbers_flattens_nested_metrics_and_drops_the_rest():
         "slices": [{"a": 1}],
     }
     assert _numbers(metrics) == {"metrics.roc_auc": 0.8, "test_rows": 300.0}
+
+
+# -- the build record survives a corrupt state file or a failure while finishing ------
+
+
+def _record(build_id: str, *tasks: str) -> BuildRecord:
+    return BuildRecord(
+        build_id=build_id,
+        project="p",
+        root="/p",
+        command=["ploomber", "build"],
+        trigger="manual",
+        started_at=0.0,
+        tasks=[TaskRecord(name=t, status=EXECUTED) for t in tasks],
+    )
+
+
+def test_a_corrupt_lineage_file_is_reported_and_rewritten(tmp_path, capsys):
+    path = tmp_path / ".nbops" / "lineage.json"
+    path.parent.mkdir()
+    path.write_text('{"ingest": {"build_id": "old"}, "spl')  # a write cut short
+
+    index = _Lineage(tmp_path)
+
+    assert index.get("ingest") is None
+    err = capsys.readouterr().err
+    assert err.count("WARNING") == 1 and str(path) in err and "lineage.json.corrupt" in err
+    index.update(_record("new", "ingest"))
+    assert json.loads(path.read_text()) == {"ingest": {"build_id": "new"}}
+
+
+def _update_lineage(root: str, task: str, barrier) -> None:
+    index = _Lineage(Path(root))  # read when the build finishes...
+    barrier.wait()
+    index.update(_record(f"build-{task}", task))  # ...written after publishing
+
+
+def test_builds_finishing_at_once_keep_each_others_lineage(tmp_path):
+    context = multiprocessing.get_context("fork")
+    tasks = [f"train-{i}" for i in range(4)]
+    barrier = context.Barrier(len(tasks))
+    processes = [
+        context.Process(target=_update_lineage, args=(str(tmp_path), t, barrier)) for t in tasks
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+        assert process.exitcode == 0
+
+    assert _Lineage(tmp_path).data == {t: {"build_id": f"build-{t}"} for t in tasks}
+
+
+def test_a_failure_while_finishing_spools_the_record_and_says_so(tmp_path, monkeypatch, capsys):
+    secret = "argv-secret-4711"
+    (tmp_path / "pipeline.yaml").write_text("tasks: []\n")
+    (tmp_path / "env.yaml").write_text("db:\n  password: placeholder\n")
+    metrics = tmp_path / "products" / "metrics.json"
+    metrics.parent.mkdir()
+    metrics.write_text('{"roc_auc": 0.8')  # half-written by a killed process
+    monkeypatch.setattr(
+        sys, "orig_argv", ["/venv/bin/ploomber", "build", "--env--db--password", secret]
+    )
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # never reached
+    build = _Build(tmp_path)
+    build.record.tasks.append(
+        TaskRecord(name="evaluate", status=EXECUTED, products={"metrics": str(metrics)})
+    )
+
+    _safely(lambda: build.finish(None, "FINISHED"))  # as the hooks call it
+
+    err = capsys.readouterr().err
+    assert "ERROR: recording this build failed half-way" in err and "nbops sync" in err
+    assert "JSONDecodeError" in err and secret not in err
+    (folder,) = spooled_records(spool_dir(tmp_path))
+    record = load_spooled(folder)
+    assert [t.name for t in record.tasks] == ["evaluate"]
+    assert record.status == "FINISHED" and "JSONDecodeError" in record.error
+    assert record.command == ["ploomber", "build", "--env--db--password", REDACTED]
+    assert secret not in (folder / "record.json").read_text()
+    assert not (tmp_path / ".nbops" / "tmp").exists()

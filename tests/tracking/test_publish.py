@@ -136,3 +136,76 @@ def test_sync_to_an_unreachable_store_keeps_the_spool(project: Path, store_down:
 def test_sync_with_nothing_spooled(project: Path) -> None:
     assert sync(project) == []
     assert not (project / ".nbops").exists()
+
+
+def test_sync_skips_a_corrupt_record_and_publishes_the_rest(
+    project: Path, store_down: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    publish_or_spool(make_record(project, "build-a", T0), root=project, quiet=True)
+    publish_or_spool(make_record(project, "build-bad", T0 + 30), root=project, quiet=True)
+    publish_or_spool(make_record(project, "build-c", T0 + 60), root=project, quiet=True)
+    bad = spool_dir(project) / "build-bad"
+    (bad / "record.json").write_text('{"build_id": "build-bad", "tas')  # cut short
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+
+    with pytest.raises(
+        TrackingError,
+        match=r"Skipped 1 corrupt spooled record\(s\): The spooled record .*build-bad/record\.json is corrupt \(JSONDecodeError.*moved to .*build-bad\.corrupt\. Published the other 2",
+    ):
+        sync(project)
+
+    assert [b.data.tags["nbops.build_id"] for b in Store(project).builds()] == [
+        "build-c",
+        "build-a",
+    ]
+    assert sorted(p.name for p in spool_dir(project).iterdir()) == ["build-bad.corrupt"]
+    assert sync(project) == [], "a record moved aside is not retried"
+
+
+def test_nbops_sync_exits_non_zero_when_a_record_was_skipped(
+    project: Path, store_down: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from nbops.cli import main
+
+    (project / "pipeline.yaml").write_text("tasks: []\n")
+    publish_or_spool(make_record(project, "build-ok", T0), root=project, quiet=True)
+    publish_or_spool(make_record(project, "build-bad", T0 + 1), root=project, quiet=True)
+    (spool_dir(project) / "build-bad" / "record.json").write_text("[]")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.chdir(project)
+
+    result = CliRunner().invoke(main, ["sync"])
+
+    assert result.exit_code == 1, result.output
+    assert "Skipped 1 corrupt spooled record(s)" in result.output
+    assert "Published the other 1 (build build-ok as run" in result.output
+
+
+def test_messages_never_show_the_store_password(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    uri = f"http://ada:store-pass-123@127.0.0.1:{free_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+
+    publish_or_spool(make_record(project), root=project)
+    with pytest.raises(TrackingError) as raised:
+        sync(project)
+
+    err = capsys.readouterr().err
+    assert "is not available" in err and "http://ada:***REDACTED***@127.0.0.1" in err
+    assert "store-pass-123" not in err and "store-pass-123" not in str(raised.value)
+
+
+def test_a_malformed_store_uri_spools_the_record(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # urllib cannot parse this port: the record is kept, and the password not shown.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://ada:pw-4711@127.0.0.1:notaport")
+
+    result = publish_or_spool(make_record(project), root=project)
+
+    assert (Path(result["spooled"]) / "record.json").is_file()
+    err = capsys.readouterr().err
+    assert "cannot be used" in err and "pw-4711" not in err

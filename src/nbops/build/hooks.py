@@ -30,6 +30,10 @@ A store that cannot take the record never fails the build: the record is spooled
 ``.nbops/spool/`` and the message says to run ``nbops sync``. A capture that goes wrong
 (a task nbops could not read) is never silent: what was captured is kept, the warning
 names the task, and the build exits non-zero.
+Secrets never reach the record (:mod:`nbops.tracking.redact`): secret-looking
+``--env--*`` values, parameters and env.yaml entries, and URL credentials are hidden in
+the command line, parameters, errors, the git diff, the summary page and the copies of
+the reports that are recorded.
 """
 
 from __future__ import annotations
@@ -48,10 +52,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from nbops.state import StateFile
 from nbops.tracking import lineage
 from nbops.tracking.record import EXECUTED, FAILED, NOT_RUN, SKIPPED, BuildRecord, TaskRecord
 from nbops.tracking.record import numeric_leaves as _numbers
-from nbops.tracking.redact import redact, redact_text, secret_values
+from nbops.tracking.redact import redact, redact_command, scrub, secret_values
 from nbops.tracking.store import enabled
 
 __all__ = [
@@ -223,11 +228,14 @@ class _Build:
         #: when each task was last rendered, and when this process last finished a task
         self.marks: dict[str, float] = {}
         self.last_end = 0.0
+        # The command line as typed, for reading --env-- overrides; the record only
+        # ever holds it redacted.
+        self.argv = _command_line()
         self.record = BuildRecord(
             build_id=build_id or uuid.uuid4().hex,
             project=root.name,
             root=str(root),
-            command=_command_line(),
+            command=redact_command(self.argv),
             trigger=trigger(),
             started_at=_process_start(),
         )
@@ -267,7 +275,7 @@ class _Build:
         record.products = products
         raw = task.params.to_dict() if hasattr(task.params, "to_dict") else dict(task.params)
         params = {k: v for k, v in raw.items() if k not in {"product", "upstream"}}
-        self.secrets += secret_values(params) + secret_values(self._env_raw())
+        self.secrets += secret_values(params) + secret_values(self._env_used())
         record.params = redact(params)
         resources = params.get("resources_") or {}
         self.sources.update(Path(p) for p in resources.values())
@@ -408,24 +416,115 @@ class _Build:
     def _scrub_reports(self) -> None:
         """The injected-parameters cell holds parameter values: scrub secrets from the
         copies of notebooks and reports that are recorded."""
-        if not self.secrets:
-            return
         scrubbed = self.root / ".nbops" / "tmp" / self.record.build_id
+        secrets = self._secret_texts()
         for task in self.record.tasks:
             for name, path in list(task.files.items()):
                 if not name.startswith("reports/") or not Path(path).is_file():
                     continue
+                text = Path(path).read_text(errors="replace")
+                clean = scrub(text, secrets)
+                if clean == text:
+                    continue  # nothing to hide: record the report itself
                 copy = scrubbed / task.name / Path(path).name
                 copy.parent.mkdir(parents=True, exist_ok=True)
-                copy.write_text(redact_text(Path(path).read_text(errors="replace"), self.secrets))
+                copy.write_text(clean)
                 task.files[name] = str(copy)
+
+    def _secret_texts(self) -> list[str]:
+        """Every secret value known to this build, also as HTML and JSON write it."""
+        import html
+
+        values = set(self.secrets)
+        with contextlib.suppress(Exception):  # a broken env.yaml fails the build itself
+            values.update(secret_values(self._env_used()))
+        return sorted(
+            values | {html.escape(v) for v in values} | {json.dumps(v)[1:-1] for v in values}
+        )
+
+    def _redact_record(self) -> None:
+        """Hide every known secret in what the record holds as text (the command line,
+        env, parameters, errors, the git diff) before anything is written or published."""
+        record, secrets = self.record, self._secret_texts()
+        record.command = [scrub(arg, secrets) for arg in redact_command(self.argv)]
+        record.env = _scrub_tree(redact(record.env), secrets)
+        for task in record.tasks:
+            task.params = _scrub_tree(redact(task.params), secrets)
+            task.error = scrub(task.error, secrets) if task.error else task.error
+        record.error = scrub(record.error, secrets) if record.error else record.error
+        # Not the commit or branch: a short secret ("5432") may occur inside a hash.
+        if record.git.get("diff"):
+            record.git["diff"] = scrub(record.git["diff"], secrets, assignments=True)
+        if record.git.get("untracked"):
+            record.git["untracked"] = _scrub_tree(record.git["untracked"], secrets)
 
     def finish(self, dag: Any, status: str, *, traceback: Any = None, report: Any = None) -> None:
         if self.done:
             return
         self.done = True
+        try:
+            index = _Lineage(self.root)
+            self._collect(dag, status, index, traceback=traceback, report=report)
+        except Exception:
+            self._spool_after_failure(tb_module.format_exc())
+            return
+        from nbops.release.prepare import release_build
+        from nbops.tracking.publish import publish_or_spool
+
+        try:
+            publish_or_spool(self.record, root=self.root, release=release_build)
+        except Exception:  # it spools on store failures; this is a failure to spool
+            self._spool_after_failure(tb_module.format_exc())
+            return
+        self.published = True
+        try:
+            index.update(self.record)
+        except OSError as exc:
+            print(
+                f"nbops: could not update {index.path} ({exc}); the build is recorded, but a "
+                "later build that skips these tasks will not link to this run.",
+                file=sys.stderr,
+            )
+        _cleanup_tmp(self.root, self.record.build_id)
+
+    def _spool_after_failure(self, error: str) -> None:
+        """Collecting the record failed half-way: keep what was collected (redacted) in
+        the spool, and say so loudly, rather than lose the build's record."""
+        from nbops.tracking.publish import spool_dir
+
         record = self.record
-        index = _Lineage(self.root)
+        record.status = "FAILED" if record.status == "RUNNING" else record.status
+        record.ended_at = record.ended_at or time.time()
+        note = "nbops could not finish recording this build:\n" + error
+        try:
+            self._redact_record()
+            secrets = self._secret_texts()
+            record.error = scrub(f"{record.error}\n\n{note}" if record.error else note, secrets)
+            folder = record.spool(spool_dir(self.root))
+        except Exception:
+            print(
+                "nbops: ERROR: recording this build failed and its record could not be kept:\n"
+                + error
+                + "\nwhile keeping it:\n"
+                + tb_module.format_exc(),
+                file=sys.stderr,
+            )
+            return
+        finally:
+            _cleanup_tmp(self.root, record.build_id)
+        print(
+            "nbops: ERROR: recording this build failed half-way (the build's own result "
+            f"stands):\n{scrub(error, self._secret_texts())}\nThe record collected so far is kept in "
+            f"{folder}: fix the cause above and run `nbops sync` to publish it.",
+            file=sys.stderr,
+        )
+
+    def _collect(
+        self, dag: Any, status: str, index: _Lineage, *, traceback: Any = None, report: Any = None
+    ) -> None:
+        """Complete the record: skipped tasks, lineage, environment, data, metrics, the
+        summary page; secrets redacted."""
+        record = self.record
         self._collect_handed_back()
         if dag is not None:
             elapsed = _elapsed_by_task(report)
@@ -467,7 +566,7 @@ class _Build:
         record.git = lineage.git_state(self.root)
         self.sources.update(self.root / name for name in (_spec(record.command), "env.yaml"))
         record.sources = lineage.source_hashes(self.root, sorted(self.sources))
-        record.env = redact(_flat_env(self._env_raw(), record.command))
+        record.env = redact(self._env_used())
         record.python = lineage.python_info()
         record.packages = lineage.freeze()
         record.data = _snapshot(record.tasks)
@@ -482,15 +581,9 @@ class _Build:
                 )
             task.metrics = _numbers(task.metrics)
         self._complete_reports()
+        self._redact_record()
         self._write_site(dag)
         self._scrub_reports()
-        from nbops.release.prepare import release_build
-        from nbops.tracking.publish import publish_or_spool
-
-        publish_or_spool(record, root=self.root, release=release_build)
-        self.published = True
-        index.update(record)
-        _cleanup_tmp(self.root, record.build_id)
 
     def _write_site(self, dag: Any) -> None:
         """The build summary page next to the reports, and the bar linking every report
@@ -509,7 +602,7 @@ class _Build:
                 order=names,
                 upstream=upstream,
                 title=title,
-                scrub=lambda text: redact_text(text, self.secrets) if self.secrets else text,
+                scrub=lambda text: scrub(text, self._secret_texts()),
             )
         except Exception:  # the record matters more than its summary page
             print(
@@ -533,24 +626,35 @@ class _Build:
 
         return yaml.safe_load(path.read_text()) or {}
 
+    def _env_used(self) -> dict[str, Any]:
+        return _flat_env(self._env_raw(), self.argv)
+
 
 class _Lineage:
     """``.nbops/lineage.json``: which build last produced each task's products, so a
-    skipped task can point at it (its run id is looked up in whichever store is used)."""
+    skipped task can point at it (its run id is looked up in whichever store is used).
+
+    Builds of one project may run at the same time: the update re-reads the file under
+    its lock and replaces it atomically, so neither build's entries are lost."""
 
     def __init__(self, root: Path) -> None:
-        self.path = root / ".nbops" / "lineage.json"
-        self.data = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        self.state = StateFile(
+            root / ".nbops" / "lineage.json",
+            consequence="skipped tasks will not link to the build that produced their products",
+        )
+        self.path = self.state.path
+        with self.state.locked():
+            self.data = self.state.read()
 
     def get(self, task: str) -> dict[str, str] | None:
-        return self.data.get(task)
+        entry = self.data.get(task)
+        return entry if isinstance(entry, dict) else None
 
     def update(self, record: BuildRecord) -> None:
-        for task in record.tasks:
-            if task.status == EXECUTED:
-                self.data[task.name] = {"build_id": record.build_id}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(self.data, indent=2))
+        ours = {t.name: {"build_id": record.build_id} for t in record.tasks if t.status == EXECUTED}
+        with self.state.locked():
+            self.data = {**self.state.read(warn=False), **ours}
+            self.state.write(self.data)
 
 
 # -- composing with the user's hooks -------------------------------------------------
@@ -837,6 +941,17 @@ def _flat_env(env: dict[str, Any], command: list[str]) -> dict[str, Any]:
                 node = node[part]
             node[parts[-1]] = value
     return merged
+
+
+def _scrub_tree(value: Any, secrets: list[str]) -> Any:
+    """``value`` with :func:`~nbops.tracking.redact.scrub` applied to every string in it."""
+    if isinstance(value, str):
+        return scrub(value, secrets)
+    if isinstance(value, dict):
+        return {k: _scrub_tree(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_scrub_tree(v, secrets) for v in value]
+    return value
 
 
 def _snapshot(tasks: list[TaskRecord]) -> dict[str, Any]:

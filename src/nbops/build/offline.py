@@ -23,6 +23,8 @@ import sys
 import sysconfig
 from pathlib import Path
 
+from nbops.state import atomic_write
+
 __all__ = ["ENV", "PTH_NAME", "check", "install"]
 
 ENV = {"PLOOMBER_STATS_ENABLED": "false", "PLOOMBER_VERSION_CHECK_DISABLED": "true"}
@@ -44,15 +46,14 @@ def install() -> list[str]:
     """Write the start-up file and disable vendor extensions; return what was done."""
     done = []
     lines = "".join(f"import os; os.environ.setdefault({k!r}, {v!r})\n" for k, v in ENV.items())
-    _pth_path().write_text(lines)
+    atomic_write(_pth_path(), lines)
     done.append(f"wrote {_pth_path()}")
     config_path = _server_config_path()
     config = json.loads(config_path.read_text()) if config_path.exists() else {}
     extensions = config.setdefault("ServerApp", {}).setdefault("jpserver_extensions", {})
     for name in _DISABLED_EXTENSIONS:
         extensions[name] = False
-    config_path.parent.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(json.dumps(config, indent=2) + "\n")
+    atomic_write(config_path, json.dumps(config, indent=2) + "\n")
     done.append(f"disabled {', '.join(_DISABLED_EXTENSIONS)} in {config_path}")
     return done
 

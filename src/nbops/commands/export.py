@@ -38,6 +38,7 @@ from pathlib import Path
 
 from nbops.errors import ConfigError
 from nbops.project import in_folder
+from nbops.state import atomic_write
 
 __all__ = [
     "FORMATS",
@@ -175,8 +176,7 @@ def export(
             image=image,
         )
         path = Path(out) / f"{name}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    atomic_write(path, text)  # a scheduler may be reading the DAG folder right now
     return path
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from nbops.tracking.redact import display_url
 from nbops.tracking.store import Store, embedded_builds, tracking_uri
 
 __all__ = ["NotebookChange", "diff_runs", "list_runs", "show_run", "write_site"]
@@ -65,7 +66,11 @@ def list_runs(store: Store | Path, *, limit: int = 20) -> str:
     else:
         runs, uri = store.builds(limit=limit), store.uri
     if not runs:
-        return f"No builds recorded in {uri} yet. Run `ploomber build` (or `make build`)."
+        from nbops.tracking.redact import display_url
+
+        return (
+            f"No builds recorded in {display_url(uri)} yet. Run `ploomber build` (or `make build`)."
+        )
     metrics = [m for m in KEY_METRICS if any(m in r.data.metrics for r in runs)]
     rows = []
     for r in runs:
@@ -107,7 +112,7 @@ def show_run(store: Store, ref: str) -> str:
         f"  data      {tags.get('data.content_hash') or '-'}"
         + (f"  (snapshot run {tags['data.run_id']})" if tags.get("data.run_id") else ""),
         f"  python    {tags.get('python.version', '-')} (packages: artifact environment/requirements.txt)",
-        f"  artifacts {run.info.artifact_uri}",
+        f"  artifacts {display_url(run.info.artifact_uri)}",
     ]
     if tags.get("nbops.error"):
         lines += ["  error     " + tags["nbops.error"].strip().splitlines()[-1]]

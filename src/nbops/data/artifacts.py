@@ -17,6 +17,7 @@ import pandas as pd
 
 from nbops.errors import NbopsError
 from nbops.hashing import file_sha256
+from nbops.state import atomic_write
 
 __all__ = ["file_sha256", "load_model", "read_json", "save_model", "write_json"]
 
@@ -24,8 +25,8 @@ __all__ = ["file_sha256", "load_model", "read_json", "save_model", "write_json"]
 def write_json(path: str | Path, data: Any) -> Path:
     """Write ``data`` as indented JSON; NaN becomes null so any JSON reader accepts it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_clean(data), indent=2, default=str) + "\n")
+    # Atomic: the build hooks read these (metrics, decision) while a crash may strike.
+    atomic_write(path, json.dumps(_clean(data), indent=2, default=str) + "\n")
     return path
 
 

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from nbops.data import datasets
 from nbops.data.sources import BUNDLED, read_table
+from nbops.state import atomic_write
 
 __all__ = ["snapshot_hash", "write_snapshot"]
 
@@ -78,6 +79,5 @@ def write_snapshot(
         "conversions": conversions,
         "path": str(data_path),
     }
-    meta_path.parent.mkdir(parents=True, exist_ok=True)
-    meta_path.write_text(json.dumps(meta, indent=2, default=str))
+    atomic_write(meta_path, json.dumps(meta, indent=2, default=str))
     return meta

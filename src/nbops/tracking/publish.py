@@ -2,7 +2,9 @@
 
 Nothing is lost: a record that cannot be published (store unreachable, or an error
 half-way) is copied with every file it references into ``.nbops/spool/<build id>/``,
-and ``nbops sync`` publishes spooled records later, oldest first.
+and ``nbops sync`` publishes spooled records later, oldest first. A spooled record
+that cannot be read is moved aside (``<build id>.corrupt``) and reported, and the rest
+are still published.
 
 Recording is this module's job; releasing the model is not. Callers that release (the
 build hooks, ``nbops sync``) pass the release step in (``release=``, normally
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from nbops.tracking.record import BuildRecord, load_spooled, spooled_records
+from nbops.tracking.redact import display_url
 from nbops.tracking.store import Store, local_store_dir, reachability_problem, tracking_uri
 
 __all__ = ["Release", "publish_or_spool", "spool_dir", "sync"]
@@ -38,12 +41,16 @@ def publish_or_spool(
     """Publish ``record``, then ``release`` it if given; on any failure spool it and say
     how to finish later (both steps are safe to repeat)."""
     uri = tracking_uri(root)
-    problem = reachability_problem(uri)
+    try:
+        problem = reachability_problem(uri)
+    except Exception as exc:  # a malformed URI (urllib raises ValueError, InvalidURL)
+        problem = f"{display_url(uri)} cannot be used ({type(exc).__name__})"
     if problem is None:
         try:
             result = _publish_and_release(Store(root, uri=uri), record, release)
         except Exception as exc:  # any store failure: keep the record, never fail the build
-            problem = f"publishing to {uri} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            first_line = str(exc).splitlines()[0] if str(exc) else ""
+            problem = display_url(f"publishing to {uri} failed: {type(exc).__name__}: {first_line}")
             if "NBOPS_DEBUG" in __import__("os").environ:
                 traceback.print_exc()
         else:
@@ -68,6 +75,10 @@ def sync(root: Path, *, release: Release | None = None) -> list[tuple[str, str]]
     ``[(build id, run id)]``.
 
     Stops at the first record that still cannot be published (the rest stay spooled).
+
+    Raises:
+        TrackingError: after publishing the rest, when some spooled records were corrupt
+            (each moved aside to ``<folder>.corrupt`` and named in the message).
     """
     from nbops.errors import TrackingError
 
@@ -81,12 +92,27 @@ def sync(root: Path, *, release: Release | None = None) -> list[tuple[str, str]]
             f"Cannot sync {len(folders)} spooled build(s): {problem}. Check MLFLOW_TRACKING_URI and try again."
         )
     store = Store(root, uri=uri)
-    done = []
+    done: list[tuple[str, str]] = []
+    skipped: list[str] = []
     for folder in folders:
-        record = load_spooled(folder)
+        try:
+            record = load_spooled(folder)
+        except TrackingError as exc:
+            aside = folder.with_name(folder.name + ".corrupt")
+            shutil.rmtree(aside, ignore_errors=True)
+            folder.rename(aside)
+            skipped.append(f"{exc} It was moved to {aside}.")
+            continue
         result = _publish_and_release(store, record, release)
         shutil.rmtree(folder)
         done.append((record.build_id, result["run_id"]))
+    if skipped:
+        published = "; ".join(f"build {b[:12]} as run {r}" for b, r in done) or "none"
+        raise TrackingError(
+            f"Skipped {len(skipped)} corrupt spooled record(s): {' '.join(skipped)} "
+            f"Published the other {len(done)} ({published}). Inspect the moved folder(s): "
+            "fix record.json by hand and rename the folder back to sync it, or delete it."
+        )
     return done
 
 
@@ -116,4 +142,4 @@ def _display(uri: str) -> str:
             return str(Path(uri[len("sqlite:///") :]).relative_to(Path.cwd()))
         except ValueError:
             return uri
-    return uri
+    return display_url(uri)

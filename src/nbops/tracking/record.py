@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nbops.state import atomic_write
+
 __all__ = ["BuildRecord", "TaskRecord", "load_spooled", "numeric_leaves", "spooled_records"]
 
 #: Task statuses as recorded (MLflow run status is derived from them).
@@ -99,7 +101,8 @@ class BuildRecord:
                 copy.data[key] = _copy_in(
                     copy.data[key], files_dir / "_data" / Path(copy.data[key]).name, target
                 )
-        (target / "record.json").write_text(json.dumps(copy.to_dict(), indent=2, default=str))
+        # Written last and atomically: a folder without a whole record.json is no record.
+        atomic_write(target / "record.json", json.dumps(copy.to_dict(), indent=2, default=str))
         return target
 
 
@@ -113,8 +116,19 @@ def _copy_in(path: str, dest: Path, base: Path) -> str:
 
 
 def load_spooled(folder: Path) -> BuildRecord:
-    """Read a spooled record back, with file paths made absolute again."""
-    record = BuildRecord.from_dict(json.loads((folder / "record.json").read_text()))
+    """Read a spooled record back, with file paths made absolute again.
+
+    Raises:
+        TrackingError: ``record.json`` is unreadable, not JSON, or not a build record.
+    """
+    from nbops.errors import TrackingError
+
+    try:
+        record = BuildRecord.from_dict(json.loads((folder / "record.json").read_text()))
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, AttributeError) as exc:
+        raise TrackingError(
+            f"The spooled record {folder / 'record.json'} is corrupt ({type(exc).__name__}: {exc})."
+        ) from exc
     for task in record.tasks:
         task.files = {
             k: str(folder / v) if (folder / v).is_file() else v for k, v in task.files.items()
@@ -129,13 +143,24 @@ def load_spooled(folder: Path) -> BuildRecord:
 
 
 def spooled_records(spool_root: Path) -> list[Path]:
-    """Spooled record folders, oldest first."""
+    """Spooled record folders, oldest first (not those moved aside as ``*.corrupt``)."""
     if not spool_root.is_dir():
         return []
-    folders = [p for p in spool_root.iterdir() if (p / "record.json").is_file()]
-    return sorted(
-        folders, key=lambda p: json.loads((p / "record.json").read_text()).get("started_at", 0)
-    )
+    folders = [
+        p
+        for p in spool_root.iterdir()
+        if (p / "record.json").is_file() and not p.name.endswith(".corrupt")
+    ]
+    return sorted(folders, key=_started_at)
+
+
+def _started_at(folder: Path) -> float:
+    # A corrupt record sorts first; reading it is what reports it (load_spooled).
+    try:
+        value = json.loads((folder / "record.json").read_text()).get("started_at", 0)
+        return float(value)
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, AttributeError):
+        return 0.0
 
 
 def numeric_leaves(values: dict[str, Any] | None, prefix: str = "") -> dict[str, float]:

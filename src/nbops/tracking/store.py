@@ -71,13 +71,15 @@ def experiment_name(root: Path) -> str:
 
 def reachability_problem(uri: str, *, timeout: float = 3.0) -> str | None:
     """Why the store at ``uri`` cannot be used right now, or None if it looks fine."""
+    from nbops.tracking.redact import display_url
+
     if uri.startswith(("http://", "https://")):
         try:
             with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as response:
                 if response.status >= 400:
-                    return f"{uri} answered HTTP {response.status}"
+                    return f"{display_url(uri)} answered HTTP {response.status}"
         except (urllib.error.URLError, OSError) as exc:
-            return f"{uri} is unreachable ({getattr(exc, 'reason', exc)})"
+            return display_url(f"{uri} is unreachable ({getattr(exc, 'reason', exc)})")
     return None
 
 
@@ -396,8 +398,10 @@ class Store:
         if len(matches) == 1:
             return matches[0]
         if not matches:
+            from nbops.tracking.redact import display_url
+
             raise TrackingError(
-                f"No build run matches '{ref}' in {self.uri}. List them with `nbops runs list`."
+                f"No build run matches '{ref}' in {display_url(self.uri)}. List them with `nbops runs list`."
             )
         raise TrackingError(
             f"'{ref}' matches {len(matches)} builds; give more characters of the run id."
