@@ -187,6 +187,25 @@ def test_plain_mode_builds_the_same_products(tmp_path: Path) -> None:
 
 
 @pytest.mark.pipeline
+def test_a_task_built_without_the_executor_still_gets_an_ipc_kernel(tmp_path: Path) -> None:
+    # `ploomber task NAME` builds one task directly, not through the executor.
+    root = _project(tmp_path / "p")
+
+    result = subprocess.run(
+        [str(BIN / "ploomber"), "task", "first", "--force"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=build_env(),
+    )
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (root / "out" / "first.pid").read_text().strip().isdigit()
+    assert "without encryption" not in result.stdout + result.stderr
+
+
+@pytest.mark.pipeline
 def test_a_task_can_opt_in_to_running_in_the_build_process(tmp_path: Path) -> None:
     # `executor: ploomber-engine` on a task: no kernel start at all, at the price of
     # sharing the build's process (its imports stay loaded for the rest of the build).

@@ -71,6 +71,11 @@ class NotebookExecutor(Serial):
         self.background_reports = background_reports and not plain
         self.ahead = ahead
         self.workers = 1 if plain else _workers(workers)
+        # Loading the spec makes this executor, even when Ploomber then builds a task
+        # without it (`ploomber task NAME`): its kernels start over IPC too.
+        from nbops.kernels import ipc_by_default
+
+        ipc_by_default()
 
     def __repr__(self) -> str:
         return (

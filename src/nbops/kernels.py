@@ -49,7 +49,14 @@ from papermill.engines import NBClientEngine, papermill_engines
 from papermill.utils import merge_kwargs, remove_args
 from traitlets import default
 
-__all__ = ["IPCKernelManager", "KernelPool", "WarmEngine", "imported_modules", "warm_engine"]
+__all__ = [
+    "IPCKernelManager",
+    "KernelPool",
+    "WarmEngine",
+    "imported_modules",
+    "ipc_by_default",
+    "warm_engine",
+]
 
 log = logging.getLogger(__name__)
 
@@ -360,3 +367,11 @@ class warm_engine:  # noqa: N801  (a context manager used like a function)
         papermill_engines.register(None, self._previous)
         WarmEngine.pool = None
         self.pool.close()
+
+
+def ipc_by_default() -> None:
+    """Make :class:`WarmEngine` papermill's default engine in this process, so that
+    notebooks Ploomber runs without the executor (``ploomber task NAME`` builds one task
+    directly) also get their kernel over IPC; with no pool, it is papermill's engine."""
+    if papermill_engines.get_engine(None) is NBClientEngine:
+        papermill_engines.register(None, WarmEngine)
