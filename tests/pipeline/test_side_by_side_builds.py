@@ -32,7 +32,7 @@ def _build_all_at_once(projects: list[Any], uri: str) -> list[subprocess.Complet
     env = build_env(MLFLOW_TRACKING_URI=uri)
     running = [
         subprocess.Popen(
-            [str(BIN / "ploomber"), "build"],
+            [str(BIN / "ploomber"), "build", "--force"],  # every notebook, both rounds
             cwd=project.root,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
