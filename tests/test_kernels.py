@@ -89,3 +89,24 @@ def test_kernels_start_over_ipc_in_a_private_folder_with_short_socket_paths(
     finally:
         pool.close()
     assert not any(s.exists() for s in sockets)
+
+
+@pytest.mark.pipeline
+def test_without_ipc_kernels_fall_back_to_tcp_and_still_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Where pyzmq has no IPC (Windows): TCP, with a start that fails retried.
+    monkeypatch.setattr("nbops.kernels.TRANSPORT", "tcp")
+    plan = [(str(tmp_path / "a.ipynb"), "python3", [])]
+    pool = KernelPool(plan, ahead=1)
+    pool.start()
+    try:
+        manager = pool.take(plan[0][0], "python3", os.getcwd())
+        assert manager is not None and manager.get_connection_info()["transport"] == "tcp"
+        client = manager.client()
+        client.start_channels()
+        reply = run_sync(client.execute_interactive)("x = 1 + 1", timeout=60)
+        assert reply["content"]["status"] == "ok"
+        pool.retire(manager, client)
+    finally:
+        pool.close()

@@ -241,6 +241,14 @@ def _start(kernel_name: str, args: list[str]) -> Any | None:
         manager = IPCKernelManager(kernel_name=kernel_name)
         try:
             run_sync(manager.start_kernel)(extra_arguments=args)
+            if manager.transport == "tcp":
+                # A port taken meanwhile kills the kernel before its first reply.
+                client = manager.client()
+                client.start_channels()
+                try:
+                    run_sync(client.wait_for_ready)(timeout=60)
+                finally:
+                    client.stop_channels()
             return manager
         except Exception as exc:
             log.debug("kernel start %d/%d failed: %s", attempt, starts, exc)
