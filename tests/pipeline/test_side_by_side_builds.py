@@ -48,6 +48,7 @@ def _build_all_at_once(projects: list[Any], uri: str) -> list[subprocess.Complet
     return results
 
 
+@pytest.mark.timeout(3600)  # eight builds on one machine: over 15 min on a loaded one
 def test_four_builds_at_once_into_one_new_shared_store_all_succeed_and_are_recorded(
     make_project: Any, tmp_path: Path
 ) -> None:
