@@ -179,9 +179,30 @@ def test_plain_mode_builds_the_same_products(tmp_path: Path) -> None:
     result = _build(root, NBOPS_EXECUTOR="plain")
 
     assert result.returncode == 0, result.stderr[-3000:]
+    # Even papermill's own kernel start goes over IPC: no TCP warning in the build.
+    assert "without encryption" not in result.stdout + result.stderr
     second = json.loads((root / "out" / "second.pid").read_text())
     assert second["warm"] is False and second["clean"] is True
     assert (root / "out" / "third.html").read_text().lstrip().lower().startswith("<!doctype html>")
+
+
+@pytest.mark.pipeline
+def test_a_task_built_without_the_executor_still_gets_an_ipc_kernel(tmp_path: Path) -> None:
+    # `ploomber task NAME` builds one task directly, not through the executor.
+    root = _project(tmp_path / "p")
+
+    result = subprocess.run(
+        [str(BIN / "ploomber"), "task", "first", "--force"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=build_env(),
+    )
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (root / "out" / "first.pid").read_text().strip().isdigit()
+    assert "without encryption" not in result.stdout + result.stderr
 
 
 @pytest.mark.pipeline
@@ -204,7 +225,8 @@ def test_a_task_can_opt_in_to_running_in_the_build_process(tmp_path: Path) -> No
 
 
 # A diamond: prepare -> (fit_a, fit_b) -> pick, as the grid's models between split and
-# evaluate. Every task writes when it ran; each fit holds its kernel for 3 s.
+# evaluate. Every task writes when it ran. Each fit marks its arrival, then waits (up to
+# a deadline) for the other's mark: both see the other only if they truly ran at once.
 def _timed(seconds: float) -> str:
     return (
         f"import json, os, time\nstarted = time.time()\ntime.sleep({seconds})\n"
@@ -212,11 +234,26 @@ def _timed(seconds: float) -> str:
     )
 
 
-def _diamond(root: Path, *, workers: object, failing: str | None = None) -> Path:
+def _meet(me: str, other: str, deadline: float) -> str:
+    return (
+        "import json, os, time\nfrom pathlib import Path\nstarted = time.time()\n"
+        "here = Path(product['json']).parent\nhere.mkdir(parents=True, exist_ok=True)\n"
+        f"(here / '{me}.arrived').touch()\n"
+        f"give_up = time.monotonic() + {deadline}\n"
+        f"while not (here / '{other}.arrived').exists() and time.monotonic() < give_up:\n"
+        "    time.sleep(0.02)\n"
+        f"met = (here / '{other}.arrived').exists()\n"
+        "json.dump({'pid': os.getpid(), 'start': started, 'end': time.time(), 'met': met}, open(product['json'], 'w'))"
+    )
+
+
+def _diamond(
+    root: Path, *, workers: object, failing: str | None = None, deadline: float = 60
+) -> Path:
     cells = {
         "prepare": ("upstream = None\nproduct = None", _timed(0)),
-        "fit_a": ("upstream = ['prepare']\nproduct = None", _timed(3)),
-        "fit_b": ("upstream = ['prepare']\nproduct = None", _timed(3)),
+        "fit_a": ("upstream = ['prepare']\nproduct = None", _meet("fit_a", "fit_b", deadline)),
+        "fit_b": ("upstream = ['prepare']\nproduct = None", _meet("fit_b", "fit_a", deadline)),
         "pick": ("upstream = ['fit_a', 'fit_b']\nproduct = None", _timed(0)),
     }
     head = (
@@ -232,18 +269,21 @@ def _times(root: Path, name: str) -> dict[str, float]:
 @pytest.mark.pipeline
 @pytest.mark.parametrize("workers", [2, 1])
 def test_independent_tasks_run_side_by_side_with_two_workers(tmp_path: Path, workers: int) -> None:
-    root = _diamond(tmp_path / "p", workers=workers)
+    # One at a time, the first fit waits for the second in vain: a short deadline then.
+    root = _diamond(tmp_path / "p", workers=workers, deadline=60 if workers == 2 else 2)
     marker = uuid.uuid4().hex
 
     result = _build(root, NBOPS_TEST_MARKER=marker)
 
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "without encryption" not in result.stdout + result.stderr  # IPC kernels
     prepare, a, b, pick = (_times(root, n) for n in ("prepare", "fit_a", "fit_b", "pick"))
-    overlap = min(a["end"], b["end"]) - max(a["start"], b["start"])
+    first, second = sorted((a, b), key=lambda t: t["start"])
     if workers == 2:
-        assert overlap > 1.5  # both fits ran at the same time, each in its own kernel
+        # Both fits ran at the same time, each in its own kernel.
+        assert first["met"] and second["met"]
     else:
-        assert overlap < 0
+        assert not first["met"] and first["end"] <= second["start"]
     assert len({prepare["pid"], a["pid"], b["pid"], pick["pid"]}) == 4
     assert prepare["end"] < min(a["start"], b["start"])  # upstream first
     assert pick["start"] > max(a["end"], b["end"])  # downstream after both

@@ -40,13 +40,16 @@ NOTEBOOKS = sorted(
     ]
 )
 
-#: Loaded into every Python process the server starts (server and kernels): records any
+#: Loaded into every Python process the server starts (server and kernels): says it was
+#: loaded (a "hook loaded" line: an empty log then proves something), and records any
 #: connection or name lookup that is not for this machine.
 _NETWORK_AUDIT = """\
 import os, socket, sys
 
 _log = os.environ["NBOPS_TEST_NETWORK_LOG"]
 _local = {"localhost", "", socket.gethostname()}
+with open(_log, "a") as f:
+    f.write(f"{os.getpid()} hook loaded {sys.argv!r}\\n")
 
 def _audit(event, args):
     if event == "socket.connect":
@@ -156,7 +159,7 @@ def lab(lab_project: Project, tmp_path_factory: pytest.TempPathFactory) -> Itera
         lab_project.root, f"http://127.0.0.1:{port}", token, process, log, home / "network.log"
     )
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # a loaded CI machine: a deadline, not a wait
         while True:
             if process.poll() is not None:
                 pytest.fail(f"jupyter lab exited ({process.returncode}):\n{server.tail()}")
@@ -166,7 +169,7 @@ def lab(lab_project: Project, tmp_path_factory: pytest.TempPathFactory) -> Itera
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"jupyter lab did not start in 120 s:\n{server.tail()}")
+                pytest.fail(f"jupyter lab did not start in 300 s:\n{server.tail()}")
             time.sleep(0.5)
         yield server
     finally:
@@ -369,6 +372,13 @@ def test_a_notebook_outside_the_pipelines_keeps_its_outputs(lab: Lab):
 
 
 def test_nothing_calls_out(lab: Lab):
+    # A kernel of its own, so the check covers one whatever ran before.
+    kernel = lab.api("POST", "/api/kernels", {"name": "python3"})["id"]
+    deadline = time.monotonic() + 120
+    while not _hooked(lab, f"kernel-{kernel}"):
+        assert time.monotonic() < deadline, f"no audit hook in kernel {kernel}\n{lab.tail()}"
+        time.sleep(0.1)
+    lab.api("DELETE", f"/api/kernels/{kernel}")
     # Ploomber's cloud extension: its server part is not loaded, its JupyterLab part is off.
     assert lab.request("GET", "/ploomber/apikey")[0] == 404
     log = lab.log.read_text()
@@ -386,6 +396,20 @@ def test_nothing_calls_out(lab: Lab):
     assert lab.api("GET", "/lab/api/news") == {"news": []}
     assert lab.api("GET", "/lab/api/update") == {"notification": None}
     assert "Extension Manager is 'readonly'" in log
-    # Every Python process the server started so far (itself, the kernel) stayed local.
-    calls = lab.network_log.read_text() if lab.network_log.exists() else ""
-    assert calls == "", calls
+    # Every Python process the server started so far (itself, the kernels) had the audit
+    # hook loaded, and stayed local.
+    assert lab.network_log.exists(), "the audit hook was never loaded"
+    lines = lab.network_log.read_text().splitlines()
+    assert _hooked(lab, f"{lab.process.pid} hook loaded"), lines
+    calls = [line for line in lines if " hook loaded " not in line]
+    assert calls == [], calls
+
+
+def _hooked(lab: Lab, needle: str) -> bool:
+    """Whether a "hook loaded" line of the audit log contains ``needle``."""
+    if not lab.network_log.exists():
+        return False
+    return any(
+        " hook loaded " in line and needle in line
+        for line in lab.network_log.read_text().splitlines()
+    )

@@ -24,6 +24,7 @@ notebook:
 
 Each can be turned off (``warm_kernels: false``, ``background_reports: false``,
 ``workers: 1``), and ``NBOPS_EXECUTOR=plain`` turns all of them off for one build.
+Whatever the settings, notebooks' kernels start over IPC, not TCP (:mod:`nbops.build.kernels`).
 """
 
 from __future__ import annotations
@@ -70,6 +71,11 @@ class NotebookExecutor(Serial):
         self.background_reports = background_reports and not plain
         self.ahead = ahead
         self.workers = 1 if plain else _workers(workers)
+        # Loading the spec makes this executor, even when Ploomber then builds a task
+        # without it (`ploomber task NAME`): its kernels start over IPC too.
+        from nbops.build.kernels import ipc_by_default
+
+        ipc_by_default()
 
     def __repr__(self) -> str:
         return (
@@ -90,8 +96,10 @@ class NotebookExecutor(Serial):
         side_by_side = self.workers > 1 and _can_overlap(scheduled)
         build = self._side_by_side if side_by_side else super().__call__
         try:
-            if not (self.warm_kernels or side_by_side) or not notebooks:
+            if not notebooks:
                 return build(dag, show_progress)
+            # Even with nothing warm, papermill goes through WarmEngine: its kernels
+            # then start over IPC, free of TCP port races (see nbops.build.kernels).
             plan = [_plan(t) for t in notebooks] if self.warm_kernels else []
             # Side by side, every task ready at once wants its kernel: start that many.
             ahead = self.ahead * self.workers if side_by_side else self.ahead

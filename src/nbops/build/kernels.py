@@ -13,16 +13,28 @@ falls back to papermill's own start when there is none, or it does not match the
 notebook's kernel or working directory). :mod:`nbops.build.executor` wires both into a
 Ploomber build.
 
+Every kernel started here talks to its notebook over IPC (unix sockets in a private
+temporary folder, :class:`IPCKernelManager`), not TCP: jupyter_client picks free TCP
+ports and the kernel binds them later, so kernels started at the same time on one
+machine (builds side by side, CI runners, Airflow tasks) race for ports and fail
+("Address already in use", then "Kernel died before replying to kernel_info"). IPC
+also keeps ipykernel's "running over TCP without encryption" warning out of builds.
+Where pyzmq has no IPC (Windows), kernels use TCP and a start that fails is retried.
+
 This module wraps jupyter_client and papermill; it knows nothing of Ploomber.
 """
 
 from __future__ import annotations
 
 import ast
+import atexit
 import contextlib
+import itertools
 import json
 import logging
 import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -30,13 +42,61 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import zmq
+from jupyter_client.manager import AsyncKernelManager
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, papermill_engines
 from papermill.utils import merge_kwargs, remove_args
+from traitlets import default
 
-__all__ = ["KernelPool", "WarmEngine", "imported_modules", "warm_engine"]
+__all__ = [
+    "IPCKernelManager",
+    "KernelPool",
+    "WarmEngine",
+    "imported_modules",
+    "ipc_by_default",
+    "warm_engine",
+]
 
 log = logging.getLogger(__name__)
+
+#: How kernels started by nbops talk to their client: IPC wherever pyzmq supports it.
+TRANSPORT = "ipc" if zmq.has("ipc") else "tcp"
+#: Starts of a TCP kernel (no IPC) before giving up: its ports can be taken meanwhile.
+_TCP_STARTS = 3
+
+_sockets_lock = threading.Lock()
+_sockets_dir: str | None = None
+_kernel_numbers = itertools.count(1)
+
+
+def _socket_prefix() -> str:
+    """A fresh path prefix for one kernel's sockets (``<prefix>-<n>``), in a folder only
+    this process can enter; short, as a unix socket path is limited to ~107 bytes."""
+    global _sockets_dir
+    with _sockets_lock:
+        if _sockets_dir is None or not os.path.isdir(_sockets_dir):
+            base = tempfile.gettempdir()
+            if len(base) > 60 and os.path.isdir("/tmp"):
+                base = "/tmp"
+            _sockets_dir = tempfile.mkdtemp(prefix="nbk-", dir=base)  # mode 0700
+            atexit.register(shutil.rmtree, _sockets_dir, ignore_errors=True)
+        return os.path.join(_sockets_dir, f"k{next(_kernel_numbers)}")
+
+
+class IPCKernelManager(AsyncKernelManager):
+    """jupyter_client's kernel manager, over IPC where available (see the module
+    docstring); papermill's own start uses it too (``kernel_manager_class``)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("transport", TRANSPORT)
+        super().__init__(**kwargs)
+
+    @default("ip")
+    def _ip_default(self) -> str:
+        if self.transport == "ipc":
+            return _socket_prefix()
+        return super()._ip_default()
 
 
 def imported_modules(notebook: dict[str, Any]) -> list[str]:
@@ -161,19 +221,39 @@ class KernelPool:
                         self._started[key] = warm
 
     def _launch(self, key: str, kernel_name: str, modules: list[str]) -> _Warm | None:
-        from jupyter_client.manager import AsyncKernelManager
-        from jupyter_core.utils import run_sync
-
-        manager = AsyncKernelManager(kernel_name=kernel_name)
         # The same arguments nbclient starts a kernel with, plus the imports.
         args = ["--HistoryManager.hist_file=:memory:"]
         args += [f"--IPKernelApp.exec_lines={json.dumps(_preload_lines(modules))}"]
-        try:
-            run_sync(manager.start_kernel)(extra_arguments=args)
-        except Exception as exc:  # no such kernel, or it cannot start: papermill will say
-            log.debug("could not start a warm kernel for %s: %s", key, exc)
+        manager = _start(kernel_name, args)
+        if manager is None:
+            log.debug("could not start a warm kernel for %s", key)
             return None
         return _Warm(key, kernel_name, os.getcwd(), manager, modules)
+
+
+def _start(kernel_name: str, args: list[str]) -> Any | None:
+    """A started :class:`IPCKernelManager`, or None when the kernel cannot start (no
+    such kernel: papermill then says so)."""
+    from jupyter_core.utils import run_sync
+
+    starts = 1 if TRANSPORT == "ipc" else _TCP_STARTS
+    for attempt in range(1, starts + 1):
+        manager = IPCKernelManager(kernel_name=kernel_name)
+        try:
+            run_sync(manager.start_kernel)(extra_arguments=args)
+            if manager.transport == "tcp":
+                # A port taken meanwhile kills the kernel before its first reply.
+                client = manager.client()
+                client.start_channels()
+                try:
+                    run_sync(client.wait_for_ready)(timeout=60)
+                finally:
+                    client.stop_channels()
+            return manager
+        except Exception as exc:
+            log.debug("kernel start %d/%d failed: %s", attempt, starts, exc)
+            _shutdown(manager)
+    return None
 
 
 def _key(path: str | os.PathLike[str]) -> str:
@@ -245,6 +325,7 @@ class WarmEngine(NBClientEngine):
         output = getattr(nb_man, "output_path", None)
         manager = cls.pool.take(output, kernel_name, os.getcwd()) if cls.pool and output else None
         if manager is None:
+            kwargs.setdefault("kernel_manager_class", IPCKernelManager)
             return super().execute_managed_notebook(
                 nb_man,
                 kernel_name,
@@ -294,3 +375,11 @@ class warm_engine:  # noqa: N801  (a context manager used like a function)
         papermill_engines.register(None, self._previous)
         WarmEngine.pool = None
         self.pool.close()
+
+
+def ipc_by_default() -> None:
+    """Make :class:`WarmEngine` papermill's default engine in this process, so that
+    notebooks Ploomber runs without the executor (``ploomber task NAME`` builds one task
+    directly) also get their kernel over IPC; with no pool, it is papermill's engine."""
+    if papermill_engines.get_engine(None) is NBClientEngine:
+        papermill_engines.register(None, WarmEngine)

@@ -105,7 +105,10 @@ class Store:
         )
         if self.embedded:
             local_store_dir(root).mkdir(parents=True, exist_ok=True)
-        self.client = MlflowClient(tracking_uri=self.uri)
+        if _sqlite_path(self.uri) is not None:
+            self.client = _open_sqlite(self.uri, MlflowClient)
+        else:
+            self.client = MlflowClient(tracking_uri=self.uri)
 
     # -- experiments -----------------------------------------------------------------
 
@@ -466,6 +469,124 @@ def embedded_builds(root: Path, *, limit: int = 20) -> list[Any] | None:
 
 def tracking_uri_embedded(root: Path) -> str:
     return f"sqlite:///{(local_store_dir(root) / 'mlflow.db').resolve()}"
+
+
+# -- opening a SQLite store ------------------------------------------------------------
+#
+# MLflow creates and migrates a SQLite store's schema the first time a process opens it,
+# with no lock between processes: builds opening a new store at once (CI runners, the
+# tasks of one Airflow DAG, a gate notebook's kernel beside its build) run the same
+# alembic migration side by side, fail ("Online migration expected to match one row"),
+# and leave a half-migrated store (``_alembic_tmp_*``) that every later open fails on.
+
+_TMP_PREFIX = "_alembic_tmp_"
+_LOCK_WAIT = 300.0  # s: a migration takes a few; more means a process hung holding it
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (None for other stores and ``:memory:``)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///") :].split("?", 1)[0]
+    return None if path in ("", ":memory:") else Path(path)
+
+
+def _open_sqlite(uri: str, client_type: Any) -> Any:
+    """A client of the store at ``uri``, opened while this process holds an exclusive
+    file lock (``<db>.lock``): MLflow creates or migrates the schema once, whoever opens
+    it first. A store left half-migrated is repaired first (see :func:`_repair`)."""
+    import fcntl
+
+    path = _sqlite_path(uri)
+    assert path is not None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = path.with_name(path.name + ".lock")
+    with open(lock, "a") as handle:
+        deadline = time.monotonic() + _LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TrackingError(
+                        f"The tracking store {path} stayed locked for {_LOCK_WAIT:.0f} s "
+                        f"(another process holds {lock} while creating or upgrading it). "
+                        "Stop that process, or delete the lock file if none is running."
+                    ) from None
+                time.sleep(0.05)  # polling a lock held by another process
+        try:
+            _repair(path, uri)
+            # The first use of each store (tracking: the client itself; registry: its
+            # first call) builds it (tables, migrations) and caches it for this process.
+            client = client_type(tracking_uri=uri)
+            if getattr(client, "_registry_uri", uri) == uri:
+                client.search_registered_models(max_results=1)
+            return client
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _repair(path: Path, uri: str) -> None:
+    """Finish a schema upgrade that an earlier open left half done.
+
+    alembic changes a SQLite table by copying it into ``_alembic_tmp_<table>``, dropping
+    the original and renaming the copy; interrupted, the copy stays and every later
+    upgrade fails on it. The copy is dropped (the original is still there) or renamed
+    into place (the original was dropped), then the upgrade is run again. A store that
+    still cannot be upgraded is rebuilt when it holds no runs and no models (a new
+    store broken by its first opens), or reported with the commands that fix it.
+    """
+    import logging
+    import sqlite3
+
+    if not path.is_file():
+        return
+    with contextlib.closing(sqlite3.connect(path, timeout=60)) as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        leftovers = sorted(t for t in tables if t.startswith(_TMP_PREFIX))
+        if not leftovers:
+            return
+        for tmp in leftovers:
+            original = tmp[len(_TMP_PREFIX) :]
+            if original in tables:
+                db.execute(f'DROP TABLE "{tmp}"')
+            else:
+                db.execute(f'ALTER TABLE "{tmp}" RENAME TO "{original}"')
+        db.commit()
+        empty = all(
+            t not in tables or not db.execute(f'SELECT 1 FROM "{t}" LIMIT 1').fetchone()
+            for t in ("runs", "registered_models")
+        )
+    logging.getLogger(__name__).warning(
+        "The tracking store %s was left half-migrated (%s); finishing its schema upgrade.",
+        path,
+        ", ".join(leftovers),
+    )
+    from mlflow.store.db.utils import _upgrade_db, create_sqlalchemy_engine
+
+    engine = create_sqlalchemy_engine(uri)
+    try:
+        _upgrade_db(engine)
+        return
+    except Exception as exc:
+        if not empty:
+            raise TrackingError(
+                f"The tracking store {path} was left half-migrated by an interrupted schema "
+                f"upgrade (leftover {', '.join(leftovers)}) and could not be upgraded: {exc}. "
+                f"Back it up (cp {path} {path}.bak), then run `mlflow db upgrade {uri}`; if "
+                f"that fails on a leftover {_TMP_PREFIX}<table>, drop it with `sqlite3 {path} "
+                f"'DROP TABLE {_TMP_PREFIX}<table>'` and run the upgrade again."
+            ) from exc
+    finally:
+        engine.dispose()
+    # Nothing recorded yet: start the store again (MLflow creates it on first use).
+    with contextlib.closing(sqlite3.connect(path, timeout=60)) as db:
+        names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        db.execute("PRAGMA foreign_keys=OFF")
+        for name in names:
+            db.execute(f'DROP TABLE IF EXISTS "{name}"')
+        db.commit()
 
 
 def _public_record(record: BuildRecord) -> dict[str, Any]:

@@ -1,0 +1,86 @@
+"""Builds side by side on one machine (CI runners, the tasks of an Airflow DAG): four
+copies of the reference project built at the same time, twice, recording into one new
+shared SQLite tracking store (issue 18, items 12 and 13).
+
+Before: kernels started at the same time raced for TCP ports ("Address already in
+use", then "Kernel died before replying to kernel_info"), and the builds' first opens
+of the new store ran MLflow's schema migration side by side and left it broken for good.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import BIN, build_env
+
+pytestmark = pytest.mark.pipeline
+
+COPIES = 4
+# Tiny rows: the point is the kernels and the store, not the model.
+TINY = {
+    "data": {"rows": 600},
+    "train": {"hyperparams": {"linear": {}, "hgb": {"max_iter": 10, "early_stopping": False}}},
+}
+
+
+def _build_all_at_once(projects: list[Any], uri: str) -> list[subprocess.CompletedProcess[str]]:
+    env = build_env(MLFLOW_TRACKING_URI=uri)
+    running = [
+        subprocess.Popen(
+            [str(BIN / "ploomber"), "build", "--force"],  # every notebook, both rounds
+            cwd=project.root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for project in projects
+    ]
+    results = []
+    for process in running:
+        out, err = process.communicate(timeout=1800)
+        results.append(subprocess.CompletedProcess(process.args, process.returncode, out, err))
+    return results
+
+
+@pytest.mark.timeout(3600)  # eight builds on one machine: over 15 min on a loaded one
+def test_four_builds_at_once_into_one_new_shared_store_all_succeed_and_are_recorded(
+    make_project: Any, tmp_path: Path
+) -> None:
+    uri = f"sqlite:///{tmp_path / 'shared' / 'mlflow.db'}"  # new: created by the builds
+    # One registered model per copy: promotions racing on one model is issue 18, item 9.
+    projects = [
+        make_project(**TINY, release={"model_name": f"churn-{i}", "n_bootstrap": 200})
+        for i in range(COPIES)
+    ]
+
+    for round_ in (1, 2):
+        results = _build_all_at_once(projects, uri)
+
+        failed = [
+            f"{p.root.name} (exit {r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-5000:]}"
+            for p, r in zip(projects, results, strict=True)
+            if r.returncode != 0
+        ]
+        assert not failed, f"round {round_}: " + "\n\n".join(failed)
+        for result in results:
+            output = result.stdout + result.stderr
+            assert "without encryption" not in output  # kernels over IPC, not TCP
+            assert "Address already in use" not in output
+            assert "recorded build as run" in output  # published, not spooled for later
+
+    client = MlflowClient(uri)
+    recorded = {}
+    for project in projects:
+        experiment = client.get_experiment_by_name(project.root.name)
+        assert experiment is not None, f"{project.root.name} was never recorded"
+        runs = client.search_runs(
+            [experiment.experiment_id], "tags.`nbops.kind` = 'build'", max_results=100
+        )
+        recorded[project.root.name] = sorted(r.data.tags.get("nbops.status") for r in runs)
+    assert recorded == {p.root.name: ["FINISHED", "FINISHED"] for p in projects}

@@ -1,0 +1,80 @@
+"""Opening a SQLite tracking store: created once under a lock by whichever process
+opens it first, and a store left half-migrated is repaired (issue 18, item 13)."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from nbops.tracking.store import Store
+
+# Each process opens the store, then waits for every other to have opened it too
+# (a file per process, polled with a deadline), so the four opens truly overlap.
+_OPEN = """
+import sys, time
+from pathlib import Path
+here, index, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+(here / f"ready-{index}").touch()
+deadline = time.monotonic() + 120
+while len(list(here.glob("ready-*"))) < count and time.monotonic() < deadline:
+    time.sleep(0.01)
+from nbops.tracking.store import Store
+store = Store(here, uri=f"sqlite:///{here / 'shared.db'}")
+store.experiment_id("shared")
+store.client.search_registered_models()
+print("opened")
+"""
+
+
+def test_a_new_store_opened_by_four_processes_at_once_works_for_all(tmp_path: Path) -> None:
+    count = 4
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _OPEN, str(tmp_path), str(i), str(count)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(count)
+    ]
+    results = [p.communicate(timeout=300) for p in processes]
+    failures = [err[-2000:] for (out, err) in results if "opened" not in out]
+    assert not failures, "\n\n".join(failures)
+    with sqlite3.connect(tmp_path / "shared.db") as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert not [t for t in tables if t.startswith("_alembic_tmp_")]
+
+
+def _half_migrated(path: Path) -> None:
+    """A store as one of several builds opening it at once used to leave it: the
+    schema partly upgraded, with alembic's copy of a table it was rebuilding left over."""
+    from alembic import command
+    from mlflow.store.db.utils import InitialBase, _get_alembic_config, create_sqlalchemy_engine
+
+    uri = f"sqlite:///{path}"
+    engine = create_sqlalchemy_engine(uri)
+    InitialBase.metadata.create_all(engine)
+    config = _get_alembic_config(uri)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "4465047574b1")
+    engine.dispose()
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE _alembic_tmp_tags AS SELECT * FROM tags")
+
+
+def test_a_half_migrated_store_is_repaired_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    _half_migrated(path)
+
+    store = Store(tmp_path, uri=f"sqlite:///{path}")
+    experiment = store.experiment_id("after-repair")
+    run = store.client.create_run(experiment)
+    store.client.set_tag(run.info.run_id, "k", "v")
+
+    assert store.client.get_run(run.info.run_id).data.tags["k"] == "v"
+    with sqlite3.connect(path) as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "_alembic_tmp_tags" not in tables
