@@ -758,7 +758,7 @@ def test_the_gate_does_not_run_a_crafted_champion(registry: Registry, tampered: 
     [
         (
             "nbops.modeling.features._to_float",
-            r"nbops\.features\._to_float \(a function, called instead of referenced\)",
+            r"nbops\.modeling\.features\._to_float \(a function, called instead of referenced\)",
         ),
         ("builtins.exec", r"builtins\.exec \(not on nbops' list of model classes\)"),
     ],
@@ -792,7 +792,7 @@ def test_a_type_the_model_did_not_record_at_save_time_is_refused(
 
     with pytest.raises(
         ReleaseError,
-        match=r"nbops\.features\.DatetimeFeatures \(not recorded when the model was saved\)",
+        match=r"nbops\.modeling\.features\.DatetimeFeatures \(not recorded when the model was saved\)",
     ):
         load_skops(model_file)
 
@@ -800,7 +800,7 @@ def test_a_type_the_model_did_not_record_at_save_time_is_refused(
 def test_a_model_saved_by_nbops_0_1_0_still_loads(
     registry: Registry, released: Released, tmp_path: Path
 ) -> None:
-    # tests/fixtures/model-0.1.0.skops.gz was saved by save_release_model before models
+    # tests/tracking/fixtures/model-0.1.0.skops.gz was saved by save_release_model before models
     # recorded their trusted types; the allow-list alone decides for it.
     folder = tmp_path / "model"
     shutil.copytree(released.folder, folder)
