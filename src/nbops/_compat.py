@@ -18,6 +18,7 @@ import importlib.machinery
 import importlib.util
 import sys
 import warnings
+from collections.abc import Iterable
 from types import CodeType, ModuleType
 
 #: 0.1 module name -> where it lives now (both under ``nbops.``).
@@ -100,6 +101,20 @@ def _warn(old: str) -> None:
         FutureWarning,
         stacklevel=3,
     )
+
+
+def legacy_names(names: Iterable[str]) -> frozenset[str]:
+    """``names`` plus each one as nbops 0.1 spelled it, for exact trust lists.
+
+    Example: ``nbops.modeling.features.DatetimeFeatures`` also gives
+    ``nbops.features.DatetimeFeatures``, the name a model saved by 0.1 records.
+    """
+    out = set(names)
+    for name in names:
+        for old, new in _OLD.items():
+            if name.startswith(new + "."):
+                out.add(old + name[len(new) :])
+    return frozenset(out)
 
 
 def install() -> None:

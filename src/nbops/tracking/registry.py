@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nbops._compat import legacy_names
 from nbops.errors import ReleaseError
 from nbops.hashing import file_sha256
 from nbops.tracking.store import Store, local_store_dir
@@ -61,9 +62,10 @@ MODEL_FILE = "model.skops"
 #: The classes a model may name besides skops' own safe set (which covers scikit-learn's
 #: public estimators): exact names of what nbops' model families and feature pipeline
 #: hold, scikit-learn internals they need and numpy's dtype and array types.
-TRUSTED_CLASSES = frozenset(
+# legacy_names adds each nbops name as 0.1 spelled it (nbops.features.DatetimeFeatures):
+# models saved by 0.1 name their types so, and those names still import (nbops._compat).
+TRUSTED_CLASSES = legacy_names(
     {
-        # nbops 0.1 saved its transformer under nbops.modeling.features (still importable, nbops._compat)
         "nbops.modeling.features.DatetimeFeatures",
         "numpy.dtype",
         "numpy.ndarray",
@@ -92,11 +94,8 @@ TRUSTED_CLASSES = frozenset(
 )
 #: Functions a model may refer to (the ``func`` of the feature pipeline's
 #: FunctionTransformers): only as a reference, which skops fetches and never calls.
-TRUSTED_FUNCTIONS = frozenset(
-    {
-        "nbops.modeling.features._to_float",
-        "nbops.modeling.features._to_text",
-    }
+TRUSTED_FUNCTIONS = legacy_names(
+    {"nbops.modeling.features._to_float", "nbops.modeling.features._to_text"}
 )
 #: The member of ``model.skops`` recording, at save time, the types the model holds.
 TRUST_RECORD = "nbops-trusted-types.json"
