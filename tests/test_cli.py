@@ -161,6 +161,9 @@ def test_serve_never_prints_the_prediction_log_password(
 
     started: list[str] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: started.append(app))
+    # No registry here: the startup line is what this test reads, not the model check.
+    monkeypatch.setattr("nbops.cli._require_served", lambda model, alias: None)
+    monkeypatch.setenv("NBOPS_MODEL", "churn")
     monkeypatch.setenv("NBOPS_PREDICTION_LOG", "postgresql+psycopg://nbops:log-pass-42@db:5432/log")
     monkeypatch.chdir(tmp_path)
     import os

@@ -16,8 +16,8 @@ import nbformat
 import pytest
 import yaml
 
+from tests.build.test_nbclean import notebook, write
 from tests.conftest import BIN, ROOT, make_recipe
-from tests.test_nbclean import notebook, write
 
 CONFIG = ROOT / ".pre-commit-config.yaml"
 HOOKS = {

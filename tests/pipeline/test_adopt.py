@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests.commands.test_adopt import added_lines
 from tests.pipeline.adopted import GRID, MIXED, artifacts, builds, make, run
-from tests.test_adopt import added_lines
 
 pytestmark = pytest.mark.pipeline
 

@@ -101,7 +101,7 @@ def test_payloads_in_data_are_shown_and_never_run(make_project, tmp_path: Path) 
         schema="schema/hostile.yaml",
         evaluate={"slice_column": PLAN},
         # a slice floor no model meets: the gate's summary names the worst slice
-        release={"floors": {"min_metric": None, "max_slice_drop": -1.0}},
+        release={"floors": {"min_metric": None, "max_slice_drop_share": -1.0}},
     )
     project.build()
     project.build("--force")  # now with a champion: the gate compares slices of PLAN
@@ -126,7 +126,7 @@ def test_payloads_in_data_are_shown_and_never_run(make_project, tmp_path: Path) 
     for payload in (ID, PLAN, TENURE, CHARGES, *PLAN_VALUES.values()):
         assert payload in text, payload
     _, gate = scan(project.products / "gate.html")
-    assert "largest drop on a slice" in gate and f"on '{PLAN}=" in gate
+    assert "worst slice" in gate and f"'{PLAN}=" in gate
     assert "dropped: " in (project.products / "split.html").read_text()
 
     browse(pages)

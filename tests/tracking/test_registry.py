@@ -822,3 +822,23 @@ def test_a_model_saved_by_nbops_0_1_0_still_loads(
     np.testing.assert_allclose(
         model.predict_proba(rows)[:, 1], expected["predict_proba"], rtol=1e-6
     )
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_a_model_with_a_many_valued_category_saves_and_loads(tmp_path: Path, task: str) -> None:
+    # Over 30 categories the feature pipeline target-encodes, and the TargetEncoder keeps
+    # its cross-fitting splitter (StratifiedKFold or KFold): on the trust list, by name.
+    frame = make_churn(600)
+    frame["store"] = [f"store-{i % 45}" for i in range(len(frame))]
+    target = "churned" if task == "classification" else "monthly_charges"
+    X, y = frame.drop(columns=target), frame[target]
+    roles = infer_roles(frame, target=target)
+    assert any(r.column == "store" and r.role == "high_cardinality" for r in roles)
+    model = make_model("linear", task=task, roles=roles, seed=0).fit(X, y)
+    saved = save_release_model(
+        model, tmp_path / "model", input_example=X.head(5), pip_requirements=release_requirements()
+    )
+    loaded = load_skops(Path(saved["path"]) / "model.skops")
+    np.testing.assert_allclose(
+        loaded.predict(X.head(20)).astype(float), model.predict(X.head(20)).astype(float)
+    )

@@ -85,6 +85,9 @@ TRUSTED_CLASSES = legacy_names(
         "sklearn.impute._base.SimpleImputer",
         "sklearn.linear_model._logistic.LogisticRegression",
         "sklearn.linear_model._ridge.Ridge",
+        # TargetEncoder keeps its cross-fitting splitter (plain data: folds, seed)
+        "sklearn.model_selection._split.KFold",
+        "sklearn.model_selection._split.StratifiedKFold",
         "sklearn.pipeline.Pipeline",
         "sklearn.preprocessing._data.StandardScaler",
         "sklearn.preprocessing._encoders.OneHotEncoder",
