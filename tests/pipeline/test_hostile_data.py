@@ -100,8 +100,8 @@ def test_payloads_in_data_are_shown_and_never_run(make_project, tmp_path: Path) 
         data={"source": str(data), "target": "churned"},
         schema="schema/hostile.yaml",
         evaluate={"slice_column": PLAN},
-        # a slice floor no model meets: the gate's summary names the worst slice
-        release={"floors": {"min_metric": None, "max_slice_drop_share": -1.0}},
+        # the slice floor (max_slice_drop_share, on by default) names the worst slice
+        release={"floors": {"min_metric": None}},
     )
     project.build()
     project.build("--force")  # now with a champion: the gate compares slices of PLAN
