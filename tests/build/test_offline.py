@@ -82,6 +82,7 @@ def test_install_writes_the_pth_and_disables_the_extension(env: Env) -> None:
     done = offline.install()
     assert done == [
         f"wrote {env.pth}",
+        f"wrote {env.site_packages / offline.STARTUP_PTH_NAME} (start-up hook)",
         f"disabled ploomber_extension in {env.server_config}",
     ]
     assert env.pth.read_text() == (

@@ -11,6 +11,9 @@ every process it starts, not only those the Makefile starts:
   kernels, JupyterLab), unless the user set them;
 - ``ploomber_extension`` is disabled in the environment's Jupyter config.
 
+It also installs the environment's start-up hook (:mod:`nbops.build.startup`, copied
+into site-packages with a ``.pth`` file that calls it): no grammar compiled at import.
+
 ``python -m nbops.build.offline --check`` reports the state and exits non-zero if anything
 could still call out.
 """
@@ -25,10 +28,13 @@ from pathlib import Path
 
 from nbops.state import atomic_write
 
-__all__ = ["ENV", "PTH_NAME", "check", "install"]
+__all__ = ["ENV", "PTH_NAME", "STARTUP_MODULE", "STARTUP_PTH_NAME", "check", "install"]
 
 ENV = {"PLOOMBER_STATS_ENABLED": "false", "PLOOMBER_VERSION_CHECK_DISABLED": "true"}
 PTH_NAME = "nbops-offline.pth"
+#: The start-up hook as a top-level module of site-packages, and the .pth that calls it.
+STARTUP_MODULE = "_nbops_startup"
+STARTUP_PTH_NAME = "nbops-startup.pth"
 _DISABLED_EXTENSIONS = ("ploomber_extension",)
 
 
@@ -48,6 +54,14 @@ def install() -> list[str]:
     lines = "".join(f"import os; os.environ.setdefault({k!r}, {v!r})\n" for k, v in ENV.items())
     atomic_write(_pth_path(), lines)
     done.append(f"wrote {_pth_path()}")
+    site_packages = _pth_path().parent
+    startup = Path(__file__).with_name("startup.py").read_text()
+    atomic_write(site_packages / f"{STARTUP_MODULE}.py", startup)
+    atomic_write(
+        site_packages / STARTUP_PTH_NAME,
+        f"import {STARTUP_MODULE}; {STARTUP_MODULE}.defer_iri_grammar()\n",
+    )
+    done.append(f"wrote {site_packages / STARTUP_PTH_NAME} (start-up hook)")
     config_path = _server_config_path()
     config = json.loads(config_path.read_text()) if config_path.exists() else {}
     extensions = config.setdefault("ServerApp", {}).setdefault("jpserver_extensions", {})
