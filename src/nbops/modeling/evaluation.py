@@ -17,8 +17,12 @@ from sklearn.inspection import permutation_importance
 
 from nbops.data.target import TargetInfo
 from nbops.errors import ConfigError
+from nbops.modeling.metrics import DEFAULT_PRIMARY, GREATER_IS_BETTER
 
+# DEFAULT_PRIMARY and GREATER_IS_BETTER are defined in nbops.modeling.metrics; notebooks
+# (0.1's too) import them from here.
 __all__ = [
+    "DEFAULT_PRIMARY",
     "GREATER_IS_BETTER",
     "Scores",
     "importance_scoring",
@@ -28,19 +32,6 @@ __all__ = [
     "score_model",
     "slice_table",
 ]
-
-#: Every metric nbops reports, and which direction is better.
-GREATER_IS_BETTER = {
-    "roc_auc": True,
-    "pr_auc": True,
-    "f1": True,
-    "accuracy": True,
-    "log_loss": False,
-    "rmse": False,
-    "mae": False,
-    "r2": True,
-}
-DEFAULT_PRIMARY = {"classification": "roc_auc", "regression": "rmse"}
 
 
 #: Rows a model scores per call: bounds the feature matrix's memory at any test-set size.

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from nbops.errors import ConfigError
+from nbops.modeling.metrics import GREATER_IS_BETTER
 from nbops.monitoring.drift import DriftPolicy, DriftReport
 
 __all__ = [
@@ -282,9 +283,6 @@ def _metrics(frame: pd.DataFrame, task: str, positive_class: Any) -> dict[str, f
 # -- the alarm ------------------------------------------------------------------------
 
 
-_LOWER_IS_BETTER = {"rmse", "mae", "log_loss"}
-
-
 def breaches(
     report: DriftReport,
     *,
@@ -321,7 +319,7 @@ def breaches(
     if comparable:
         assert live is not None and training is not None and primary_metric is not None
         now, then = live[primary_metric], training[primary_metric]
-        lower_is_better = primary_metric in _LOWER_IS_BETTER
+        lower_is_better = not GREATER_IS_BETTER.get(primary_metric, True)
         limit = then + policy.max_metric_drop if lower_is_better else then - policy.max_metric_drop
         # no interval (too few usable resamples): the evidence is too thin to alarm on
         low, high = interval if interval is not None else (math.nan, math.nan)

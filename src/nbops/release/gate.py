@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from nbops.errors import ConfigError, ReleaseError
-from nbops.modeling.evaluation import GREATER_IS_BETTER
+from nbops.modeling.metrics import GREATER_IS_BETTER
 
 __all__ = [
     "DEFAULT_FLOORS",

@@ -18,16 +18,18 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from nbops.data.target import TargetInfo
 from nbops.errors import ReleaseError
-from nbops.modeling.evaluation import Scores, score_model
 from nbops.project import project_root
 from nbops.release.gate import Decision, ReleaseDecision, metric_value
+
+if TYPE_CHECKING:
+    from nbops.modeling.evaluation import Scores
 
 __all__ = [
     "Champion",
@@ -122,6 +124,10 @@ def gate_scores(
     metric: str,
 ) -> GateScores:
     """Score both models on the same rows, once each; time the challenger's predictions."""
+    # Imported here: scikit-learn costs every build ~1 s, and the build hook imports this
+    # module for the release step, which needs no scoring.
+    from nbops.modeling.evaluation import score_model
+
     mine = score_model(challenger, X, y, target)
     truth, challenger_values = _values(mine, y, target)
     champion_values, champion_metrics, error = None, None, None
@@ -187,7 +193,7 @@ def slice_drops(
 ) -> dict[str, float]:
     """Per value of the slice column, how much worse the challenger is than the champion
     (positive = worse) in ``metric``. Slices too small to score are left out."""
-    from nbops.modeling.evaluation import GREATER_IS_BETTER
+    from nbops.modeling.metrics import GREATER_IS_BETTER
 
     sign = 1.0 if GREATER_IS_BETTER[metric] else -1.0
     pairs = slice_metrics(

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from nbops.modeling.metrics import GREATER_IS_BETTER
 from nbops.reports.page import offline, set_nav
 from nbops.tracking.record import EXECUTED, FAILED, NOT_RUN, SKIPPED, BuildRecord, TaskRecord
 
@@ -61,7 +62,7 @@ SUMMARY_TAG = "summary"
 MAX_PLOTS = 6
 MAX_METRICS = 16
 #: Shown first, in this order, when present.
-_FIRST_METRICS = ("roc_auc", "pr_auc", "f1", "accuracy", "log_loss", "rmse", "mae", "r2")
+_FIRST_METRICS = tuple(GREATER_IS_BETTER)
 _IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 _STATUS_TEXT = {
