@@ -202,6 +202,36 @@ def built_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]
         )
 
 
+def copy_built_project(source: Project, dest: Path) -> Project:
+    """A copy of a built project at ``dest``, every product up to date (a build there
+    skips every task), with no tracking store of its own yet."""
+    shutil.copytree(
+        source.root,
+        dest,
+        symlinks=True,
+        ignore=shutil.ignore_patterns(".nbops", ".ipynb_checkpoints"),
+    )
+    return Project(dest)
+
+
+@pytest.fixture
+def copy_built(built_project: Project, tmp_path: Path) -> Callable[..., Project]:
+    """Factory: a copy of the session's built reference project (see
+    :func:`copy_built_project`). A test that changes one thing and builds again pays for
+    the tasks the change reruns, not for a whole build first."""
+    counter = iter(range(1000))
+
+    def copy(**env: object) -> Project:
+        project = copy_built_project(
+            built_project, tmp_path / f"built{next(counter)}" / built_project.root.name
+        )
+        if env:
+            project.set_env(**env)
+        return project
+
+    return copy
+
+
 # -- a real MLflow tracking server -------------------------------------------------
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import BIN, _copy_project, build_env
+from tests.conftest import BIN, Project, _copy_project, build_env
 
 pytestmark = pytest.mark.pipeline
 
@@ -154,15 +155,19 @@ if folder and sys.argv and sys.argv[0].endswith("ploomber"):
 """
 
 
-@pytest.mark.timeout(1800)  # three builds, two of them side by side
+@pytest.mark.timeout(1800)  # a build, then two partial ones side by side
 def test_two_builds_racing_on_one_store_promote_exactly_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
     (tmp_path / "store").mkdir()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # one store for both projects (CI runners)
-    first, second = (_copy_project(tmp_path / side / "churn") for side in ("a", "b"))
+    first = _copy_project(tmp_path / "a" / "churn")
     first.build(*WEAK)  # a weak champion, v1, that both racers beat
+    # The second project: a copy of the first as built (the same data products), so
+    # both racers train, evaluate and gate again and nothing else.
+    shutil.copytree(first.root, tmp_path / "b" / "churn", ignore=shutil.ignore_patterns(".nbops"))
+    second = Project(tmp_path / "b" / "churn")
     client = MlflowClient(uri)
     assert client.get_registered_model("churn").aliases == {"champion": 1}
 
@@ -176,14 +181,14 @@ def test_two_builds_racing_on_one_store_promote_exactly_once(
     )
     racers = [
         subprocess.Popen(
-            [str(BIN / "ploomber"), "build", *args],
+            [str(BIN / "ploomber"), "build"],
             cwd=project.root,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for project, args in ((first, ("--force",)), (second, ()))
+        for project in (first, second)  # the default models: better than the weak one
     ]
     outputs = [racer.communicate(timeout=1500) for racer in racers]
     for racer, (out, err) in zip(racers, outputs, strict=True):
