@@ -4,8 +4,9 @@ Real exports are messy. CSV columns are read as text and each is typed on its ow
 numbers stored as text with blanks become numbers with missing values, dates written
 in several formats become datetimes, yes/no and true/false become booleans, and text
 stays text, so a literal ``NA`` in a text column remains a category rather than
-silently becoming missing. Every conversion is recorded so the ingest report can show
-a reviewer what was changed.
+silently becoming missing. The target's yes/no text is the exception: its values are
+the labels the model answers with, so they stay as written (``"Yes"``, not ``True``).
+Every conversion is recorded so the ingest report can show a reviewer what was changed.
 
 Every way the file can be wrong raises :class:`~nbops.errors.DataSourceError` with a
 message that names the file and the fix.
@@ -56,11 +57,12 @@ class LoadedTable:
     conversions: list[Conversion] = field(default_factory=list)
 
 
-def read_table(path: str | Path) -> LoadedTable:
+def read_table(path: str | Path, *, target: str | None = None) -> LoadedTable:
     """Read a CSV/TSV or Parquet file and type its columns.
 
     Args:
         path: the file to read.
+        target: the column of labels, whose yes/no text is kept as written.
 
     Raises:
         DataSourceError: the file is missing, empty, of an unknown kind or unparseable.
@@ -93,7 +95,7 @@ def read_table(path: str | Path) -> LoadedTable:
             f"Data file '{path}' has a header ({len(frame.columns)} columns) but no data rows. "
             "Export the data again, or point data.source at another file."
         )
-    frame, conversions = clean_frame(frame)
+    frame, conversions = clean_frame(frame, target=target)
     return LoadedTable(frame=frame, source=str(path), conversions=conversions)
 
 
@@ -149,10 +151,15 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def clean_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Conversion]]:
+def clean_frame(
+    frame: pd.DataFrame, *, target: str | None = None
+) -> tuple[pd.DataFrame, list[Conversion]]:
     """Type each text column of ``frame``: number, boolean, datetime or text.
 
-    Columns that already have a non-text dtype (from Parquet) are kept as they are.
+    Columns that already have a non-text dtype (from Parquet) are kept as they are. The
+    ``target`` column's yes/no text stays text: predictions and their probabilities are
+    keyed by the labels as the file writes them (``"Yes"``/``"No"``), which a boolean
+    would turn into ``True``/``False``. Numbers stay numbers (a regression target).
 
     Returns:
         The cleaned frame (a new object) and the list of conversions made.
@@ -164,7 +171,7 @@ def clean_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Conversion]]:
         if not _is_text(column):
             out[name] = column
             continue
-        typed, conversion = _type_text_column(str(name), column)
+        typed, conversion = _type_text_column(str(name), column, labels=name == target)
         out[name] = typed
         if conversion is not None:
             conversions.append(conversion)
@@ -175,7 +182,9 @@ def _is_text(column: pd.Series) -> bool:
     return pd.api.types.is_object_dtype(column.dtype) or pd.api.types.is_string_dtype(column.dtype)
 
 
-def _type_text_column(name: str, column: pd.Series) -> tuple[pd.Series, Conversion | None]:
+def _type_text_column(
+    name: str, column: pd.Series, *, labels: bool = False
+) -> tuple[pd.Series, Conversion | None]:
     # Which type the column has is decided here, from all its values; the conversions
     # themselves live in nbops.data.rawtext, shared with the prediction service.
     text = rawtext.as_text(column).rename(name)
@@ -190,6 +199,8 @@ def _type_text_column(name: str, column: pd.Series) -> tuple[pd.Series, Conversi
         and distinct & rawtext.TRUE_TOKENS
         and distinct & rawtext.FALSE_TOKENS
     ):
+        if labels:  # the labels as written; "N/A" is still no label
+            return text.mask(is_null_token), None
         return rawtext.to_booleans(text)[0], Conversion(name, "boolean")
 
     if not values.str.match(_LEADING_ZERO).any():  # "01234" is a code, not a number

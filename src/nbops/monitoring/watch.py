@@ -153,7 +153,7 @@ def load_batch(
         raise ConfigError(
             f"Batch file {path} does not exist: pass a CSV or Parquet file with --data."
         )
-    frame = read_table(path).frame
+    frame = read_table(path, target=target).frame
     version, model = Registry(root).load(model_name, alias)
     inputs = frame.drop(columns=[target]) if target and target in frame.columns else frame
     now = time.time()
