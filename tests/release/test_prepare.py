@@ -388,7 +388,8 @@ def gate_record(
 ) -> object:
     """The record of a build whose gate decided to promote, comparing with
     ``champion_version`` (as the build hook assembles it)."""
-    from nbops.tracking.record import EXECUTED, BuildRecord, TaskRecord
+    from nbops.tracking.record import EXECUTED, TaskRecord
+    from tests.tracking.factories import finished_build
 
     decision = ReleaseDecision.from_dict(
         {**DECISION_0_1_0, "champion_version": champion_version, "summary": f"{build_id} wins"}
@@ -398,15 +399,11 @@ def gate_record(
         status=EXECUTED,
         files={f"model/{f.name}": str(f) for f in model.iterdir()},
     )
-    return BuildRecord(
+    return finished_build(
+        root,
         build_id=build_id,
-        project=root.name,
-        root=str(root),
-        command=["ploomber", "build"],
-        trigger="manual",
         started_at=started,
-        ended_at=started + 1,
-        status="FINISHED",
+        seconds=1,
         tasks=[gate],
         release={"task": "gate", "decision": decision.to_dict()},
     )
