@@ -26,6 +26,7 @@ from nbops.monitoring.live import labelled, parse_window, requests_to_rows
 __all__ = [
     "MonitorRun",
     "Window",
+    "column_types",
     "default_log_url",
     "load_batch",
     "load_log_window",
@@ -145,7 +146,8 @@ def load_batch(
     positive_class: str | None,
 ) -> Window:
     """A batch file (CSV, TSV or Parquet) scored by the serving model; its ``target``
-    column, when present, gives live metrics."""
+    column, when present, gives live metrics. Its columns are typed as the model's
+    training data was (:func:`column_types`), not by their own values."""
     from nbops.data.sources import read_table
     from nbops.tracking.registry import Registry
 
@@ -153,8 +155,9 @@ def load_batch(
         raise ConfigError(
             f"Batch file {path} does not exist: pass a CSV or Parquet file with --data."
         )
-    frame = read_table(path, target=target).frame
-    version, model = Registry(root).load(model_name, alias)
+    version, model, files = Registry(root).load_with(model_name, alias, ("features.json",))
+    types = column_types(files["features.json"]) if "features.json" in files else None
+    frame = read_table(path, target=target, types=types).frame
     inputs = frame.drop(columns=[target]) if target and target in frame.columns else frame
     now = time.time()
     predictions = pd.DataFrame(
@@ -179,6 +182,24 @@ def load_batch(
     if target and target in frame.columns:
         scored = predictions.assign(label=frame[target].to_numpy())
     return Window(str(path), None, now, inputs, predictions, scored, len(frame))
+
+
+#: How a batch file's column is typed, by the role the model gave it.
+_ROLE_TYPES = {
+    "numeric": "number",
+    "boolean": "boolean",
+    "datetime": "datetime",
+    "categorical": "text",
+    "high_cardinality": "text",
+}
+
+
+def column_types(features_json: str) -> dict[str, str]:
+    """The types of the model's input columns (for :func:`nbops.data.sources.read_table`),
+    from the ``features.json`` registered with it: a batch file is typed as the training
+    data was, whatever its own values look like."""
+    roles = json.loads(features_json)["roles"]
+    return {r["column"]: _ROLE_TYPES[r["role"]] for r in roles if r["role"] in _ROLE_TYPES}
 
 
 def project_root_from_env() -> Path:
