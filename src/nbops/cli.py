@@ -533,7 +533,7 @@ def monitor(
             )
             sys.exit(2)
         if gate:
-            click.echo(f"Gate: {gate.get('action', '?').upper()} — {gate.get('summary', '')}")
+            click.echo(f"Gate: {gate.action.upper()} — {gate.summary}")
     sys.exit(1)
 
 

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,9 @@ import pandas as pd
 from nbops.errors import ConfigError, ReleaseError
 from nbops.monitoring.drift import Profile
 from nbops.monitoring.live import labelled, parse_window, requests_to_rows
+
+if TYPE_CHECKING:  # imported where used: the gate's module pulls in scikit-learn
+    from nbops.release.gate import ReleaseDecision
 
 __all__ = [
     "MonitorRun",
@@ -269,7 +272,7 @@ def run_monitoring(
     )
 
 
-def retrain(root: Path) -> tuple[int, dict[str, Any] | None]:
+def retrain(root: Path) -> tuple[int, ReleaseDecision | None]:
     """A training build tagged ``trigger=drift`` on the project's configured data; the
     gate judges its model as usual. Returns (exit code, the gate's decision)."""
     import subprocess
@@ -279,5 +282,9 @@ def retrain(root: Path) -> tuple[int, dict[str, Any] | None]:
     code = subprocess.run(
         [str(Path(sys.executable).parent / "ploomber"), "build"], cwd=root, env=env
     ).returncode
+    from nbops.release.gate import ReleaseDecision
+
     decision = root / "products" / "release" / "decision.json"
-    return code, json.loads(decision.read_text()) if code == 0 and decision.is_file() else None
+    if code != 0 or not decision.is_file():
+        return code, None
+    return code, ReleaseDecision.from_dict(json.loads(decision.read_text()))
