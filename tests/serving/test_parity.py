@@ -22,6 +22,7 @@ from nbops.modeling.models import make_model
 from nbops.modeling.roles import infer_roles
 from nbops.serving.compiled import compile_model
 from nbops.serving.labels import relabel
+from nbops.serving.model import ServedModel
 from nbops.serving.validation import Feature, probe_batch, validate
 
 
@@ -134,3 +135,26 @@ def test_a_yes_no_target_answers_yes_and_no_as_the_file_writes_them(tmp_path):
     )
     assert set(answer["predictions"]) <= {"Yes", "No"} and "Yes" in answer["predictions"]
     assert all(set(row) == {"No", "Yes"} for row in answer["probabilities"])
+
+
+def test_the_service_answers_the_models_probabilities_unrounded(tmp_path):
+    """What ``POST /predict`` returns for a batch: each probability is the model's own
+    (a parity check against the evaluate step allows 1e-9, not a rounding step)."""
+    path = tmp_path / "cancer.csv"
+    _messy_csv(path)
+    ingested, info = prepare_target(read_table(path).frame, "diagnosis", "classification")
+    roles = infer_roles(ingested, target="diagnosis")
+    model = make_model("linear", task="classification", roles=roles, seed=0)
+    model.fit(ingested.drop(columns=["diagnosis"]), ingested["diagnosis"])
+    features = [Feature(r.column, r.role) for r in roles if r.role != "drop"]
+    with path.open(newline="") as handle:
+        rows = [{k: v for k, v in r.items() if k != "diagnosis"} for r in csv.DictReader(handle)]
+    batch, errors = validate({"records": rows[:50]}, features, max_rows=1000)
+    assert not errors, errors[:3]
+    served = ServedModel("cancer", "1", "champion", None, model, features, "classification")
+
+    answer = served.predict(batch)
+
+    expected = model.predict_proba(ingested.drop(columns=["diagnosis"]).head(50))
+    got = [[row[str(c)] for c in model.classes_] for row in answer["probabilities"]]
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
