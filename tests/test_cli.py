@@ -177,3 +177,36 @@ def test_serve_never_prints_the_prediction_log_password(
     assert started, "the server was started"
     assert "(log: postgresql+psycopg://nbops:***REDACTED***@db:5432/log)" in result.output
     assert "log-pass-42" not in result.output
+
+
+def test_monitor_retrain_prints_the_gates_decision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A breach with --retrain: the retraining build's gate decision is read as a
+    ReleaseDecision and its action and summary printed."""
+    from nbops.monitoring import watch
+    from nbops.release.gate import GatePolicy, ReleaseDecision
+
+    breached = watch.MonitorRun(
+        True,
+        {
+            "breached": True,
+            "reasons": ["3 of 5 input columns drifted"],
+            "model_name": "churn",
+            "serving_version": "2",
+            "window": {"source": "batch.csv", "rows": 40, "requests": 1, "labelled_rows": 0},
+        },
+        {"columns": [], "prediction": None},
+        "",
+    )
+    gate = ReleaseDecision("churn", "hold", "Held: no better than v2.", GatePolicy(), "2")
+    monkeypatch.setattr(watch, "run_monitoring", lambda root, **options: breached)
+    monkeypatch.setattr(watch, "retrain", lambda root: (0, gate))
+    monkeypatch.setenv("NBOPS_MODEL", "churn")
+    monkeypatch.chdir(tmp_path)
+
+    result = invoke("monitor", "--retrain")
+
+    assert result.exit_code == 1, result.output
+    assert "ALERT: 3 of 5 input columns drifted" in result.output
+    assert "Gate: HOLD — Held: no better than v2." in result.output

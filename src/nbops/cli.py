@@ -533,7 +533,7 @@ def monitor(
             )
             sys.exit(2)
         if gate:
-            click.echo(f"Gate: {gate.get('action', '?').upper()} — {gate.get('summary', '')}")
+            click.echo(f"Gate: {gate.action.upper()} — {gate.summary}")
     sys.exit(1)
 
 
@@ -591,6 +591,15 @@ def _export_options(default_out: str) -> Any:
     return decorate
 
 
+def _export(fmt: str, options: dict[str, Any]) -> Path:
+    from nbops.commands.export import ExportOptions, export
+
+    out = Path(options.pop("out"))
+    image = options.pop("image", "nbops:latest")
+    settings = ExportOptions(name=options.pop("dag_id"), **options)
+    return export(_project_root(), fmt, out=out, options=settings, image=image)
+
+
 @export_group.command("airflow")
 @_export_options("dist/airflow")
 def export_airflow(**options: Any) -> None:
@@ -605,9 +614,7 @@ def export_airflow(**options: Any) -> None:
     Example:
       nbops export airflow --out ~/airflow/dags --schedule @daily
     """
-    from nbops.commands.export import export
-
-    path = export(_project_root(), "airflow", **options)
+    path = _export("airflow", options)
     click.echo(f"Wrote {path}")
 
 
@@ -624,9 +631,7 @@ def export_argo(**options: Any) -> None:
     Example:
       nbops export argo --image registry.internal/churn:1.4 --project-dir /project
     """
-    from nbops.commands.export import export
-
-    path = export(_project_root(), "argo", **options)
+    path = _export("argo", options)
     click.echo(f"Wrote {path}")
 
 

@@ -23,6 +23,7 @@ from click.testing import CliRunner
 from nbops.cli import main
 from nbops.commands.export import (
     RECORD_TASK,
+    ExportOptions,
     Pipeline,
     export,
     load_pipeline,
@@ -202,7 +203,7 @@ def test_a_pipeline_ploomber_cannot_load_is_a_clear_error(project: Project) -> N
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"dag_id": "churn model"}, r"'churn model' is not a valid Airflow dag_id"),
+        ({"name": "churn model"}, r"'churn model' is not a valid Airflow dag_id"),
         ({"retries": -1}, r"retries must be 0 or more"),
         ({"max_active_tasks": 0}, r"max_active_tasks must be at least 1"),
     ],
@@ -211,7 +212,7 @@ def test_bad_options_are_clear_errors(
     project: Project, options: dict[str, object], message: str
 ) -> None:
     with pytest.raises(ConfigError, match=message):
-        render_airflow(load_pipeline(project.root), **options)  # type: ignore[arg-type]
+        render_airflow(load_pipeline(project.root), ExportOptions(**options))  # type: ignore[arg-type]
 
 
 # -- Airflow 3 -----------------------------------------------------------------------
@@ -225,12 +226,14 @@ def test_airflow_dagbag_loads_the_exported_dags(project: Project, tmp_path: Path
         project.root,
         "airflow",
         out=dags,
-        dag_id="churn_daily",
-        schedule="@daily",
-        retries=2,
-        project_dir="/srv/churn",
-        ploomber="conda run -n churn ploomber",
-        max_active_tasks=2,
+        options=ExportOptions(
+            name="churn_daily",
+            schedule="@daily",
+            retries=2,
+            project_dir="/srv/churn",
+            ploomber="conda run -n churn ploomber",
+            max_active_tasks=2,
+        ),
     )
     assert (manual.name, daily.name) == ("churn.py", "churn_daily.py")
     source = manual.read_text()
@@ -290,7 +293,7 @@ def run_echo(command: str, cwd: Path) -> list[str]:
 
 def test_airflow_dag_treats_paths_and_task_names_as_data(tmp_path: Path) -> None:
     pipeline = Pipeline(root=Path(HOSTILE_PROJECT), name="hostile", upstream=HOSTILE_TASKS)
-    source = render_airflow(pipeline, ploomber=ECHO_ARGS)
+    source = render_airflow(pipeline, ExportOptions(ploomber=ECHO_ARGS))
 
     compile(source, "hostile.py", "exec")
     assert HOSTILE_PROJECT in (ast.get_docstring(ast.parse(source)) or "")
@@ -326,7 +329,7 @@ def test_an_exported_task_runs_in_airflow_and_records_a_run(
     the project's products/, and a run record of its own in the project's store."""
     python = airflow_python()
     dags = tmp_path / "dags"
-    export(project.root, "airflow", out=dags, dag_id="churn_run")
+    export(project.root, "airflow", out=dags, options=ExportOptions(name="churn_run"))
     env = airflow_env(tmp_path / "airflow", dags)
     airflow = str(python.parent / "airflow")
     run_airflow([airflow, "db", "migrate"], env, timeout=300)
@@ -361,7 +364,7 @@ def test_argo_workflow_mirrors_the_pipeline(project: Project, tmp_path: Path) ->
 
 def test_argo_workflow_treats_task_names_as_data(tmp_path: Path) -> None:
     pipeline = Pipeline(root=Path(HOSTILE_PROJECT), name="hostile", upstream=HOSTILE_TASKS)
-    text = render_argo(pipeline, ploomber=ECHO_ARGS)
+    text = render_argo(pipeline, ExportOptions(ploomber=ECHO_ARGS))
     manifest = yaml.safe_load(text)
 
     assert text.splitlines()[0].startswith("# ")  # the path did not break the header
@@ -384,11 +387,16 @@ def test_argo_workflow_treats_task_names_as_data(tmp_path: Path) -> None:
 def test_argo_refuses_template_braces_it_cannot_escape(option: str) -> None:
     pipeline = Pipeline(root=Path("/srv/churn"), name="churn", upstream={"ingest": ()})
     with pytest.raises(ConfigError, match=rf"{option} .* holds '{{{{', which Argo would read"):
-        render_argo(pipeline, **{option: "/srv/{{ x }}"})  # type: ignore[arg-type]
+        if option == "image":
+            render_argo(pipeline, image="/srv/{{ x }}")
+        else:
+            render_argo(pipeline, ExportOptions(**{option: "/srv/{{ x }}"}))  # type: ignore[arg-type]
 
 
 def test_argo_with_a_schedule_is_a_cron_workflow(project: Project) -> None:
-    text = render_argo(load_pipeline(project.root), schedule="0 3 * * *", image="reg/churn:1")
+    text = render_argo(
+        load_pipeline(project.root), ExportOptions(schedule="0 3 * * *"), image="reg/churn:1"
+    )
     manifest = yaml.safe_load(text)
     assert manifest["kind"] == "CronWorkflow"
     assert manifest["spec"]["schedule"] == "0 3 * * *"

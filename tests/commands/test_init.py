@@ -142,3 +142,22 @@ def test_init_writes_the_release_floors_of_the_guessed_task(tmp_path, csv, colum
     # Each floor keeps its explanation in the project's env.yaml.
     assert "min_r2: " + ("0.0" if column == "income" else "null") + "  # regression: R²" in text
     assert "# beat the evaluate step's naive baseline" in text
+
+
+def test_every_release_floor_in_env_yaml_reaches_the_gate(tmp_path):
+    """A floor the gate never sees is silently ignored: each key of release.floors (the
+    pre-0.2 absolute max_slice_drop too) is a parameter of the gate notebook."""
+    from ploomber.spec import DAGSpec
+
+    from nbops.project import in_folder
+
+    project = init_project(tmp_path / "churn")
+    env = yaml.safe_load((project / "env.yaml").read_text())
+    floors = env["release"]["floors"]
+    floors["max_slice_drop"] = 0.07  # what a user upgrading from 0.1 may have set
+    (project / "env.yaml").write_text(yaml.safe_dump(env))
+
+    with in_folder(project):
+        gate = DAGSpec(str(project / "pipeline.yaml")).to_dag()["gate"]
+
+    assert {key: gate.params[key] for key in floors} == floors

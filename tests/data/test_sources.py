@@ -120,6 +120,31 @@ def test_conversions_are_recorded_for_the_ingest_report(
     }
 
 
+def test_a_batch_is_typed_as_the_model_was_trained_not_by_its_own_values(
+    write_file: Callable[[str, str | bytes], Path],
+) -> None:
+    """A batch scored by a trained model: "Yes" alone is still a boolean column, a code
+    that looks like a number stays text, and what is not of its type is counted."""
+    path = write_file(
+        "batch.csv",
+        "paperless,plan,charges,joined\nYes,17,29.85,31/05/2024\nYES,123, ,N/A\nYes,9,lots,2024-06-01\n",
+    )
+    kinds = {"paperless": "boolean", "plan": "text", "charges": "number", "joined": "datetime"}
+
+    loaded = read_table(path, types=kinds)
+
+    frame = loaded.frame
+    assert str(frame["paperless"].dtype) == "boolean" and frame["paperless"].all()
+    assert is_text(frame["plan"]) and list(frame["plan"]) == ["17", "123", "9"]
+    assert frame["charges"].dtype == float and _cells(frame["charges"]) == [29.85, None, None]
+    assert is_datetime(frame["joined"]) and frame["joined"].isna().tolist() == [False, True, False]
+    unparsed = {c.column: (c.unparsed, c.examples) for c in loaded.conversions}
+    assert unparsed["charges"] == (1, ("lots",)) and unparsed["paperless"] == (0, ())
+    # Left to guess, the same file gives other types: what the model would choke on.
+    guessed = read_table(path).frame
+    assert is_text(guessed["paperless"]) and guessed["plan"].dtype == "int64"
+
+
 def test_a_few_unparseable_dates_are_counted_with_examples(
     write_file: Callable[[str, str | bytes], Path],
 ) -> None:

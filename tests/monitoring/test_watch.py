@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import types
 from datetime import datetime, timezone
@@ -11,7 +12,7 @@ import pytest
 
 import nbops.serving.log as log_module
 from nbops.errors import ConfigError
-from nbops.monitoring.watch import default_log_url, load_log_window, since_from
+from nbops.monitoring.watch import column_types, default_log_url, load_log_window, since_from
 from nbops.serving.log import PredictionLog, read_feedback, read_predictions
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -237,3 +238,21 @@ def test_the_default_log_is_the_projects_nbops_folder(
     assert default_log_url(tmp_path) == expected  # the root given wins
     monkeypatch.chdir(tmp_path)
     assert default_log_url(Path(".")) == expected  # absolute, wherever the notebook runs
+
+
+def test_a_batch_file_is_typed_by_the_roles_the_model_was_trained_with() -> None:
+    roles = [
+        {"column": "tenure", "role": "numeric"},
+        {"column": "paperless", "role": "boolean"},
+        {"column": "joined", "role": "datetime"},
+        {"column": "plan", "role": "categorical"},
+        {"column": "city", "role": "high_cardinality"},
+        {"column": "customer_id", "role": "drop"},  # not a model input: typed by its values
+    ]
+    assert column_types(json.dumps({"roles": roles, "target": {}})) == {
+        "tenure": "number",
+        "paperless": "boolean",
+        "joined": "datetime",
+        "plan": "text",
+        "city": "text",
+    }

@@ -1,14 +1,17 @@
-"""Day one on a user's own CSV: the datasets scikit-learn ships, written the way real
-exports look (a row-number column, an ID column, yes/no text, numbers stored as text
-with blanks, dd-mm-yyyy dates), taken from ``nbops init`` to a served champion with no
-setting changed by hand.
+"""Day one on a user's own CSV: the datasets scikit-learn ships (regression, binary,
+multi-class), written the way real exports look (a row-number column, an ID column,
+yes/no text, numbers stored as text with blanks, dd-mm-yyyy dates), taken from ``nbops
+init`` to a served champion with no setting changed by hand, which answers the rows of
+the file as written with the evaluate step's labels and probabilities, and which
+``nbops monitor`` finds clean on held-back rows and drifted on shifted ones.
 
-One build per dataset (module-scoped), shared by every assertion about it; the build
-time of each is printed (run with ``-s`` to see it).
+One build and one service per dataset (module-scoped), shared by every assertion about
+it; the build time of each is printed (run with ``-s`` to see it).
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import signal
 import subprocess
@@ -21,8 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.datasets import load_breast_cancer, load_diabetes
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 
+from nbops.data.artifacts import load_model
+from nbops.data.target import TargetInfo
+from nbops.modeling.evaluation import score_model
 from tests.conftest import BIN, build_env, free_port
 
 pytestmark = pytest.mark.pipeline
@@ -46,18 +52,32 @@ def messy(
     return out
 
 
-def diabetes() -> tuple[pd.DataFrame, str]:
+#: The row-number column: the CSV's unnamed index, as pandas reads it back.
+ROW_NUMBER = "Unnamed: 0"
+#: Monitoring a batch file reads no prediction log.
+NO_LOG = "sqlite:////nonexistent/log.db"
+
+
+def diabetes() -> tuple[pd.DataFrame, str, dict]:
     frame = load_diabetes(as_frame=True, scaled=False).frame.rename(
         columns={"target": "progression"}
     )
-    return messy(frame, seed=1, text_number="bmi", flag=("bp", 95.0)), "progression"
+    return frame, "progression", {"seed": 1, "text_number": "bmi", "flag": ("bp", 95.0)}
 
 
-def breast_cancer() -> tuple[pd.DataFrame, str]:
+def breast_cancer() -> tuple[pd.DataFrame, str, dict]:
     data = load_breast_cancer(as_frame=True)
     frame = data.frame[[*data.feature_names[:8], "target"]].copy()
     frame["malignant"] = np.where(frame.pop("target") == 0, "Yes", "No")
-    return messy(frame, seed=2, text_number="mean radius", flag=("mean texture", 19.0)), "malignant"
+    style = {"seed": 2, "text_number": "mean radius", "flag": ("mean texture", 19.0)}
+    return frame, "malignant", style
+
+
+def wine() -> tuple[pd.DataFrame, str, dict]:
+    frame = load_wine(as_frame=True).frame
+    cultivars = np.array(["Barolo", "Grignolino", "Barbera"])
+    frame["cultivar"] = cultivars[frame.pop("target").to_numpy()]
+    return frame, "cultivar", {"seed": 3, "text_number": "alcohol", "flag": ("magnesium", 100.0)}
 
 
 @dataclass
@@ -67,20 +87,35 @@ class Built:
     target: str
     seconds: float
     output: str
+    csv: Path  # the training file, as the user has it
+    held_back: Path  # rows of the same source the build never saw (no target)
+    shifted: Path  # the held-back rows with every numeric feature moved by 3 SD
 
     def read(self, path: str) -> dict:
         return json.loads((self.root / "products" / path).read_text())
 
 
-@pytest.fixture(scope="module", params=[diabetes, breast_cancer], ids=["regression", "binary"])
+@pytest.fixture(
+    scope="module",
+    params=[diabetes, breast_cancer, wine],
+    ids=["regression", "binary", "multiclass"],
+)
 def built(request, tmp_path_factory) -> Built:
-    frame, target = request.param()
+    frame, target, style = request.param()
     base = tmp_path_factory.mktemp(request.param.__name__)
-    csv = base / f"{request.param.__name__}.csv"
-    frame.to_csv(csv, index=True)  # the index: a row-number column with an empty header
+    held = np.random.default_rng(0).random(len(frame)) < 0.2
+    source = frame[~held].reset_index(drop=True)
+    held_back = frame[held].set_axis(np.arange(len(source), len(frame)))  # row numbers go on
+    numeric = [c for c in source.select_dtypes("number").columns if c != target]
+    shifted = held_back.assign(**{c: held_back[c] + 3 * source[c].std() for c in numeric})
+    # The index is the row-number column with an empty header, as spreadsheets export it.
+    csv_path = base / f"{request.param.__name__}.csv"
+    messy(source, **style).to_csv(csv_path, index=True)
+    for name, rows in (("held_back", held_back), ("shifted", shifted)):
+        messy(rows, **style).drop(columns=[target]).to_csv(base / f"{name}.csv", index=True)
     project = base / f"{request.param.__name__.replace('_', '-')}-model"
     subprocess.run(
-        [str(BIN / "nbops"), "init", str(project), "--data", str(csv), "--target", target],
+        [str(BIN / "nbops"), "init", str(project), "--data", str(csv_path), "--target", target],
         check=True,
         capture_output=True,
     )
@@ -89,19 +124,79 @@ def built(request, tmp_path_factory) -> Built:
         ["make", "build"], cwd=project, capture_output=True, text=True, timeout=900, env=build_env()
     )
     seconds = time.perf_counter() - started
-    print(f"\n{request.param.__name__}: {len(frame)} rows, make build {seconds:.1f} s")
+    print(f"\n{request.param.__name__}: {len(source)} rows, make build {seconds:.1f} s")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return Built(project, project.name, target, seconds, result.stdout + result.stderr)
+    return Built(
+        project,
+        project.name,
+        target,
+        seconds,
+        result.stdout + result.stderr,
+        csv_path,
+        base / "held_back.csv",
+        base / "shifted.csv",
+    )
+
+
+@pytest.fixture(scope="module")
+def served(built: Built, tmp_path_factory) -> str:
+    """``nbops serve`` in the project with no settings; its URL once ready."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [str(BIN / "nbops"), "serve", "--port", str(port)],
+        cwd=built.root,
+        env=build_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, log_path.read_text()
+            try:
+                with urllib.request.urlopen(f"{url}/ready", timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the service did not become ready"
+            time.sleep(0.3)  # polling a deadline, not synchronising
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+        log.close()
+
+
+def get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def predict(url: str, rows: list[dict]) -> dict:
+    request = urllib.request.Request(
+        f"{url}/predict",
+        data=json.dumps({"records": rows}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        pytest.fail(f"{error.code}: {error.read().decode()}")
 
 
 def test_identifiers_are_dropped_and_raw_text_typed(built: Built) -> None:
     roles = {r["column"]: r for r in built.read("data/features.json")["roles"]}
-    assert roles["Unnamed: 0"]["role"] == "drop"
-    assert roles["Unnamed: 0"]["reason"].startswith("identifier: every value is a different")
+    assert roles[ROW_NUMBER]["role"] == "drop"
+    assert roles[ROW_NUMBER]["reason"].startswith("identifier: every value is a different")
     assert roles["record_id"]["role"] == "drop"
     assert roles["visit_date"]["role"] == "datetime"
     assert next(r for c, r in roles.items() if c.startswith("high "))["role"] == "boolean"
-    text_number = "bmi" if "bmi" in roles else "mean radius"
+    text_number = next(c for c in ("bmi", "mean radius", "alcohol") if c in roles)
     assert roles[text_number]["role"] == "numeric"
 
 
@@ -121,50 +216,59 @@ def test_the_first_build_releases_a_champion_for_the_projects_model(built: Built
     assert models.stdout.startswith(built.name) and "champion" in models.stdout
 
 
-def test_serve_with_no_settings_answers_in_the_project(built: Built, tmp_path: Path) -> None:
-    port = free_port()
-    log = (tmp_path / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [str(BIN / "nbops"), "serve", "--port", str(port)],
+def test_serve_with_no_settings_lists_the_labels_of_the_file(built: Built, served: str) -> None:
+    described = get(f"{served}/model")
+    assert (described["name"], described["alias"]) == (built.name, "champion")
+    labels = pd.read_csv(built.csv, dtype=str, keep_default_na=False)[built.target]
+    if described["task"] == "classification":  # "Yes"/"No", cultivar names: as written
+        assert described["classes"] == sorted(set(labels))
+
+
+def test_every_test_row_as_written_in_the_file_gets_the_evaluate_steps_answer(
+    built: Built, served: str
+) -> None:
+    with built.csv.open(newline="") as handle:  # a client's own CSV reader: all text
+        by_number = {int(row.pop("")): row for row in csv.DictReader(handle)}
+    test = pd.read_parquet(built.root / "products" / "data" / "test.parquet")
+    rows = [by_number[n] for n in test[ROW_NUMBER]]
+    for row in rows:
+        del row[built.target]
+    assert any(row["visit_date"].count("-") == 2 and row["visit_date"][2] == "-" for row in rows)
+
+    answer = predict(served, rows)
+
+    # What the evaluate step computed for the same rows, with the model it released.
+    target = TargetInfo(**built.read("data/features.json")["target"])
+    model = load_model(built.root / "products" / "model" / "model.joblib")
+    X_test, y_test = test.drop(columns=[target.name]), test[target.name]
+    expected = score_model(model, X_test, y_test, target)
+    assert len(answer["predictions"]) == len(test) > 20
+    if target.task == "regression":
+        np.testing.assert_allclose(answer["predictions"], expected.predictions, rtol=0, atol=1e-9)
+        return
+    assert answer["predictions"] == [str(label) for label in expected.predictions]
+    served_proba = [[row[str(c)] for c in expected.classes] for row in answer["probabilities"]]
+    np.testing.assert_allclose(served_proba, expected.probabilities, rtol=0, atol=1e-9)
+
+
+def monitor(built: Built, batch: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "nbops"), "monitor", "--data", str(batch)],
         cwd=built.root,
-        env=build_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=build_env(NBOPS_PREDICTION_LOG=NO_LOG),
     )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, (tmp_path / "serve.log").read_text()
-            try:
-                with urllib.request.urlopen(f"{url}/ready", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "the service did not become ready"
-            time.sleep(0.3)
 
-        with urllib.request.urlopen(f"{url}/model", timeout=30) as response:
-            described = json.loads(response.read())
-        assert (described["name"], described["alias"]) == (built.name, "champion")
 
-        test = pd.read_parquet(built.root / "products" / "data" / "test.parquet")
-        rows = json.loads(
-            test.drop(columns=[built.target]).head(3).to_json(orient="records", date_format="iso")
-        )
-        request = urllib.request.Request(
-            f"{url}/predict",
-            data=json.dumps({"records": rows}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                answer = json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            pytest.fail(f"{error.code}: {error.read().decode()}")
-        assert len(answer["predictions"]) == 3
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
-        log.close()
+def test_monitor_finds_held_back_rows_clean_and_shifted_rows_drifted(built: Built) -> None:
+    clean = monitor(built, built.held_back)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "All clear" in clean.stdout
+    assert not built.read("monitor/decision.json")["breached"]
+
+    shifted = monitor(built, built.shifted)
+    assert shifted.returncode == 1, shifted.stdout + shifted.stderr
+    decision = built.read("monitor/decision.json")
+    assert decision["breached"] and any("drift" in reason for reason in decision["reasons"])

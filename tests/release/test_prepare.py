@@ -94,6 +94,40 @@ def test_binary_scores_are_positive_class_probabilities(
     assert scores.latency_ms_per_row > 0
 
 
+class _FixedCostModel:
+    """Scores in a fixed 30 ms per call plus 0.01 ms per row, on a clock the test owns."""
+
+    classes_ = np.array(["No", "Yes"])
+
+    def __init__(self, clock: list[float]) -> None:
+        self.clock = clock
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        self.clock[0] += 0.030 + 0.00001 * len(X)
+        return np.tile([0.3, 0.7], (len(X), 1))
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+def test_latency_is_per_row_of_a_batch_not_a_small_test_sets_fixed_cost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """30 test rows (a small CSV's test split) must not pay a whole call's fixed cost
+    each: 30 ms / 30 rows read as 1 ms per row, 6x the model's cost over 1,000 rows."""
+    from nbops.release import prepare
+
+    clock = [0.0]
+    monkeypatch.setattr(prepare, "perf_counter", lambda: clock[0], raising=False)
+    X = pd.DataFrame({"x": np.arange(30.0)})
+    y = pd.Series(np.where(np.arange(30) % 2, "Yes", "No"))
+    target = TargetInfo("y", "classification", ["No", "Yes"], "Yes")
+
+    scores = gate_scores(_FixedCostModel(clock), None, X, y, target, metric="roc_auc")
+
+    assert scores.latency_ms_per_row == pytest.approx((30 + 0.01 * 1_000) / 1_000)
+
+
 def test_regression_scores_are_predictions(churn: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     train, test = churn
     train, target = prepare_target(train, "monthly_charges", "regression")
@@ -388,7 +422,8 @@ def gate_record(
 ) -> object:
     """The record of a build whose gate decided to promote, comparing with
     ``champion_version`` (as the build hook assembles it)."""
-    from nbops.tracking.record import EXECUTED, BuildRecord, TaskRecord
+    from nbops.tracking.record import EXECUTED, TaskRecord
+    from tests.tracking.factories import finished_build
 
     decision = ReleaseDecision.from_dict(
         {**DECISION_0_1_0, "champion_version": champion_version, "summary": f"{build_id} wins"}
@@ -398,15 +433,11 @@ def gate_record(
         status=EXECUTED,
         files={f"model/{f.name}": str(f) for f in model.iterdir()},
     )
-    return BuildRecord(
+    return finished_build(
+        root,
         build_id=build_id,
-        project=root.name,
-        root=str(root),
-        command=["ploomber", "build"],
-        trigger="manual",
         started_at=started,
-        ended_at=started + 1,
-        status="FINISHED",
+        seconds=1,
         tasks=[gate],
         release={"task": "gate", "decision": decision.to_dict()},
     )

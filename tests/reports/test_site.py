@@ -29,7 +29,10 @@ from tests.reports.conftest import png, report_cells
 
 COMMIT = "3f2a9c1d5e7b9a0c1d2e3f405162738495a6b7c8"
 CONTENT_HASH = "sha256:" + "5c1e" * 16
-DECISION = {
+DECISION = {  # as the gate writes it (nbops.release.gate.ReleaseDecision)
+    "model_name": "churn",
+    "policy": {"primary_metric": "roc_auc", "min_metric": 0.6},
+    "champion_version": None,
     "action": "promote",
     "summary": "Promote to champion: there is no champion yet and every floor is met.",
     "checks": [
@@ -256,6 +259,17 @@ def test_every_page_links_the_summary_and_every_other_report(build):
     # in pipeline order, whatever order the tasks finished in
     bar = (build.products / "train" / "linear-0.html").read_text()
     assert [bar.index(f">{n}<") for n in ORDER] == sorted(bar.index(f">{n}<") for n in ORDER)
+
+
+def test_a_decision_file_the_gate_cannot_have_written_is_named_not_shown_as_a_release(build):
+    decision = build.products / "release" / "decision.json"
+    decision.write_text(json.dumps({"action": "promote", "summary": "ship it"}))
+
+    text = build.write(order=ORDER, upstream=UPSTREAM).read_text()
+
+    assert "ship it" not in text
+    assert '<div class="decision alert">' in text
+    assert "The gate&#x27;s decision lacks model_name, policy" in text
 
 
 def test_the_summary_tells_status_lineage_metrics_decision_and_shows_plots(build):

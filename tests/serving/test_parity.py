@@ -22,6 +22,7 @@ from nbops.modeling.models import make_model
 from nbops.modeling.roles import infer_roles
 from nbops.serving.compiled import compile_model
 from nbops.serving.labels import relabel
+from nbops.serving.model import ServedModel
 from nbops.serving.validation import Feature, probe_batch, validate
 
 
@@ -101,3 +102,59 @@ def test_a_true_false_target_trained_as_floats_answers_with_its_labels():
         "predictions": ["False", "True"],
         "probabilities": [{"False": 0.6, "True": 0.4}, {"False": 0.1, "True": 0.9}],
     }
+
+
+def test_a_yes_no_target_answers_yes_and_no_as_the_file_writes_them(tmp_path):
+    """Ingest keeps the target's yes/no text: the model's labels are the file's."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=200)
+    churned = np.where(x + rng.normal(scale=0.5, size=200) > 0, "Yes", "No").astype(object)
+    churned[:3] = ["", "N/A", "Yes"]  # a blank and N/A are no label, as in any yes/no column
+    path = tmp_path / "churn.csv"
+    pd.DataFrame(
+        {"usage": x.round(3), "paperless": np.where(x > 1, "yes", "no"), "churned": churned}
+    ).to_csv(path, index=False)
+
+    ingested, info = prepare_target(
+        read_table(path, target="churned").frame, "churned", "classification"
+    )
+    assert info.classes == ["No", "Yes"] and info.positive_class == "Yes"  # GET /model's list
+    assert info.dropped_missing == 2
+    assert str(ingested["paperless"].dtype) == "boolean"  # a feature's yes/no is still typed
+    roles = infer_roles(ingested, target="churned")
+    model = make_model("linear", task="classification", roles=roles, seed=0)
+    model.fit(ingested.drop(columns=["churned"]), ingested["churned"])
+    proba = model.predict_proba(ingested.drop(columns=["churned"]).head(5))
+    answer = relabel(
+        {
+            "predictions": model.classes_[proba.argmax(axis=1)].tolist(),
+            "probabilities": [dict(zip(map(str, model.classes_), r, strict=True)) for r in proba],
+        },
+        model.classes_,
+        info.classes,
+    )
+    assert set(answer["predictions"]) <= {"Yes", "No"} and "Yes" in answer["predictions"]
+    assert all(set(row) == {"No", "Yes"} for row in answer["probabilities"])
+
+
+def test_the_service_answers_the_models_probabilities_unrounded(tmp_path):
+    """What ``POST /predict`` returns for a batch: each probability is the model's own
+    (a parity check against the evaluate step allows 1e-9, not a rounding step)."""
+    path = tmp_path / "cancer.csv"
+    _messy_csv(path)
+    ingested, info = prepare_target(read_table(path).frame, "diagnosis", "classification")
+    roles = infer_roles(ingested, target="diagnosis")
+    model = make_model("linear", task="classification", roles=roles, seed=0)
+    model.fit(ingested.drop(columns=["diagnosis"]), ingested["diagnosis"])
+    features = [Feature(r.column, r.role) for r in roles if r.role != "drop"]
+    with path.open(newline="") as handle:
+        rows = [{k: v for k, v in r.items() if k != "diagnosis"} for r in csv.DictReader(handle)]
+    batch, errors = validate({"records": rows[:50]}, features, max_rows=1000)
+    assert not errors, errors[:3]
+    served = ServedModel("cancer", "1", "champion", None, model, features, "classification")
+
+    answer = served.predict(batch)
+
+    expected = model.predict_proba(ingested.drop(columns=["diagnosis"]).head(50))
+    got = [[row[str(c)] for c in model.classes_] for row in answer["probabilities"]]
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)

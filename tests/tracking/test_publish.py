@@ -13,8 +13,7 @@ from nbops.tracking.publish import publish_or_spool, spool_dir, sync
 from nbops.tracking.record import EXECUTED, BuildRecord, TaskRecord
 from nbops.tracking.store import Store
 from tests.tracking.conftest import free_port
-
-T0 = 1_700_000_000.0
+from tests.tracking.factories import T0, finished_build
 
 
 @pytest.fixture
@@ -36,27 +35,16 @@ def store_down(monkeypatch: pytest.MonkeyPatch) -> str:
 
 def make_record(root: Path, build_id: str = "build-1", started_at: float = T0) -> BuildRecord:
     products = root / "products"
-    return BuildRecord(
-        build_id=build_id,
-        project=root.name,
-        root=str(root),
-        command=["ploomber", "build"],
-        trigger="manual",
-        started_at=started_at,
-        ended_at=started_at + 10,
-        status="FINISHED",
-        tasks=[
-            TaskRecord(
-                name="evaluate",
-                status=EXECUTED,
-                duration_s=1.5,
-                files={
-                    "reports/evaluate.ipynb": str(products / "evaluate.ipynb"),
-                    "reports/evaluate.html": str(products / "evaluate.html"),
-                },
-            )
-        ],
+    evaluate = TaskRecord(
+        name="evaluate",
+        status=EXECUTED,
+        duration_s=1.5,
+        files={
+            "reports/evaluate.ipynb": str(products / "evaluate.ipynb"),
+            "reports/evaluate.html": str(products / "evaluate.html"),
+        },
     )
+    return finished_build(root, build_id=build_id, started_at=started_at, tasks=[evaluate])
 
 
 def test_unreachable_store_spools_the_record(

@@ -21,8 +21,8 @@ Rendering is plain string work; only :func:`load_pipeline` touches Ploomber.
 
 Example::
 
-    from nbops.commands.export import export
-    export(Path("."), "airflow", out=Path("dist/airflow"), schedule="@daily")
+    from nbops.commands.export import ExportOptions, export
+    export(Path("."), "airflow", out=Path("dist/airflow"), options=ExportOptions(schedule="@daily"))
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from nbops.state import atomic_write
 __all__ = [
     "FORMATS",
     "RECORD_TASK",
+    "ExportOptions",
     "Pipeline",
     "default_ploomber",
     "export",
@@ -61,6 +62,39 @@ _ARGO_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 #: The fixed start date of every exported DAG: Airflow 3 has no ``days_ago``, and a
 #: moving start date makes schedules unpredictable.
 _START = (2025, 1, 1)
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What the Airflow and the Argo export both take (checked when made).
+
+    Attributes:
+        project_dir: where the project is on the workers (default: Airflow, the project's
+            own folder; Argo, ``/project``).
+        ploomber: how the workers start Ploomber, a path or a command prefix such as
+            ``conda run -n churn ploomber`` (default: Airflow, :func:`default_ploomber`;
+            Argo, ``ploomber`` in the image).
+        name: the DAG's ``dag_id`` or the workflow's name (default: the pipeline's name).
+        schedule: ``@daily``, a cron expression; None = manual runs only.
+        retries: retries of each task.
+        max_active_tasks: tasks running at once. 1 (the default) runs them one at a time
+            like ``ploomber build``; more lets grid tasks train side by side, but their
+            builds then race on ``.nbops/lineage.json`` and a record may point at an
+            older run for a skipped task.
+    """
+
+    project_dir: str | None = None
+    ploomber: str | None = None
+    name: str | None = None
+    schedule: str | None = None
+    retries: int = 0
+    max_active_tasks: int = 1
+
+    def __post_init__(self) -> None:
+        if self.retries < 0:
+            raise ConfigError(f"retries must be 0 or more, got {self.retries}.")
+        if self.max_active_tasks < 1:
+            raise ConfigError(f"max_active_tasks must be at least 1, got {self.max_active_tasks}.")
 
 
 @dataclass(frozen=True)
@@ -136,45 +170,24 @@ def export(
     fmt: str = "airflow",
     *,
     out: Path,
-    project_dir: str | None = None,
-    ploomber: str | None = None,
-    dag_id: str | None = None,
-    schedule: str | None = None,
-    retries: int = 0,
-    max_active_tasks: int = 1,
+    options: ExportOptions | None = None,
     image: str = "nbops:latest",
 ) -> Path:
     """Write the pipeline in ``root`` as an Airflow DAG file (``fmt="airflow"``) or an Argo
     Workflow (``fmt="argo"``) into the folder ``out``; returns the file written.
 
-    See :func:`render_airflow` and :func:`render_argo` for the options.
+    ``image`` is the Argo steps' container image.
     """
     if fmt not in FORMATS:
         raise ConfigError(f"Unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}.")
+    options = options or ExportOptions()
     pipeline = load_pipeline(root)
-    name = dag_id or pipeline.name
+    name = options.name or pipeline.name
     if fmt == "airflow":
-        text = render_airflow(
-            pipeline,
-            project_dir=project_dir,
-            ploomber=ploomber,
-            dag_id=name,
-            schedule=schedule,
-            retries=retries,
-            max_active_tasks=max_active_tasks,
-        )
+        text = render_airflow(pipeline, options)
         path = Path(out) / f"{_python_module_name(name)}.py"
     else:
-        text = render_argo(
-            pipeline,
-            project_dir=project_dir,
-            ploomber=ploomber,
-            name=name,
-            schedule=schedule,
-            retries=retries,
-            max_active_tasks=max_active_tasks,
-            image=image,
-        )
+        text = render_argo(pipeline, options, image=image)
         path = Path(out) / f"{name}.yaml"
     atomic_write(path, text)  # a scheduler may be reading the DAG folder right now
     return path
@@ -183,41 +196,18 @@ def export(
 # -- Airflow 3 -------------------------------------------------------------------------
 
 
-def render_airflow(
-    pipeline: Pipeline,
-    *,
-    project_dir: str | None = None,
-    ploomber: str | None = None,
-    dag_id: str | None = None,
-    schedule: str | None = None,
-    retries: int = 0,
-    max_active_tasks: int = 1,
-) -> str:
-    """The source of an Airflow 3 DAG file for ``pipeline``.
-
-    Args:
-        pipeline: from :func:`load_pipeline`.
-        project_dir: where the project is on the Airflow workers (default: ``pipeline.root``).
-        ploomber: how the workers start Ploomber, a path or a command prefix such as
-            ``conda run -n churn ploomber`` (default: :func:`default_ploomber`).
-        dag_id: default ``pipeline.name``.
-        schedule: an Airflow schedule (``@daily``, a cron expression); None = manual runs only.
-        retries: retries of each task.
-        max_active_tasks: tasks running at once. 1 (the default) runs them one at a time
-            like ``ploomber build``; more lets grid tasks train side by side, but their
-            builds then race on ``.nbops/lineage.json`` and a record may point at an
-            older run for a skipped task.
-    """
-    dag_id = dag_id or pipeline.name
+def render_airflow(pipeline: Pipeline, options: ExportOptions | None = None) -> str:
+    """The source of an Airflow 3 DAG file for ``pipeline`` (from :func:`load_pipeline`)."""
+    options = options or ExportOptions()
+    dag_id = options.name or pipeline.name
     if not _AIRFLOW_KEY.match(dag_id):
         raise ConfigError(
             f"{dag_id!r} is not a valid Airflow dag_id: use letters, digits, '_', '-' and '.' "
             "only (choose one with --dag-id)."
         )
     task_ids = _task_ids(pipeline, _AIRFLOW_KEY, lambda n: re.sub(r"[^\w.-]", "_", n))
-    _check_options(retries, max_active_tasks)
-    project = str(project_dir or pipeline.root)
-    command = ploomber or shlex.quote(default_ploomber())
+    project = str(options.project_dir or pipeline.root)
+    command = options.ploomber or shlex.quote(default_ploomber())
 
     lines = [
         f'"""Airflow 3 DAG {_py(dag_id)}: the Ploomber pipeline in {_docstring(project)}, one',
@@ -274,13 +264,13 @@ def render_airflow(
         "",
         "with DAG(",
         f"    dag_id={_py(dag_id)},",
-        f"    schedule={_py(schedule)},",
+        f"    schedule={_py(options.schedule)},",
         f'    start_date=pendulum.datetime({_START[0]}, {_START[1]}, {_START[2]}, tz="UTC"),',
         "    catchup=False,",
         "    # runs share the project folder: one at a time",
         "    max_active_runs=1,",
-        f"    max_active_tasks={max_active_tasks},",
-        f'    default_args={{"retries": {retries}, "retry_delay": datetime.timedelta(minutes=5)}},',
+        f"    max_active_tasks={options.max_active_tasks},",
+        f'    default_args={{"retries": {options.retries}, "retry_delay": datetime.timedelta(minutes=5)}},',
         '    tags=["nbops", "ploomber"],',
         "    doc_md=__doc__,",
         "):",
@@ -329,15 +319,7 @@ def _python_module_name(name: str) -> str:
 
 
 def render_argo(
-    pipeline: Pipeline,
-    *,
-    project_dir: str | None = None,
-    ploomber: str | None = None,
-    name: str | None = None,
-    schedule: str | None = None,
-    retries: int = 0,
-    max_active_tasks: int = 1,
-    image: str = "nbops:latest",
+    pipeline: Pipeline, options: ExportOptions | None = None, *, image: str = "nbops:latest"
 ) -> str:
     """An Argo Workflows manifest for ``pipeline``: a ``Workflow`` (or a ``CronWorkflow``
     when ``schedule`` is a cron expression) whose DAG template mirrors the pipeline, each
@@ -346,19 +328,19 @@ def render_argo(
     The project folder must be where the pods see it (``project_dir``, default
     ``/project``), e.g. on a ReadWriteMany volume, here the claim ``nbops-project``.
     """
-    given = name or pipeline.name
+    options = options or ExportOptions()
+    given = options.name or pipeline.name
     name = given.lower()
     if not _ARGO_NAME.match(name):
         raise ConfigError(
             f"{given!r} is not a valid Argo workflow name: use letters, digits and '-' "
             "(choose one with --dag-id)."
         )
-    _check_options(retries, max_active_tasks)
     task_ids = _task_ids(
         pipeline, _ARGO_NAME, lambda n: re.sub(r"[^a-z0-9]+", "-", n.lower()).strip("-")
     )
-    project = project_dir or "/project"
-    command = ploomber or "ploomber"
+    project = options.project_dir or "/project"
+    command = options.ploomber or "ploomber"
     for option, value in (("project_dir", project), ("ploomber", command), ("image", image)):
         if "{{" in value:
             raise ConfigError(
@@ -385,14 +367,14 @@ def render_argo(
 
     workflow_spec: dict[str, object] = {
         "entrypoint": "pipeline",
-        "parallelism": max_active_tasks,
+        "parallelism": options.max_active_tasks,
         "volumes": [{"name": "project", "persistentVolumeClaim": {"claimName": "nbops-project"}}],
         "templates": [
             {"name": "pipeline", "dag": {"tasks": dag_tasks}},
             {
                 "name": "ploomber",
                 "inputs": {"parameters": [{"name": "args"}]},
-                "retryStrategy": {"limit": str(retries)},
+                "retryStrategy": {"limit": str(options.retries)},
                 "container": {
                     "image": image,
                     "command": ["sh", "-c"],
@@ -401,7 +383,10 @@ def render_argo(
                     "env": [
                         {"name": "PLOOMBER_STATS_ENABLED", "value": "false"},
                         {"name": "PLOOMBER_VERSION_CHECK_DISABLED", "value": "true"},
-                        {"name": "NBOPS_TRIGGER", "value": "schedule" if schedule else "manual"},
+                        {
+                            "name": "NBOPS_TRIGGER",
+                            "value": "schedule" if options.schedule else "manual",
+                        },
                     ],
                     "volumeMounts": [{"name": "project", "mountPath": project}],
                 },
@@ -409,13 +394,13 @@ def render_argo(
         ],
     }
     metadata = {"generateName": f"{name}-", "labels": {"app.kubernetes.io/part-of": "nbops"}}
-    if schedule:
+    if options.schedule:
         manifest: dict[str, object] = {
             "apiVersion": "argoproj.io/v1alpha1",
             "kind": "CronWorkflow",
             "metadata": {"name": name, "labels": metadata["labels"]},
             "spec": {
-                "schedule": schedule,
+                "schedule": options.schedule,
                 "concurrencyPolicy": "Forbid",
                 "workflowSpec": workflow_spec,
             },
@@ -474,10 +459,3 @@ def _leaves(pipeline: Pipeline) -> list[str]:
     """Tasks nothing depends on: the record step waits for these (and so for all)."""
     needed = {u for ups in pipeline.upstream.values() for u in ups}
     return [name for name in pipeline.upstream if name not in needed]
-
-
-def _check_options(retries: int, max_active_tasks: int) -> None:
-    if retries < 0:
-        raise ConfigError(f"retries must be 0 or more, got {retries}.")
-    if max_active_tasks < 1:
-        raise ConfigError(f"max_active_tasks must be at least 1, got {max_active_tasks}.")

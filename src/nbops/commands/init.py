@@ -140,7 +140,7 @@ def init_project(
         source = Path(data)
         if not source.is_file():
             raise ConfigError(f"Data file {source} does not exist.")
-        frame = read_table(source).frame
+        frame = read_table(source, target=target).frame
         if target not in frame.columns:
             shown = ", ".join(map(str, frame.columns[:20]))
             raise ConfigError(

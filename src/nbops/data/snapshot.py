@@ -44,6 +44,7 @@ def write_snapshot(
     rows: int = 5_000,
     seed: int = 42,
     drift: float = 0.0,
+    target: str | None = None,
 ) -> dict[str, Any]:
     """Freeze ``source`` as a Parquet snapshot and describe it in a JSON file.
 
@@ -52,6 +53,7 @@ def write_snapshot(
         data_path: where the Parquet snapshot goes.
         meta_path: where the JSON description goes (rows, columns, dtypes, hash, ...).
         rows, seed, drift: generator settings, used only for the bundled source.
+        target: the label column of a file, whose yes/no text is kept as written.
 
     Returns:
         The description written to ``meta_path``.
@@ -63,7 +65,7 @@ def write_snapshot(
         datasets.write_churn(data_path, rows, seed=seed, drift=drift)
         origin: dict[str, Any] = {"kind": BUNDLED, "rows": rows, "seed": seed, "drift": drift}
     else:
-        loaded = read_table(source)
+        loaded = read_table(source, target=target)
         loaded.frame.to_parquet(data_path, index=False)
         conversions = [asdict(c) for c in loaded.conversions]
         origin = {"kind": "file", "path": str(Path(source).resolve())}

@@ -4,8 +4,14 @@ Real exports are messy. CSV columns are read as text and each is typed on its ow
 numbers stored as text with blanks become numbers with missing values, dates written
 in several formats become datetimes, yes/no and true/false become booleans, and text
 stays text, so a literal ``NA`` in a text column remains a category rather than
-silently becoming missing. Every conversion is recorded so the ingest report can show
-a reviewer what was changed.
+silently becoming missing. The target's yes/no text is the exception: its values are
+the labels the model answers with, so they stay as written (``"Yes"``, not ``True``).
+Every conversion is recorded so the ingest report can show a reviewer what was changed.
+
+A file scored by a model that is already trained (a batch for ``nbops monitor``) is typed
+the other way round: its columns get the types the model was trained on (``types``), not
+types guessed from the batch's own values; a batch whose yes/no column happens to hold
+only "Yes" is still a boolean column.
 
 Every way the file can be wrong raises :class:`~nbops.errors.DataSourceError` with a
 message that names the file and the fix.
@@ -14,6 +20,7 @@ message that names the file and the fix.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +29,7 @@ import pandas as pd
 from nbops.data import rawtext
 from nbops.errors import DataSourceError
 
-__all__ = ["BUNDLED", "Conversion", "LoadedTable", "clean_frame", "read_table"]
+__all__ = ["BUNDLED", "KINDS", "Conversion", "LoadedTable", "clean_frame", "read_table"]
 
 #: The value of ``data.source`` that selects the bundled generator.
 BUNDLED = "bundled"
@@ -33,6 +40,8 @@ _DATE_LIKE = re.compile(
 )
 _CSV_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": ","}
 _PARQUET_SUFFIXES = {".parquet", ".pq"}
+#: The types a column can be given (``types`` of :func:`read_table`).
+KINDS = ("boolean", "number", "datetime", "text")
 #: Share of non-missing values that must parse for a text column to become a date.
 DATE_PARSE_SHARE = 0.95
 
@@ -56,11 +65,17 @@ class LoadedTable:
     conversions: list[Conversion] = field(default_factory=list)
 
 
-def read_table(path: str | Path) -> LoadedTable:
+def read_table(
+    path: str | Path, *, target: str | None = None, types: Mapping[str, str] | None = None
+) -> LoadedTable:
     """Read a CSV/TSV or Parquet file and type its columns.
 
     Args:
         path: the file to read.
+        target: the column of labels, whose yes/no text is kept as written.
+        types: columns whose type is known (one of :data:`KINDS`), typed as that rather
+            than by their values; a value that is not of the type becomes missing and is
+            counted in the column's :class:`Conversion`.
 
     Raises:
         DataSourceError: the file is missing, empty, of an unknown kind or unparseable.
@@ -93,7 +108,7 @@ def read_table(path: str | Path) -> LoadedTable:
             f"Data file '{path}' has a header ({len(frame.columns)} columns) but no data rows. "
             "Export the data again, or point data.source at another file."
         )
-    frame, conversions = clean_frame(frame)
+    frame, conversions = clean_frame(frame, target=target, types=types)
     return LoadedTable(frame=frame, source=str(path), conversions=conversions)
 
 
@@ -149,10 +164,16 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def clean_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Conversion]]:
+def clean_frame(
+    frame: pd.DataFrame, *, target: str | None = None, types: Mapping[str, str] | None = None
+) -> tuple[pd.DataFrame, list[Conversion]]:
     """Type each text column of ``frame``: number, boolean, datetime or text.
 
-    Columns that already have a non-text dtype (from Parquet) are kept as they are.
+    Columns that already have a non-text dtype (from Parquet) are kept as they are. The
+    ``target`` column's yes/no text stays text: predictions and their probabilities are
+    keyed by the labels as the file writes them (``"Yes"``/``"No"``), which a boolean
+    would turn into ``True``/``False``. Numbers stay numbers (a regression target).
+    ``types`` as in :func:`read_table`.
 
     Returns:
         The cleaned frame (a new object) and the list of conversions made.
@@ -164,7 +185,10 @@ def clean_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Conversion]]:
         if not _is_text(column):
             out[name] = column
             continue
-        typed, conversion = _type_text_column(str(name), column)
+        if types and name in types:
+            typed, conversion = _as_kind(str(name), column, types[name])
+        else:
+            typed, conversion = _type_text_column(str(name), column, labels=name == target)
         out[name] = typed
         if conversion is not None:
             conversions.append(conversion)
@@ -175,7 +199,26 @@ def _is_text(column: pd.Series) -> bool:
     return pd.api.types.is_object_dtype(column.dtype) or pd.api.types.is_string_dtype(column.dtype)
 
 
-def _type_text_column(name: str, column: pd.Series) -> tuple[pd.Series, Conversion | None]:
+def _as_kind(name: str, column: pd.Series, kind: str) -> tuple[pd.Series, Conversion | None]:
+    text = rawtext.as_text(column).rename(name)
+    if kind == "text":
+        return rawtext.to_categories(text), None
+    if kind == "boolean":  # 1/0 too, as the service reads a boolean
+        typed, unreadable = rawtext.to_booleans(text, digits=True)
+    elif kind == "number":
+        typed, unreadable = rawtext.to_numbers(text)
+    elif kind == "datetime":
+        dates, unreadable = rawtext.to_datetimes(text)
+        typed = pd.Series(dates, index=column.index, name=name)
+    else:
+        raise ValueError(f"unknown kind {kind!r} for column {name!r}: one of {KINDS}")
+    failed = text[unreadable]
+    return typed, Conversion(name, kind, unparsed=len(failed), examples=tuple(failed.unique()[:3]))
+
+
+def _type_text_column(
+    name: str, column: pd.Series, *, labels: bool = False
+) -> tuple[pd.Series, Conversion | None]:
     # Which type the column has is decided here, from all its values; the conversions
     # themselves live in nbops.data.rawtext, shared with the prediction service.
     text = rawtext.as_text(column).rename(name)
@@ -190,6 +233,8 @@ def _type_text_column(name: str, column: pd.Series) -> tuple[pd.Series, Conversi
         and distinct & rawtext.TRUE_TOKENS
         and distinct & rawtext.FALSE_TOKENS
     ):
+        if labels:  # the labels as written; "N/A" is still no label
+            return text.mask(is_null_token), None
         return rawtext.to_booleans(text)[0], Conversion(name, "boolean")
 
     if not values.str.match(_LEADING_ZERO).any():  # "01234" is a code, not a number

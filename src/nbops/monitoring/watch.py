@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -23,9 +23,13 @@ from nbops.errors import ConfigError, ReleaseError
 from nbops.monitoring.drift import Profile
 from nbops.monitoring.live import labelled, parse_window, requests_to_rows
 
+if TYPE_CHECKING:  # imported where used: the gate's module pulls in scikit-learn
+    from nbops.release.gate import ReleaseDecision
+
 __all__ = [
     "MonitorRun",
     "Window",
+    "column_types",
     "default_log_url",
     "load_batch",
     "load_log_window",
@@ -145,7 +149,8 @@ def load_batch(
     positive_class: str | None,
 ) -> Window:
     """A batch file (CSV, TSV or Parquet) scored by the serving model; its ``target``
-    column, when present, gives live metrics."""
+    column, when present, gives live metrics. Its columns are typed as the model's
+    training data was (:func:`column_types`), not by their own values."""
     from nbops.data.sources import read_table
     from nbops.tracking.registry import Registry
 
@@ -153,8 +158,9 @@ def load_batch(
         raise ConfigError(
             f"Batch file {path} does not exist: pass a CSV or Parquet file with --data."
         )
-    frame = read_table(path).frame
-    version, model = Registry(root).load(model_name, alias)
+    version, model, files = Registry(root).load_with(model_name, alias, ("features.json",))
+    types = column_types(files["features.json"]) if "features.json" in files else None
+    frame = read_table(path, target=target, types=types).frame
     inputs = frame.drop(columns=[target]) if target and target in frame.columns else frame
     now = time.time()
     predictions = pd.DataFrame(
@@ -179,6 +185,24 @@ def load_batch(
     if target and target in frame.columns:
         scored = predictions.assign(label=frame[target].to_numpy())
     return Window(str(path), None, now, inputs, predictions, scored, len(frame))
+
+
+#: How a batch file's column is typed, by the role the model gave it.
+_ROLE_TYPES = {
+    "numeric": "number",
+    "boolean": "boolean",
+    "datetime": "datetime",
+    "categorical": "text",
+    "high_cardinality": "text",
+}
+
+
+def column_types(features_json: str) -> dict[str, str]:
+    """The types of the model's input columns (for :func:`nbops.data.sources.read_table`),
+    from the ``features.json`` registered with it: a batch file is typed as the training
+    data was, whatever its own values look like."""
+    roles = json.loads(features_json)["roles"]
+    return {r["column"]: _ROLE_TYPES[r["role"]] for r in roles if r["role"] in _ROLE_TYPES}
 
 
 def project_root_from_env() -> Path:
@@ -248,7 +272,7 @@ def run_monitoring(
     )
 
 
-def retrain(root: Path) -> tuple[int, dict[str, Any] | None]:
+def retrain(root: Path) -> tuple[int, ReleaseDecision | None]:
     """A training build tagged ``trigger=drift`` on the project's configured data; the
     gate judges its model as usual. Returns (exit code, the gate's decision)."""
     import subprocess
@@ -258,5 +282,9 @@ def retrain(root: Path) -> tuple[int, dict[str, Any] | None]:
     code = subprocess.run(
         [str(Path(sys.executable).parent / "ploomber"), "build"], cwd=root, env=env
     ).returncode
+    from nbops.release.gate import ReleaseDecision
+
     decision = root / "products" / "release" / "decision.json"
-    return code, json.loads(decision.read_text()) if code == 0 and decision.is_file() else None
+    if code != 0 or not decision.is_file():
+        return code, None
+    return code, ReleaseDecision.from_dict(json.loads(decision.read_text()))

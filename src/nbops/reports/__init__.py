@@ -13,8 +13,9 @@ What lives here, and what each module may import:
   ``pipeline.yaml``) and its template (``templates/nbops``); it also sanitises what
   cell outputs put into the page. nbconvert (and its bleach) only.
 - ``site``: the build summary page and the navigation bar of each report, written by
-  the build hooks (:mod:`nbops.build.hooks`) from the build record. No MLflow, no
-  Ploomber.
+  the build hooks (:mod:`nbops.build.hooks`) from the build record; it reads the gate's
+  decision file as :class:`nbops.release.gate.ReleaseDecision` (reports sit above release
+  in the import layers). No MLflow, no Ploomber.
 
 ``ReportExporter`` is imported lazily, so importing this package stays cheap.
 """

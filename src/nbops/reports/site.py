@@ -35,12 +35,15 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from nbops.modeling.metrics import GREATER_IS_BETTER
 from nbops.reports.page import offline, set_nav
 from nbops.tracking.record import EXECUTED, FAILED, NOT_RUN, SKIPPED, BuildRecord, TaskRecord
+
+if TYPE_CHECKING:  # imported where used: the gate's module pulls in scikit-learn
+    from nbops.release.gate import ReleaseDecision
 
 __all__ = [
     "GENERATOR",
@@ -219,7 +222,7 @@ def summary_html(
     site: Site,
     *,
     plots: Sequence[Plot] = (),
-    decision: tuple[dict[str, Any], Path] | None = None,
+    decision: tuple[ReleaseDecision | dict[str, Any], Path] | None = None,
     metrics_file: Path | None = None,
     related: Sequence[tuple[str, Path]] = (),
 ) -> str:
@@ -351,26 +354,25 @@ def _failure(record: BuildRecord, failed: list[TaskRecord], site: Site, page: Pa
     return '<h2>What went wrong</h2><div class="callout">' + "".join(parts) + "</div>"
 
 
-def _decision(decision: dict[str, Any], path: Path, *, page: Path) -> str:
-    alert = bool(decision.get("breached"))
-    headline = decision.get("summary") or (
-        "Alert: a monitoring threshold was crossed."
-        if alert
-        else "All clear."
-        if "breached" in decision
-        else ""
-    )
+def _decision(decision: ReleaseDecision | dict[str, Any], path: Path, *, page: Path) -> str:
+    """The gate's decision (its checks), or the monitor's (``breached`` and reasons)."""
+    from nbops.release.gate import ReleaseDecision
+
     items = []
-    for check in decision.get("checks") or []:
-        if isinstance(check, dict):
-            ok = check.get("passed")
-            mark = "✓" if ok else "✗"
+    if isinstance(decision, ReleaseDecision):
+        alert, action, headline = False, decision.action, decision.summary
+        for check in decision.checks:
+            mark = "✓" if check.passed else "✗"
             items.append(
-                f'<li class="{"pass" if ok else "fail"}">{mark} <strong>{html.escape(str(check.get("name", "")))}</strong>: '
-                f"{html.escape(str(check.get('detail', '')))}</li>"
+                f'<li class="{"pass" if check.passed else "fail"}">{mark} <strong>{html.escape(check.name)}</strong>: '
+                f"{html.escape(check.detail)}</li>"
             )
-    items += [f"<li>{html.escape(str(reason))}</li>" for reason in decision.get("reasons") or []]
-    action = decision.get("action")
+    else:
+        alert, action = bool(decision.get("breached")), None
+        headline = decision.get("error") or (
+            "Alert: a monitoring threshold was crossed." if alert else "All clear."
+        )
+        items += [f"<li>{html.escape(str(r))}</li>" for r in decision.get("reasons") or []]
     return (
         f'<h2>Decision</h2><div class="decision{" alert" if alert else ""}">'
         + (f"<p><strong>{html.escape(str(action))}</strong></p>" if action else "")
@@ -507,7 +509,14 @@ def _product_file(tasks: list[TaskRecord], key: str) -> Path | None:
     return found
 
 
-def _decision_file(tasks: list[TaskRecord]) -> tuple[dict[str, Any], Path] | None:
+def _decision_file(
+    tasks: list[TaskRecord],
+) -> tuple[ReleaseDecision | dict[str, Any], Path] | None:
+    """The build's decision file: the gate's, read as a :class:`ReleaseDecision`, or the
+    monitor's (``{"breached", "reasons", ...}``)."""
+    from nbops.errors import ReleaseError
+    from nbops.release.gate import ReleaseDecision
+
     path = _product_file(tasks, "decision")
     if path is None:
         return None
@@ -515,7 +524,14 @@ def _decision_file(tasks: list[TaskRecord]) -> tuple[dict[str, Any], Path] | Non
         decision = json.loads(path.read_text(encoding="utf-8"))
     except ValueError:
         return None
-    return (decision, path) if isinstance(decision, dict) else None
+    if not isinstance(decision, dict):
+        return None
+    if "breached" in decision:
+        return decision, path
+    try:
+        return ReleaseDecision.from_dict(decision), path
+    except ReleaseError as exc:  # the page still shows the build, and says what is wrong
+        return {"breached": True, "error": str(exc)}, path
 
 
 _TITLE = re.compile(r"<title>(.*?): build summary</title>", re.S)

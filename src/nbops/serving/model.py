@@ -48,9 +48,9 @@ class ServedModel:
             names = [str(c) for c in classes]
             return {
                 "predictions": labels.tolist(),
-                "probabilities": [
-                    dict(zip(names, row, strict=True)) for row in proba.round(6).tolist()
-                ],
+                # Not rounded: a client checking the service against the evaluate step
+                # (or its own scoring) gets the same numbers, not ones 5e-7 away.
+                "probabilities": [dict(zip(names, row, strict=True)) for row in proba.tolist()],
             }
         values = (
             compiled.predict(batch.columns, batch.n_rows)
