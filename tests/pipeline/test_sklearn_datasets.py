@@ -205,8 +205,16 @@ def test_the_first_build_releases_a_champion_for_the_projects_model(built: Built
     assert decision["action"] == "promote", decision["summary"]
     checks = {c["name"]: c for c in decision["checks"]}
     assert checks["baseline"]["passed"] and "the naive baseline's" in checks["baseline"]["detail"]
-    if built.read("metrics.json")["task"] == "regression":
+    metrics = built.read("metrics.json")
+    if metrics["task"] == "regression":
         assert checks["r2"]["passed"] and "floor" not in checks
+        assert metrics["primary_metric"] == "rmse" and metrics["metrics"]["r2"] > 0.3
+        assert metrics["metrics"]["rmse"] < metrics["baseline"]["rmse"]
+        assert metrics["metrics"]["rmse"] == min(m["rmse"] for m in metrics["candidates"].values())
+    elif len(built.read("data/features.json")["target"]["classes"]) == 2:
+        assert metrics["metrics"]["roc_auc"] > 0.9
+    else:
+        assert metrics["metrics"]["accuracy"] > 0.85
     assert f"registered {built.name} version 1" in built.output
 
     models = subprocess.run(
