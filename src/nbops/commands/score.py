@@ -1,0 +1,555 @@
+"""``nbops score``: a CSV or Parquet file scored by a registered model, in bounded memory.
+
+The job reads the file a chunk at a time (Parquet record batches, CSV chunks), types and
+validates each chunk with the prediction service's own rules
+(:func:`nbops.serving.validation.validate_frame`, the raw-text typing of ingest), scores
+the valid rows with the service's scorer (the compiled model when it matches the
+pipeline, scikit-learn otherwise), and appends them to the output. Rows that fail go to
+a rejects file with their row number and reasons, and are counted; ``max_bad_rows``
+stops the job. The model is loaded from the registry as the service loads it (the
+hash of ``model.skops`` checked, skops' trust list). Memory is one chunk plus the
+model, whatever the file size.
+
+Nothing half-written looks complete: output and rejects are written under temporary
+names in the output's folder and renamed at the end. A finished job is recorded in the
+tracking store as a run (trigger ``score``) with the model, the input and output
+content hashes, the counts and the time taken, listed by ``nbops runs list``.
+
+Example:
+    >>> result = score_file(root, "customers.csv", "scores.parquet", model_name="churn")  # doctest: +SKIP
+    >>> result.scored, result.rejected
+    (99_998, 2)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from nbops.errors import DataError, DataSourceError, ReleaseError
+from nbops.serving.labels import label_names
+from nbops.serving.model import ServedModel, load_served_model
+from nbops.serving.validation import validate_frame
+
+__all__ = ["ScoreResult", "score_chunk", "score_file"]
+
+#: Rows per chunk by default: vectorised work stays efficient, memory stays small.
+CHUNK_ROWS = 262_144
+_CSV = {".csv": ",", ".tsv": "\t", ".txt": ","}
+_PARQUET = {".parquet", ".pq"}
+_OUT = {".csv", ".parquet", ".pq"}
+
+
+@dataclass
+class ScoreResult:
+    """What a scoring job did (also what its run in the tracking store holds)."""
+
+    model_name: str
+    model_version: str
+    alias: str
+    input: str
+    output: str
+    rejects: str | None
+    rows: int
+    scored: int
+    rejected: int
+    seconds: float
+    input_sha256: str
+    output_sha256: str
+    scorer: str
+    run: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What is read and written, fixed before the first chunk."""
+
+    features: list[str]
+    ids: list[str]  # input columns the model ignores (IDs): passed through
+    labels: list[str]  # classification: the training label per estimator class
+    text: list[str]  # features read from a CSV as text whatever they look like (categories, dates)
+    scored_at: pd.Timestamp
+
+
+def score_file(
+    root: Path,
+    input: str | Path,
+    output: str | Path,
+    *,
+    model_name: str,
+    alias: str = "champion",
+    chunk_rows: int | None = None,
+    max_bad_rows: int | None = None,
+    rejects: str | Path | None = None,
+    record: bool = True,
+    command: list[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ScoreResult:
+    """Score ``input`` with ``model_name@alias`` into ``output`` (see the module docstring).
+
+    Args:
+        root: the project (its registry and tracking store).
+        alias: ``champion``, another alias, or a version number.
+        chunk_rows: rows per chunk (default :data:`CHUNK_ROWS`).
+        max_bad_rows: stop when more rows than this are rejected (None: no limit).
+        rejects: where rejected rows go (default: ``<output stem>.rejects.csv``).
+        record: record the job as a run in the tracking store.
+        progress: called after each chunk with (rows read, rows rejected).
+
+    Raises:
+        DataSourceError: the input is missing, empty, of an unknown kind or unreadable.
+        DataError: a column the model needs is missing, or too many rows are rejected.
+        ReleaseError: the model or its alias (or version) does not exist.
+        ConfigError: the output's kind is unknown.
+    """
+    started = time.time()
+    source, target = Path(input).expanduser(), Path(output).expanduser()
+    _check_paths(source, target)
+    rejects_path = (
+        Path(rejects) if rejects else target.with_name(f"{target.stem}.rejects.csv")
+    ).expanduser()
+    model = _load(root, model_name, alias)
+    plan = _plan(model, _columns(source))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    token = uuid.uuid4().hex[:8]
+    tmp_out = target.with_name(f".{target.name}.{token}.tmp")
+    tmp_rejects = rejects_path.with_name(f".{rejects_path.name}.{token}.tmp")
+    rows = rejected = 0
+    try:
+        with (
+            _Writer(tmp_out, csv=target.suffix.lower() == ".csv") as out,
+            _Rejects(tmp_rejects) as bad,
+        ):
+            for frame in _chunks(source, plan, chunk_rows or CHUNK_ROWS):
+                if frame.empty:  # a CSV with a header only
+                    continue
+                table, rejected_rows = score_chunk(model, plan, frame, offset=rows)
+                out.write(table)
+                if rejected_rows is not None:
+                    bad.write(rejected_rows)
+                    rejected += len(rejected_rows)
+                rows += len(frame)
+                if progress is not None:
+                    progress(rows, rejected)
+                if max_bad_rows is not None and rejected > max_bad_rows:
+                    bad.close()
+                    kept = rejects_path.with_name(f"{rejects_path.stem}.partial.csv")
+                    os.replace(tmp_rejects, kept)
+                    raise DataError(
+                        f"Stopped scoring '{source}': {rejected:,} of the first {rows:,} rows were "
+                        f"rejected, more than --max-bad-rows {max_bad_rows:,}; no output was written. "
+                        f"The rejected rows so far and why are in {kept}. Fix the file, or raise "
+                        "--max-bad-rows to score the valid rows and set the rest aside."
+                    )
+            if rows == 0:
+                raise DataSourceError(
+                    f"Input file '{source}' has a header but no data rows: nothing to score. "
+                    "Export the data again, or point nbops score at another file."
+                )
+            out.finish()
+        os.replace(tmp_out, target)
+        if rejected:
+            os.replace(tmp_rejects, rejects_path)
+        else:
+            tmp_rejects.unlink(missing_ok=True)
+            rejects_path.unlink(missing_ok=True)  # a rejects file of an earlier run is not ours
+    finally:
+        tmp_out.unlink(missing_ok=True)
+        tmp_rejects.unlink(missing_ok=True)
+    from nbops.hashing import file_sha256
+
+    result = ScoreResult(
+        model_name=model.name,
+        model_version=model.version,
+        alias=alias,
+        input=str(source),
+        output=str(target),
+        rejects=str(rejects_path) if rejected else None,
+        rows=rows,
+        scored=rows - rejected,
+        rejected=rejected,
+        seconds=time.time() - started,
+        input_sha256=file_sha256(source),
+        output_sha256=file_sha256(target),
+        scorer=model.scorer,
+    )
+    if record:
+        result.run = _record(root, result, started=started, command=command)
+    return result
+
+
+def score_chunk(
+    model: ServedModel, plan: _Plan, frame: pd.DataFrame, *, offset: int
+) -> tuple[pa.Table, pd.DataFrame | None]:
+    """One chunk → (the output rows of its valid rows, in order; its rejected rows or None).
+
+    ``offset`` is the number of data rows before the chunk: rejected rows are numbered
+    from 1 for the first data row of the file.
+    """
+    batch, problems = validate_frame(
+        frame, model.features, reject_unseen=False
+    )  # unseen categories are scored as the service scores them by default
+    n = len(frame)
+    keep = np.ones(n, dtype=bool)
+    rejected = None
+    if problems:
+        reasons: dict[int, list[str]] = {}
+        for i, column, message in problems:
+            reasons.setdefault(i, []).append(f"{column}: {message}")
+        bad = np.fromiter(sorted(reasons), dtype=np.intp, count=len(reasons))
+        keep[bad] = False
+        rejected = pd.DataFrame({"row": bad + offset + 1})
+        for name in plan.ids:
+            rejected[name] = frame[name].to_numpy()[bad]
+        rejected["reasons"] = ["; ".join(reasons[i]) for i in bad]
+        columns = {name: _take(values, keep) for name, values in batch.columns.items()}
+        batch = type(batch)(columns, batch.features, int(keep.sum()))
+    return _output(model, plan, frame, batch, keep), rejected
+
+
+def _take(values: Any, keep: np.ndarray) -> Any:
+    if isinstance(values, np.ndarray):
+        return values[keep]
+    return [v for v, k in zip(values, keep, strict=True) if k]
+
+
+def _output(
+    model: ServedModel, plan: _Plan, frame: pd.DataFrame, batch: Any, keep: np.ndarray
+) -> pa.Table:
+    """The output columns: IDs, prediction, probabilities, model, version, time."""
+    n = batch.n_rows
+    arrays: dict[str, pa.Array] = {}
+    for name in plan.ids:
+        column = frame[name] if keep.all() else frame[name][keep]
+        arrays[name] = pa.Array.from_pandas(column)
+    if model.task == "classification":
+        if n == 0:
+            proba = np.empty((0, len(plan.labels)))
+        elif model.compiled is not None:
+            proba = model.compiled.predict_proba(batch.columns, n)
+        else:
+            proba = model.estimator.predict_proba(batch.frame())
+        labels = pa.array(plan.labels, type=pa.string())
+        arrays["prediction"] = labels.take(pa.array(proba.argmax(axis=1), type=pa.int64()))
+        for j, label in enumerate(plan.labels):
+            arrays[f"proba_{label}"] = pa.array(np.ascontiguousarray(proba[:, j]))
+    else:
+        if n == 0:
+            values = np.empty(0)
+        elif model.compiled is not None:
+            values = model.compiled.predict(batch.columns, n)
+        else:
+            values = model.estimator.predict(batch.frame())
+        arrays["prediction"] = pa.array(np.asarray(values, dtype=float))
+    arrays["model_name"] = (
+        pa.array([model.name] * n, type=pa.string()) if n else pa.array([], pa.string())
+    )
+    arrays["model_version"] = (
+        pa.array([model.version] * n, type=pa.string()) if n else pa.array([], pa.string())
+    )
+    arrays["scored_at"] = pa.array(
+        np.full(n, plan.scored_at.to_datetime64(), dtype="datetime64[us]"),
+        type=pa.timestamp("us", tz="UTC"),
+    )
+    return pa.table(arrays)
+
+
+# -- input ------------------------------------------------------------------------------
+
+
+def _check_paths(source: Path, target: Path) -> None:
+    from nbops.errors import ConfigError
+
+    kinds = ", ".join(sorted([*_CSV, *_PARQUET]))
+    if not source.exists():
+        raise DataSourceError(
+            f"Input file '{source}' does not exist (looked in {source.resolve().parent}). "
+            "Give the path of a .csv or .parquet file to score."
+        )
+    if source.is_dir():
+        raise DataSourceError(
+            f"Input '{source}' is a folder, not a file. Give the path of a .csv or .parquet file."
+        )
+    suffix = source.suffix.lower()
+    if suffix not in _CSV and suffix not in _PARQUET:
+        raise DataSourceError(
+            f"Input file '{source}' has the extension '{suffix or '(none)'}', which nbops score "
+            f"does not read. Supported: {kinds}. Convert the file, or rename it if it is one of these."
+        )
+    if source.stat().st_size == 0:
+        raise DataSourceError(
+            f"Input file '{source}' is empty (0 bytes): nothing to score. Export the data again."
+        )
+    if target.suffix.lower() not in _OUT:
+        raise ConfigError(f"Cannot write scores to '{target}': name the output .parquet (or .csv).")
+    if target.resolve() == source.resolve():
+        raise ConfigError(
+            f"The output '{target}' is the input file: write the scores to another file."
+        )
+
+
+def _columns(source: Path) -> list[str]:
+    """The input's column names, from the Parquet footer or the CSV header line."""
+    if source.suffix.lower() in _PARQUET:
+        import pyarrow.parquet as pq
+
+        try:
+            return list(pq.ParquetFile(source).schema_arrow.names)
+        except (OSError, pa.ArrowException) as exc:
+            raise DataSourceError(
+                f"Input file '{source}' is not a readable Parquet file ({exc}). "
+                "Export it again, or give a .csv file."
+            ) from exc
+    try:
+        header = pd.read_csv(source, sep=_CSV[source.suffix.lower()], nrows=0, encoding="utf-8-sig")
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataSourceError(
+            f"Input file '{source}' has no readable header line ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}). Export it again as UTF-8 "
+            "comma-separated text with a header."
+        ) from exc
+    return [str(c).strip() for c in header.columns]
+
+
+def _plan(model: ServedModel, columns: list[str]) -> _Plan:
+    names = [f.name for f in model.features]
+    missing = [n for n in names if n not in columns]
+    if missing:
+        raise DataError(
+            f"The input has no column {', '.join(repr(m) for m in missing)}, which model "
+            f"'{model.name}' version {model.version} needs (it reads {', '.join(names)}). "
+            "Add the column(s) to the file, or check that it is the right file; "
+            "`nbops models` lists the versions."
+        )
+    ids = [c for c in columns if c in model.ignored]
+    labels = (
+        label_names(model.estimator.classes_, model.classes)
+        if model.task == "classification"
+        else []
+    )
+    text = [f.name for f in model.features if f.role not in ("numeric", "boolean")]
+    now = pd.Timestamp(datetime.now(timezone.utc)).floor("us")
+    return _Plan(names, ids, labels, text, now)
+
+
+def _chunks(source: Path, plan: _Plan, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """The input's needed columns a chunk at a time, numbered on from 0 within each."""
+    wanted = [*plan.ids, *[f for f in plan.features if f not in plan.ids]]
+    if source.suffix.lower() in _PARQUET:
+        import pyarrow.parquet as pq
+
+        try:
+            parquet = pq.ParquetFile(source)
+            for batch in parquet.iter_batches(batch_size=chunk_rows, columns=wanted):
+                yield batch.to_pandas()
+        except (OSError, pa.ArrowException) as exc:
+            raise DataSourceError(
+                f"Input file '{source}' could not be read ({type(exc).__name__}: {exc}). "
+                "Export it again."
+            ) from exc
+        return
+    # Text columns stay text, as ingest read the training file; a number column is
+    # read as numbers when every value of the chunk is one (else as text, typed below
+    # value by value exactly as the service types text).
+    try:
+        reader = pd.read_csv(
+            source,
+            sep=_CSV[source.suffix.lower()],
+            usecols=lambda c: str(c).strip() in wanted,
+            dtype={c: str for c in [*plan.ids, *plan.text]},
+            keep_default_na=False,
+            na_filter=False,
+            skipinitialspace=True,
+            encoding="utf-8-sig",
+            chunksize=chunk_rows,
+            low_memory=False,
+        )
+        with reader:
+            for frame in reader:
+                frame.columns = [str(c).strip() for c in frame.columns]
+                yield frame
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise DataSourceError(
+            f"Input file '{source}' could not be parsed as "
+            f"{'tab' if source.suffix.lower() == '.tsv' else 'comma'}-separated text "
+            f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}). Check that every "
+            "row has as many fields as the header and that text holding the separator is quoted."
+        ) from exc
+
+
+# -- output -----------------------------------------------------------------------------
+
+
+class _Writer:
+    """Output tables appended to one Parquet or CSV file (the first fixes the schema)."""
+
+    def __init__(self, path: Path, *, csv: bool) -> None:
+        self.path, self.csv = path, csv
+        self._writer: Any = None
+
+    def write(self, table: pa.Table) -> None:
+        if self._writer is None:
+            self._open(table.schema)
+        elif table.schema != self._writer.schema:
+            table = table.cast(self._writer.schema)
+        self._writer.write_table(table)
+
+    def _open(self, schema: pa.Schema) -> None:
+        if self.csv:
+            import pyarrow.csv as pcsv
+
+            self._writer = pcsv.CSVWriter(str(self.path), schema)
+        else:
+            import pyarrow.parquet as pq
+
+            self._writer = pq.ParquetWriter(str(self.path), schema)
+
+    def finish(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Rejects:
+    """Rejected rows appended to one CSV file: row, ID columns, reasons."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: Any = None
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if self._handle is None:
+            self._handle = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+            frame.to_csv(self._handle, index=False)
+        else:
+            frame.to_csv(self._handle, index=False, header=False)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> _Rejects:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# -- model and record -------------------------------------------------------------------
+
+
+def _load(root: Path, name: str, alias: str) -> ServedModel:
+    from nbops.tracking.registry import Registry
+
+    registry = Registry(root)
+    if name not in registry.models():
+        registered = registry.models()
+        raise ReleaseError(
+            f"There is no registered model '{name}' to score with (registered: "
+            f"{', '.join(registered) or 'none yet'}). A build whose gate passes registers it: "
+            "run `make build` in the project; or name another model with --model or NBOPS_MODEL."
+        )
+    try:
+        return load_served_model(root, name, alias)
+    except ReleaseError as exc:
+        if (
+            registry.alias(name, alias) is None
+            and registry.version(name, alias.lstrip("v")) is None
+        ):
+            kind = "version" if alias.lstrip("v").isdigit() else "alias"
+            raise ReleaseError(
+                f"Model '{name}' has no {kind} '{alias}' to score with"
+                + (": no build has passed the gate yet" if alias == "champion" else "")
+                + f". See `nbops models {name}` for its versions and aliases, and score with "
+                f"--alias VERSION, or approve a version with `nbops promote {name} VERSION --reason ...`."
+            ) from exc
+        raise
+
+
+def _record(
+    root: Path, result: ScoreResult, *, started: float, command: list[str] | None
+) -> dict[str, Any]:
+    """The job as a run in the tracking store (spooled when the store is away)."""
+    from nbops.tracking.lineage import git_state, python_info
+    from nbops.tracking.publish import publish_or_spool
+    from nbops.tracking.record import EXECUTED, BuildRecord, TaskRecord
+    from nbops.tracking.redact import redact_command
+    from nbops.tracking.store import enabled
+
+    if not enabled():
+        return {}
+    counts = {
+        "rows": result.rows,
+        "scored": result.scored,
+        "rejected": result.rejected,
+        "seconds": result.seconds,
+        "rows_per_s": result.rows / result.seconds if result.seconds else 0.0,
+    }
+    params = {
+        "model_name": result.model_name,
+        "model_version": result.model_version,
+        "alias": result.alias,
+        "input": result.input,
+        "output": result.output,
+        "input_sha256": result.input_sha256,
+        "output_sha256": result.output_sha256,
+        "scorer": result.scorer,
+    }
+    record = BuildRecord(
+        build_id=uuid.uuid4().hex,
+        project=root.name,
+        root=str(root),
+        command=redact_command(command or [os.path.basename(sys.argv[0]), *sys.argv[1:]]),
+        trigger="score",
+        started_at=started,
+        ended_at=time.time(),
+        status="FINISHED",
+        git=_quiet(git_state, root),
+        env={"score": params},
+        python=python_info(),
+        data={"content_hash": result.input_sha256, "rows": result.rows},
+        metrics=counts,
+        tasks=[
+            TaskRecord(
+                name="score",
+                status=EXECUTED,
+                params=params,
+                duration_s=result.seconds,
+                metrics=counts,
+                files={"rejects.csv": result.rejects} if result.rejects else {},
+                product_hashes={"output": result.output_sha256},
+            )
+        ],
+    )
+    return publish_or_spool(record, root=root, quiet=True)
+
+
+def _quiet(function: Callable[[Path], dict[str, Any]], root: Path) -> dict[str, Any]:
+    with contextlib.suppress(Exception):  # not a git repository: nothing to say
+        return function(root)
+    return {}
