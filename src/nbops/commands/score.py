@@ -82,7 +82,8 @@ class _Plan:
     features: list[str]
     ids: list[str]  # input columns the model ignores (IDs): passed through
     labels: list[str]  # classification: the training label per estimator class
-    text: list[str]  # features read from a CSV as text whatever they look like (categories, dates)
+    text: list[str]  # features read from a CSV as text whatever they look like (dates)
+    categories: list[str]  # categorical features: read dictionary-encoded (each value typed once)
     scored_at: pd.Timestamp
 
 
@@ -135,10 +136,10 @@ def score_file(
             _Writer(tmp_out, csv=target.suffix.lower() == ".csv") as out,
             _Rejects(tmp_rejects) as bad,
         ):
-            for frame in _chunks(source, plan, chunk_rows or CHUNK_ROWS):
+            for frame, ids in _chunks(source, plan, chunk_rows or CHUNK_ROWS):
                 if frame.empty:  # a CSV with a header only
                     continue
-                table, rejected_rows = score_chunk(model, plan, frame, offset=rows)
+                table, rejected_rows = score_chunk(model, plan, frame, ids, offset=rows)
                 out.write(table)
                 if rejected_rows is not None:
                     bad.write(rejected_rows)
@@ -194,9 +195,11 @@ def score_file(
 
 
 def score_chunk(
-    model: ServedModel, plan: _Plan, frame: pd.DataFrame, *, offset: int
+    model: ServedModel, plan: _Plan, frame: pd.DataFrame, ids: pa.Table, *, offset: int
 ) -> tuple[pa.Table, pd.DataFrame | None]:
     """One chunk → (the output rows of its valid rows, in order; its rejected rows or None).
+
+    ``frame`` holds the model's features, ``ids`` the columns passed through.
 
     ``offset`` is the number of data rows before the chunk: rejected rows are numbered
     from 1 for the first data row of the file.
@@ -215,28 +218,24 @@ def score_chunk(
         keep[bad] = False
         rejected = pd.DataFrame({"row": bad + offset + 1})
         for name in plan.ids:
-            rejected[name] = frame[name].to_numpy()[bad]
+            rejected[name] = ids.column(name).take(pa.array(bad)).to_pylist()
         rejected["reasons"] = ["; ".join(reasons[i]) for i in bad]
         columns = {name: _take(values, keep) for name, values in batch.columns.items()}
         batch = type(batch)(columns, batch.features, int(keep.sum()))
-    return _output(model, plan, frame, batch, keep), rejected
+        ids = ids.filter(pa.array(keep))
+    return _output(model, plan, ids, batch), rejected
 
 
 def _take(values: Any, keep: np.ndarray) -> Any:
-    if isinstance(values, np.ndarray):
+    if isinstance(values, (np.ndarray, pd.Categorical)):
         return values[keep]
     return [v for v, k in zip(values, keep, strict=True) if k]
 
 
-def _output(
-    model: ServedModel, plan: _Plan, frame: pd.DataFrame, batch: Any, keep: np.ndarray
-) -> pa.Table:
+def _output(model: ServedModel, plan: _Plan, ids: pa.Table, batch: Any) -> pa.Table:
     """The output columns: IDs, prediction, probabilities, model, version, time."""
     n = batch.n_rows
-    arrays: dict[str, pa.Array] = {}
-    for name in plan.ids:
-        column = frame[name] if keep.all() else frame[name][keep]
-        arrays[name] = pa.Array.from_pandas(column)
+    arrays: dict[str, Any] = {name: ids.column(name) for name in plan.ids}
     if model.task == "classification":
         if n == 0:
             proba = np.empty((0, len(plan.labels)))
@@ -342,21 +341,26 @@ def _plan(model: ServedModel, columns: list[str]) -> _Plan:
         if model.task == "classification"
         else []
     )
-    text = [f.name for f in model.features if f.role not in ("numeric", "boolean")]
+    text = [f.name for f in model.features if f.role == "datetime"]
+    categories = [f.name for f in model.features if f.role in ("categorical", "high_cardinality")]
     now = pd.Timestamp(datetime.now(timezone.utc)).floor("us")
-    return _Plan(names, ids, labels, text, now)
+    return _Plan(names, ids, labels, text, categories, now)
 
 
-def _chunks(source: Path, plan: _Plan, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """The input's needed columns a chunk at a time, numbered on from 0 within each."""
+def _chunks(source: Path, plan: _Plan, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, pa.Table]]:
+    """The input a chunk at a time: (the features as pandas, the pass-through columns as
+    Arrow, untouched). Categorical features come dictionary-encoded."""
     wanted = [*plan.ids, *[f for f in plan.features if f not in plan.ids]]
     if source.suffix.lower() in _PARQUET:
         import pyarrow.parquet as pq
 
         try:
-            parquet = pq.ParquetFile(source)
+            parquet = pq.ParquetFile(source, read_dictionary=plan.categories)
             for batch in parquet.iter_batches(batch_size=chunk_rows, columns=wanted):
-                yield batch.to_pandas()
+                yield (
+                    batch.select(plan.features).to_pandas(),
+                    pa.Table.from_batches([batch.select(plan.ids)]),
+                )
         except (OSError, pa.ArrowException) as exc:
             raise DataSourceError(
                 f"Input file '{source}' could not be read ({type(exc).__name__}: {exc}). "
@@ -371,7 +375,10 @@ def _chunks(source: Path, plan: _Plan, chunk_rows: int) -> Iterator[pd.DataFrame
             source,
             sep=_CSV[source.suffix.lower()],
             usecols=lambda c: str(c).strip() in wanted,
-            dtype={c: str for c in [*plan.ids, *plan.text]},
+            dtype={
+                **{c: str for c in [*plan.ids, *plan.text]},
+                **{c: "category" for c in plan.categories},
+            },
             keep_default_na=False,
             na_filter=False,
             skipinitialspace=True,
@@ -382,7 +389,8 @@ def _chunks(source: Path, plan: _Plan, chunk_rows: int) -> Iterator[pd.DataFrame
         with reader:
             for frame in reader:
                 frame.columns = [str(c).strip() for c in frame.columns]
-                yield frame
+                ids = pa.Table.from_pandas(frame[plan.ids], preserve_index=False)
+                yield frame[plan.features], ids
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise DataSourceError(
             f"Input file '{source}' could not be parsed as "

@@ -46,7 +46,9 @@ class Feature:
 @dataclass(frozen=True)
 class Batch:
     """Validated rows, one array per column: float64 for numbers and booleans (NaN for
-    missing), datetime64[ns] in UTC for dates (NaT), a list of str or None for text."""
+    missing), datetime64[ns] in UTC for dates (NaT), a list of str or None for text (or,
+    from a file, a ``pandas.Categorical`` of the stripped text: each distinct value is
+    checked once)."""
 
     columns: dict[str, list[Any]]
     features: list[Feature]
@@ -300,9 +302,30 @@ def _frame_column(
         if not feature.nullable and missing.any():
             problems += [(int(i), _NULL_NOT_ALLOWED) for i in np.flatnonzero(missing)]
         return typed, problems
+    if role in ("categorical", "high_cardinality") and isinstance(dtype, pd.CategoricalDtype):
+        return _categories(column, feature, reject_unseen)
     # Text (or a type the column was not trained with): value by value, as a request's.
     values = column.astype(object).where(column.notna(), None).tolist()
     return _column(values, feature, reject_unseen)
+
+
+def _categories(
+    column: pd.Series, feature: Feature, reject_unseen: bool
+) -> tuple[pd.Categorical, list[tuple[int, str]]]:
+    """A dictionary-encoded text column: its distinct values typed as a request's text
+    values (:func:`_text`), then every row through its code, without a Python loop."""
+    codes = column.cat.codes.to_numpy()
+    anyway = Feature(feature.name, feature.role, True, feature.categories)
+    typed, found = _column(list(column.cat.categories), anyway, reject_unseen)
+    distinct = list(dict.fromkeys(v for v in typed if v is not None))
+    position = {v: i for i, v in enumerate(distinct)}
+    # The last entry is where missing rows (code -1) land.
+    recode = np.array([-1 if v is None else position[v] for v in typed] + [-1], dtype=np.int64)
+    new_codes = recode[codes]
+    problems = [(int(i), msg) for j, msg in found for i in np.flatnonzero(codes == j)]
+    if not feature.nullable:
+        problems += [(int(i), _NULL_NOT_ALLOWED) for i in np.flatnonzero(new_codes < 0)]
+    return pd.Categorical.from_codes(new_codes, categories=distinct), problems
 
 
 def _is_bool(dtype: Any) -> bool:
