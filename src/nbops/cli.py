@@ -491,12 +491,17 @@ def score(
       nbops score data/customers.csv --out scores/customers.parquet
       nbops score new.parquet --out scores.csv --alias 7 --max-bad-rows 100
     """
+    import time
+
     from nbops.commands.score import score_file
 
     root = _project_root()
+    shown = [time.monotonic()]
 
     def progress(rows: int, rejected: int) -> None:
-        click.echo(f"  {rows:,} rows read, {rejected:,} rejected", err=True)
+        if time.monotonic() - shown[0] >= 5:  # a line every few seconds on long jobs
+            shown[0] = time.monotonic()
+            click.echo(f"  {rows:,} rows read, {rejected:,} rejected", err=True)
 
     result = score_file(
         root,
@@ -516,6 +521,13 @@ def score(
         f"v{result.model_version} ({result.scorer}) into {result.output} in "
         f"{result.seconds:.1f} s ({rate:,.0f} rows/s)."
     )
+    if result.predictions:
+        click.echo(
+            "Predictions: "
+            + ", ".join(f"{label} {share:.1%}" for label, share in result.predictions.items())
+            if "mean" not in result.predictions
+            else f"Mean prediction: {result.predictions['mean']:.6g}"
+        )
     if result.rejected:
         click.secho(
             f"Rejected {result.rejected:,} rows (row number and reasons in {result.rejects}).",

@@ -106,6 +106,11 @@ def test_the_job_is_a_run_in_the_tracking_store(in_project, model, rows, tmp_pat
     assert params["env.score.input_sha256"] == file_sha256(source)
     assert params["env.score.output_sha256"] == file_sha256(tmp_path / "out.csv")
     assert (metrics["rows"], metrics["rejected"]) == (40, 0) and metrics["seconds"] > 0
+    shares = (
+        pd.read_csv(tmp_path / "out.csv")["prediction"].astype(str).value_counts(normalize=True)
+    )
+    assert metrics["prediction.True"] == pytest.approx(shares.get("True", 0.0))
+    assert metrics["prediction.False"] == pytest.approx(shares.get("False", 0.0))
     assert len(pd.read_csv(tmp_path / "out.csv")) == 40
 
 

@@ -29,6 +29,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -69,6 +70,8 @@ class ScoreResult:
     input_sha256: str
     output_sha256: str
     scorer: str
+    #: classification: share of scored rows per predicted label; regression: mean prediction
+    predictions: dict[str, float] = field(default_factory=dict)
     run: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -131,15 +134,17 @@ def score_file(
     tmp_out = target.with_name(f".{target.name}.{token}.tmp")
     tmp_rejects = rejects_path.with_name(f".{rejects_path.name}.{token}.tmp")
     rows = rejected = 0
+    counts: dict[str, float] = {}
     try:
         with (
             _Writer(tmp_out, csv=target.suffix.lower() == ".csv") as out,
             _Rejects(tmp_rejects) as bad,
         ):
-            for frame, ids in _chunks(source, plan, chunk_rows or CHUNK_ROWS):
+            for frame, ids in _ahead(_chunks(source, plan, chunk_rows or CHUNK_ROWS)):
                 if frame.empty:  # a CSV with a header only
                     continue
                 table, rejected_rows = score_chunk(model, plan, frame, ids, offset=rows)
+                _count(counts, table["prediction"])
                 out.write(table)
                 if rejected_rows is not None:
                     bad.write(rejected_rows)
@@ -188,6 +193,7 @@ def score_file(
         input_sha256=file_sha256(source),
         output_sha256=file_sha256(target),
         scorer=model.scorer,
+        predictions=_distribution(counts, rows - rejected, model.task),
     )
     if record:
         result.run = _record(root, result, started=started, command=command)
@@ -224,6 +230,25 @@ def score_chunk(
         batch = type(batch)(columns, batch.features, int(keep.sum()))
         ids = ids.filter(pa.array(keep))
     return _output(model, plan, ids, batch), rejected
+
+
+def _count(counts: dict[str, float], predictions: pa.ChunkedArray | pa.Array) -> None:
+    """Add a chunk's predictions to the running counts per label (or sum, regression)."""
+    import pyarrow.compute as pc
+
+    if pa.types.is_floating(predictions.type):
+        counts["sum"] = counts.get("sum", 0.0) + float(pc.sum(predictions).as_py() or 0.0)
+        return
+    for item in pc.value_counts(predictions).to_pylist():
+        counts[item["values"]] = counts.get(item["values"], 0) + item["counts"]
+
+
+def _distribution(counts: dict[str, float], scored: int, task: str) -> dict[str, float]:
+    if not scored:
+        return {}
+    if task != "classification":
+        return {"mean": counts.get("sum", 0.0) / scored}
+    return {label: n / scored for label, n in sorted(counts.items())}
 
 
 def _take(values: Any, keep: np.ndarray) -> Any:
@@ -404,13 +429,23 @@ def _chunks(source: Path, plan: _Plan, chunk_rows: int) -> Iterator[tuple[pd.Dat
 
 
 class _Writer:
-    """Output tables appended to one Parquet or CSV file (the first fixes the schema)."""
+    """Output tables appended to one Parquet or CSV file (the first fixes the schema).
+
+    Encoding and compression run on a thread of their own (Arrow releases the GIL), so
+    writing a chunk overlaps scoring the next; one chunk waits at most."""
 
     def __init__(self, path: Path, *, csv: bool) -> None:
         self.path, self.csv = path, csv
         self._writer: Any = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nbops-score-write")
+        self._pending: Future[None] | None = None
 
     def write(self, table: pa.Table) -> None:
+        if self._pending is not None:
+            self._pending.result()  # a failed write stops the job here
+        self._pending = self._pool.submit(self._write, table)
+
+    def _write(self, table: pa.Table) -> None:
         if self._writer is None:
             self._open(table.schema)
         elif table.schema != self._writer.schema:
@@ -428,9 +463,17 @@ class _Writer:
             self._writer = pq.ParquetWriter(str(self.path), schema)
 
     def finish(self) -> None:
+        """Wait for the last write and close the file (raises what a write raised)."""
+        if self._pending is not None:
+            self._pending.result()
         self.close()
 
     def close(self) -> None:
+        if self._pending is not None:
+            with contextlib.suppress(Exception):  # the job is failing already
+                self._pending.result()
+            self._pending = None
+        self._pool.shutdown(wait=True)
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -440,6 +483,18 @@ class _Writer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _ahead(chunks: Iterator[Any]) -> Iterator[Any]:
+    """``chunks``, the next one read on a thread while the caller works on this one."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nbops-score-read") as pool:
+        pending = pool.submit(next, chunks, None)
+        while True:
+            item = pending.result()
+            if item is None:
+                return
+            pending = pool.submit(next, chunks, None)
+            yield item
 
 
 class _Rejects:
@@ -517,6 +572,7 @@ def _record(
         "rejected": result.rejected,
         "seconds": result.seconds,
         "rows_per_s": result.rows / result.seconds if result.seconds else 0.0,
+        "prediction": result.predictions,
     }
     params = {
         "model_name": result.model_name,
