@@ -528,6 +528,16 @@ def score(
             if "mean" not in result.predictions
             else f"Mean prediction: {result.predictions['mean']:.6g}"
         )
+    if result.drift:
+        drift = result.drift
+        tested = [c for c in drift["columns"] if c["drifted"] is not None]
+        click.echo(
+            f"Drift against the training profile ({drift['n_current']:,} sampled rows): "
+            f"{len(drift['drifted_columns'])} of {len(tested)} columns"
+            + (f" ({', '.join(drift['drifted_columns'])})" if drift["drifted_columns"] else "")
+            + (f"; predictions {drift['prediction']['status']}" if drift.get("prediction") else "")
+            + "."
+        )
     if result.rejected:
         click.secho(
             f"Rejected {result.rejected:,} rows (row number and reasons in {result.rejects}).",

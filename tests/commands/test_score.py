@@ -112,6 +112,36 @@ def test_the_job_is_a_run_in_the_tracking_store(in_project, model, rows, tmp_pat
     assert metrics["prediction.True"] == pytest.approx(shares.get("True", 0.0))
     assert metrics["prediction.False"] == pytest.approx(shares.get("False", 0.0))
     assert len(pd.read_csv(tmp_path / "out.csv")) == 40
+    assert metrics["drift.sample_rows"] == 40 and "drift.share" in metrics
+    task = next(r for r in Store(in_project.root).children(run.info.run_id))
+    assert "drift.json" in [
+        a.path for a in Store(in_project.root).client.list_artifacts(task.info.run_id)
+    ]
+
+
+def test_a_drifted_batch_is_reported_against_the_training_profile(
+    in_project, tmp_path, monkeypatch
+):
+    from nbops.commands import score
+    from nbops.data.datasets import write_churn
+
+    monkeypatch.setattr(score, "SAMPLE_ROWS", 1_000)  # a sample drawn across the chunks
+
+    same, shifted = tmp_path / "same.parquet", tmp_path / "shifted.parquet"
+    write_churn(same, 3_000, seed=11)
+    write_churn(shifted, 3_000, seed=11, drift=1.0)
+
+    quiet = score_file(
+        in_project.root, same, tmp_path / "a.parquet", model_name="churn", record=False
+    )
+    loud = score_file(
+        in_project.root, shifted, tmp_path / "b.parquet", model_name="churn", record=False
+    )
+
+    assert quiet.drift["drifted"] is False and loud.drift["drifted"] is True
+    assert "monthly_charges" in loud.drift["drifted_columns"]
+    assert loud.drift["prediction"]["status"] == "drift"
+    assert loud.drift["n_current"] == 1_000 and loud.scored == 3_000
 
 
 def _as_text(rows: pd.DataFrame) -> pd.DataFrame:

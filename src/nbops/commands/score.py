@@ -48,6 +48,8 @@ __all__ = ["ScoreResult", "score_chunk", "score_file"]
 
 #: Rows per chunk by default: vectorised work stays efficient, memory stays small.
 CHUNK_ROWS = 262_144
+#: Scored rows kept (a uniform sample of the file) to measure drift against the profile.
+SAMPLE_ROWS = 100_000
 _CSV = {".csv": ",", ".tsv": "\t", ".txt": ","}
 _PARQUET = {".parquet", ".pq"}
 _OUT = {".csv", ".parquet", ".pq"}
@@ -72,6 +74,9 @@ class ScoreResult:
     scorer: str
     #: classification: share of scored rows per predicted label; regression: mean prediction
     predictions: dict[str, float] = field(default_factory=dict)
+    #: the batch against the model's reference profile (:meth:`DriftReport.to_dict`), on
+    #: a uniform sample of the scored rows; empty when the model has no profile
+    drift: dict[str, Any] = field(default_factory=dict)
     run: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -135,6 +140,7 @@ def score_file(
     tmp_rejects = rejects_path.with_name(f".{rejects_path.name}.{token}.tmp")
     rows = rejected = 0
     counts: dict[str, float] = {}
+    sample = _Sample(SAMPLE_ROWS)
     try:
         with (
             _Writer(tmp_out, csv=target.suffix.lower() == ".csv") as out,
@@ -143,7 +149,9 @@ def score_file(
             for frame, ids in _ahead(_chunks(source, plan, chunk_rows or CHUNK_ROWS)):
                 if frame.empty:  # a CSV with a header only
                     continue
-                table, rejected_rows = score_chunk(model, plan, frame, ids, offset=rows)
+                table, rejected_rows = score_chunk(
+                    model, plan, frame, ids, offset=rows, sample=sample
+                )
                 _count(counts, table["prediction"])
                 out.write(table)
                 if rejected_rows is not None:
@@ -195,13 +203,23 @@ def score_file(
         scorer=model.scorer,
         predictions=_distribution(counts, rows - rejected, model.task),
     )
+    report = _drift(root, model, sample)
+    if report is not None:
+        result.drift = report.to_dict()
+    result.seconds = time.time() - started
     if record:
         result.run = _record(root, result, started=started, command=command)
     return result
 
 
 def score_chunk(
-    model: ServedModel, plan: _Plan, frame: pd.DataFrame, ids: pa.Table, *, offset: int
+    model: ServedModel,
+    plan: _Plan,
+    frame: pd.DataFrame,
+    ids: pa.Table,
+    *,
+    offset: int,
+    sample: _Sample | None = None,
 ) -> tuple[pa.Table, pd.DataFrame | None]:
     """One chunk → (the output rows of its valid rows, in order; its rejected rows or None).
 
@@ -229,7 +247,94 @@ def score_chunk(
         columns = {name: _take(values, keep) for name, values in batch.columns.items()}
         batch = type(batch)(columns, batch.features, int(keep.sum()))
         ids = ids.filter(pa.array(keep))
-    return _output(model, plan, ids, batch), rejected
+    table = _output(model, plan, ids, batch)
+    if sample is not None:
+        sample.add(batch, table, model)
+    return table, rejected
+
+
+class _Sample:
+    """A uniform random sample of at most ``size`` scored rows of the whole file, kept
+    while it streams by (each row gets a random key; the smallest keys stay), with the
+    model's output per row as the reference profile holds it (the positive class's
+    probability, the label, or the number)."""
+
+    def __init__(self, size: int, *, seed: int = 0) -> None:
+        self.size = size
+        self.rng = np.random.default_rng(seed)
+        self.keys = np.empty(0)
+        self.frame: pd.DataFrame | None = None
+        self.served: np.ndarray = np.empty(0)
+
+    def add(self, batch: Any, table: pa.Table, model: ServedModel) -> None:
+        keys = self.rng.random(batch.n_rows)
+        if len(self.keys) >= self.size:  # only rows that can enter the sample are typed
+            chosen = np.flatnonzero(keys < self.keys.max())
+        else:
+            chosen = np.arange(batch.n_rows)
+        if not len(chosen):
+            return
+        mask = np.zeros(batch.n_rows, dtype=bool)
+        mask[chosen] = True
+        part = type(batch)(
+            {k: _take(v, mask) for k, v in batch.columns.items()}, batch.features, len(chosen)
+        ).frame()
+        served = _served(table, model)[chosen]
+        frame = part if self.frame is None else pd.concat([self.frame, part], ignore_index=True)
+        keys = np.concatenate([self.keys, keys[chosen]])
+        served = np.concatenate([self.served, served])
+        if len(keys) > self.size:
+            keep = np.sort(np.argpartition(keys, self.size - 1)[: self.size])
+            frame, keys, served = frame.iloc[keep].reset_index(drop=True), keys[keep], served[keep]
+        self.frame, self.keys, self.served = frame, keys, served
+
+
+def _served(table: pa.Table, model: ServedModel) -> np.ndarray:
+    """What the reference profile's prediction sketch holds, per output row."""
+    if model.task != "classification":
+        return table["prediction"].to_numpy()
+    names = [c[len("proba_") :] for c in table.column_names if c.startswith("proba_")]
+    positive = str(model.positive_class)
+    if len(names) == 2 and positive in names:
+        return table[f"proba_{positive}"].to_numpy()
+    return np.asarray(table["prediction"].to_pylist(), dtype=object).astype(str)
+
+
+def _drift(root: Path, model: ServedModel, sample: _Sample) -> Any:
+    """The sample against the model's reference profile (None without a profile or rows)."""
+    import json
+
+    from nbops.monitoring.drift import DriftPolicy, Profile, compare
+    from nbops.monitoring.watch import PROFILE_FILE
+    from nbops.tracking.registry import Registry
+
+    if sample.frame is None or sample.frame.empty:
+        return None
+    files = Registry(root).files(model.name, model.version, (PROFILE_FILE,))
+    if PROFILE_FILE not in files:
+        return None
+    profile = Profile.from_dict(json.loads(files[PROFILE_FILE]))
+    return compare(
+        profile,
+        sample.frame,
+        policy=DriftPolicy.from_config(_drift_config(root)),
+        predictions=sample.served,
+    )
+
+
+def _drift_config(root: Path) -> dict[str, Any]:
+    """env.yaml's ``monitor.drift`` (the thresholds ``nbops monitor`` uses), if any."""
+    import yaml
+
+    path = root / "env.yaml"
+    if not path.is_file():
+        return {}
+    try:
+        env = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError:
+        return {}  # nbops monitor names the problem; scoring keeps the defaults
+    monitor = env.get("monitor") if isinstance(env, dict) else None
+    return dict((monitor or {}).get("drift") or {}) if isinstance(monitor, dict) else {}
 
 
 def _count(counts: dict[str, float], predictions: pa.ChunkedArray | pa.Array) -> None:
@@ -574,6 +679,20 @@ def _record(
         "rows_per_s": result.rows / result.seconds if result.seconds else 0.0,
         "prediction": result.predictions,
     }
+    if result.drift:
+        counts["drift"] = {
+            "share": result.drift["share_drifted"],
+            "detected": int(result.drift["drifted"]),
+            "columns": len(result.drift["drifted_columns"]),
+            "sample_rows": result.drift["n_current"],
+        }
+        counts["drift"].update(
+            {
+                f"{c['column']}.{c['method']}": c["statistic"]
+                for c in [*result.drift["columns"], result.drift["prediction"] or {}]
+                if c.get("statistic") is not None
+            }
+        )
     params = {
         "model_name": result.model_name,
         "model_version": result.model_version,
@@ -584,6 +703,16 @@ def _record(
         "output_sha256": result.output_sha256,
         "scorer": result.scorer,
     }
+    files = {"rejects.csv": result.rejects} if result.rejects else {}
+    tmp = None
+    if result.drift:
+        import json
+        import tempfile
+
+        tmp = tempfile.TemporaryDirectory(prefix="nbops-score-")
+        drift_file = Path(tmp.name) / "drift.json"
+        drift_file.write_text(json.dumps(result.drift, indent=2, default=str))
+        files["drift.json"] = str(drift_file)
     record = BuildRecord(
         build_id=uuid.uuid4().hex,
         project=root.name,
@@ -605,12 +734,16 @@ def _record(
                 params=params,
                 duration_s=result.seconds,
                 metrics=counts,
-                files={"rejects.csv": result.rejects} if result.rejects else {},
+                files=files,
                 product_hashes={"output": result.output_sha256},
             )
         ],
     )
-    return publish_or_spool(record, root=root, quiet=True)
+    try:
+        return publish_or_spool(record, root=root, quiet=True)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
 
 
 def _quiet(function: Callable[[Path], dict[str, Any]], root: Path) -> dict[str, Any]:
