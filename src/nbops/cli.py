@@ -469,6 +469,13 @@ def serve(
     type=click.Path(dir_okay=False),
     help="Where rejected rows go (default: OUTPUT's name with .rejects.csv).",
 )
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="tcp://HOST:PORT",
+    help="Run on this dask.distributed cluster (Parquet input; workers need nbops and the "
+    "same paths).",
+)
 def score(
     input: str,
     output: str,
@@ -477,6 +484,7 @@ def score(
     chunk_rows: int | None,
     max_bad_rows: int | None,
     rejects: str | None,
+    scheduler: str | None,
 ) -> None:
     """Score the rows of INPUT (.csv or .parquet) with a registered model into OUTPUT.
 
@@ -490,6 +498,7 @@ def score(
     Example:
       nbops score data/customers.csv --out scores/customers.parquet
       nbops score new.parquet --out scores.csv --alias 7 --max-bad-rows 100
+      nbops score big.parquet --out scores.parquet --scheduler tcp://10.0.0.5:8786
     """
     import time
 
@@ -514,6 +523,7 @@ def score(
         rejects=rejects,
         command=["nbops", *sys.argv[1:]],
         progress=progress,
+        scheduler=scheduler,
     )
     rate = result.rows / result.seconds if result.seconds else 0.0
     click.echo(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from nbops.cli import main
 from nbops.commands.score import score_file
 from nbops.serving.model import ServedModel, load_served_model
 from nbops.serving.validation import validate
-from tests.conftest import Project, _copy_project
+from tests.conftest import BIN, Project, _copy_project, build_env, free_port, stop_process
 
 
 @pytest.fixture(scope="module")
@@ -294,3 +295,81 @@ def test_no_champion_names_the_fix(project, tmp_path, monkeypatch, rows):
     assert code == 1
     assert "Model 'churn' has no alias 'challenger' to score with" in output
     assert "nbops promote churn VERSION" in output
+
+
+# -- on a real dask.distributed cluster (a scheduler and two workers on loopback) -------
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, project: Project) -> Iterator[str]:
+    from distributed import Client
+
+    logs = tmp_path_factory.mktemp("dask")
+    address = f"tcp://127.0.0.1:{free_port()}"
+    common = ["--no-dashboard", "--host", "127.0.0.1"]
+    processes = [
+        subprocess.Popen(
+            [str(BIN / "dask"), "scheduler", "--port", address.rsplit(":", 1)[1], *common],
+            stdout=(logs / "scheduler.log").open("wb"),
+            stderr=subprocess.STDOUT,
+            env=build_env(),
+        )
+    ]
+    try:
+        with Client(address, timeout="60s", set_as_default=False) as client:
+            processes += [
+                subprocess.Popen(
+                    [str(BIN / "dask"), "worker", address, "--nthreads", "1", *common],
+                    stdout=(logs / f"worker{i}.log").open("wb"),
+                    stderr=subprocess.STDOUT,
+                    env=build_env(),
+                    cwd=project.root,
+                )
+                for i in range(2)
+            ]
+            client.wait_for_workers(2, timeout=120)
+        yield address
+    finally:
+        for process in reversed(processes):
+            stop_process(process)
+
+
+def test_a_cluster_run_writes_what_a_local_run_writes(in_project, rows, tmp_path, cluster):
+    source = tmp_path / "batch.parquet"
+    batch = rows.head(300).copy()
+    batch["devices"] = batch["devices"].astype(str)  # text, as a messy export has it
+    batch.loc[[5, 170], "devices"] = "many"
+    batch.to_parquet(source, row_group_size=40)  # 8 row groups: 4 parts of 2 on 2 workers
+    here, there = tmp_path / "here.parquet", tmp_path / "there.parquet"
+
+    local = score_file(in_project.root, source, here, model_name="churn", chunk_rows=80)
+    code, output = run(
+        str(source), "--out", str(there), "--chunk-rows", "80", "--scheduler", cluster
+    )
+
+    assert code == 0, output
+    a, b = pd.read_parquet(here), pd.read_parquet(there)
+    pd.testing.assert_frame_equal(a.drop(columns="scored_at"), b.drop(columns="scored_at"))
+    assert len(b) == 298 and b["customer_id"].tolist()[:5] == rows["customer_id"].tolist()[:5]
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "here.rejects.csv"), pd.read_csv(tmp_path / "there.rejects.csv")
+    )
+    assert pd.read_csv(tmp_path / "there.rejects.csv")["row"].tolist() == [6, 171]
+    assert local.drift["n_current"] == 298
+    assert not list(tmp_path.glob(".*.parts")) and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_an_unreachable_scheduler_is_one_paragraph(in_project, rows, tmp_path, monkeypatch):
+    from nbops.commands import score
+
+    monkeypatch.setattr(score, "CONNECT_SECONDS", 2)
+    source = tmp_path / "in.parquet"
+    rows.head(5).to_parquet(source)
+    out = tmp_path / "out.parquet"
+    address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+
+    code, output = run(str(source), "--out", str(out), "--scheduler", address)
+
+    assert code == 1 and output.startswith("Error: Cannot reach the Dask scheduler at " + address)
+    assert "leave out --scheduler to score on this machine" in output
+    assert not out.exists() and not list(tmp_path.glob(".*"))

@@ -72,6 +72,8 @@ class ScoreResult:
     input_sha256: str
     output_sha256: str
     scorer: str
+    #: the dask.distributed scheduler the job ran on (None: this machine)
+    scheduler: str | None = None
     #: classification: share of scored rows per predicted label; regression: mean prediction
     predictions: dict[str, float] = field(default_factory=dict)
     #: the batch against the model's reference profile (:meth:`DriftReport.to_dict`), on
@@ -108,6 +110,7 @@ def score_file(
     record: bool = True,
     command: list[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    scheduler: str | None = None,
 ) -> ScoreResult:
     """Score ``input`` with ``model_name@alias`` into ``output`` (see the module docstring).
 
@@ -119,12 +122,18 @@ def score_file(
         rejects: where rejected rows go (default: ``<output stem>.rejects.csv``).
         record: record the job as a run in the tracking store.
         progress: called after each chunk with (rows read, rows rejected).
+        scheduler: the address of a ``dask.distributed`` scheduler (``tcp://HOST:PORT``):
+            the Parquet file's row groups are scored on its workers, each loading the same
+            model version from the registry (hash checked) and writing its part next to
+            the output; the parts are joined here in input order. The output is the one a
+            local run writes. Workers need nbops installed and the project, the input and
+            the output's folder at the same paths.
 
     Raises:
         DataSourceError: the input is missing, empty, of an unknown kind or unreadable.
         DataError: a column the model needs is missing, or too many rows are rejected.
         ReleaseError: the model or its alias (or version) does not exist.
-        ConfigError: the output's kind is unknown.
+        ConfigError: the output's kind is unknown; the scheduler cannot be reached.
     """
     started = time.time()
     source, target = Path(input).expanduser(), Path(output).expanduser()
@@ -141,23 +150,25 @@ def score_file(
     rows = rejected = 0
     counts: dict[str, float] = {}
     sample = _Sample(SAMPLE_ROWS)
+    parts = target.with_name(f".{target.name}.{token}.parts")
+    pieces = (
+        _on_cluster(scheduler, root, model, plan, source, chunk_rows or CHUNK_ROWS, sample, parts)
+        if scheduler
+        else _here(model, plan, source, chunk_rows or CHUNK_ROWS, sample)
+    )
     try:
         with (
             _Writer(tmp_out, csv=target.suffix.lower() == ".csv") as out,
             _Rejects(tmp_rejects) as bad,
         ):
-            for frame, ids in _ahead(_chunks(source, plan, chunk_rows or CHUNK_ROWS)):
-                if frame.empty:  # a CSV with a header only
-                    continue
-                table, rejected_rows = score_chunk(
-                    model, plan, frame, ids, offset=rows, sample=sample
-                )
-                _count(counts, table["prediction"])
-                out.write(table)
+            for tables, rejected_rows, n in pieces:
+                for table in tables:
+                    _count(counts, table["prediction"])
+                    out.write(table)
                 if rejected_rows is not None:
                     bad.write(rejected_rows)
                     rejected += len(rejected_rows)
-                rows += len(frame)
+                rows += n
                 if progress is not None:
                     progress(rows, rejected)
                 if max_bad_rows is not None and rejected > max_bad_rows:
@@ -183,8 +194,13 @@ def score_file(
             tmp_rejects.unlink(missing_ok=True)
             rejects_path.unlink(missing_ok=True)  # a rejects file of an earlier run is not ours
     finally:
+        pieces.close()  # a cluster job stops its remaining tasks
         tmp_out.unlink(missing_ok=True)
         tmp_rejects.unlink(missing_ok=True)
+        if parts.exists():
+            import shutil
+
+            shutil.rmtree(parts, ignore_errors=True)
     from nbops.hashing import file_sha256
 
     result = ScoreResult(
@@ -202,6 +218,7 @@ def score_file(
         output_sha256=file_sha256(target),
         scorer=model.scorer,
         predictions=_distribution(counts, rows - rejected, model.task),
+        scheduler=scheduler,
     )
     report = _drift(root, model, sample)
     if report is not None:
@@ -210,6 +227,22 @@ def score_file(
     if record:
         result.run = _record(root, result, started=started, command=command)
     return result
+
+
+Piece = tuple[Iterator[pa.Table], "pd.DataFrame | None", int]
+
+
+def _here(
+    model: ServedModel, plan: _Plan, source: Path, chunk_rows: int, sample: _Sample
+) -> Iterator[Piece]:
+    """The job on this machine: (output tables, rejected rows, rows read) per chunk."""
+    rows = 0
+    for frame, ids in _ahead(_chunks(source, plan, chunk_rows)):
+        if frame.empty:  # a CSV with a header only
+            continue
+        table, rejected_rows = score_chunk(model, plan, frame, ids, offset=rows, sample=sample)
+        rows += len(frame)
+        yield iter([table]), rejected_rows, len(frame)
 
 
 def score_chunk(
@@ -259,8 +292,10 @@ class _Sample:
     model's output per row as the reference profile holds it (the positive class's
     probability, the label, or the number)."""
 
-    def __init__(self, size: int, *, seed: int = 0) -> None:
+    def __init__(self, size: int, *, seed: int = 0, share: float = 1.0) -> None:
         self.size = size
+        #: rows drawn at most (a part of a cluster job keeps only its share of the sample)
+        self.share = share
         self.rng = np.random.default_rng(seed)
         self.keys = np.empty(0)
         self.frame: pd.DataFrame | None = None
@@ -269,9 +304,9 @@ class _Sample:
     def add(self, batch: Any, table: pa.Table, model: ServedModel) -> None:
         keys = self.rng.random(batch.n_rows)
         if len(self.keys) >= self.size:  # only rows that can enter the sample are typed
-            chosen = np.flatnonzero(keys < self.keys.max())
+            chosen = np.flatnonzero(keys < min(self.keys.max(), self.share))
         else:
-            chosen = np.arange(batch.n_rows)
+            chosen = np.flatnonzero(keys < self.share)
         if not len(chosen):
             return
         mask = np.zeros(batch.n_rows, dtype=bool)
@@ -282,6 +317,21 @@ class _Sample:
         served = _served(table, model)[chosen]
         frame = part if self.frame is None else pd.concat([self.frame, part], ignore_index=True)
         keys = np.concatenate([self.keys, keys[chosen]])
+        served = np.concatenate([self.served, served])
+        if len(keys) > self.size:
+            keep = np.sort(np.argpartition(keys, self.size - 1)[: self.size])
+            frame, keys, served = frame.iloc[keep].reset_index(drop=True), keys[keep], served[keep]
+        self.frame, self.keys, self.served = frame, keys, served
+
+    def merge(self, keys: np.ndarray, frame: pd.DataFrame | None, served: np.ndarray) -> None:
+        """Add another part's sample (drawn the same way): the smallest keys of both stay."""
+        if frame is None or not len(keys):
+            return
+        if self.frame is None:
+            self.frame, self.keys, self.served = frame, keys, served
+            return
+        frame = pd.concat([self.frame, frame], ignore_index=True)
+        keys = np.concatenate([self.keys, keys])
         served = np.concatenate([self.served, served])
         if len(keys) > self.size:
             keep = np.sort(np.argpartition(keys, self.size - 1)[: self.size])
@@ -398,6 +448,183 @@ def _output(model: ServedModel, plan: _Plan, ids: pa.Table, batch: Any) -> pa.Ta
     return pa.table(arrays)
 
 
+# -- on a dask.distributed cluster ---------------------------------------------------
+
+#: Seconds to reach the scheduler, then to wait for its first worker.
+CONNECT_SECONDS = 10
+WORKER_SECONDS = 30
+_MODELS: dict[tuple[str, str, str], ServedModel] = {}
+
+
+def _on_cluster(
+    address: str,
+    root: Path,
+    model: ServedModel,
+    plan: _Plan,
+    source: Path,
+    chunk_rows: int,
+    sample: _Sample,
+    folder: Path,
+) -> Iterator[Piece]:
+    """The job over the file's row groups on a Dask cluster, the parts joined in order."""
+    if source.suffix.lower() not in _PARQUET:
+        from nbops.errors import ConfigError
+
+        raise ConfigError(
+            f"--scheduler splits a Parquet file by its row groups, and '{source}' is text. "
+            "Convert it to Parquet first, or leave out --scheduler to score it on this machine."
+        )
+    client = _connect(address)
+    futures: list[Any] = []
+    # Each part sends back only the rows whose random key may be among the file's
+    # smallest SAMPLE_ROWS (a fifth more than its share, in expectation): the merged
+    # sample is still uniform, and the parts' samples stay small on the wire.
+    import pyarrow.parquet as pq
+
+    total = pq.ParquetFile(source).metadata.num_rows
+    share = min(1.0, 1.2 * SAMPLE_ROWS / max(total, 1))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        futures = [
+            client.submit(
+                _score_part,
+                str(root),
+                model.name,
+                model.version,  # pinned: a promotion mid-job does not mix versions
+                str(source),
+                groups,
+                offset,
+                plan,
+                chunk_rows,
+                str(folder / f"part-{i:05d}.parquet"),
+                SAMPLE_ROWS,
+                share,
+                i + 1,
+                pure=False,
+            )
+            for i, (groups, offset) in enumerate(_partitions(source, chunk_rows))
+        ]
+        for future in futures:
+            part = _part_result(future, address)
+            sample.merge(*part["sample"])
+            yield _read_part(Path(part["output"])), part["rejected"], part["rows"]
+    finally:
+        if futures:
+            client.cancel(futures)
+        client.close()
+
+
+def _connect(address: str) -> Any:
+    from nbops.errors import ConfigError
+
+    try:
+        from distributed import Client
+    except ImportError as exc:  # pragma: no cover - a dependency of nbops
+        raise ConfigError(
+            "--scheduler needs dask.distributed: pip install 'dask[distributed]'."
+        ) from exc
+    try:
+        client = Client(address, timeout=f"{CONNECT_SECONDS}s", set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ConfigError(
+            f"Cannot reach the Dask scheduler at {address} ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else 'no answer'}). Check the address "
+            "(tcp://HOST:PORT, port 8786 by default) and that `dask scheduler` runs there "
+            "with workers (`dask worker tcp://HOST:PORT`), or leave out --scheduler to score "
+            "on this machine."
+        ) from exc
+    try:
+        client.wait_for_workers(1, timeout=WORKER_SECONDS)
+    except (OSError, TimeoutError) as exc:
+        client.close()
+        raise ConfigError(
+            f"The Dask scheduler at {address} has no worker after {WORKER_SECONDS} s: start "
+            f"some with `dask worker {address}` (with nbops installed), or leave out "
+            "--scheduler to score on this machine."
+        ) from exc
+    return client
+
+
+def _partitions(source: Path, chunk_rows: int) -> list[tuple[list[int], int]]:
+    """Consecutive row groups of at least ``chunk_rows`` rows each, with the rows before."""
+    import pyarrow.parquet as pq
+
+    metadata = pq.ParquetFile(source).metadata
+    parts: list[tuple[list[int], int]] = []
+    groups: list[int] = []
+    offset = size = 0
+    for i in range(metadata.num_row_groups):
+        groups.append(i)
+        size += metadata.row_group(i).num_rows
+        if size >= chunk_rows:
+            parts.append((groups, offset))
+            offset, groups, size = offset + size, [], 0
+    if groups:
+        parts.append((groups, offset))
+    return parts
+
+
+def _score_part(
+    root: str,
+    name: str,
+    version: str,
+    source: str,
+    groups: list[int],
+    offset: int,
+    plan: _Plan,
+    chunk_rows: int,
+    output: str,
+    sample_rows: int,
+    share: float,
+    seed: int,
+) -> dict[str, Any]:
+    """On a worker: score some row groups into ``output``; return the counts, the
+    rejected rows and the part's drift sample."""
+    key = (root, name, version)
+    if key not in _MODELS:  # once per worker process, hash checked like the service's
+        _MODELS[key] = load_served_model(Path(root), name, version)
+    model = _MODELS[key]
+    sample = _Sample(sample_rows, seed=seed, share=share)
+    rows, rejected = 0, []
+    with _Writer(Path(output), csv=False) as out:
+        for frame, ids in _chunks(Path(source), plan, chunk_rows, row_groups=groups):
+            table, bad = score_chunk(model, plan, frame, ids, offset=offset + rows, sample=sample)
+            out.write(table)
+            if bad is not None:
+                rejected.append(bad)
+            rows += len(frame)
+        out.finish()
+    return {
+        "output": output,
+        "rows": rows,
+        "rejected": pd.concat(rejected, ignore_index=True) if rejected else None,
+        "sample": (sample.keys, sample.frame, sample.served),
+    }
+
+
+def _part_result(future: Any, address: str) -> dict[str, Any]:
+    from nbops.errors import NbopsError
+
+    try:
+        return future.result()
+    except NbopsError:
+        raise  # a worker's own one-paragraph error (no model, unreadable file, ...)
+    except Exception as exc:
+        raise NbopsError(
+            f"A Dask worker of {address} failed on part of the file ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}). Workers need nbops installed and "
+            "the project, the input and the output's folder at the same paths as here."
+        ) from exc
+
+
+def _read_part(path: Path) -> Iterator[pa.Table]:
+    import pyarrow.parquet as pq
+
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=CHUNK_ROWS):
+        yield pa.Table.from_batches([batch])
+    path.unlink(missing_ok=True)
+
+
 # -- input ------------------------------------------------------------------------------
 
 
@@ -477,7 +704,9 @@ def _plan(model: ServedModel, columns: list[str]) -> _Plan:
     return _Plan(names, ids, labels, text, categories, now)
 
 
-def _chunks(source: Path, plan: _Plan, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, pa.Table]]:
+def _chunks(
+    source: Path, plan: _Plan, chunk_rows: int, *, row_groups: list[int] | None = None
+) -> Iterator[tuple[pd.DataFrame, pa.Table]]:
     """The input a chunk at a time: (the features as pandas, the pass-through columns as
     Arrow, untouched). Categorical features come dictionary-encoded."""
     wanted = [*plan.ids, *[f for f in plan.features if f not in plan.ids]]
@@ -486,7 +715,9 @@ def _chunks(source: Path, plan: _Plan, chunk_rows: int) -> Iterator[tuple[pd.Dat
 
         try:
             parquet = pq.ParquetFile(source, read_dictionary=plan.categories)
-            for batch in parquet.iter_batches(batch_size=chunk_rows, columns=wanted):
+            for batch in parquet.iter_batches(
+                batch_size=chunk_rows, row_groups=row_groups, columns=wanted
+            ):
                 yield (
                     batch.select(plan.features).to_pandas(),
                     pa.Table.from_batches([batch.select(plan.ids)]),
