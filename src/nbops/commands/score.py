@@ -13,7 +13,12 @@ model, whatever the file size.
 Nothing half-written looks complete: output and rejects are written under temporary
 names in the output's folder and renamed at the end. A finished job is recorded in the
 tracking store as a run (trigger ``score``) with the model, the input and output
-content hashes, the counts and the time taken, listed by ``nbops runs list``.
+content hashes, the counts, the share of each prediction, the drift of a uniform sample
+of the rows against the model's reference profile (:mod:`nbops.monitoring.drift`) and
+the time taken, listed by ``nbops runs list``.
+
+With a ``dask.distributed`` scheduler the same chunks are scored on its workers, a part
+of the file's row groups each, and joined here in input order (``_on_cluster``).
 
 Example:
     >>> result = score_file(root, "customers.csv", "scores.parquet", model_name="churn")  # doctest: +SKIP
@@ -44,7 +49,7 @@ from nbops.serving.labels import label_names
 from nbops.serving.model import ServedModel, load_served_model
 from nbops.serving.validation import validate_frame
 
-__all__ = ["ScoreResult", "score_chunk", "score_file"]
+__all__ = ["ScoreResult", "score_file"]
 
 #: Rows per chunk by default: vectorised work stays efficient, memory stays small.
 CHUNK_ROWS = 262_144
