@@ -12,11 +12,13 @@ resident memory (the kernel's ``ru_maxrss`` of that process) is its own:
   its schema enforcement accepts: it refuses a batch whose boolean column has missing
   values (the model itself handles them), so those rows are left out and counted.
 
-Prints rows/s and peak RSS per contender, the ratios, and whether the probabilities
-of ``nbops score`` are identical to the pipeline's (and its labels to pyfunc's).
+Prints rows/s and peak RSS per contender (also the command's own time, after Python
+has started), the ratios, and whether the probabilities of ``nbops score`` are identical
+to the pipeline's (and its labels to pyfunc's). With ``--repeat N`` the contenders run
+in turn N times and each keeps its best run: on a shared machine the load moves.
 
 Usage (from a project that has a champion, e.g. after `make build`):
-    .venv/bin/python benchmarks/score.py [--rows 5000000] [--project .] [--keep DIR]
+    .venv/bin/python benchmarks/score.py [--rows 5000000] [--repeat 1] [--project .] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -104,6 +107,9 @@ def main() -> None:
     parser.add_argument("--chunk-rows", type=int, default=262_144)
     parser.add_argument("--keep", type=Path, default=None, help="keep the files in this folder")
     parser.add_argument("--no-pyfunc", action="store_true", help="skip mlflow.pyfunc")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="run each contender N times, in turn; keep the best"
+    )
     parser.add_argument("--worker", choices=["sklearn", "pyfunc"], help=argparse.SUPPRESS)
     parser.add_argument("--input", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -112,9 +118,6 @@ def main() -> None:
     if args.worker:
         worker(args.worker, project, args.input, args.chunk_rows, args.out)
         return
-
-    import numpy as np
-    import pandas as pd
 
     from nbops.data.datasets import write_churn
 
@@ -127,15 +130,36 @@ def main() -> None:
     env_cmd = [str(BIN / "nbops"), "score", str(source), "--out", str(work / "scores.parquet")]
     results: dict[str, dict[str, float]] = {}
 
-    print("nbops score (whole command) ...", flush=True)
-    seconds, rss, _ = measured([*env_cmd, "--chunk-rows", str(args.chunk_rows)], cwd=project)
-    results["nbops score (whole command)"] = {"seconds": seconds, "rss": rss, "rows": args.rows}
-
     here = str(Path(__file__).resolve())
     contenders = [("sklearn", "pipeline predict_proba (compute only)")]
     if not args.no_pyfunc:
         contenders.append(("pyfunc", "mlflow.pyfunc predict (compute only)"))
     extra: dict[str, dict] = {}
+
+    def keep_best(label: str, figures: dict[str, float]) -> None:
+        if label not in results or figures["seconds"] < results[label]["seconds"]:
+            results[label] = figures
+
+    # In turn, N times: on a shared machine the load moves; each keeps its best run.
+    for _ in range(args.repeat):
+        print("nbops score (whole command) ...", flush=True)
+        seconds, rss, output = measured(
+            [*env_cmd, "--chunk-rows", str(args.chunk_rows)], cwd=project
+        )
+        timed = re.search(r" in ([\d.]+) s \(", output)  # the command's own figure
+        job = float(timed.group(1)) if timed else seconds
+        keep_best(
+            "nbops score (whole command)", {"seconds": seconds, "rss": rss, "rows": args.rows}
+        )
+        keep_best(
+            "nbops score (job, after Python start)", {"seconds": job, "rss": rss, "rows": args.rows}
+        )
+        run_contenders(contenders, here, project, source, args, work, results, extra, keep_best)
+
+    print_results(args, results, extra, work)
+
+
+def run_contenders(contenders, here, project, source, args, work, results, extra, keep_best):
     for kind, label in contenders:
         print(f"{label} ...", flush=True)
         _, rss, output = measured(
@@ -157,9 +181,14 @@ def main() -> None:
         )
         report = json.loads(output.strip().splitlines()[-1])
         extra[kind] = report
-        results[label] = {"seconds": report["seconds"], "rss": rss, "rows": report["rows"]}
+        keep_best(label, {"seconds": report["seconds"], "rss": rss, "rows": report["rows"]})
 
-    print(f"\n{args.rows:,} rows, chunks of {args.chunk_rows:,}, project {project}")
+
+def print_results(args, results, extra, work) -> None:
+    import numpy as np
+    import pandas as pd
+
+    print(f"\n{args.rows:,} rows, chunks of {args.chunk_rows:,}, project {args.project}")
     print(f"  {'CONTENDER':42} {'ROWS':>10} {'SECONDS':>8} {'ROWS/S':>10} {'PEAK RSS':>9}")
     for label, r in results.items():
         print(
@@ -168,7 +197,7 @@ def main() -> None:
         )
     ours = results["nbops score (whole command)"]
     rate = ours["rows"] / ours["seconds"]
-    for label, r in list(results.items())[1:]:
+    for label, r in list(results.items())[2:]:
         print(f"  nbops score vs {label}: {rate / (r['rows'] / r['seconds']):.2f}x rows/s")
 
     scores = pd.read_parquet(work / "scores.parquet", columns=["prediction", "proba_True"])
