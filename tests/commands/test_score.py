@@ -356,6 +356,11 @@ def test_a_cluster_run_writes_what_a_local_run_writes(in_project, rows, tmp_path
     )
     assert pd.read_csv(tmp_path / "there.rejects.csv")["row"].tolist() == [6, 171]
     assert local.drift["n_current"] == 298
+    from nbops.tracking.store import Store
+
+    newest = Store(in_project.root).builds(limit=1)[0]
+    assert newest.data.params["env.score.scheduler"] == cluster
+    assert newest.data.metrics["rejected"] == 2
     assert not list(tmp_path.glob(".*.parts")) and not list(tmp_path.glob(".*.tmp"))
 
 

@@ -938,6 +938,7 @@ def _record(
         "input_sha256": result.input_sha256,
         "output_sha256": result.output_sha256,
         "scorer": result.scorer,
+        "scheduler": result.scheduler or "local",
     }
     files = {"rejects.csv": result.rejects} if result.rejects else {}
     tmp = None
