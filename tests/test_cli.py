@@ -49,6 +49,7 @@ def test_help_lists_the_commands() -> None:
         (("schema", "infer", "--help"), "Example:\n    nbops schema infer data/customers.csv"),
         (("data", "--help"), "generate"),
         (("data", "generate", "--help"), "Example:\n    nbops data generate"),
+        (("score", "--help"), "Example:\n    nbops score data/customers.csv --out"),
     ],
 )
 def test_subcommand_help(args: tuple[str, ...], shown: str) -> None:

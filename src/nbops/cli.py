@@ -431,6 +431,132 @@ def serve(
         ) from exc
 
 
+@main.command("score")
+@click.argument("input", type=click.Path(dir_okay=True))
+@click.option(
+    "--out",
+    "output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Where the scores go: .parquet (or .csv).",
+)
+@click.option(
+    "--model",
+    default=None,
+    help="Registered model name (default: NBOPS_MODEL, then env.yaml's release.model_name).",
+)
+@click.option(
+    "--alias",
+    default="champion",
+    show_default=True,
+    help="Alias (champion, challenger, previous) or version number of the model.",
+)
+@click.option(
+    "--chunk-rows",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Rows read, validated and scored at a time (default 262,144): bounds memory.",
+)
+@click.option(
+    "--max-bad-rows",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Stop, writing no output, when more rows than this are rejected (default: no limit).",
+)
+@click.option(
+    "--rejects",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Where rejected rows go (default: OUTPUT's name with .rejects.csv).",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="tcp://HOST:PORT",
+    help="Run on this dask.distributed cluster (Parquet input; workers need nbops and the "
+    "same paths).",
+)
+def score(
+    input: str,
+    output: str,
+    model: str | None,
+    alias: str,
+    chunk_rows: int | None,
+    max_bad_rows: int | None,
+    rejects: str | None,
+    scheduler: str | None,
+) -> None:
+    """Score the rows of INPUT (.csv or .parquet) with a registered model into OUTPUT.
+
+    Rows are typed and validated as the prediction service does (text as in the training
+    file is read the same way); each output row has the input's ID columns, the
+    prediction, the class probabilities, the model name and version and the scoring
+    time, in input order. Rejected rows go to a rejects file with their row number and
+    reasons. The job is recorded as a run (see `nbops runs list`).
+
+    \b
+    Example:
+      nbops score data/customers.csv --out scores/customers.parquet
+      nbops score new.parquet --out scores.csv --alias 7 --max-bad-rows 100
+      nbops score big.parquet --out scores.parquet --scheduler tcp://10.0.0.5:8786
+    """
+    import time
+
+    from nbops.commands.score import score_file
+
+    root = _project_root()
+    shown = [time.monotonic()]
+
+    def progress(rows: int, rejected: int) -> None:
+        if time.monotonic() - shown[0] >= 5:  # a line every few seconds on long jobs
+            shown[0] = time.monotonic()
+            click.echo(f"  {rows:,} rows read, {rejected:,} rejected", err=True)
+
+    result = score_file(
+        root,
+        input,
+        output,
+        model_name=_model_name(model),
+        alias=alias,
+        chunk_rows=chunk_rows,
+        max_bad_rows=max_bad_rows,
+        rejects=rejects,
+        command=["nbops", *sys.argv[1:]],
+        progress=progress,
+        scheduler=scheduler,
+    )
+    rate = result.rows / result.seconds if result.seconds else 0.0
+    click.echo(
+        f"Scored {result.scored:,} of {result.rows:,} rows with {result.model_name} "
+        f"v{result.model_version} ({result.scorer}) into {result.output} in "
+        f"{result.seconds:.1f} s ({rate:,.0f} rows/s)."
+    )
+    if result.predictions:
+        click.echo(
+            "Predictions: "
+            + ", ".join(f"{label} {share:.1%}" for label, share in result.predictions.items())
+            if "mean" not in result.predictions
+            else f"Mean prediction: {result.predictions['mean']:.6g}"
+        )
+    if result.drift:
+        drift = result.drift
+        tested = [c for c in drift["columns"] if c["drifted"] is not None]
+        click.echo(
+            f"Drift against the training profile ({drift['n_current']:,} sampled rows): "
+            f"{len(drift['drifted_columns'])} of {len(tested)} columns"
+            + (f" ({', '.join(drift['drifted_columns'])})" if drift["drifted_columns"] else "")
+            + (f"; predictions {drift['prediction']['status']}" if drift.get("prediction") else "")
+            + "."
+        )
+    if result.rejected:
+        click.secho(
+            f"Rejected {result.rejected:,} rows (row number and reasons in {result.rejects}).",
+            fg="yellow",
+        )
+    if result.run.get("run_id"):
+        click.echo(f"Recorded as run {result.run['run_id'][:12]} (nbops runs show).")
+
+
 @main.command("monitor")
 @click.option(
     "--window",

@@ -152,3 +152,20 @@ def test_a_compiled_scorer_that_disagrees_without_raising_is_not_used(
     assert np.isfinite(scores).all()  # it scores without raising ...
     assert not np.allclose(scores, getattr(model, method)(batch.frame()))  # ... but wrongly
     assert compile_model(model, probe=batch) is None
+
+
+@pytest.mark.parametrize(("family", "target"), [("linear", "churned"), ("linear", "plan")])
+def test_dictionary_encoded_text_from_a_file_scores_like_lists(table, family, target):
+    model, features = fitted(table, family, target, "classification", {})
+    compiled = compile_model(model, probe=probe_batch(features))
+    batch = probe_batch(features, n_rows=50, seed=5)  # unseen categories and missing ones
+    as_codes = {
+        name: pd.Categorical(values) if isinstance(values, list) else values
+        for name, values in batch.columns.items()
+    }
+    np.testing.assert_array_equal(
+        compiled.transform(as_codes, 50), compiled.transform(batch.columns, 50)
+    )
+    np.testing.assert_array_equal(
+        compiled.predict_proba(as_codes, 50), model.predict_proba(batch.frame())
+    )

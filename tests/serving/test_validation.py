@@ -149,3 +149,54 @@ def test_ignored_training_columns_are_accepted_and_dropped():
         ignore=frozenset({"customer_id"}),
     )
     assert not problems and "customer_id" not in frame.columns
+
+
+def _file_chunk(categorical: bool) -> pd.DataFrame:
+    """Rows of a file: typed columns, and text as a messy export writes it."""
+    frame = pd.DataFrame(
+        {
+            "tenure": [3, 4, 5, 6],
+            "charges": [" 29.85", "", "N/A", "abc"],
+            "auto_renew": pd.array([True, None, False, True], dtype="boolean"),
+            "plan": [" basic ", "premium", "", "gold"],
+            "signup": pd.to_datetime(["2024-05-31", None, "2024-01-02", "2023-12-31"]),
+        }
+    )
+    if categorical:
+        frame["plan"] = frame["plan"].astype("category")
+    return frame
+
+
+@pytest.mark.parametrize("categorical", [False, True], ids=["text", "dictionary"])
+def test_a_file_chunk_is_typed_as_the_same_rows_sent_as_a_request(categorical):
+    from nbops.serving.validation import validate, validate_frame
+
+    features = [*FEATURES[:3], Feature("plan", "categorical", nullable=False), FEATURES[4]]
+    chunk = _file_chunk(categorical)
+    batch, problems = validate_frame(chunk, features)
+
+    assert sorted(problems) == [
+        (
+            2,
+            "plan",
+            "null is not allowed here: the model was trained without missing values in this column",
+        ),
+        (3, "charges", "expected a number (or a blank, NA or N/A for a missing value), got 'abc'"),
+    ]
+    good = [0, 1]
+    request = {
+        "records": [
+            {
+                "tenure": 3 + i,
+                "charges": [" 29.85", ""][i],
+                "auto_renew": [True, None][i],
+                "plan": [" basic ", "premium"][i],
+                "signup": ["2024-05-31", None][i],
+            }
+            for i in good
+        ]
+    }
+    expected, errors = validate(request, features, max_rows=10)
+    assert errors == [] and expected is not None
+    got = batch.frame().iloc[good].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, expected.frame())

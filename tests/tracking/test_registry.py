@@ -519,6 +519,24 @@ def test_loading_a_role_nobody_holds_is_refused(
         registry.load("other")
 
 
+def test_a_version_number_loads_that_version_with_its_hash_checked(
+    registry: Registry, register: Callable[..., str]
+) -> None:
+    first = register()
+    registry.apply_gate(NAME, first, action="promote", summary="first", run_id=None)
+    second = register()  # no alias
+
+    assert registry.load(NAME, second)[0].version == second  # `nbops score --alias 2`
+    assert registry.load(NAME, f"v{second}")[0].version == second
+    assert registry.load(NAME, first)[0].version == first
+    with pytest.raises(ReleaseError, match=r"Model 'churn' has no 9\b"):
+        registry.load(NAME, "9")
+    stored = stored_file(registry, first)
+    stored.write_bytes(stored.read_bytes() + b"\0")
+    with pytest.raises(ReleaseError, match=r"version 1 \(1\) does not match its recorded hash"):
+        registry.load(NAME, first)
+
+
 # -- concurrency -----------------------------------------------------------------------
 
 RACER = """

@@ -3,7 +3,8 @@
 - ``init``: ``nbops init``, a new project from the reference pipeline;
 - ``export``: ``nbops export airflow|argo``;
 - ``reproduce``: ``nbops reproduce``;
-- ``review``: ``nbops runs list|show|diff`` and ``nbops report``.
+- ``review``: ``nbops runs list|show|diff`` and ``nbops report``;
+- ``score``: ``nbops score``, a file scored by a registered model in bounded memory.
 
 The top layer below ``cli``: may import every other package; nothing imports it but
 the CLI.

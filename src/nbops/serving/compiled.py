@@ -260,9 +260,11 @@ class CompiledModel:
 
     def transform(self, columns: Columns, n: int) -> np.ndarray:
         """The feature matrix for ``n`` rows given as ``{column: [value, ...]}``."""
-        X = np.empty((n, self.width))
+        # Built column by column, so column-major; the estimator gets the row-major copy
+        # scikit-learn's ColumnTransformer would give it (the same floats, bit for bit).
+        X = np.empty((n, self.width), order="F")
         if self.width_raw:
-            raw = np.empty((n, self.width_raw))
+            raw = np.empty((n, self.width_raw), order="F")
             for name, j in self.floats:
                 raw[:, j] = np.asarray(columns[name], dtype=float)
             for name, origin, j in self.dates:
@@ -274,9 +276,14 @@ class CompiledModel:
         missing = nbops_features._MISSING
         for name, index, table, start, stop in self.lookups:
             unseen = len(table) - 1
-            rows = [index.get(missing if v is None else v, unseen) for v in columns[name]]
+            values = columns[name]
+            if isinstance(values, pd.Categorical):  # from a file: each distinct value once
+                found = [index.get(v, unseen) for v in values.categories]
+                rows = np.array([*found, index.get(missing, unseen)], dtype=np.intp)[values.codes]
+            else:
+                rows = [index.get(missing if v is None else v, unseen) for v in values]
             X[:, start:stop] = table[rows]
-        return X
+        return np.ascontiguousarray(X)
 
     def predict_proba(self, columns: Columns, n: int) -> np.ndarray:
         return self.estimator.predict_proba(self.transform(columns, n))

@@ -30,6 +30,8 @@ class ServedModel:
     ignored: frozenset[str] = frozenset()
     #: the same model as array operations (fast for small batches); None: scikit-learn only
     compiled: CompiledModel | None = None
+    #: the training label of the positive class (binary classification), else None
+    positive_class: Any = None
 
     @property
     def scorer(self) -> str:
@@ -129,4 +131,5 @@ def load_served_model(root: Path, name: str, alias: str) -> ServedModel:
         list(target.get("classes") or []),
         ignored,
         compiled,
+        target.get("positive_class"),
     )

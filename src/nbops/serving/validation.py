@@ -3,7 +3,9 @@
 Accepted shapes: ``{"records": [{column: value, ...}, ...]}`` or
 ``{"columns": {column: [value, ...], ...}}``. :func:`validate` gives a :class:`Batch`:
 coerced values per column (what the compiled model scores) and, on demand, the typed
-DataFrame scikit-learn scores. Pure: no HTTP, no model.
+DataFrame scikit-learn scores. :func:`validate_frame` does the same for a chunk of a
+file (``nbops score``): every row is kept, and the problems are listed per row so the
+bad ones can be set aside. Pure: no HTTP, no model.
 """
 
 from __future__ import annotations
@@ -20,7 +22,15 @@ import pandas as pd
 
 from nbops.data import rawtext
 
-__all__ = ["Batch", "Feature", "FieldError", "probe_batch", "to_frame", "validate"]
+__all__ = [
+    "Batch",
+    "Feature",
+    "FieldError",
+    "probe_batch",
+    "to_frame",
+    "validate",
+    "validate_frame",
+]
 
 
 @dataclass(frozen=True)
@@ -36,7 +46,9 @@ class Feature:
 @dataclass(frozen=True)
 class Batch:
     """Validated rows, one array per column: float64 for numbers and booleans (NaN for
-    missing), datetime64[ns] in UTC for dates (NaT), a list of str or None for text."""
+    missing), datetime64[ns] in UTC for dates (NaT), a list of str or None for text (or,
+    from a file, a ``pandas.Categorical`` of the stripped text: each distinct value is
+    checked once)."""
 
     columns: dict[str, list[Any]]
     features: list[Feature]
@@ -245,6 +257,79 @@ def validate(
         )
         return None, errors[:100]
     return Batch(columns, features, n), []
+
+
+def validate_frame(
+    frame: pd.DataFrame, features: list[Feature], *, reject_unseen: bool = False
+) -> tuple[Batch, list[tuple[int, str, str]]]:
+    """Type every row of ``frame`` (a chunk of a CSV or Parquet file) with the service's
+    rules; return the batch of all rows and the problems as ``(row, column, message)``.
+
+    Columns already typed by the file (float, integer, boolean, dates) are taken as they
+    are; text goes through the same conversion as a request's text (:func:`validate`),
+    so a row of a messy CSV is typed as ingest typed the training file. A row with a
+    problem holds a placeholder value (missing) in the batch: score only the rows
+    without problems. Every column of ``features`` must be in ``frame``.
+    """
+    n = len(frame)
+    columns: dict[str, Any] = {}
+    problems: list[tuple[int, str, str]] = []
+    for feature in features:
+        typed, found = _frame_column(frame[feature.name], feature, reject_unseen)
+        columns[feature.name] = typed
+        problems += [(i, feature.name, msg) for i, msg in found]
+    return Batch(columns, features, n), problems
+
+
+def _frame_column(
+    column: pd.Series, feature: Feature, reject_unseen: bool
+) -> tuple[Any, list[tuple[int, str]]]:
+    """One file column → (typed values, problems); typed columns without a Python loop."""
+    dtype, role = column.dtype, feature.role
+    typed: Any = None
+    if role == "numeric" and pd.api.types.is_numeric_dtype(dtype) and not _is_bool(dtype):
+        typed = column.to_numpy(dtype=float, na_value=np.nan)
+        missing = np.isnan(typed)
+        problems = [(int(i), "expected a finite number") for i in np.flatnonzero(np.isinf(typed))]
+    elif role == "boolean" and _is_bool(dtype):
+        typed = column.to_numpy(dtype=float, na_value=np.nan)
+        missing, problems = np.isnan(typed), []
+    elif role == "datetime" and pd.api.types.is_datetime64_any_dtype(dtype):
+        stamps = column.dt.tz_convert(None) if getattr(dtype, "tz", None) else column
+        typed = stamps.to_numpy(dtype="datetime64[ns]")
+        missing, problems = np.isnat(typed), []
+    if typed is not None:
+        if not feature.nullable and missing.any():
+            problems += [(int(i), _NULL_NOT_ALLOWED) for i in np.flatnonzero(missing)]
+        return typed, problems
+    if role in ("categorical", "high_cardinality") and isinstance(dtype, pd.CategoricalDtype):
+        return _categories(column, feature, reject_unseen)
+    # Text (or a type the column was not trained with): value by value, as a request's.
+    values = column.astype(object).where(column.notna(), None).tolist()
+    return _column(values, feature, reject_unseen)
+
+
+def _categories(
+    column: pd.Series, feature: Feature, reject_unseen: bool
+) -> tuple[pd.Categorical, list[tuple[int, str]]]:
+    """A dictionary-encoded text column: its distinct values typed as a request's text
+    values (:func:`_text`), then every row through its code, without a Python loop."""
+    codes = column.cat.codes.to_numpy()
+    anyway = Feature(feature.name, feature.role, True, feature.categories)
+    typed, found = _column(list(column.cat.categories), anyway, reject_unseen)
+    distinct = list(dict.fromkeys(v for v in typed if v is not None))
+    position = {v: i for i, v in enumerate(distinct)}
+    # The last entry is where missing rows (code -1) land.
+    recode = np.array([-1 if v is None else position[v] for v in typed] + [-1], dtype=np.int64)
+    new_codes = recode[codes]
+    problems = [(int(i), msg) for j, msg in found for i in np.flatnonzero(codes == j)]
+    if not feature.nullable:
+        problems += [(int(i), _NULL_NOT_ALLOWED) for i in np.flatnonzero(new_codes < 0)]
+    return pd.Categorical.from_codes(new_codes, categories=distinct), problems
+
+
+def _is_bool(dtype: Any) -> bool:
+    return pd.api.types.is_bool_dtype(dtype)
 
 
 def _column(

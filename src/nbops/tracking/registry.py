@@ -290,6 +290,16 @@ class Registry:
             name, str(v.version), list(v.aliases), dict(v.tags), v.creation_timestamp, v.run_id
         )
 
+    def version(self, name: str, version: str) -> Version | None:
+        """One version by its number (None when the model or the version does not exist)."""
+        try:
+            v = self.client.get_model_version(name, version)
+        except Exception:
+            return None
+        return Version(
+            name, str(v.version), list(v.aliases), dict(v.tags), v.creation_timestamp, v.run_id
+        )
+
     def models(self) -> list[str]:
         return sorted(m.name for m in self.client.search_registered_models(max_results=1000))
 
@@ -337,7 +347,8 @@ class Registry:
         return texts
 
     def load(self, name: str, role: str = "champion") -> tuple[Version, Any]:
-        """Download and load the version holding ``role``, refusing a modified file.
+        """Download and load the version holding ``role`` (an alias, or a version number
+        such as ``7``), refusing a modified file.
 
         Only ``model.skops`` is read, with skops and nbops' own list of trusted types:
         neither the MLmodel file nor anything else in the artifact folder decides how
@@ -346,6 +357,8 @@ class Registry:
         import mlflow.artifacts
 
         version = self.alias(name, role)
+        if version is None and role.lstrip("v").isdigit():
+            version = self.version(name, role.lstrip("v"))
         if version is None:
             raise ReleaseError(
                 f"Model '{name}' has no {role}. See `nbops models`; a build that passes the gate sets it, or `nbops promote {name} VERSION`."

@@ -1,0 +1,989 @@
+"""``nbops score``: a CSV or Parquet file scored by a registered model, in bounded memory.
+
+The job reads the file a chunk at a time (Parquet record batches, CSV chunks), types and
+validates each chunk with the prediction service's own rules
+(:func:`nbops.serving.validation.validate_frame`, the raw-text typing of ingest), scores
+the valid rows with the service's scorer (the compiled model when it matches the
+pipeline, scikit-learn otherwise), and appends them to the output. Rows that fail go to
+a rejects file with their row number and reasons, and are counted; ``max_bad_rows``
+stops the job. The model is loaded from the registry as the service loads it (the
+hash of ``model.skops`` checked, skops' trust list). Memory is one chunk plus the
+model, whatever the file size.
+
+Nothing half-written looks complete: output and rejects are written under temporary
+names in the output's folder and renamed at the end. A finished job is recorded in the
+tracking store as a run (trigger ``score``) with the model, the input and output
+content hashes, the counts, the share of each prediction, the drift of a uniform sample
+of the rows against the model's reference profile (:mod:`nbops.monitoring.drift`) and
+the time taken, listed by ``nbops runs list``.
+
+With a ``dask.distributed`` scheduler the same chunks are scored on its workers, a part
+of the file's row groups each, and joined here in input order (``_on_cluster``).
+
+Example:
+    >>> result = score_file(root, "customers.csv", "scores.parquet", model_name="churn")  # doctest: +SKIP
+    >>> result.scored, result.rejected
+    (99_998, 2)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from nbops.errors import DataError, DataSourceError, ReleaseError
+from nbops.serving.labels import label_names
+from nbops.serving.model import ServedModel, load_served_model
+from nbops.serving.validation import validate_frame
+
+__all__ = ["ScoreResult", "score_file"]
+
+#: Rows per chunk by default: vectorised work stays efficient, memory stays small.
+CHUNK_ROWS = 262_144
+#: Scored rows kept (a uniform sample of the file) to measure drift against the profile.
+SAMPLE_ROWS = 100_000
+_CSV = {".csv": ",", ".tsv": "\t", ".txt": ","}
+_PARQUET = {".parquet", ".pq"}
+_OUT = {".csv", ".parquet", ".pq"}
+
+
+@dataclass
+class ScoreResult:
+    """What a scoring job did (also what its run in the tracking store holds)."""
+
+    model_name: str
+    model_version: str
+    alias: str
+    input: str
+    output: str
+    rejects: str | None
+    rows: int
+    scored: int
+    rejected: int
+    seconds: float
+    input_sha256: str
+    output_sha256: str
+    scorer: str
+    #: the dask.distributed scheduler the job ran on (None: this machine)
+    scheduler: str | None = None
+    #: classification: share of scored rows per predicted label; regression: mean prediction
+    predictions: dict[str, float] = field(default_factory=dict)
+    #: the batch against the model's reference profile (:meth:`DriftReport.to_dict`), on
+    #: a uniform sample of the scored rows; empty when the model has no profile
+    drift: dict[str, Any] = field(default_factory=dict)
+    run: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What is read and written, fixed before the first chunk."""
+
+    features: list[str]
+    ids: list[str]  # input columns the model ignores (IDs): passed through
+    labels: list[str]  # classification: the training label per estimator class
+    text: list[str]  # features read from a CSV as text whatever they look like (dates)
+    categories: list[str]  # categorical features: read dictionary-encoded (each value typed once)
+    scored_at: pd.Timestamp
+
+
+def score_file(
+    root: Path,
+    input: str | Path,
+    output: str | Path,
+    *,
+    model_name: str,
+    alias: str = "champion",
+    chunk_rows: int | None = None,
+    max_bad_rows: int | None = None,
+    rejects: str | Path | None = None,
+    record: bool = True,
+    command: list[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    scheduler: str | None = None,
+) -> ScoreResult:
+    """Score ``input`` with ``model_name@alias`` into ``output`` (see the module docstring).
+
+    Args:
+        root: the project (its registry and tracking store).
+        alias: ``champion``, another alias, or a version number.
+        chunk_rows: rows per chunk (default :data:`CHUNK_ROWS`).
+        max_bad_rows: stop when more rows than this are rejected (None: no limit).
+        rejects: where rejected rows go (default: ``<output stem>.rejects.csv``).
+        record: record the job as a run in the tracking store.
+        progress: called after each chunk with (rows read, rows rejected).
+        scheduler: the address of a ``dask.distributed`` scheduler (``tcp://HOST:PORT``):
+            the Parquet file's row groups are scored on its workers, each loading the same
+            model version from the registry (hash checked) and writing its part next to
+            the output; the parts are joined here in input order. The output is the one a
+            local run writes. Workers need nbops installed and the project, the input and
+            the output's folder at the same paths.
+
+    Raises:
+        DataSourceError: the input is missing, empty, of an unknown kind or unreadable.
+        DataError: a column the model needs is missing, or too many rows are rejected.
+        ReleaseError: the model or its alias (or version) does not exist.
+        ConfigError: the output's kind is unknown; the scheduler cannot be reached.
+    """
+    started = time.time()
+    source, target = Path(input).expanduser(), Path(output).expanduser()
+    _check_paths(source, target)
+    rejects_path = (
+        Path(rejects) if rejects else target.with_name(f"{target.stem}.rejects.csv")
+    ).expanduser()
+    model = _load(root, model_name, alias)
+    plan = _plan(model, _columns(source))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    token = uuid.uuid4().hex[:8]
+    tmp_out = target.with_name(f".{target.name}.{token}.tmp")
+    tmp_rejects = rejects_path.with_name(f".{rejects_path.name}.{token}.tmp")
+    rows = rejected = 0
+    counts: dict[str, float] = {}
+    sample = _Sample(SAMPLE_ROWS)
+    parts = target.with_name(f".{target.name}.{token}.parts")
+    pieces = (
+        _on_cluster(scheduler, root, model, plan, source, chunk_rows or CHUNK_ROWS, sample, parts)
+        if scheduler
+        else _here(model, plan, source, chunk_rows or CHUNK_ROWS, sample)
+    )
+    try:
+        with (
+            _Writer(tmp_out, csv=target.suffix.lower() == ".csv") as out,
+            _Rejects(tmp_rejects) as bad,
+        ):
+            for tables, rejected_rows, n in pieces:
+                for table in tables:
+                    _count(counts, table["prediction"])
+                    out.write(table)
+                if rejected_rows is not None:
+                    bad.write(rejected_rows)
+                    rejected += len(rejected_rows)
+                rows += n
+                if progress is not None:
+                    progress(rows, rejected)
+                if max_bad_rows is not None and rejected > max_bad_rows:
+                    bad.close()
+                    kept = rejects_path.with_name(f"{rejects_path.stem}.partial.csv")
+                    os.replace(tmp_rejects, kept)
+                    raise DataError(
+                        f"Stopped scoring '{source}': {rejected:,} of the first {rows:,} rows were "
+                        f"rejected, more than --max-bad-rows {max_bad_rows:,}; no output was written. "
+                        f"The rejected rows so far and why are in {kept}. Fix the file, or raise "
+                        "--max-bad-rows to score the valid rows and set the rest aside."
+                    )
+            if rows == 0:
+                raise DataSourceError(
+                    f"Input file '{source}' has a header but no data rows: nothing to score. "
+                    "Export the data again, or point nbops score at another file."
+                )
+            out.finish()
+        os.replace(tmp_out, target)
+        if rejected:
+            os.replace(tmp_rejects, rejects_path)
+        else:
+            tmp_rejects.unlink(missing_ok=True)
+            rejects_path.unlink(missing_ok=True)  # a rejects file of an earlier run is not ours
+    finally:
+        pieces.close()  # a cluster job stops its remaining tasks
+        tmp_out.unlink(missing_ok=True)
+        tmp_rejects.unlink(missing_ok=True)
+        if parts.exists():
+            import shutil
+
+            shutil.rmtree(parts, ignore_errors=True)
+    from nbops.hashing import file_sha256
+
+    result = ScoreResult(
+        model_name=model.name,
+        model_version=model.version,
+        alias=alias,
+        input=str(source),
+        output=str(target),
+        rejects=str(rejects_path) if rejected else None,
+        rows=rows,
+        scored=rows - rejected,
+        rejected=rejected,
+        seconds=time.time() - started,
+        input_sha256=file_sha256(source),
+        output_sha256=file_sha256(target),
+        scorer=model.scorer,
+        predictions=_distribution(counts, rows - rejected, model.task),
+        scheduler=scheduler,
+    )
+    report = _drift(root, model, sample)
+    if report is not None:
+        result.drift = report.to_dict()
+    result.seconds = time.time() - started
+    if record:
+        result.run = _record(root, result, started=started, command=command)
+    return result
+
+
+Piece = tuple[Iterator[pa.Table], "pd.DataFrame | None", int]
+
+
+def _here(
+    model: ServedModel, plan: _Plan, source: Path, chunk_rows: int, sample: _Sample
+) -> Iterator[Piece]:
+    """The job on this machine: (output tables, rejected rows, rows read) per chunk."""
+    rows = 0
+    for frame, ids in _ahead(_chunks(source, plan, chunk_rows)):
+        if frame.empty:  # a CSV with a header only
+            continue
+        table, rejected_rows = score_chunk(model, plan, frame, ids, offset=rows, sample=sample)
+        rows += len(frame)
+        yield iter([table]), rejected_rows, len(frame)
+
+
+def score_chunk(
+    model: ServedModel,
+    plan: _Plan,
+    frame: pd.DataFrame,
+    ids: pa.Table,
+    *,
+    offset: int,
+    sample: _Sample | None = None,
+) -> tuple[pa.Table, pd.DataFrame | None]:
+    """One chunk → (the output rows of its valid rows, in order; its rejected rows or None).
+
+    ``frame`` holds the model's features, ``ids`` the columns passed through.
+
+    ``offset`` is the number of data rows before the chunk: rejected rows are numbered
+    from 1 for the first data row of the file.
+    """
+    batch, problems = validate_frame(
+        frame, model.features, reject_unseen=False
+    )  # unseen categories are scored as the service scores them by default
+    n = len(frame)
+    keep = np.ones(n, dtype=bool)
+    rejected = None
+    if problems:
+        reasons: dict[int, list[str]] = {}
+        for i, column, message in problems:
+            reasons.setdefault(i, []).append(f"{column}: {message}")
+        bad = np.fromiter(sorted(reasons), dtype=np.intp, count=len(reasons))
+        keep[bad] = False
+        rejected = pd.DataFrame({"row": bad + offset + 1})
+        for name in plan.ids:
+            rejected[name] = ids.column(name).take(pa.array(bad)).to_pylist()
+        rejected["reasons"] = ["; ".join(reasons[i]) for i in bad]
+        columns = {name: _take(values, keep) for name, values in batch.columns.items()}
+        batch = type(batch)(columns, batch.features, int(keep.sum()))
+        ids = ids.filter(pa.array(keep))
+    table = _output(model, plan, ids, batch)
+    if sample is not None:
+        sample.add(batch, table, model)
+    return table, rejected
+
+
+class _Sample:
+    """A uniform random sample of at most ``size`` scored rows of the whole file, kept
+    while it streams by (each row gets a random key; the smallest keys stay), with the
+    model's output per row as the reference profile holds it (the positive class's
+    probability, the label, or the number)."""
+
+    def __init__(self, size: int, *, seed: int = 0, share: float = 1.0) -> None:
+        self.size = size
+        #: rows drawn at most (a part of a cluster job keeps only its share of the sample)
+        self.share = share
+        self.rng = np.random.default_rng(seed)
+        self.keys = np.empty(0)
+        self.frame: pd.DataFrame | None = None
+        self.served: np.ndarray = np.empty(0)
+
+    def add(self, batch: Any, table: pa.Table, model: ServedModel) -> None:
+        keys = self.rng.random(batch.n_rows)
+        if len(self.keys) >= self.size:  # only rows that can enter the sample are typed
+            chosen = np.flatnonzero(keys < min(self.keys.max(), self.share))
+        else:
+            chosen = np.flatnonzero(keys < self.share)
+        if not len(chosen):
+            return
+        mask = np.zeros(batch.n_rows, dtype=bool)
+        mask[chosen] = True
+        part = type(batch)(
+            {k: _take(v, mask) for k, v in batch.columns.items()}, batch.features, len(chosen)
+        ).frame()
+        served = _served(table, model)[chosen]
+        frame = part if self.frame is None else pd.concat([self.frame, part], ignore_index=True)
+        keys = np.concatenate([self.keys, keys[chosen]])
+        served = np.concatenate([self.served, served])
+        if len(keys) > self.size:
+            keep = np.sort(np.argpartition(keys, self.size - 1)[: self.size])
+            frame, keys, served = frame.iloc[keep].reset_index(drop=True), keys[keep], served[keep]
+        self.frame, self.keys, self.served = frame, keys, served
+
+    def merge(self, keys: np.ndarray, frame: pd.DataFrame | None, served: np.ndarray) -> None:
+        """Add another part's sample (drawn the same way): the smallest keys of both stay."""
+        if frame is None or not len(keys):
+            return
+        if self.frame is None:
+            self.frame, self.keys, self.served = frame, keys, served
+            return
+        frame = pd.concat([self.frame, frame], ignore_index=True)
+        keys = np.concatenate([self.keys, keys])
+        served = np.concatenate([self.served, served])
+        if len(keys) > self.size:
+            keep = np.sort(np.argpartition(keys, self.size - 1)[: self.size])
+            frame, keys, served = frame.iloc[keep].reset_index(drop=True), keys[keep], served[keep]
+        self.frame, self.keys, self.served = frame, keys, served
+
+
+def _served(table: pa.Table, model: ServedModel) -> np.ndarray:
+    """What the reference profile's prediction sketch holds, per output row."""
+    if model.task != "classification":
+        return table["prediction"].to_numpy()
+    names = [c[len("proba_") :] for c in table.column_names if c.startswith("proba_")]
+    positive = str(model.positive_class)
+    if len(names) == 2 and positive in names:
+        return table[f"proba_{positive}"].to_numpy()
+    return np.asarray(table["prediction"].to_pylist(), dtype=object).astype(str)
+
+
+def _drift(root: Path, model: ServedModel, sample: _Sample) -> Any:
+    """The sample against the model's reference profile (None without a profile or rows)."""
+    import json
+
+    from nbops.monitoring.drift import DriftPolicy, Profile, compare
+    from nbops.monitoring.watch import PROFILE_FILE
+    from nbops.tracking.registry import Registry
+
+    if sample.frame is None or sample.frame.empty:
+        return None
+    files = Registry(root).files(model.name, model.version, (PROFILE_FILE,))
+    if PROFILE_FILE not in files:
+        return None
+    profile = Profile.from_dict(json.loads(files[PROFILE_FILE]))
+    return compare(
+        profile,
+        sample.frame,
+        policy=DriftPolicy.from_config(_drift_config(root)),
+        predictions=sample.served,
+    )
+
+
+def _drift_config(root: Path) -> dict[str, Any]:
+    """env.yaml's ``monitor.drift`` (the thresholds ``nbops monitor`` uses), if any."""
+    import yaml
+
+    path = root / "env.yaml"
+    if not path.is_file():
+        return {}
+    try:
+        env = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError:
+        return {}  # nbops monitor names the problem; scoring keeps the defaults
+    monitor = env.get("monitor") if isinstance(env, dict) else None
+    return dict((monitor or {}).get("drift") or {}) if isinstance(monitor, dict) else {}
+
+
+def _count(counts: dict[str, float], predictions: pa.ChunkedArray | pa.Array) -> None:
+    """Add a chunk's predictions to the running counts per label (or sum, regression)."""
+    import pyarrow.compute as pc
+
+    if pa.types.is_floating(predictions.type):
+        counts["sum"] = counts.get("sum", 0.0) + float(pc.sum(predictions).as_py() or 0.0)
+        return
+    for item in pc.value_counts(predictions).to_pylist():
+        counts[item["values"]] = counts.get(item["values"], 0) + item["counts"]
+
+
+def _distribution(counts: dict[str, float], scored: int, task: str) -> dict[str, float]:
+    if not scored:
+        return {}
+    if task != "classification":
+        return {"mean": counts.get("sum", 0.0) / scored}
+    return {label: n / scored for label, n in sorted(counts.items())}
+
+
+def _take(values: Any, keep: np.ndarray) -> Any:
+    if isinstance(values, (np.ndarray, pd.Categorical)):
+        return values[keep]
+    return [v for v, k in zip(values, keep, strict=True) if k]
+
+
+def _output(model: ServedModel, plan: _Plan, ids: pa.Table, batch: Any) -> pa.Table:
+    """The output columns: IDs, prediction, probabilities, model, version, time."""
+    n = batch.n_rows
+    arrays: dict[str, Any] = {name: ids.column(name) for name in plan.ids}
+    if model.task == "classification":
+        if n == 0:
+            proba = np.empty((0, len(plan.labels)))
+        elif model.compiled is not None:
+            proba = model.compiled.predict_proba(batch.columns, n)
+        else:
+            proba = model.estimator.predict_proba(batch.frame())
+        labels = pa.array(plan.labels, type=pa.string())
+        arrays["prediction"] = labels.take(pa.array(proba.argmax(axis=1), type=pa.int64()))
+        for j, label in enumerate(plan.labels):
+            arrays[f"proba_{label}"] = pa.array(np.ascontiguousarray(proba[:, j]))
+    else:
+        if n == 0:
+            values = np.empty(0)
+        elif model.compiled is not None:
+            values = model.compiled.predict(batch.columns, n)
+        else:
+            values = model.estimator.predict(batch.frame())
+        arrays["prediction"] = pa.array(np.asarray(values, dtype=float))
+    arrays["model_name"] = (
+        pa.array([model.name] * n, type=pa.string()) if n else pa.array([], pa.string())
+    )
+    arrays["model_version"] = (
+        pa.array([model.version] * n, type=pa.string()) if n else pa.array([], pa.string())
+    )
+    arrays["scored_at"] = pa.array(
+        np.full(n, plan.scored_at.to_datetime64(), dtype="datetime64[us]"),
+        type=pa.timestamp("us", tz="UTC"),
+    )
+    return pa.table(arrays)
+
+
+# -- on a dask.distributed cluster ---------------------------------------------------
+
+#: Seconds to reach the scheduler, then to wait for its first worker.
+CONNECT_SECONDS = 10
+WORKER_SECONDS = 30
+_MODELS: dict[tuple[str, str, str], ServedModel] = {}
+
+
+def _on_cluster(
+    address: str,
+    root: Path,
+    model: ServedModel,
+    plan: _Plan,
+    source: Path,
+    chunk_rows: int,
+    sample: _Sample,
+    folder: Path,
+) -> Iterator[Piece]:
+    """The job over the file's row groups on a Dask cluster, the parts joined in order."""
+    if source.suffix.lower() not in _PARQUET:
+        from nbops.errors import ConfigError
+
+        raise ConfigError(
+            f"--scheduler splits a Parquet file by its row groups, and '{source}' is text. "
+            "Convert it to Parquet first, or leave out --scheduler to score it on this machine."
+        )
+    client = _connect(address)
+    futures: list[Any] = []
+    # Each part sends back only the rows whose random key may be among the file's
+    # smallest SAMPLE_ROWS (a fifth more than its share, in expectation): the merged
+    # sample is still uniform, and the parts' samples stay small on the wire.
+    import pyarrow.parquet as pq
+
+    total = pq.ParquetFile(source).metadata.num_rows
+    share = min(1.0, 1.2 * SAMPLE_ROWS / max(total, 1))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        futures = [
+            client.submit(
+                _score_part,
+                str(root),
+                model.name,
+                model.version,  # pinned: a promotion mid-job does not mix versions
+                str(source),
+                groups,
+                offset,
+                plan,
+                chunk_rows,
+                str(folder / f"part-{i:05d}.parquet"),
+                SAMPLE_ROWS,
+                share,
+                i + 1,
+                pure=False,
+            )
+            for i, (groups, offset) in enumerate(_partitions(source, chunk_rows))
+        ]
+        for future in futures:
+            part = _part_result(future, address)
+            sample.merge(*part["sample"])
+            yield _read_part(Path(part["output"])), part["rejected"], part["rows"]
+    finally:
+        if futures:
+            client.cancel(futures)
+        client.close()
+
+
+def _connect(address: str) -> Any:
+    from nbops.errors import ConfigError
+
+    try:
+        from distributed import Client
+    except ImportError as exc:  # pragma: no cover - a dependency of nbops
+        raise ConfigError(
+            "--scheduler needs dask.distributed: pip install 'dask[distributed]'."
+        ) from exc
+    try:
+        client = Client(address, timeout=f"{CONNECT_SECONDS}s", set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ConfigError(
+            f"Cannot reach the Dask scheduler at {address} ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else 'no answer'}). Check the address "
+            "(tcp://HOST:PORT, port 8786 by default) and that `dask scheduler` runs there "
+            "with workers (`dask worker tcp://HOST:PORT`), or leave out --scheduler to score "
+            "on this machine."
+        ) from exc
+    try:
+        client.wait_for_workers(1, timeout=WORKER_SECONDS)
+    except (OSError, TimeoutError) as exc:
+        client.close()
+        raise ConfigError(
+            f"The Dask scheduler at {address} has no worker after {WORKER_SECONDS} s: start "
+            f"some with `dask worker {address}` (with nbops installed), or leave out "
+            "--scheduler to score on this machine."
+        ) from exc
+    return client
+
+
+def _partitions(source: Path, chunk_rows: int) -> list[tuple[list[int], int]]:
+    """Consecutive row groups of at least ``chunk_rows`` rows each, with the rows before."""
+    import pyarrow.parquet as pq
+
+    metadata = pq.ParquetFile(source).metadata
+    parts: list[tuple[list[int], int]] = []
+    groups: list[int] = []
+    offset = size = 0
+    for i in range(metadata.num_row_groups):
+        groups.append(i)
+        size += metadata.row_group(i).num_rows
+        if size >= chunk_rows:
+            parts.append((groups, offset))
+            offset, groups, size = offset + size, [], 0
+    if groups:
+        parts.append((groups, offset))
+    return parts
+
+
+def _score_part(
+    root: str,
+    name: str,
+    version: str,
+    source: str,
+    groups: list[int],
+    offset: int,
+    plan: _Plan,
+    chunk_rows: int,
+    output: str,
+    sample_rows: int,
+    share: float,
+    seed: int,
+) -> dict[str, Any]:
+    """On a worker: score some row groups into ``output``; return the counts, the
+    rejected rows and the part's drift sample."""
+    key = (root, name, version)
+    if key not in _MODELS:  # once per worker process, hash checked like the service's
+        _MODELS[key] = load_served_model(Path(root), name, version)
+    model = _MODELS[key]
+    sample = _Sample(sample_rows, seed=seed, share=share)
+    rows, rejected = 0, []
+    with _Writer(Path(output), csv=False) as out:
+        for frame, ids in _chunks(Path(source), plan, chunk_rows, row_groups=groups):
+            table, bad = score_chunk(model, plan, frame, ids, offset=offset + rows, sample=sample)
+            out.write(table)
+            if bad is not None:
+                rejected.append(bad)
+            rows += len(frame)
+        out.finish()
+    return {
+        "output": output,
+        "rows": rows,
+        "rejected": pd.concat(rejected, ignore_index=True) if rejected else None,
+        "sample": (sample.keys, sample.frame, sample.served),
+    }
+
+
+def _part_result(future: Any, address: str) -> dict[str, Any]:
+    from nbops.errors import NbopsError
+
+    try:
+        return future.result()
+    except NbopsError:
+        raise  # a worker's own one-paragraph error (no model, unreadable file, ...)
+    except Exception as exc:
+        raise NbopsError(
+            f"A Dask worker of {address} failed on part of the file ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}). Workers need nbops installed and "
+            "the project, the input and the output's folder at the same paths as here."
+        ) from exc
+
+
+def _read_part(path: Path) -> Iterator[pa.Table]:
+    import pyarrow.parquet as pq
+
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=CHUNK_ROWS):
+        yield pa.Table.from_batches([batch])
+    path.unlink(missing_ok=True)
+
+
+# -- input ------------------------------------------------------------------------------
+
+
+def _check_paths(source: Path, target: Path) -> None:
+    from nbops.errors import ConfigError
+
+    kinds = ", ".join(sorted([*_CSV, *_PARQUET]))
+    if not source.exists():
+        raise DataSourceError(
+            f"Input file '{source}' does not exist (looked in {source.resolve().parent}). "
+            "Give the path of a .csv or .parquet file to score."
+        )
+    if source.is_dir():
+        raise DataSourceError(
+            f"Input '{source}' is a folder, not a file. Give the path of a .csv or .parquet file."
+        )
+    suffix = source.suffix.lower()
+    if suffix not in _CSV and suffix not in _PARQUET:
+        raise DataSourceError(
+            f"Input file '{source}' has the extension '{suffix or '(none)'}', which nbops score "
+            f"does not read. Supported: {kinds}. Convert the file, or rename it if it is one of these."
+        )
+    if source.stat().st_size == 0:
+        raise DataSourceError(
+            f"Input file '{source}' is empty (0 bytes): nothing to score. Export the data again."
+        )
+    if target.suffix.lower() not in _OUT:
+        raise ConfigError(f"Cannot write scores to '{target}': name the output .parquet (or .csv).")
+    if target.resolve() == source.resolve():
+        raise ConfigError(
+            f"The output '{target}' is the input file: write the scores to another file."
+        )
+
+
+def _columns(source: Path) -> list[str]:
+    """The input's column names, from the Parquet footer or the CSV header line."""
+    if source.suffix.lower() in _PARQUET:
+        import pyarrow.parquet as pq
+
+        try:
+            return list(pq.ParquetFile(source).schema_arrow.names)
+        except (OSError, pa.ArrowException) as exc:
+            raise DataSourceError(
+                f"Input file '{source}' is not a readable Parquet file ({exc}). "
+                "Export it again, or give a .csv file."
+            ) from exc
+    try:
+        header = pd.read_csv(source, sep=_CSV[source.suffix.lower()], nrows=0, encoding="utf-8-sig")
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataSourceError(
+            f"Input file '{source}' has no readable header line ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}). Export it again as UTF-8 "
+            "comma-separated text with a header."
+        ) from exc
+    return [str(c).strip() for c in header.columns]
+
+
+def _plan(model: ServedModel, columns: list[str]) -> _Plan:
+    names = [f.name for f in model.features]
+    missing = [n for n in names if n not in columns]
+    if missing:
+        raise DataError(
+            f"The input has no column {', '.join(repr(m) for m in missing)}, which model "
+            f"'{model.name}' version {model.version} needs (it reads {', '.join(names)}). "
+            "Add the column(s) to the file, or check that it is the right file; "
+            "`nbops models` lists the versions."
+        )
+    ids = [c for c in columns if c in model.ignored]
+    labels = (
+        label_names(model.estimator.classes_, model.classes)
+        if model.task == "classification"
+        else []
+    )
+    text = [f.name for f in model.features if f.role == "datetime"]
+    categories = [f.name for f in model.features if f.role in ("categorical", "high_cardinality")]
+    now = pd.Timestamp(datetime.now(timezone.utc)).floor("us")
+    return _Plan(names, ids, labels, text, categories, now)
+
+
+def _chunks(
+    source: Path, plan: _Plan, chunk_rows: int, *, row_groups: list[int] | None = None
+) -> Iterator[tuple[pd.DataFrame, pa.Table]]:
+    """The input a chunk at a time: (the features as pandas, the pass-through columns as
+    Arrow, untouched). Categorical features come dictionary-encoded."""
+    wanted = [*plan.ids, *[f for f in plan.features if f not in plan.ids]]
+    if source.suffix.lower() in _PARQUET:
+        import pyarrow.parquet as pq
+
+        try:
+            parquet = pq.ParquetFile(source, read_dictionary=plan.categories)
+            for batch in parquet.iter_batches(
+                batch_size=chunk_rows, row_groups=row_groups, columns=wanted
+            ):
+                yield (
+                    batch.select(plan.features).to_pandas(),
+                    pa.Table.from_batches([batch.select(plan.ids)]),
+                )
+        except (OSError, pa.ArrowException) as exc:
+            raise DataSourceError(
+                f"Input file '{source}' could not be read ({type(exc).__name__}: {exc}). "
+                "Export it again."
+            ) from exc
+        return
+    # Text columns stay text, as ingest read the training file; a number column is
+    # read as numbers when every value of the chunk is one (else as text, typed below
+    # value by value exactly as the service types text).
+    try:
+        reader = pd.read_csv(
+            source,
+            sep=_CSV[source.suffix.lower()],
+            usecols=lambda c: str(c).strip() in wanted,
+            dtype={
+                **{c: str for c in [*plan.ids, *plan.text]},
+                **{c: "category" for c in plan.categories},
+            },
+            keep_default_na=False,
+            na_filter=False,
+            skipinitialspace=True,
+            encoding="utf-8-sig",
+            chunksize=chunk_rows,
+            low_memory=False,
+        )
+        with reader:
+            for frame in reader:
+                frame.columns = [str(c).strip() for c in frame.columns]
+                ids = pa.Table.from_pandas(frame[plan.ids], preserve_index=False)
+                yield frame[plan.features], ids
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise DataSourceError(
+            f"Input file '{source}' could not be parsed as "
+            f"{'tab' if source.suffix.lower() == '.tsv' else 'comma'}-separated text "
+            f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}). Check that every "
+            "row has as many fields as the header and that text holding the separator is quoted."
+        ) from exc
+
+
+# -- output -----------------------------------------------------------------------------
+
+
+class _Writer:
+    """Output tables appended to one Parquet or CSV file (the first fixes the schema).
+
+    Encoding and compression run on a thread of their own (Arrow releases the GIL), so
+    writing a chunk overlaps scoring the next; one chunk waits at most."""
+
+    def __init__(self, path: Path, *, csv: bool) -> None:
+        self.path, self.csv = path, csv
+        self._writer: Any = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nbops-score-write")
+        self._pending: Future[None] | None = None
+
+    def write(self, table: pa.Table) -> None:
+        if self._pending is not None:
+            self._pending.result()  # a failed write stops the job here
+        self._pending = self._pool.submit(self._write, table)
+
+    def _write(self, table: pa.Table) -> None:
+        if self._writer is None:
+            self._open(table.schema)
+        elif table.schema != self._writer.schema:
+            table = table.cast(self._writer.schema)
+        self._writer.write_table(table)
+
+    def _open(self, schema: pa.Schema) -> None:
+        if self.csv:
+            import pyarrow.csv as pcsv
+
+            self._writer = pcsv.CSVWriter(str(self.path), schema)
+        else:
+            import pyarrow.parquet as pq
+
+            self._writer = pq.ParquetWriter(str(self.path), schema)
+
+    def finish(self) -> None:
+        """Wait for the last write and close the file (raises what a write raised)."""
+        if self._pending is not None:
+            self._pending.result()
+        self.close()
+
+    def close(self) -> None:
+        if self._pending is not None:
+            with contextlib.suppress(Exception):  # the job is failing already
+                self._pending.result()
+            self._pending = None
+        self._pool.shutdown(wait=True)
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _ahead(chunks: Iterator[Any]) -> Iterator[Any]:
+    """``chunks``, the next one read on a thread while the caller works on this one."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nbops-score-read") as pool:
+        pending = pool.submit(next, chunks, None)
+        while True:
+            item = pending.result()
+            if item is None:
+                return
+            pending = pool.submit(next, chunks, None)
+            yield item
+
+
+class _Rejects:
+    """Rejected rows appended to one CSV file: row, ID columns, reasons."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: Any = None
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if self._handle is None:
+            self._handle = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+            frame.to_csv(self._handle, index=False)
+        else:
+            frame.to_csv(self._handle, index=False, header=False)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> _Rejects:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# -- model and record -------------------------------------------------------------------
+
+
+def _load(root: Path, name: str, alias: str) -> ServedModel:
+    from nbops.tracking.registry import Registry
+
+    registry = Registry(root)
+    if name not in registry.models():
+        registered = registry.models()
+        raise ReleaseError(
+            f"There is no registered model '{name}' to score with (registered: "
+            f"{', '.join(registered) or 'none yet'}). A build whose gate passes registers it: "
+            "run `make build` in the project; or name another model with --model or NBOPS_MODEL."
+        )
+    try:
+        return load_served_model(root, name, alias)
+    except ReleaseError as exc:
+        if (
+            registry.alias(name, alias) is None
+            and registry.version(name, alias.lstrip("v")) is None
+        ):
+            kind = "version" if alias.lstrip("v").isdigit() else "alias"
+            raise ReleaseError(
+                f"Model '{name}' has no {kind} '{alias}' to score with"
+                + (": no build has passed the gate yet" if alias == "champion" else "")
+                + f". See `nbops models {name}` for its versions and aliases, and score with "
+                f"--alias VERSION, or approve a version with `nbops promote {name} VERSION --reason ...`."
+            ) from exc
+        raise
+
+
+def _record(
+    root: Path, result: ScoreResult, *, started: float, command: list[str] | None
+) -> dict[str, Any]:
+    """The job as a run in the tracking store (spooled when the store is away)."""
+    from nbops.tracking.lineage import git_state, python_info
+    from nbops.tracking.publish import publish_or_spool
+    from nbops.tracking.record import EXECUTED, BuildRecord, TaskRecord
+    from nbops.tracking.redact import redact_command
+    from nbops.tracking.store import enabled
+
+    if not enabled():
+        return {}
+    counts = {
+        "rows": result.rows,
+        "scored": result.scored,
+        "rejected": result.rejected,
+        "seconds": result.seconds,
+        "rows_per_s": result.rows / result.seconds if result.seconds else 0.0,
+        "prediction": result.predictions,
+    }
+    if result.drift:
+        counts["drift"] = {
+            "share": result.drift["share_drifted"],
+            "detected": int(result.drift["drifted"]),
+            "columns": len(result.drift["drifted_columns"]),
+            "sample_rows": result.drift["n_current"],
+        }
+        counts["drift"].update(
+            {
+                f"{c['column']}.{c['method']}": c["statistic"]
+                for c in [*result.drift["columns"], result.drift["prediction"] or {}]
+                if c.get("statistic") is not None
+            }
+        )
+    params = {
+        "model_name": result.model_name,
+        "model_version": result.model_version,
+        "alias": result.alias,
+        "input": result.input,
+        "output": result.output,
+        "input_sha256": result.input_sha256,
+        "output_sha256": result.output_sha256,
+        "scorer": result.scorer,
+        "scheduler": result.scheduler or "local",
+    }
+    files = {"rejects.csv": result.rejects} if result.rejects else {}
+    tmp = None
+    if result.drift:
+        import json
+        import tempfile
+
+        tmp = tempfile.TemporaryDirectory(prefix="nbops-score-")
+        drift_file = Path(tmp.name) / "drift.json"
+        drift_file.write_text(json.dumps(result.drift, indent=2, default=str))
+        files["drift.json"] = str(drift_file)
+    record = BuildRecord(
+        build_id=uuid.uuid4().hex,
+        project=root.name,
+        root=str(root),
+        command=redact_command(command or [os.path.basename(sys.argv[0]), *sys.argv[1:]]),
+        trigger="score",
+        started_at=started,
+        ended_at=time.time(),
+        status="FINISHED",
+        git=_quiet(git_state, root),
+        env={"score": params},
+        python=python_info(),
+        data={"content_hash": result.input_sha256, "rows": result.rows},
+        metrics=counts,
+        tasks=[
+            TaskRecord(
+                name="score",
+                status=EXECUTED,
+                params=params,
+                duration_s=result.seconds,
+                metrics=counts,
+                files=files,
+                product_hashes={"output": result.output_sha256},
+            )
+        ],
+    )
+    try:
+        return publish_or_spool(record, root=root, quiet=True)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def _quiet(function: Callable[[Path], dict[str, Any]], root: Path) -> dict[str, Any]:
+    with contextlib.suppress(Exception):  # not a git repository: nothing to say
+        return function(root)
+    return {}

@@ -1,0 +1,380 @@
+"""``nbops score``: a file scored by the registry's model, as the service scores a request.
+
+One reference project is built for the module (its champion is the model every test
+scores with); tests write their inputs and outputs in their own folders.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from nbops.cli import main
+from nbops.commands.score import score_file
+from nbops.serving.model import ServedModel, load_served_model
+from nbops.serving.validation import validate
+from tests.conftest import BIN, Project, _copy_project, build_env, free_port, stop_process
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory, module_env: None) -> Iterator[Project]:
+    """The reference project, built once for this module (its store gets score runs)."""
+    built = _copy_project(tmp_path_factory.mktemp("score") / "project")
+    os.environ["PLOOMBER_STATS_ENABLED"] = "false"
+    built.build()
+    yield built
+
+
+@pytest.fixture(scope="module")
+def model(project: Project) -> ServedModel:
+    return load_served_model(project.root, "churn", "champion")
+
+
+@pytest.fixture(scope="module")
+def rows(project: Project) -> pd.DataFrame:
+    """The build's test rows, target dropped, as the file a user would score."""
+    test = pd.read_parquet(project.products / "data" / "test.parquet")
+    return test.drop(columns=["churned"]).reset_index(drop=True)
+
+
+@pytest.fixture
+def in_project(project: Project, monkeypatch: pytest.MonkeyPatch) -> Project:
+    monkeypatch.chdir(project.root)
+    return project
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["score", *args])
+    return result.exit_code, result.output
+
+
+def test_scores_every_row_in_order_with_the_pipelines_probabilities(
+    in_project, model, rows, tmp_path
+):
+    source = tmp_path / "customers.parquet"
+    rows.to_parquet(source, row_group_size=97)  # several row groups and chunks
+    out = tmp_path / "scores.parquet"
+
+    code, output = run(str(source), "--out", str(out), "--chunk-rows", "50")
+
+    assert code == 0, output
+    assert f"Scored {len(rows):,} of {len(rows):,} rows with churn v{model.version}" in output
+    scores = pd.read_parquet(out)
+    assert list(scores.columns) == [
+        "customer_id",
+        "prediction",
+        "proba_False",
+        "proba_True",
+        "model_name",
+        "model_version",
+        "scored_at",
+    ]
+    assert scores["customer_id"].tolist() == rows["customer_id"].tolist()
+    expected = model.estimator.predict_proba(rows)
+    np.testing.assert_allclose(scores[["proba_False", "proba_True"]], expected, rtol=1e-12)
+    assert scores["prediction"].tolist() == [str(bool(p)) for p in expected.argmax(axis=1)]
+    assert set(scores["model_name"]) == {"churn"} and set(scores["model_version"]) == {
+        model.version
+    }
+    assert scores["scored_at"].nunique() == 1 and str(scores["scored_at"].dt.tz) == "UTC"
+    assert not list(tmp_path.glob(".*.tmp")) and not (tmp_path / "scores.rejects.csv").exists()
+
+
+def test_the_job_is_a_run_in_the_tracking_store(in_project, model, rows, tmp_path):
+    from nbops.hashing import file_sha256
+    from nbops.tracking.store import Store
+
+    source = tmp_path / "batch.parquet"
+    rows.head(40).to_parquet(source)
+    result = score_file(
+        in_project.root, source, tmp_path / "out.csv", model_name="churn", alias=model.version
+    )
+
+    listed = CliRunner().invoke(main, ["runs", "list"]).output
+    line = next(x for x in listed.splitlines() if x.startswith(result.run["run_id"][:12]))
+    assert " score " in line and file_sha256(source)[7:19] in line
+    run = Store(in_project.root).client.get_run(result.run["run_id"])
+    params, metrics = run.data.params, run.data.metrics
+    assert params["env.score.model_version"] == model.version
+    assert params["env.score.input_sha256"] == file_sha256(source)
+    assert params["env.score.output_sha256"] == file_sha256(tmp_path / "out.csv")
+    assert (metrics["rows"], metrics["rejected"]) == (40, 0) and metrics["seconds"] > 0
+    shares = (
+        pd.read_csv(tmp_path / "out.csv")["prediction"].astype(str).value_counts(normalize=True)
+    )
+    assert metrics["prediction.True"] == pytest.approx(shares.get("True", 0.0))
+    assert metrics["prediction.False"] == pytest.approx(shares.get("False", 0.0))
+    assert len(pd.read_csv(tmp_path / "out.csv")) == 40
+    assert metrics["drift.sample_rows"] == 40 and "drift.share" in metrics
+    task = next(r for r in Store(in_project.root).children(run.info.run_id))
+    assert "drift.json" in [
+        a.path for a in Store(in_project.root).client.list_artifacts(task.info.run_id)
+    ]
+
+
+def test_a_drifted_batch_is_reported_against_the_training_profile(
+    in_project, tmp_path, monkeypatch
+):
+    from nbops.commands import score
+    from nbops.data.datasets import write_churn
+
+    monkeypatch.setattr(score, "SAMPLE_ROWS", 1_000)  # a sample drawn across the chunks
+
+    same, shifted = tmp_path / "same.parquet", tmp_path / "shifted.parquet"
+    write_churn(same, 3_000, seed=11)
+    write_churn(shifted, 3_000, seed=11, drift=1.0)
+
+    quiet = score_file(
+        in_project.root, same, tmp_path / "a.parquet", model_name="churn", record=False
+    )
+    loud = score_file(
+        in_project.root, shifted, tmp_path / "b.parquet", model_name="churn", record=False
+    )
+
+    assert quiet.drift["drifted"] is False and loud.drift["drifted"] is True
+    assert "monthly_charges" in loud.drift["drifted_columns"]
+    assert loud.drift["prediction"]["status"] == "drift"
+    assert loud.drift["n_current"] == 1_000 and loud.scored == 3_000
+
+
+def _as_text(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows as a messy export writes them: yes/no, numbers as text with blanks and
+    N/A, dates as dd/mm/yyyy, padded categories."""
+    text = pd.DataFrame(index=rows.index)
+    for name, column in rows.items():
+        if str(column.dtype) in ("bool", "boolean"):
+            text[name] = column.map({True: "Yes", False: "no"}).astype(object).fillna("")
+        elif column.dtype.kind == "M":
+            text[name] = column.dt.strftime("%d %b %Y %H:%M:%S")
+        elif column.dtype.kind in "if":
+            values = column.map(lambda v: "" if pd.isna(v) else f" {v} ")
+            values[column.isna() & (np.arange(len(column)) % 2 == 0)] = "N/A"
+            text[name] = values
+        else:
+            text[name] = column.astype(object).where(column.notna(), "").map(" {} ".format)
+    return text
+
+
+def test_a_messy_csv_is_scored_as_the_service_scores_its_text(in_project, model, rows, tmp_path):
+    text = _as_text(rows)
+    source = tmp_path / "messy.csv"
+    text.to_csv(source, index=False, quoting=csv.QUOTE_MINIMAL)
+    out = tmp_path / "scores.parquet"
+
+    code, output = run(str(source), "--out", str(out), "--chunk-rows", "64")
+
+    assert code == 0, output
+    records = pd.read_csv(source, dtype=str, keep_default_na=False).to_dict("records")
+    batch, errors = validate(
+        {"records": records}, model.features, max_rows=10**6, ignore=model.ignored
+    )
+    assert errors == [] and batch is not None
+    served = model.predict(batch)  # what POST /predict answers for the same text
+    scores = pd.read_parquet(out)
+    np.testing.assert_allclose(
+        scores["proba_True"].round(6), [p["True"] for p in served["probabilities"]], atol=0
+    )
+    assert scores["prediction"].tolist() == [str(p) for p in served["predictions"]]
+    # ...and as the pipeline scores the typed rows
+    np.testing.assert_allclose(
+        scores[["proba_False", "proba_True"]], model.estimator.predict_proba(rows), rtol=1e-9
+    )
+
+
+def test_bad_rows_go_to_the_rejects_file_with_their_row_number_and_reasons(
+    in_project, rows, tmp_path
+):
+    text = _as_text(rows.head(30))
+    text.loc[3, "tenure_months"] = "twelve"
+    text.loc[7, "auto_renew"] = "maybe"
+    text.loc[7, "plan"] = ""  # not nullable
+    source = tmp_path / "batch.csv"
+    text.to_csv(source, index=False)
+    out = tmp_path / "scores.parquet"
+
+    code, output = run(str(source), "--out", str(out), "--chunk-rows", "5")
+
+    assert code == 0, output
+    assert "Rejected 2 rows" in output and "scores.rejects.csv" in output
+    rejects = pd.read_csv(tmp_path / "scores.rejects.csv")
+    assert rejects["row"].tolist() == [4, 8]  # data rows, the first is 1
+    assert rejects["customer_id"].str.strip().tolist() == [
+        rows["customer_id"][3],
+        rows["customer_id"][7],
+    ]
+    assert "tenure_months: expected a number" in rejects["reasons"][0]
+    assert "auto_renew: expected true or false" in rejects["reasons"][1]
+    assert "plan: null is not allowed" in rejects["reasons"][1]
+    scores = pd.read_parquet(out)
+    kept = [c for i, c in enumerate(rows["customer_id"].head(30)) if i not in (3, 7)]
+    assert scores["customer_id"].str.strip().tolist() == kept
+
+
+def test_max_bad_rows_stops_the_job_and_leaves_no_output(in_project, rows, tmp_path):
+    text = _as_text(rows.head(30))
+    text.loc[[1, 2, 20], "devices"] = "many"
+    source = tmp_path / "batch.csv"
+    text.to_csv(source, index=False)
+    out = tmp_path / "scores.parquet"
+
+    code, output = run(str(source), "--out", str(out), "--chunk-rows", "10", "--max-bad-rows", "1")
+
+    assert code == 1
+    assert "2 of the first 10 rows were rejected, more than --max-bad-rows 1" in output
+    assert not out.exists() and not list(tmp_path.glob(".*.tmp"))
+    assert pd.read_csv(tmp_path / "scores.rejects.partial.csv")["row"].tolist() == [2, 3]
+
+
+def _missing_column(tmp_path: Path, rows: pd.DataFrame) -> Path:
+    path = tmp_path / "in.parquet"
+    rows.drop(columns=["plan"]).head(5).to_parquet(path)
+    return path
+
+
+def _header_only(tmp_path: Path, rows: pd.DataFrame) -> Path:
+    path = tmp_path / "in.csv"
+    path.write_text(",".join(rows.columns) + "\n")
+    return path
+
+
+def _empty(tmp_path: Path, rows: pd.DataFrame) -> Path:
+    path = tmp_path / "in.csv"
+    path.write_bytes(b"")
+    return path
+
+
+def _spreadsheet(tmp_path: Path, rows: pd.DataFrame) -> Path:
+    path = tmp_path / "in.xlsx"
+    path.write_bytes(b"PK\x03\x04")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "args", "message"),
+    [
+        (lambda t, r: t / "nowhere.csv", [], r"Input file '.*nowhere.csv' does not exist"),
+        (_spreadsheet, [], r"extension '.xlsx', which nbops score does not read"),
+        (_empty, [], r"is empty \(0 bytes\)"),
+        (_header_only, [], r"has a header but no data rows"),
+        (_missing_column, [], r"The input has no column 'plan', which model 'churn' version"),
+        (_missing_column, ["--alias", "99"], r"Model 'churn' has no version '99'"),
+        (_missing_column, ["--model", "nope"], r"There is no registered model 'nope'"),
+    ],
+    ids=["missing", "format", "empty", "header-only", "column", "version", "model"],
+)
+def test_bad_input_is_one_paragraph_and_exit_1(in_project, rows, tmp_path, make, args, message):
+    import re
+
+    source = make(tmp_path, rows)
+    out = tmp_path / "out" / "scores.parquet"
+
+    code, output = run(str(source), "--out", str(out), *args)
+
+    assert code == 1
+    assert output.startswith("Error: ") and "Traceback" not in output
+    assert re.search(message, output.replace("\n", " ")), output
+    assert not out.exists() and not list(out.parent.glob(".*.tmp"))
+
+
+def test_no_champion_names_the_fix(project, tmp_path, monkeypatch, rows):
+    """A project whose registry has the model but not the alias asked for."""
+    monkeypatch.chdir(project.root)
+    source = tmp_path / "in.parquet"
+    rows.head(3).to_parquet(source)
+
+    code, output = run(str(source), "--out", str(tmp_path / "o.parquet"), "--alias", "challenger")
+
+    assert code == 1
+    assert "Model 'churn' has no alias 'challenger' to score with" in output
+    assert "nbops promote churn VERSION" in output
+
+
+# -- on a real dask.distributed cluster (a scheduler and two workers on loopback) -------
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, project: Project) -> Iterator[str]:
+    from distributed import Client
+
+    logs = tmp_path_factory.mktemp("dask")
+    address = f"tcp://127.0.0.1:{free_port()}"
+    common = ["--no-dashboard", "--host", "127.0.0.1"]
+    processes = [
+        subprocess.Popen(
+            [str(BIN / "dask"), "scheduler", "--port", address.rsplit(":", 1)[1], *common],
+            stdout=(logs / "scheduler.log").open("wb"),
+            stderr=subprocess.STDOUT,
+            env=build_env(),
+        )
+    ]
+    try:
+        with Client(address, timeout="60s", set_as_default=False) as client:
+            processes += [
+                subprocess.Popen(
+                    [str(BIN / "dask"), "worker", address, "--nthreads", "1", *common],
+                    stdout=(logs / f"worker{i}.log").open("wb"),
+                    stderr=subprocess.STDOUT,
+                    env=build_env(),
+                    cwd=project.root,
+                )
+                for i in range(2)
+            ]
+            client.wait_for_workers(2, timeout=120)
+        yield address
+    finally:
+        for process in reversed(processes):
+            stop_process(process)
+
+
+def test_a_cluster_run_writes_what_a_local_run_writes(in_project, rows, tmp_path, cluster):
+    source = tmp_path / "batch.parquet"
+    batch = rows.head(300).copy()
+    batch["devices"] = batch["devices"].astype(str)  # text, as a messy export has it
+    batch.loc[[5, 170], "devices"] = "many"
+    batch.to_parquet(source, row_group_size=40)  # 8 row groups: 4 parts of 2 on 2 workers
+    here, there = tmp_path / "here.parquet", tmp_path / "there.parquet"
+
+    local = score_file(in_project.root, source, here, model_name="churn", chunk_rows=80)
+    code, output = run(
+        str(source), "--out", str(there), "--chunk-rows", "80", "--scheduler", cluster
+    )
+
+    assert code == 0, output
+    a, b = pd.read_parquet(here), pd.read_parquet(there)
+    pd.testing.assert_frame_equal(a.drop(columns="scored_at"), b.drop(columns="scored_at"))
+    assert len(b) == 298 and b["customer_id"].tolist()[:5] == rows["customer_id"].tolist()[:5]
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "here.rejects.csv"), pd.read_csv(tmp_path / "there.rejects.csv")
+    )
+    assert pd.read_csv(tmp_path / "there.rejects.csv")["row"].tolist() == [6, 171]
+    assert local.drift["n_current"] == 298
+    from nbops.tracking.store import Store
+
+    newest = Store(in_project.root).builds(limit=1)[0]
+    assert newest.data.params["env.score.scheduler"] == cluster
+    assert newest.data.metrics["rejected"] == 2
+    assert not list(tmp_path.glob(".*.parts")) and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_an_unreachable_scheduler_is_one_paragraph(in_project, rows, tmp_path, monkeypatch):
+    from nbops.commands import score
+
+    monkeypatch.setattr(score, "CONNECT_SECONDS", 2)
+    source = tmp_path / "in.parquet"
+    rows.head(5).to_parquet(source)
+    out = tmp_path / "out.parquet"
+    address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+
+    code, output = run(str(source), "--out", str(out), "--scheduler", address)
+
+    assert code == 1 and output.startswith("Error: Cannot reach the Dask scheduler at " + address)
+    assert "leave out --scheduler to score on this machine" in output
+    assert not out.exists() and not list(tmp_path.glob(".*"))
