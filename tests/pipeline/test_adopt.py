@@ -87,9 +87,18 @@ def test_a_scaffolded_project_records_every_task(scaffolded):
 def test_every_task_shape_of_a_serial_project_is_recorded(mixed):
     root, *_ = mixed
     parent, tasks = builds(root)[0]
-    assert sorted(tasks) == ["clean", "explore", "light", "load", "split", "summary"]
+    assert sorted(tasks) == [
+        "clean",
+        "explore",
+        "light",
+        "load",
+        "score",
+        "split",
+        "summary",
+        "train",
+    ]
     for name, task_run in tasks.items():
-        assert_complete(root, task_run, notebook=name in {"explore", "light"})
+        assert_complete(root, task_run, notebook=name in {"explore", "light", "train"})
     assert tasks["load"].data.params["rows"] == "20"
     assert set(k for k in tasks["split"].data.params if k.startswith("product_hash.")) == {
         "product_hash.head",
@@ -148,3 +157,37 @@ def test_adopt_keeps_every_line_and_a_second_run_changes_nothing(shape, request)
     assert "nothing changed" in again.stdout
     assert (root / "pipeline.yaml").read_text() == after
     assert not (root / ".nbops" / "spool").exists()  # every build reached the store
+
+
+def test_mlflow_calls_in_a_notebook_and_a_function_land_in_their_task_runs(mixed):
+    root, *_ = mixed
+    parent, tasks = builds(root)[0]
+    train, score = tasks["train"], tasks["score"]
+    assert train.data.metrics["r2"] == pytest.approx(1.0)
+    assert train.data.params["fit_intercept"] == "True"
+    assert score.data.metrics["rows"] == 20
+    assert "r2" not in score.data.metrics and "rows" not in train.data.metrics
+    assert artifacts(root, train, "figures") == ["x.png"]
+    client = MlflowClient(f"sqlite:///{root / '.nbops' / 'mlflow.db'}")
+    models = client.search_logged_models(
+        experiment_ids=[train.info.experiment_id],
+        filter_string=f"source_run_id = '{train.info.run_id}'",
+    )
+    assert [m.name for m in models] == ["model"]
+    # The headline is the setting in pyproject.toml, not whichever task ran last.
+    assert {k: v for k, v in parent.data.metrics.items()} == {"r2": pytest.approx(1.0)}
+    # No second store and nothing else in the work tree.
+    assert not (root / "mlruns").exists()
+    assert [p.relative_to(root) for p in root.rglob("*.db")] == [Path(".nbops/mlflow.db")]
+    # Every build keeps only the runs of the tasks it ran (`ploomber task load`).
+    runs = client.search_runs([train.info.experiment_id], max_results=1000)
+    assert all(r.data.tags.get("nbops.kind") in {"build", "task"} for r in runs)
+
+
+def test_runs_show_lists_each_tasks_metrics(mixed):
+    root, *_ = mixed
+    shown = run(root, "nbops", "runs", "show", builds(root)[0][0].info.run_id).stdout
+    tasks = {
+        line.split()[0]: line for line in shown.splitlines() if line.startswith(("train", "score"))
+    }
+    assert "r2=1" in tasks["train"] and "rows=20" in tasks["score"]
