@@ -12,6 +12,7 @@ imported from another spec) and a grid on the parallel executor.
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,7 @@ def scaffolded(tmp_path_factory):
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory):
     root = make(tmp_path_factory.mktemp("adopted") / "mixed", MIXED)
+    commit(root)  # a git project, so a build can be reproduced
     before, adopted, build = adopt_and_build(root)
     # One task on its own, then a partial build: both recorded too.
     single = run(root, "ploomber", "task", "load", "--force")
@@ -54,6 +56,12 @@ def mixed(tmp_path_factory):
 def grid(tmp_path_factory):
     root = make(tmp_path_factory.mktemp("adopted") / "grid", GRID)
     return root, *adopt_and_build(root)
+
+
+def commit(root):
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "the project"]):
+        subprocess.run([*git, *args], cwd=root, check=True, capture_output=True)
 
 
 def assert_complete(root, task_run, *, notebook):
@@ -191,3 +199,16 @@ def test_runs_show_lists_each_tasks_metrics(mixed):
         line.split()[0]: line for line in shown.splitlines() if line.startswith(("train", "score"))
     }
     assert "r2=1" in tasks["train"] and "rows=20" in tasks["score"]
+
+
+def test_reproduce_rebuilds_an_adopted_project_from_its_commit(mixed):
+    root, *_ = mixed
+    first = builds(root)[0][0].info.run_id  # the whole build (later ones are partial)
+    result = run(root, "nbops", "reproduce", first, check=False)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "no data snapshot was recorded" in out
+    assert "train.r2" in out and "score.rows" in out
+    # The user's hook wrote it beside the project: not in the commit, named.
+    assert "inputs not restored (not in the commit: git-ignored or untracked): hook-ran.txt" in out
+    assert out.splitlines()[-1].startswith("REPRODUCED: 2/2 metrics match")
