@@ -28,7 +28,8 @@ def write(root: Path, files: dict[str, str]) -> Path:
 #: Functions, a dict product, a script (ScriptRunner), a percent `.py` notebook rendered
 #: straight to HTML, a light `.py` notebook with its own on_finish hook, a task
 #: imported from another spec, and a notebook and a function that log to MLflow
-#: themselves (the build's headline metric chosen in pyproject.toml). Serial executor.
+#: themselves (the build's headline metric chosen in pyproject.toml) and releases its
+#: model with nbops.log_model. Serial executor.
 MIXED = {
     "pipeline.yaml": """
         # The mixed project: one task of each kind a user writes.
@@ -94,6 +95,13 @@ MIXED = {
         axes.plot(frame["x"])
         mlflow.log_figure(figure, "figures/x.png")
         mlflow.sklearn.log_model(model, name="model", input_example=frame[["x"]].head(2))
+
+        # %%
+        import nbops
+
+        X, y = frame[["x"]], frame["x"] * 2 + 1
+        decision = nbops.log_model(model, X.head(5), test=(X, y))
+        print(decision.action)
         frame.to_csv(product["data"], index=False)
     """,
     "more.yaml": """

@@ -12,14 +12,17 @@ imported from another spec) and a grid on the parallel executor.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.commands.test_adopt import added_lines
 from tests.pipeline.adopted import GRID, MIXED, artifacts, builds, make, run
+from tests.serving.conftest import Service
 
 pytestmark = pytest.mark.pipeline
 
@@ -211,4 +214,33 @@ def test_reproduce_rebuilds_an_adopted_project_from_its_commit(mixed):
     assert "train.r2" in out and "score.rows" in out
     # The user's hook wrote it beside the project: not in the commit, named.
     assert "inputs not restored (not in the commit: git-ignored or untracked): hook-ran.txt" in out
-    assert out.splitlines()[-1].startswith("REPRODUCED: 2/2 metrics match")
+    verdict = re.match(r"REPRODUCED: (\d+)/(\d+) metrics match", out.splitlines()[-1])
+    assert verdict and verdict[1] == verdict[2] and int(verdict[1]) >= 2, out
+
+
+def test_a_model_from_the_users_notebook_is_gated_registered_and_served(mixed, tmp_path):
+    from nbops.tracking.registry import Registry
+
+    root, *_ = mixed
+    parent, tasks = builds(root)[0]
+    assert parent.data.tags["nbops.release"] == "mixed v1: promote"
+    registry = Registry(root)
+    champion = registry.alias("mixed", "champion")
+    assert champion.version == "1" and champion.run_id == tasks["train"].info.run_id
+    assert champion.tags["nbops.model_sha256"].startswith("sha256:")
+    service = Service(SimpleNamespace(root=root), tmp_path)  # `nbops serve`: the champion
+    try:
+        status, answer = service.call("POST", "/predict", {"records": [{"x": 3}]})
+    finally:
+        service.stop()
+    assert status == 200, answer
+    assert answer["predictions"] == [pytest.approx(7.0)]
+
+
+def test_serve_without_a_model_says_so_in_one_paragraph(grid):
+    root, *_ = grid
+    result = run(root, "nbops", "serve", "--port", "9", check=False)
+    assert result.returncode == 1
+    assert "There is no registered model 'grid' to serve" in result.stderr
+    assert "nbops.log_model" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -419,8 +419,38 @@ class _Build:
         self.record.runs = runs
         for name in names:
             task = dag[name]
+            env = {**task_env(runs, name), "NBOPS_MODEL_DIR": str(self.own_model_dir(name))}
+            if runs.get("scratch"):
+                env["NBOPS_STORE_UNAVAILABLE"] = "1"  # nbops.log_model: champion unknown
             if not isinstance(task.__dict__.get("run"), RunIn):
-                task.run = RunIn(task, task_env(runs, name))
+                task.run = RunIn(task, env)
+
+    def own_model_dir(self, name: str) -> Path:
+        """Where ``nbops.log_model`` in task ``name`` puts the model and its decision."""
+        return self.tmp / "models" / _safe_name(name)
+
+    def _own_models(self) -> None:
+        """A model a task released with ``nbops.log_model``: its files travel with the
+        task's run, its metrics with the task, and its decision is the build's release."""
+        for task in self.record.tasks:
+            folder = self.own_model_dir(task.name)
+            decision = folder / "decision.json"
+            if task.status != EXECUTED or not decision.is_file():
+                continue
+            for file in sorted((folder / "model").rglob("*")):
+                if file.is_file():
+                    task.files[f"model/{file.relative_to(folder / 'model')}"] = str(file)
+            data = json.loads(decision.read_text())
+            task.metrics = {**task.metrics, **_numbers(data.get("metrics") or {})}
+            if self.record.release:
+                problem = (
+                    f"task {task.name!r}: a second model released in one build "
+                    f"(task {self.record.release['task']!r} released one): only the first is registered"
+                )
+                print(f"nbops: WARNING: {problem}", file=sys.stderr)
+                self.problems.append(problem)
+                continue
+            self.record.release = {"task": task.name, "decision": data}
 
     def _collect_logged(self) -> None:
         """Each task's own MLflow calls into its record: metrics (beside a ``metrics``
@@ -647,6 +677,7 @@ class _Build:
         record.data = _snapshot(record.tasks)
         record.release = _release(record.tasks)
         self._collect_logged()
+        self._own_models()
         # A skipped evaluate step's metrics product is still the build's, as in use.
         in_use = [
             replace(t, metrics=t.metrics or _read_metrics(t.products))
@@ -856,9 +887,11 @@ class RunIn:
 
 
 def _mentions_mlflow(task: Any) -> bool:
+    """Whether the task's code may log to MLflow itself (or release a model)."""
     source = task_source_file(task)
     try:
-        return source is not None and "mlflow" in source.read_text(errors="replace")
+        text = source.read_text(errors="replace") if source is not None else ""
+        return "mlflow" in text or "log_model" in text
     except OSError:
         return False
 
