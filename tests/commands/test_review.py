@@ -332,6 +332,19 @@ def test_diff_names_the_task_parameter_source_product_and_metric_that_changed(
     assert "  fit-2.score: 5 → 2 (-3)" in lines
 
 
+def test_list_shows_a_projects_own_headline_metric(module_env: None, tmp_path: Path) -> None:
+    root = tmp_path / "grid-project"
+    store = Store(root)
+    record = grid_build(root, "g1", T0, alpha2=4, module="sha256:" + "1" * 64)
+    record.metrics = {"fit-2.score": 2.5}  # headline_metrics = ["fit-1", "fit-2"]
+    store.publish(record)
+
+    lines = list_runs(root).splitlines()
+
+    assert lines[0].split()[-1] == "fit-2.score"
+    assert lines[1].split()[-1] == "2.5000"
+
+
 def test_show_lists_each_tasks_own_metrics(module_env: None, tmp_path: Path) -> None:
     root = tmp_path / "grid-project"
     store = Store(root)

@@ -24,6 +24,8 @@ from nbops.tracking.store import Store, embedded_builds, tracking_uri
 __all__ = ["NotebookChange", "diff_runs", "list_runs", "show_run", "write_site"]
 
 KEY_METRICS = ("roc_auc", "pr_auc", "f1", "accuracy", "rmse", "mae", "r2")
+#: Metric columns of `nbops runs list` at most.
+_MAX_COLUMNS = 5
 # Output that differs between identical runs (same rules as tests/nbval_sanitize.cfg).
 _VOLATILE = [
     (re.compile(r"0x[0-9a-fA-F]+"), "0xADDRESS"),
@@ -71,7 +73,11 @@ def list_runs(store: Store | Path, *, limit: int = 20) -> str:
         return (
             f"No builds recorded in {display_url(uri)} yet. Run `ploomber build` (or `make build`)."
         )
-    metrics = [m for m in KEY_METRICS if any(m in r.data.metrics for r in runs)]
+    # The builds' headline metrics: nbops' usual ones first, then a project's own (the
+    # headline_metrics setting of an adopted project), a few at most.
+    present = {m for r in runs for m in r.data.metrics}
+    metrics = [m for m in KEY_METRICS if m in present]
+    metrics += sorted(present - set(KEY_METRICS))[: max(0, _MAX_COLUMNS - len(metrics))]
     rows = []
     for r in runs:
         tags = r.data.tags
