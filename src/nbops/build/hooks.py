@@ -19,6 +19,13 @@ processes (``executor: parallel``) hand their records back through
 ``.nbops/tmp/<build id>/tasks/``; the DAG hooks settle every task's status from the
 DAG itself, so a task whose hook never ran is still recorded as what it was.
 
+A task whose code mentions MLflow (or ``nbops.log_model``) runs with its own MLflow run
+of the build in its environment (``MLFLOW_RUN_ID``, ``MLFLOW_TRACKING_URI``; see
+:mod:`nbops.tracking.taskruns` and :class:`RunIn`), so its plain ``mlflow.log_*`` calls
+land in that run; a model it releases with ``nbops.log_model`` becomes the build's
+release. The build's headline metrics are the ``headline_metrics`` setting
+(:func:`headline_setting`), never whichever task ran last.
+
 Task hooks only collect (paths, parameters, status, timings) into the process's
 :class:`~nbops.tracking.record.BuildRecord`; the DAG hooks add lineage and skipped tasks,
 write the build summary page and link the reports (:mod:`nbops.reports.site`), and
@@ -555,6 +562,7 @@ class _Build:
         record.env = _scrub_tree(redact(record.env), secrets)
         for task in record.tasks:
             task.params = _scrub_tree(redact(task.params), secrets)
+            task.logged_params = _scrub_tree(redact(task.logged_params), secrets)
             task.error = scrub(task.error, secrets) if task.error else task.error
         record.error = scrub(record.error, secrets) if record.error else record.error
         # Not the commit or branch: a short secret ("5432") may occur inside a hash.
