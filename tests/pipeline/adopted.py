@@ -94,7 +94,8 @@ MIXED = {
         figure, axes = plt.subplots()
         axes.plot(frame["x"])
         mlflow.log_figure(figure, "figures/x.png")
-        mlflow.sklearn.log_model(model, name="model", input_example=frame[["x"]].head(2))
+        # pip_requirements given: MLflow's inference of them starts a process (seconds)
+        mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"])
 
         # %%
         import nbops
