@@ -165,8 +165,9 @@ def runs_show(run: str) -> None:
 @click.argument("run_a")
 @click.argument("run_b", default="latest")
 def runs_diff(run_a: str, run_b: str) -> None:
-    """Compare two builds: commits, data, parameters, sources, metrics and the notebook
-    cells whose outputs changed.
+    """Compare two builds: commits, data, task parameters (grid values too), env values,
+    every task's sources and product hashes, metrics per task, and the notebook cells
+    whose outputs changed.
 
     \b
     Example:
@@ -210,10 +211,12 @@ def report(out: str, limit: int) -> None:
 )
 @click.option("--keep", is_flag=True, help="Keep the worktree and the rebuilt products.")
 def reproduce_cmd(run: str, tolerance: float, keep: bool) -> None:
-    """Rebuild a recorded build from its commit, data snapshot and parameters, and
+    """Rebuild a recorded build from its commit, data snapshot (when one was recorded;
+    else the inputs the commit has, naming those it cannot restore) and parameters, and
     compare the results metric by metric. RUN is a run id, a prefix, latest or latest~N.
 
-    Exits 0 when the build reproduces, 1 when it does not, 2 when it cannot be tried.
+    Exits 0 when the build reproduces, 1 when it does not (or recorded no metrics to
+    compare), 2 when it cannot be tried.
     The rebuild runs in a temporary git worktree with a store of its own: the project's
     store and registry are not touched.
 
@@ -338,7 +341,9 @@ def _require_served(name: str, alias: str) -> None:
         raise ReleaseError(
             f"There is no registered model '{name}' to serve (registered: {', '.join(registered) or 'none yet'}). "
             "A build whose gate passes registers it: run `make build` in the project and read "
-            "products/gate.html; or name another model with --model or NBOPS_MODEL."
+            "products/gate.html (in a project of your own, a notebook calls "
+            "`nbops.log_model(model, X_test.head(5), test=(X_test, y_test))` and `ploomber build` "
+            "registers it); or name another model with --model or NBOPS_MODEL."
         )
     raise ReleaseError(
         f"Model '{name}' has no {alias} to serve: no build has passed the gate yet. See "
@@ -395,13 +400,15 @@ def serve(
 
     import uvicorn
 
+    from nbops.project import model_name
     from nbops.serving.settings import Settings
     from nbops.tracking.redact import display_url
 
     root = _project_root()
-    settings = Settings.from_env(
-        root=root, model=_model_name(model), alias=alias, canary=canary, shadow=shadow
-    )
+    # An adopted project names no model in env.yaml: nbops.log_model registers it under
+    # the project folder's name, so that is the default here too.
+    name = model_name(model, root=root, required=False) or root.name
+    settings = Settings.from_env(root=root, model=name, alias=alias, canary=canary, shadow=shadow)
     # A missing model or alias is found here, as one paragraph, rather than as a
     # traceback from inside uvicorn's startup.
     _require_served(settings.model, settings.alias)

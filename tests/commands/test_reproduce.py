@@ -12,6 +12,7 @@ from nbops.commands.reproduce import (
     WITHIN,
     Reproduction,
     compare_metrics,
+    unrestored_inputs,
 )
 
 
@@ -78,3 +79,46 @@ def test_different_data_is_not_a_reproduction_even_with_equal_metrics() -> None:
 
     assert not result.matches
     assert "data: DIFFERS" in result.render()
+
+
+def test_a_build_with_no_metrics_is_not_reproduced_and_says_why() -> None:
+    result = Reproduction(run_id="a" * 32, commit="b" * 40, project=Path("/tmp/x"), tolerance=0)
+    result.build_ok = True
+    result.checks = compare_metrics({"fit.duration_s": 1.0}, {"fit.duration_s": 1.4})
+
+    text = result.render()
+
+    assert not result.matches
+    assert "0/0" not in text
+    assert text.splitlines()[-1].startswith(
+        f"NOT REPRODUCED: build {'a' * 12} recorded no metrics (timings aside)"
+    )
+    assert "mlflow.log_metric" in text
+
+
+def test_inputs_the_commit_does_not_hold_are_named(tmp_path: Path) -> None:
+    import subprocess
+
+    root = tmp_path / "project"
+    (root / "data").mkdir(parents=True)
+    (root / "output").mkdir()
+    (root / ".gitignore").write_text("data/\noutput/\n.nbops/\n")
+    (root / "tasks.py").write_text("# code\n")
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run(["git", "add", "."], cwd=root, check=True)
+    (root / "data" / "raw.csv").write_text("x\n1\n")  # ignored: read by the build
+    (root / "notes.txt").write_text("untracked\n")
+    (root / "output" / "clean.csv").write_text("x\n1\n")  # a product
+    (root / ".nbops").mkdir()
+    (root / ".nbops" / "mlflow.db").write_text("")
+    rebuilt = tmp_path / "worktree"
+    rebuilt.mkdir()
+    record = {"tasks": [{"name": "clean", "products": {"product": str(root / "output/clean.csv")}}]}
+
+    found = unrestored_inputs(root, rebuilt, record)
+
+    assert found == ["data/raw.csv", "notes.txt"]
+    text = Reproduction(
+        run_id="a" * 32, commit="b" * 40, project=rebuilt, tolerance=0, unrestored=found
+    ).render()
+    assert "inputs not restored (not in the commit: git-ignored or untracked): data/raw.csv" in text

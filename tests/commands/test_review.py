@@ -251,8 +251,9 @@ def test_diff_runs(builds: Builds) -> None:
     assert "commit: 3f2a9c1 → 3f2a9c1*" in lines
     assert f"data: same {CONTENT_HASH}" in lines
     assert "status: same FINISHED" in lines
-    assert "Parameters: 1 differ:" in lines
+    assert "Env values: 1 differ:" in lines
     assert "  train.max_iter: 30 → 50" in lines
+    assert "Task parameters: 0 differ" in lines
     assert "Sources: 0 differ" in lines
     assert "Metrics: 1 differ:" in lines
     assert "  roc_auc: 0.81 → 0.83 (+0.02)" in lines
@@ -276,10 +277,84 @@ def test_diff_of_a_build_with_itself(builds: Builds) -> None:
 
     text = diff_runs(builds.store, ref, ref)
 
-    assert "Parameters: 0 differ" in text
+    assert "Env values: 0 differ" in text
+    assert "Task parameters: 0 differ" in text
     assert "Metrics: 0 differ" in text
     assert "  evaluate: same" in text
     assert "  ingest: same" in text
+
+
+def grid_build(root: Path, build_id: str, started_at: float, *, alpha2: int, module: str):
+    """A build of a grid project: fit-1 and fit-2 (function tasks), their own metrics."""
+
+    def fit(n: int, alpha: int) -> TaskRecord:
+        return TaskRecord(
+            f"fit-{n}",
+            EXECUTED,
+            params={"alpha": alpha},
+            metrics={"score": 10 / alpha},
+            source_hashes={"tasks.py": module},
+            product_hashes={"product": "sha256:" + str(alpha) * 64},
+        )
+
+    return BuildRecord(
+        build_id=build_id,
+        project=root.name,
+        root=str(root),
+        command=["ploomber", "build"],
+        trigger="manual",
+        started_at=started_at,
+        ended_at=started_at + 5,
+        status="FINISHED",
+        env={"rows": 10},
+        tasks=[fit(1, 1), fit(2, alpha2)],
+    )
+
+
+def test_diff_names_the_task_parameter_source_product_and_metric_that_changed(
+    module_env: None, tmp_path: Path
+) -> None:
+    root = tmp_path / "grid-project"
+    store = Store(root)
+    store.publish(grid_build(root, "g1", T0, alpha2=2, module="sha256:" + "1" * 64))
+    store.publish(grid_build(root, "g2", T0 + 60, alpha2=5, module="sha256:" + "2" * 64))
+
+    lines = diff_runs(store, "latest~1", "latest").splitlines()
+
+    assert "Task parameters: 1 differ:" in lines
+    assert "  fit-2: alpha: 2 → 5" in lines
+    assert "Env values: 0 differ" in lines
+    assert "Sources: 2 differ:" in lines
+    assert f"  fit-1: tasks.py: sha256:{'1' * 64} → sha256:{'2' * 64}" in lines
+    assert "Products: 1 differ:" in lines
+    assert f"  fit-2: product: sha256:{'2' * 64} → sha256:{'5' * 64}" in lines
+    assert "Metrics: 1 differ:" in lines
+    assert "  fit-2.score: 5 → 2 (-3)" in lines
+
+
+def test_list_shows_a_projects_own_headline_metric(module_env: None, tmp_path: Path) -> None:
+    root = tmp_path / "grid-project"
+    store = Store(root)
+    record = grid_build(root, "g1", T0, alpha2=4, module="sha256:" + "1" * 64)
+    record.metrics = {"fit-2.score": 2.5}  # headline_metrics = ["fit-1", "fit-2"]
+    store.publish(record)
+
+    lines = list_runs(root).splitlines()
+
+    assert lines[0].split()[-1] == "fit-2.score"
+    assert lines[1].split()[-1] == "2.5000"
+
+
+def test_show_lists_each_tasks_own_metrics(module_env: None, tmp_path: Path) -> None:
+    root = tmp_path / "grid-project"
+    store = Store(root)
+    store.publish(grid_build(root, "g1", T0, alpha2=4, module="sha256:" + "1" * 64))
+
+    lines = show_run(store, "latest").splitlines()
+
+    tasks = {line.split()[0]: line for line in lines[lines.index("Tasks") + 2 :]}
+    assert "score=10" in tasks["fit-1"]
+    assert "score=2.5" in tasks["fit-2"]
 
 
 # -- nbops report: the static site ------------------------------------------------------

@@ -26,8 +26,10 @@ def write(root: Path, files: dict[str, str]) -> Path:
 
 
 #: Functions, a dict product, a script (ScriptRunner), a percent `.py` notebook rendered
-#: straight to HTML, a light `.py` notebook with its own on_finish hook, and a task
-#: imported from another spec. Serial executor.
+#: straight to HTML, a light `.py` notebook with its own on_finish hook, a task
+#: imported from another spec, and a notebook and a function that log to MLflow
+#: themselves (the build's headline metric chosen in pyproject.toml) and releases its
+#: model with nbops.log_model. Serial executor.
 MIXED = {
     "pipeline.yaml": """
         # The mixed project: one task of each kind a user writes.
@@ -60,6 +62,48 @@ MIXED = {
               nb: output/light.ipynb
               data: output/light.csv
             on_finish: hooks.mark
+
+          # plain MLflow calls: a metric, a parameter, a figure and a model
+          - source: notebooks/train.py
+            product:
+              nb: output/train.ipynb
+              data: output/train.csv
+
+          - source: tasks.score
+            product: output/score.txt
+    """,
+    "pyproject.toml": """
+        [tool.nbops]
+        headline_metrics = ["train:r2"]
+    """,
+    "notebooks/train.py": """
+        # %% tags=["parameters"]
+        upstream = ["load"]
+        product = None
+
+        # %%
+        import matplotlib.pyplot as plt
+        import mlflow
+        import pandas as pd
+        from sklearn.linear_model import LinearRegression
+
+        frame = pd.read_csv(upstream["load"])
+        model = LinearRegression().fit(frame[["x"]], frame["x"] * 2 + 1)
+        mlflow.log_param("fit_intercept", model.fit_intercept)
+        mlflow.log_metric("r2", model.score(frame[["x"]], frame["x"] * 2 + 1))
+        figure, axes = plt.subplots()
+        axes.plot(frame["x"])
+        mlflow.log_figure(figure, "figures/x.png")
+        # pip_requirements given: MLflow's inference of them starts a process (seconds)
+        mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"])
+
+        # %%
+        import nbops
+
+        X, y = frame[["x"]], frame["x"] * 2 + 1
+        decision = nbops.log_model(model, X.head(5), test=(X, y))
+        print(decision.action)
+        frame.to_csv(product["data"], index=False)
     """,
     "more.yaml": """
         - source: tasks.summary
@@ -80,6 +124,14 @@ MIXED = {
             frame = pd.read_csv(upstream["load"])
             frame.head(5).to_csv(product["head"], index=False)
             frame.tail(5).to_csv(product["tail"], index=False)
+
+
+        def score(upstream, product):
+            import mlflow
+
+            rows = len(pd.read_csv(upstream["load"]))
+            mlflow.log_metric("rows", rows)
+            Path(product).write_text(str(rows))
 
 
         def summary(upstream, product):

@@ -12,13 +12,17 @@ imported from another spec) and a grid on the parallel executor.
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.commands.test_adopt import added_lines
 from tests.pipeline.adopted import GRID, MIXED, artifacts, builds, make, run
+from tests.serving.conftest import Service
 
 pytestmark = pytest.mark.pipeline
 
@@ -43,6 +47,7 @@ def scaffolded(tmp_path_factory):
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory):
     root = make(tmp_path_factory.mktemp("adopted") / "mixed", MIXED)
+    commit(root)  # a git project, so a build can be reproduced
     before, adopted, build = adopt_and_build(root)
     # One task on its own, then a partial build: both recorded too.
     single = run(root, "ploomber", "task", "load", "--force")
@@ -54,6 +59,12 @@ def mixed(tmp_path_factory):
 def grid(tmp_path_factory):
     root = make(tmp_path_factory.mktemp("adopted") / "grid", GRID)
     return root, *adopt_and_build(root)
+
+
+def commit(root):
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "the project"]):
+        subprocess.run([*git, *args], cwd=root, check=True, capture_output=True)
 
 
 def assert_complete(root, task_run, *, notebook):
@@ -87,9 +98,18 @@ def test_a_scaffolded_project_records_every_task(scaffolded):
 def test_every_task_shape_of_a_serial_project_is_recorded(mixed):
     root, *_ = mixed
     parent, tasks = builds(root)[0]
-    assert sorted(tasks) == ["clean", "explore", "light", "load", "split", "summary"]
+    assert sorted(tasks) == [
+        "clean",
+        "explore",
+        "light",
+        "load",
+        "score",
+        "split",
+        "summary",
+        "train",
+    ]
     for name, task_run in tasks.items():
-        assert_complete(root, task_run, notebook=name in {"explore", "light"})
+        assert_complete(root, task_run, notebook=name in {"explore", "light", "train"})
     assert tasks["load"].data.params["rows"] == "20"
     assert set(k for k in tasks["split"].data.params if k.startswith("product_hash.")) == {
         "product_hash.head",
@@ -148,3 +168,79 @@ def test_adopt_keeps_every_line_and_a_second_run_changes_nothing(shape, request)
     assert "nothing changed" in again.stdout
     assert (root / "pipeline.yaml").read_text() == after
     assert not (root / ".nbops" / "spool").exists()  # every build reached the store
+
+
+def test_mlflow_calls_in_a_notebook_and_a_function_land_in_their_task_runs(mixed):
+    root, *_ = mixed
+    parent, tasks = builds(root)[0]
+    train, score = tasks["train"], tasks["score"]
+    assert train.data.metrics["r2"] == pytest.approx(1.0)
+    assert train.data.params["fit_intercept"] == "True"
+    assert score.data.metrics["rows"] == 20
+    assert "r2" not in score.data.metrics and "rows" not in train.data.metrics
+    assert artifacts(root, train, "figures") == ["x.png"]
+    client = MlflowClient(f"sqlite:///{root / '.nbops' / 'mlflow.db'}")
+    models = client.search_logged_models(
+        experiment_ids=[train.info.experiment_id],
+        filter_string=f"source_run_id = '{train.info.run_id}'",
+    )
+    assert [m.name for m in models] == ["model"]
+    # The headline is the setting in pyproject.toml, not whichever task ran last.
+    assert {k: v for k, v in parent.data.metrics.items()} == {"r2": pytest.approx(1.0)}
+    # No second store and nothing else in the work tree.
+    assert not (root / "mlruns").exists()
+    assert [p.relative_to(root) for p in root.rglob("*.db")] == [Path(".nbops/mlflow.db")]
+    # Every build keeps only the runs of the tasks it ran (`ploomber task load`).
+    runs = client.search_runs([train.info.experiment_id], max_results=1000)
+    assert all(r.data.tags.get("nbops.kind") in {"build", "task"} for r in runs)
+
+
+def test_runs_show_lists_each_tasks_metrics(mixed):
+    root, *_ = mixed
+    shown = run(root, "nbops", "runs", "show", builds(root)[0][0].info.run_id).stdout
+    tasks = {
+        line.split()[0]: line for line in shown.splitlines() if line.startswith(("train", "score"))
+    }
+    assert "r2=1" in tasks["train"] and "rows=20" in tasks["score"]
+
+
+def test_reproduce_rebuilds_an_adopted_project_from_its_commit(mixed):
+    root, *_ = mixed
+    first = builds(root)[0][0].info.run_id  # the whole build (later ones are partial)
+    result = run(root, "nbops", "reproduce", first, check=False)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "no data snapshot was recorded" in out
+    assert "train.r2" in out and "score.rows" in out
+    # The user's hook wrote it beside the project: not in the commit, named.
+    assert "inputs not restored (not in the commit: git-ignored or untracked): hook-ran.txt" in out
+    verdict = re.match(r"REPRODUCED: (\d+)/(\d+) metrics match", out.splitlines()[-1])
+    assert verdict and verdict[1] == verdict[2] and int(verdict[1]) >= 2, out
+
+
+def test_a_model_from_the_users_notebook_is_gated_registered_and_served(mixed, tmp_path):
+    from nbops.tracking.registry import Registry
+
+    root, *_ = mixed
+    parent, tasks = builds(root)[0]
+    assert parent.data.tags["nbops.release"] == "mixed v1: promote"
+    registry = Registry(root)
+    champion = registry.alias("mixed", "champion")
+    assert champion.version == "1" and champion.run_id == tasks["train"].info.run_id
+    assert champion.tags["nbops.model_sha256"].startswith("sha256:")
+    service = Service(SimpleNamespace(root=root), tmp_path)  # `nbops serve`: the champion
+    try:
+        status, answer = service.call("POST", "/predict", {"records": [{"x": 3}]})
+    finally:
+        service.stop()
+    assert status == 200, answer
+    assert answer["predictions"] == [pytest.approx(7.0)]
+
+
+def test_serve_without_a_model_says_so_in_one_paragraph(grid):
+    root, *_ = grid
+    result = run(root, "nbops", "serve", "--port", "9", check=False)
+    assert result.returncode == 1
+    assert "There is no registered model 'grid' to serve" in result.stderr
+    assert "nbops.log_model" in result.stderr
+    assert "Traceback" not in result.stderr

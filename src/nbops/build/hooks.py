@@ -19,6 +19,13 @@ processes (``executor: parallel``) hand their records back through
 ``.nbops/tmp/<build id>/tasks/``; the DAG hooks settle every task's status from the
 DAG itself, so a task whose hook never ran is still recorded as what it was.
 
+A task whose code mentions MLflow (or ``nbops.log_model``) runs with its own MLflow run
+of the build in its environment (``MLFLOW_RUN_ID``, ``MLFLOW_TRACKING_URI``; see
+:mod:`nbops.tracking.taskruns` and :class:`RunIn`), so its plain ``mlflow.log_*`` calls
+land in that run; a model it releases with ``nbops.log_model`` becomes the build's
+release. The build's headline metrics are the ``headline_metrics`` setting
+(:func:`headline_setting`), never whichever task ran last.
+
 Task hooks only collect (paths, parameters, status, timings) into the process's
 :class:`~nbops.tracking.record.BuildRecord`; the DAG hooks add lineage and skipped tasks,
 write the build summary page and link the reports (:mod:`nbops.reports.site`), and
@@ -48,13 +55,21 @@ import threading
 import time
 import traceback as tb_module
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from nbops.state import StateFile
 from nbops.tracking import lineage
-from nbops.tracking.record import EXECUTED, FAILED, NOT_RUN, SKIPPED, BuildRecord, TaskRecord
+from nbops.tracking.record import (
+    EXECUTED,
+    FAILED,
+    NOT_RUN,
+    SKIPPED,
+    BuildRecord,
+    TaskRecord,
+    headline_metrics,
+)
 from nbops.tracking.record import numeric_leaves as _numbers
 from nbops.tracking.redact import redact, redact_command, scrub, secret_values
 from nbops.tracking.store import enabled
@@ -370,10 +385,107 @@ class _Build:
                     setattr(task, f"on_{kind}", TaskHook(kind, current))
             if type(task).__name__ == "NotebookRunner":
                 _keep_notebook(task, self.kept_notebook(name))
+        self._open_runs(dag)
         for kind, ours in (("finish", build_finished), ("failure", build_failed)):
             current = getattr(dag, f"on_{kind}")
             if not isinstance(current, DagHook) and not _is_nbops(current, ours.__name__):
                 setattr(dag, f"on_{kind}", DagHook(kind, current))
+
+    def _open_runs(self, dag: Any) -> None:
+        """Runs for the tasks' own MLflow calls (:mod:`nbops.tracking.taskruns`), when a
+        task's code mentions MLflow: opening the store costs seconds, spent only where
+        it is used (``NBOPS_TASK_RUNS=on`` opens them for every build)."""
+        if self.record.runs or _subcommand() not in {"build", "task"}:
+            return
+        names = list(dag.keys())
+        forced = os.environ.get("NBOPS_TASK_RUNS", "").strip().lower() in {"1", "on", "true"}
+        if not forced and not any(_mentions_mlflow(dag[name]) for name in names):
+            return
+        from nbops.tracking.taskruns import open_runs, task_env
+
+        try:
+            runs = open_runs(
+                self.root,
+                names,
+                scratch=self.tmp / "mlflow",
+                title=f"build {self.record.build_id[:12]}",
+            )
+        except Exception as exc:
+            problem = (
+                f"could not open runs for the tasks' own MLflow calls: {type(exc).__name__}: {exc}"
+            )
+            print(f"nbops: WARNING: {problem}", file=sys.stderr)
+            self.problems.append(problem)
+            return
+        if runs.get("scratch"):
+            print(
+                f"nbops: the tracking store is not available ({runs['problem']}); the tasks' "
+                "MLflow calls are kept with the build's record and published with it.",
+                file=sys.stderr,
+            )
+        self.record.runs = runs
+        for name in names:
+            task = dag[name]
+            env = {**task_env(runs, name), "NBOPS_MODEL_DIR": str(self.own_model_dir(name))}
+            if runs.get("scratch"):
+                env["NBOPS_STORE_UNAVAILABLE"] = "1"  # nbops.log_model: champion unknown
+            if not isinstance(task.__dict__.get("run"), RunIn):
+                task.run = RunIn(task, env)
+
+    def own_model_dir(self, name: str) -> Path:
+        """Where ``nbops.log_model`` in task ``name`` puts the model and its decision."""
+        return self.tmp / "models" / _safe_name(name)
+
+    def _own_models(self) -> None:
+        """A model a task released with ``nbops.log_model``: its files travel with the
+        task's run, its metrics with the task, and its decision is the build's release."""
+        for task in self.record.tasks:
+            folder = self.own_model_dir(task.name)
+            decision = folder / "decision.json"
+            if task.status != EXECUTED or not decision.is_file():
+                continue
+            for file in sorted((folder / "model").rglob("*")):
+                if file.is_file():
+                    task.files[f"model/{file.relative_to(folder / 'model')}"] = str(file)
+            data = json.loads(decision.read_text())
+            task.metrics = {**task.metrics, **_numbers(data.get("metrics") or {})}
+            if self.record.release:
+                problem = (
+                    f"task {task.name!r}: a second model released in one build "
+                    f"(task {self.record.release['task']!r} released one): only the first is registered"
+                )
+                print(f"nbops: WARNING: {problem}", file=sys.stderr)
+                self.problems.append(problem)
+                continue
+            self.record.release = {"task": task.name, "decision": data}
+
+    def _collect_logged(self) -> None:
+        """Each task's own MLflow calls into its record: metrics (beside a ``metrics``
+        product's), parameters, and, from a scratch store, files."""
+        runs = self.record.runs
+        if not runs:
+            return
+        from nbops.tracking.store import Store
+        from nbops.tracking.taskruns import logged
+
+        store: Store | None = None
+        for task in self.record.tasks:
+            if task.status not in (EXECUTED, FAILED):
+                continue
+            try:
+                store = store or Store(self.root, uri=runs["uri"])
+                got = logged(runs, task.name, root=self.root, store=store)
+            except Exception as exc:  # the run keeps them; publishing adopts it later
+                print(
+                    f"nbops: could not read what task {task.name!r} logged to MLflow "
+                    f"({type(exc).__name__}: {exc}); it stays in its run.",
+                    file=sys.stderr,
+                )
+                continue
+            task.metrics = {**task.metrics, **_numbers(got["metrics"])}
+            task.logged_params = {str(k): str(v) for k, v in got["params"].items()}
+            for artifact, path in got["files"].items():
+                task.files.setdefault(artifact, path)
 
     def _report_files(self, notebook: str, html: str | None) -> dict[str, str]:
         # The HTML report may still be rendering (nbops.build.executor renders reports in the
@@ -450,6 +562,7 @@ class _Build:
         record.env = _scrub_tree(redact(record.env), secrets)
         for task in record.tasks:
             task.params = _scrub_tree(redact(task.params), secrets)
+            task.logged_params = _scrub_tree(redact(task.logged_params), secrets)
             task.error = scrub(task.error, secrets) if task.error else task.error
         record.error = scrub(record.error, secrets) if record.error else record.error
         # Not the commit or branch: a short secret ("5432") may occur inside a hash.
@@ -571,14 +684,17 @@ class _Build:
         record.packages = lineage.freeze()
         record.data = _snapshot(record.tasks)
         record.release = _release(record.tasks)
-        for task in (t for t in record.tasks if t.status in (EXECUTED, SKIPPED)):
-            # The build's key metrics come from the metrics product in use, whether this
-            # build or an earlier one produced it (a skipped evaluate step).
-            found = task.metrics or _read_metrics(task.products)
-            if found:
-                record.metrics = _numbers(
-                    found["metrics"] if isinstance(found.get("metrics"), dict) else found
-                )
+        self._collect_logged()
+        self._own_models()
+        # A skipped evaluate step's metrics product is still the build's, as in use.
+        in_use = [
+            replace(t, metrics=t.metrics or _read_metrics(t.products))
+            if t.status in (EXECUTED, SKIPPED)
+            else t
+            for t in record.tasks
+        ]
+        record.metrics = headline_metrics(in_use, headline_setting(self.root))
+        for task in record.tasks:
             task.metrics = _numbers(task.metrics)
         self._complete_reports()
         self._redact_record()
@@ -750,6 +866,59 @@ class KeepNotebook:
             self.copy.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(self.source, self.copy)
         return self.convert()
+
+
+class RunIn:
+    """A task's ``run``, with its MLflow run in the environment: ``MLFLOW_RUN_ID`` and
+    ``MLFLOW_TRACKING_URI`` for the task's process and the kernel it starts, then
+    restored (nbops' own publishing reads ``MLFLOW_TRACKING_URI``). Picklable, so it
+    travels to worker processes with the task."""
+
+    def __init__(self, task: Any, env: dict[str, str]) -> None:
+        self.task, self.env = task, env
+
+    def __call__(self) -> Any:
+        saved = {key: os.environ.get(key) for key in self.env}
+        os.environ.update(self.env)
+        try:
+            return type(self.task).run(self.task)
+        finally:
+            if self.env:  # while the environment still names the task's store
+                from nbops.tracking.taskruns import end_active_run
+
+                end_active_run(self.env["MLFLOW_RUN_ID"])
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def _mentions_mlflow(task: Any) -> bool:
+    """Whether the task's code may log to MLflow itself (or release a model)."""
+    source = task_source_file(task)
+    try:
+        text = source.read_text(errors="replace") if source is not None else ""
+        return "mlflow" in text or "log_model" in text
+    except OSError:
+        return False
+
+
+def headline_setting(root: Path) -> list[str] | None:
+    """Which metrics are the build's headline: ``NBOPS_HEADLINE_METRICS`` (comma
+    separated), else ``headline_metrics`` in ``[tool.nbops]`` of the project's
+    ``pyproject.toml``; None when neither is set."""
+    value: Any = os.environ.get("NBOPS_HEADLINE_METRICS", "").strip() or None
+    if value is None and (root / "pyproject.toml").is_file():
+        import tomllib
+
+        with contextlib.suppress(OSError, ValueError):
+            data = tomllib.loads((root / "pyproject.toml").read_text())
+            value = data.get("tool", {}).get("nbops", {}).get("headline_metrics")
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [str(item).strip() for item in items if str(item).strip()]
 
 
 def _keep_notebook(task: Any, copy: Path) -> None:

@@ -7,17 +7,22 @@ The run record names everything a build depended on. Reproducing it means:
    file's hash is checked against the record;
 2. **data**: the recorded snapshot (uploaded once per content hash) is downloaded and
    used as the data source, so the data does not depend on a file that may have
-   changed since;
+   changed since. A project without one (an adopted Ploomber project reads its own
+   inputs) is rebuilt from the files the commit has; the files it may read that git
+   does not hold (ignored or untracked, not a product of the build) are named;
 3. **parameters**: the recorded command's ``--env--`` overrides on the commit's env.yaml;
 4. a forced build there, recorded in the worktree's own embedded store (the team's
    store and registry are never touched);
 5. the reproduced record against the original: the data's content hash, then every
    metric of every task, exactly or within ``tolerance`` (relative), with timings
    reported but not judged; differing package versions are listed as the likely reason.
+   A build that recorded no metrics cannot be shown to reproduce: that is a failure
+   that says so, never "0/0 metrics match".
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -32,7 +37,7 @@ from typing import Any
 
 from nbops.errors import TrackingError
 
-__all__ = ["MetricCheck", "Reproduction", "compare_metrics", "reproduce"]
+__all__ = ["MetricCheck", "Reproduction", "compare_metrics", "reproduce", "unrestored_inputs"]
 
 MATCH, WITHIN, DIFFERS, MISSING, TIMING = (
     "match",
@@ -71,6 +76,9 @@ class Reproduction:
     source_mismatches: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     package_changes: list[str] = field(default_factory=list)
+    #: files the original project has that the commit does not (git-ignored or
+    #: untracked, not products): inputs the rebuild cannot restore
+    unrestored: list[str] = field(default_factory=list)
     log: Path | None = None
 
     @property
@@ -79,8 +87,13 @@ class Reproduction:
             self.build_ok
             and not self.source_mismatches
             and self.data_recorded == self.data_reproduced
+            and bool(self._judged)
             and all(c.ok for c in self.checks)
         )
+
+    @property
+    def _judged(self) -> list[MetricCheck]:
+        return [c for c in self.checks if c.verdict != TIMING]
 
     def render(self) -> str:
         lines = [
@@ -91,6 +104,12 @@ class Reproduction:
             lines.append("  SOURCES DIFFER from the record: " + ", ".join(self.source_mismatches))
         else:
             lines.append("  sources: every pipeline file matches its recorded hash")
+        if self.unrestored:
+            shown = ", ".join(self.unrestored[:10])
+            more = f" and {len(self.unrestored) - 10} more" if len(self.unrestored) > 10 else ""
+            lines.append(
+                f"  inputs not restored (not in the commit: git-ignored or untracked): {shown}{more}"
+            )
         if not self.build_ok:
             lines.append(f"  BUILD FAILED: see {self.log}")
             return "\n".join(lines)
@@ -111,7 +130,15 @@ class Reproduction:
             lines.append("  packages that differ from the recorded environment (a likely reason):")
             lines += [f"    {p}" for p in self.package_changes[:30]]
         verdict = "REPRODUCED" if self.matches else "NOT REPRODUCED"
-        judged = [c for c in self.checks if c.verdict != TIMING]
+        judged = self._judged
+        if not judged:
+            lines.append(
+                f"NOT REPRODUCED: build {self.run_id[:12]} recorded no metrics (timings aside), "
+                "so nothing shows that the rebuild computed the same results. Record what your "
+                "build measures (a `metrics` JSON product, or `mlflow.log_metric` in a task) "
+                "and reproduce a build made after that."
+            )
+            return "\n".join(lines)
         lines.append(
             f"{verdict}: {sum(c.ok for c in judged)}/{len(judged)} metrics match"
             + (
@@ -168,10 +195,6 @@ def reproduce(
             f"Build {run_id[:12]} ran on commit {commit[:12]}, which this repository does not have. Fetch it (git fetch --all) and try again."
         )
     data_run = run.data.tags.get("data.run_id")
-    if not data_run:
-        raise TrackingError(
-            f"Build {run_id[:12]} has no recorded data snapshot (its ingest step did not run or failed), so its data cannot be restored."
-        )
 
     workdir = Path(tempfile.mkdtemp(prefix="nbops-reproduce-"))
     code = workdir / "code"
@@ -181,7 +204,14 @@ def reproduce(
     try:
         _restore_changes(store, run_id, record, code, result)
         result.source_mismatches = _source_mismatches(project, record.get("sources") or {})
-        snapshot = _restore_snapshot(store, data_run, record, workdir)
+        snapshot = None
+        if data_run:
+            snapshot = _restore_snapshot(store, data_run, record, workdir)
+        else:
+            result.notes.append(
+                "no data snapshot was recorded: the rebuild reads its inputs as the commit has them"
+            )
+            result.unrestored = unrestored_inputs(root, project, record)
         result.log = workdir / "build.log"
         result.build_ok = _build(project, record.get("command") or [], snapshot, result.log)
         if result.build_ok:
@@ -262,24 +292,65 @@ def _restore_snapshot(store: Any, data_run: str, record: dict[str, Any], workdir
     return snapshot
 
 
-def _build(project: Path, command: list[str], snapshot: Path, log: Path) -> bool:
+def unrestored_inputs(root: Path, project: Path, record: dict[str, Any]) -> list[str]:
+    """Files of the project at ``root`` that the rebuild in ``project`` lacks: neither
+    in the commit (git-ignored or untracked) nor a product of the recorded build, nor
+    nbops' or Python's own. A build that read one of them cannot be restored exactly."""
+    listed = set()
+    for extra in ([], ["--ignored"]):
+        done = subprocess.run(
+            ["git", "ls-files", "--others", "--exclude-standard", *extra],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        )
+        listed.update(line for line in done.stdout.splitlines() if line.strip())
+    products = []
+    for task in record.get("tasks") or []:
+        for path in (task.get("products") or {}).values():
+            with contextlib.suppress(ValueError):
+                products.append(Path(path).resolve().relative_to(root.resolve()))
+    folders = {p.parent for p in products if p.parent != Path(".")}
+    out = []
+    for name in sorted(listed):
+        rel = Path(name)
+        if (
+            rel in products
+            or any(folder in rel.parents for folder in folders)
+            or any(part.startswith(".") or part == "__pycache__" for part in rel.parts)
+            or rel.suffix in (".pyc", ".lock")
+            or rel.name in ("pipeline.yaml", "env.yaml")
+            or (project / rel).exists()
+        ):
+            continue
+        out.append(name)
+    return out
+
+
+def _build(project: Path, command: list[str], snapshot: Path | None, log: Path) -> bool:
+    """Rebuild with the recorded command's spec and ``--env--`` overrides; the data
+    source is the restored snapshot when there is one."""
     args, skip = [], False
     for i, arg in enumerate(command):
         if skip:
             skip = False
             continue
         if arg in ("-e", "--entry-point") or (arg.startswith("--env--") and "=" not in arg):
-            if arg != "--env--data--source":
+            if arg != "--env--data--source" or snapshot is None:
                 args += [arg, command[i + 1]] if i + 1 < len(command) else []
             skip = True
-        elif arg.startswith("--env--") and not arg.startswith("--env--data--source="):
+        elif arg.startswith("--env--") and (
+            snapshot is None or not arg.startswith("--env--data--source=")
+        ):
             args.append(arg)
+    if snapshot is not None:
+        args += ["--env--data--source", str(snapshot)]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NBOPS_", "MLFLOW_", "CI"))}
     env.update(PLOOMBER_STATS_ENABLED="false", NBOPS_TRIGGER="reproduce")
     ploomber = Path(sys.executable).parent / "ploomber"
     with log.open("w") as out:
         done = subprocess.run(
-            [str(ploomber), "build", "--force", *args, "--env--data--source", str(snapshot)],
+            [str(ploomber), "build", "--force", *args],
             cwd=project,
             stdout=out,
             stderr=subprocess.STDOUT,

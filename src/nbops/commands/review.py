@@ -24,6 +24,8 @@ from nbops.tracking.store import Store, embedded_builds, tracking_uri
 __all__ = ["NotebookChange", "diff_runs", "list_runs", "show_run", "write_site"]
 
 KEY_METRICS = ("roc_auc", "pr_auc", "f1", "accuracy", "rmse", "mae", "r2")
+#: Metric columns of `nbops runs list` at most.
+_MAX_COLUMNS = 5
 # Output that differs between identical runs (same rules as tests/nbval_sanitize.cfg).
 _VOLATILE = [
     (re.compile(r"0x[0-9a-fA-F]+"), "0xADDRESS"),
@@ -71,7 +73,11 @@ def list_runs(store: Store | Path, *, limit: int = 20) -> str:
         return (
             f"No builds recorded in {display_url(uri)} yet. Run `ploomber build` (or `make build`)."
         )
-    metrics = [m for m in KEY_METRICS if any(m in r.data.metrics for r in runs)]
+    # The builds' headline metrics: nbops' usual ones first, then a project's own (the
+    # headline_metrics setting of an adopted project), a few at most.
+    present = {m for r in runs for m in r.data.metrics}
+    metrics = [m for m in KEY_METRICS if m in present]
+    metrics += sorted(present - set(KEY_METRICS))[: max(0, _MAX_COLUMNS - len(metrics))]
     rows = []
     for r in runs:
         tags = r.data.tags
@@ -136,16 +142,22 @@ def show_run(store: Store, ref: str) -> str:
         elif ct.get("nbops.error"):
             note = ct["nbops.error"].strip().splitlines()[0][:100]
         dur = child.data.metrics.get("duration_s")
+        own = {k: v for k, v in child.data.metrics.items() if k != "duration_s"}
         rows.append(
             [
                 ct.get("nbops.task", "?"),
                 status,
                 f"{dur:.1f} s" if dur is not None else "-",
                 child.info.run_id[:12],
+                ", ".join(f"{k}={v:.4g}" for k, v in sorted(own.items()))[:60] or "-",
                 note,
             ]
         )
-    lines += ["", "Tasks", _table(rows, ["TASK", "STATUS", "DURATION", "RUN", "NOTE"])]
+    lines += [
+        "",
+        "Tasks",
+        _table(rows, ["TASK", "STATUS", "DURATION", "RUN", "METRICS", "NOTE"]),
+    ]
     return "\n".join(lines)
 
 
@@ -175,23 +187,23 @@ def diff_runs(store: Store, ref_a: str, ref_b: str) -> str:
     pair("commit", _commit(ta), _commit(tb))
     pair("data", ta.get("data.content_hash", ""), tb.get("data.content_hash", ""))
     pair("status", ta.get("nbops.status", ""), tb.get("nbops.status", ""))
-    for title, prefix in (("Parameters", "env."), ("Sources", "source.")):
-        keys = sorted({k for k in (*a.data.params, *b.data.params) if k.startswith(prefix)})
-        changed = [
-            (k, a.data.params.get(k), b.data.params.get(k))
-            for k in keys
-            if a.data.params.get(k) != b.data.params.get(k)
-        ]
-        lines += ["", f"{title}: {len(changed)} differ" + (":" if changed else "")]
-        lines += [
-            f"  {k[len(prefix) :]}: {va if va is not None else '(absent)'} → {vb if vb is not None else '(absent)'}"
-            for k, va, vb in changed
-        ]
-    keys = sorted(set(a.data.metrics) | set(b.data.metrics))
+    tasks_a, tasks_b = _task_facts(store, a.info.run_id), _task_facts(store, b.info.run_id)
+    build_a, build_b = _build_facts(a.data.params), _build_facts(b.data.params)
+    for title, kind in (
+        ("Task parameters", "params"),
+        ("Env values", "env"),
+        ("Sources", "sources"),
+        ("Products", "products"),
+    ):
+        facts_a = {**build_a.get(kind, {}), **_per_task(tasks_a, kind)}
+        facts_b = {**build_b.get(kind, {}), **_per_task(tasks_b, kind)}
+        lines += ["", *_differ(title, facts_a, facts_b)]
+    metrics_a = {**a.data.metrics, **_per_task(tasks_a, "metrics")}
+    metrics_b = {**b.data.metrics, **_per_task(tasks_b, "metrics")}
     changed_metrics = [
-        (k, a.data.metrics.get(k), b.data.metrics.get(k))
-        for k in keys
-        if a.data.metrics.get(k) != b.data.metrics.get(k)
+        (k, metrics_a.get(k), metrics_b.get(k))
+        for k in sorted(set(metrics_a) | set(metrics_b))
+        if metrics_a.get(k) != metrics_b.get(k) and not k.endswith("duration_s")
     ]
     lines += ["", f"Metrics: {len(changed_metrics)} differ" + (":" if changed_metrics else "")]
     for k, va, vb in changed_metrics:
@@ -207,6 +219,55 @@ def diff_runs(store: Store, ref_a: str, ref_b: str) -> str:
         else:
             lines.append(f"  {change.task}: same")
     return "\n".join(lines)
+
+
+#: A task run's parameters that are not the task's parameters (nbops' own records).
+_NOT_PARAMS = ("product.", "product_hash.", "source.")
+
+
+def _task_facts(store: Store, run_id: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per task of a build: ``{"params", "sources", "products", "metrics"}``, read
+    from its task runs (a grid's tasks by name)."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for child in store.children(run_id):
+        name = child.data.tags.get("nbops.task", child.info.run_id)
+        params = child.data.params
+        out[name] = {
+            "params": {k: v for k, v in params.items() if not k.startswith(_NOT_PARAMS)},
+            "sources": _strip(params, "source."),
+            "products": _strip(params, "product_hash."),
+            "metrics": dict(child.data.metrics),
+        }
+    return out
+
+
+def _build_facts(params: dict[str, str]) -> dict[str, dict[str, Any]]:
+    return {"env": _strip(params, "env."), "sources": _strip(params, "source.")}
+
+
+def _strip(params: dict[str, Any], prefix: str) -> dict[str, Any]:
+    return {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
+
+
+def _per_task(tasks: dict[str, dict[str, dict[str, Any]]], kind: str) -> dict[str, Any]:
+    """One kind of fact of every task, keyed ``task: key`` (``task.metric`` for metrics)."""
+    sep = "." if kind == "metrics" else ": "
+    return {
+        f"{task}{sep}{k}": v
+        for task, facts in tasks.items()
+        for k, v in facts.get(kind, {}).items()
+    }
+
+
+def _differ(title: str, a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """``title: N differ`` and one line per key whose value differs (or is absent)."""
+    changed = [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    lines = [f"{title}: {len(changed)} differ" + (":" if changed else "")]
+    lines += [
+        f"  {k}: {va if va is not None else '(absent)'} → {vb if vb is not None else '(absent)'}"
+        for k, va, vb in changed
+    ]
+    return lines
 
 
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")

@@ -10,6 +10,9 @@ What lives here, and what each module may import:
   the record; the heavy work happens once, at the end of the build.
 - ``store``: the only module that talks to MLflow (publish, content-addressed data,
   queries). Imported lazily, and warmed up in a background thread during the build.
+- ``taskruns``: the build's run and a nested run per task, opened before the tasks
+  run so a task's own ``mlflow.log_*`` calls land in its run (a scratch store in the
+  build's temporary folder when the store is unreachable). Through ``store``.
 - ``review``: what ``nbops runs list/show/diff`` and ``nbops report`` compute from the
   store.
 

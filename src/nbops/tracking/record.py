@@ -17,7 +17,14 @@ from typing import Any
 
 from nbops.state import atomic_write
 
-__all__ = ["BuildRecord", "TaskRecord", "load_spooled", "numeric_leaves", "spooled_records"]
+__all__ = [
+    "BuildRecord",
+    "TaskRecord",
+    "headline_metrics",
+    "load_spooled",
+    "numeric_leaves",
+    "spooled_records",
+]
 
 #: Task statuses as recorded (MLflow run status is derived from them).
 EXECUTED, FAILED, SKIPPED, NOT_RUN = "executed", "failed", "skipped", "not-run"
@@ -44,6 +51,8 @@ class TaskRecord:
     product_hashes: dict[str, str] = field(default_factory=dict)
     #: what nbops could not capture of this task, if anything
     capture_error: str | None = None
+    #: parameters the task's own code logged with ``mlflow.log_param``
+    logged_params: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -73,6 +82,9 @@ class BuildRecord:
     #: files of the build itself, ``{artifact path in the run: file on disk}`` (the
     #: build summary page)
     files: dict[str, str] = field(default_factory=dict)
+    #: runs opened before the tasks ran, for their own MLflow calls
+    #: (:func:`nbops.tracking.taskruns.open_runs`): uri, scratch, build, tasks
+    runs: dict[str, Any] = field(default_factory=dict)
 
     def task(self, name: str) -> TaskRecord | None:
         return next((t for t in self.tasks if t.name == name), None)
@@ -174,3 +186,46 @@ def numeric_leaves(values: dict[str, Any] | None, prefix: str = "") -> dict[str,
         elif isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
             out[name] = float(value)
     return out
+
+
+def headline_metrics(
+    tasks: list[TaskRecord], selection: list[str] | None = None
+) -> dict[str, float]:
+    """The build's headline metrics, from its tasks' metrics.
+
+    ``selection`` (the ``headline_metrics`` setting) names tasks (``fit-2``: all its
+    metrics) or one metric of a task (``fit-2:score``); a metric two selected tasks
+    share is named ``task.metric``. Without a selection: the task with a ``metrics``
+    product (nbops' reference pipeline), else the only task with metrics, else none:
+    which of several tasks' metrics describe the build is the user's choice, never
+    whichever task ran last.
+
+    Example:
+        >>> a = TaskRecord("fit-1", "executed", metrics={"score": 1.0})
+        >>> b = TaskRecord("fit-2", "executed", metrics={"score": 2.0})
+        >>> headline_metrics([a, b], ["fit-2"])
+        {'score': 2.0}
+        >>> headline_metrics([a, b])
+        {}
+    """
+    usable = [t for t in tasks if t.status in ("executed", "skipped") and t.metrics]
+    if selection:
+        by_name = {t.name: t for t in usable}
+        picked: list[tuple[str, str, float]] = []
+        for entry in selection:
+            name, _, metric = entry.partition(":")
+            task = by_name.get(name.strip())
+            if task is None:
+                continue
+            values = numeric_leaves(task.metrics)
+            keys = [metric.strip()] if metric.strip() else sorted(values)
+            picked += [(task.name, k, values[k]) for k in keys if k in values]
+        counts: dict[str, int] = {}
+        for _, key, _ in picked:
+            counts[key] = counts.get(key, 0) + 1
+        return {(f"{t}.{k}" if counts[k] > 1 else k): v for t, k, v in picked}
+    with_product = [t for t in usable if "metrics" in t.products]
+    if with_product:
+        found = with_product[-1].metrics
+        return numeric_leaves(found["metrics"] if isinstance(found.get("metrics"), dict) else found)
+    return numeric_leaves(usable[0].metrics) if len(usable) == 1 else {}

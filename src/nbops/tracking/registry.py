@@ -389,10 +389,21 @@ class Registry:
                 name,
                 description="Registered by nbops builds; aliases champion / challenger / previous.",
             )
-        with tempfile.TemporaryDirectory() as tmp:
-            local = Path(self.client.download_artifacts(run_id, f"model/{MODEL_FILE}", tmp))
-            digest = file_sha256(local)
+        import mlflow.artifacts
+
         run = self.client.get_run(run_id)
+        with tempfile.TemporaryDirectory() as tmp:
+            # From the run's artifact location itself: by run id and path, MLflow 3 takes
+            # "model/..." for a model the task logged under that name (mlflow.sklearn.
+            # log_model(name="model")) and looks it up in a default store (./mlflow.db).
+            local = Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"{run.info.artifact_uri}/model/{MODEL_FILE}",
+                    dst_path=tmp,
+                    tracking_uri=self.store.uri,
+                )
+            )
+            digest = file_sha256(local)
         version = self.client.create_model_version(
             name,
             source=f"{run.info.artifact_uri}/model",

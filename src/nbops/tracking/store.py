@@ -159,8 +159,14 @@ class Store:
                     r.data.tags["nbops.task"]: r.info.run_id for r in self.children(parent_id)
                 },
             }
+        # Runs opened before the tasks ran (nbops.tracking.taskruns) in this very store
+        # hold what the tasks logged themselves: they become the build's runs.
+        opened = record.runs if record.runs.get("uri") == self.uri else {}
+        opened = opened if not opened.get("scratch") else {}
+        keep = {opened.get("build"), *(opened.get("tasks") or {}).values()} - {None}
         for stale in copies:
-            self.client.delete_run(stale.info.run_id)
+            if stale.info.run_id not in keep:
+                self.client.delete_run(stale.info.run_id)
 
         data_run = self._store_snapshot(record)
         start_ms = int(record.started_at * 1000)
@@ -188,8 +194,10 @@ class Store:
             tags["mlflow.source.git.commit"] = git["commit"]
         if record.error:
             tags["nbops.error"] = record.error[-5000:]
-        parent = self.client.create_run(experiment, start_time=start_ms, tags=tags)
-        parent_id = parent.info.run_id
+        parent_id = self._adopt(opened.get("build"), tags, RunTag=RunTag)
+        if parent_id is None:
+            parent = self.client.create_run(experiment, start_time=start_ms, tags=tags)
+            parent_id = parent.info.run_id
         params = {f"env.{k}": v for k, v in _flatten(record.env).items()}
         params.update({f"source.{k}": v for k, v in record.sources.items()})
         self._log(
@@ -220,10 +228,21 @@ class Store:
             self._log_file(parent_id, artifact, path)
 
         children = {}
+        opened_tasks = dict(opened.get("tasks") or {})
         for task in record.tasks:
             children[task.name] = self._publish_task(
-                experiment, parent_id, record, task, Metric=Metric, Param=Param, RunTag=RunTag
+                experiment,
+                parent_id,
+                record,
+                task,
+                opened=opened_tasks.pop(task.name, None),
+                Metric=Metric,
+                Param=Param,
+                RunTag=RunTag,
             )
+        for unused in opened_tasks.values():  # tasks this build did not have
+            with contextlib.suppress(Exception):
+                self.client.delete_run(unused)
         self.client.set_terminated(
             parent_id,
             status="FINISHED" if record.status == "FINISHED" else "FAILED",
@@ -232,7 +251,21 @@ class Store:
         self.client.set_tag(parent_id, _PUBLISHED, "complete")  # last: marks the copy whole
         return {"run_id": parent_id, "tasks": children}
 
-    def _publish_task(self, experiment, parent_id, record, task, **entities) -> str:
+    def _adopt(self, run_id: str | None, tags: dict[str, str], *, RunTag: Any) -> str | None:
+        """Tag a run opened before the build ran as one of its runs; None when there is
+        none to adopt (never opened, or deleted meanwhile)."""
+        if not run_id:
+            return None
+        try:
+            run = self.client.get_run(run_id)
+        except Exception:
+            return None
+        if run.info.lifecycle_stage != "active":
+            return None
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        return run_id
+
+    def _publish_task(self, experiment, parent_id, record, task, *, opened=None, **entities) -> str:
         tags = {
             "mlflow.parentRunId": parent_id,
             "mlflow.runName": task.name,
@@ -253,32 +286,36 @@ class Store:
                 self.task_run_id(experiment, build_id, task.name) if build_id else None
             ) or ""
         start = int(record.started_at * 1000)
-        run = self.client.create_run(experiment, start_time=start, tags=tags)
+        run_id = self._adopt(opened, tags, RunTag=entities["RunTag"])
+        if run_id is None:
+            run_id = self.client.create_run(experiment, start_time=start, tags=tags).info.run_id
         metrics = dict(task.metrics)
         if task.duration_s is not None:
             metrics["duration_s"] = task.duration_s
-        params = {k: v for k, v in _flatten(task.params).items()}
+        params = {str(k): v for k, v in task.logged_params.items()}
+        params.update(_flatten(task.params))
         params.update({f"product.{k}": v for k, v in task.products.items()})
         params.update({f"product_hash.{k}": v for k, v in task.product_hashes.items()})
         params.update({f"source.{k}": v for k, v in task.source_hashes.items()})
-        self._log(
-            run.info.run_id,
-            params=params,
-            metrics=numeric_leaves(metrics),
-            step_time=start,
-            **entities,
-        )
+        metrics = numeric_leaves(metrics)
+        if opened == run_id:
+            # What the task logged itself is there already; a logged parameter keeps
+            # its value (MLflow refuses to change one).
+            there = self.client.get_run(run_id).data
+            params = {k: v for k, v in params.items() if _key(k) not in there.params}
+            metrics = {k: v for k, v in metrics.items() if there.metrics.get(_key(k)) != v}
+        self._log(run_id, params=params, metrics=metrics, step_time=start, **entities)
         for artifact, path in task.files.items():
-            self._log_file(run.info.run_id, artifact, path)
+            self._log_file(run_id, artifact, path)
         if task.error:
             with tempfile.TemporaryDirectory() as tmp:
                 (Path(tmp) / "error.txt").write_text(task.error)
-                self.client.log_artifact(run.info.run_id, str(Path(tmp) / "error.txt"))
+                self.client.log_artifact(run_id, str(Path(tmp) / "error.txt"))
         end = start + int((task.duration_s or 0) * 1000)
         self.client.set_terminated(
-            run.info.run_id, status=_STATUS.get(task.status, "FINISHED"), end_time=end
+            run_id, status=_STATUS.get(task.status, "FINISHED"), end_time=end
         )
-        return run.info.run_id
+        return run_id
 
     def _log_file(self, run_id: str, artifact: str, path: str) -> None:
         source = Path(path)
