@@ -168,3 +168,18 @@ def test_changing_the_schema_file_reruns_validation_and_downstream_only(copy_bui
         "evaluate": "True",
         "gate": "True",
     }
+
+
+def test_switching_the_models_list_back_reruns_the_choice_of_model(copy_built):
+    # Built with both candidates; one alone; then both again, whose products are all
+    # still there and up to date. The choice among candidates must follow the list.
+    project = copy_built()
+    project.build("--env--train--models", "['hgb']")
+    assert set(json.loads((project.products / "metrics.json").read_text())["candidates"]) == {"hgb"}
+
+    result = project.build()
+
+    ran = dict(line.split()[:2] for line in result.stdout.splitlines() if line.split()[:1])
+    assert ran["evaluate"] == "True" and ran["gate"] == "True", result.stdout
+    metrics = json.loads((project.products / "metrics.json").read_text())
+    assert set(metrics["candidates"]) == {"linear", "hgb"}
