@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from types import SimpleNamespace
@@ -244,3 +245,40 @@ def test_serve_without_a_model_says_so_in_one_paragraph(grid):
     assert "There is no registered model 'grid' to serve" in result.stderr
     assert "nbops.log_model" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- Ploomber's own sample projects (tests/assets/ploomber-samples/README.md) ---------
+
+SAMPLES = Path(__file__).resolve().parents[1] / "assets" / "ploomber-samples"
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        ("nbs", {"load", "clean", "plot"}),
+        ("nbs-nested", {"load", "clean"}),
+        ("spec-with-functions-flat", set()),
+    ],
+    ids=lambda p: p[0],
+)
+def sample(request, tmp_path_factory):
+    name, notebooks = request.param
+    root = tmp_path_factory.mktemp("samples") / name
+    shutil.copytree(SAMPLES / name, root)
+    return root, notebooks, *adopt_and_build(root)
+
+
+def test_ploombers_own_samples_are_adopted_and_every_task_recorded(sample):
+    root, notebooks, before, adopted, build = sample
+    assert "pipeline.yaml: added" in adopted.stdout
+    assert "recorded build as run" in build.stderr, build.stderr[-3000:]
+    ((parent, tasks),) = builds(root)
+    assert parent.info.status == "FINISHED"
+    tasks_in_spec = {
+        line.split()[0]
+        for line in build.stdout.splitlines()
+        if line.split()[1:2] == ["True"]  # Ploomber's own table: every task ran
+    }
+    assert set(tasks) == tasks_in_spec and tasks
+    for name, task_run in tasks.items():
+        assert_complete(root, task_run, notebook=name in notebooks)

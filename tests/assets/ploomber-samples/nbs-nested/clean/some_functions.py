@@ -1,0 +1,2 @@
+def some_print():
+    print("hi!")

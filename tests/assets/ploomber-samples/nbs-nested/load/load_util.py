@@ -1,0 +1,2 @@
+def a_function():
+    print("hello!")
