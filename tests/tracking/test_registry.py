@@ -554,7 +554,9 @@ print(registry.promote("churn", version, reason=f"race to v{version}"))
 """
 
 
-def wait_for(paths: list[Path], processes: list[subprocess.Popen], timeout: float = 60) -> None:
+def wait_for(paths: list[Path], processes: list[subprocess.Popen], timeout: float = 300) -> None:
+    # A deadline, not a wait: getting ready is starting Python and importing MLflow,
+    # about 3 s on an idle machine and far more on a CI runner busy with builds.
     deadline = time.monotonic() + timeout
     while not all(p.exists() for p in paths):
         for process in processes:
