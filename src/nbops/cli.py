@@ -724,31 +724,64 @@ def _export_options(default_out: str) -> Any:
     return decorate
 
 
-def _export(fmt: str, options: dict[str, Any]) -> Path:
-    from nbops.commands.export import ExportOptions, export
+def _export(fmt: str, options: dict[str, Any]) -> list[Path]:
+    from nbops.commands.export import ExportOptions, ScoreOptions, export
 
     out = Path(options.pop("out"))
     image = options.pop("image", "nbops:latest")
+    score = None
+    if fmt == "airflow":
+        score = ScoreOptions(
+            input=options.pop("score_input"),
+            output=options.pop("score_output"),
+            schedule=options.pop("score_schedule"),
+            nbops=options.pop("nbops"),
+        )
     settings = ExportOptions(name=options.pop("dag_id"), **options)
-    return export(_project_root(), fmt, out=out, options=settings, image=image)
+    return export(_project_root(), fmt, out=out, options=settings, image=image, score=score)
 
 
 @export_group.command("airflow")
 @_export_options("dist/airflow")
+@click.option(
+    "--score-input",
+    default="data/score.parquet",
+    show_default=True,
+    help="Scoring DAG: the default of its input param, the file to score.",
+)
+@click.option(
+    "--score-output",
+    default="scores/score.parquet",
+    show_default=True,
+    help="Scoring DAG: the default of its output param, where the scores go.",
+)
+@click.option(
+    "--score-schedule",
+    default=None,
+    help="Scoring DAG: a schedule such as @daily (default: manual runs only).",
+)
+@click.option(
+    "--nbops",
+    default=None,
+    help="How the workers start nbops (default: beside --ploomber's ploomber).",
+)
 def export_airflow(**options: Any) -> None:
-    """Write the pipeline as an Apache Airflow 3 DAG file (OUT/<dag-id>.py).
+    """Write the pipeline as an Apache Airflow 3 DAG file (OUT/<dag-id>.py), and a
+    batch-scoring DAG (OUT/<dag-id>_score.py).
 
     Each Ploomber task becomes a task running `ploomber build --partially TASK
     --skip-upstream` in the project folder (a run record each); a last task,
     nbops-record, runs `ploomber build`, which finds everything up to date and records
-    the whole pipeline as one run.
+    the whole pipeline as one run. The scoring DAG runs `nbops score INPUT --out OUTPUT`
+    with the registry's champion; INPUT and OUTPUT are its params, used as typed.
 
     \b
     Example:
       nbops export airflow --out ~/airflow/dags --schedule @daily
+      nbops export airflow --score-input incoming/customers.parquet --score-schedule @daily
     """
-    path = _export("airflow", options)
-    click.echo(f"Wrote {path}")
+    for path in _export("airflow", options):
+        click.echo(f"Wrote {path}")
 
 
 @export_group.command("argo")
@@ -764,8 +797,8 @@ def export_argo(**options: Any) -> None:
     Example:
       nbops export argo --image registry.internal/churn:1.4 --project-dir /project
     """
-    path = _export("argo", options)
-    click.echo(f"Wrote {path}")
+    for path in _export("argo", options):
+        click.echo(f"Wrote {path}")
 
 
 @main.command("adopt")

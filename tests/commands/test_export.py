@@ -1,5 +1,5 @@
 """``nbops export``: the pipeline as an Airflow 3 DAG (loaded by Airflow's own DagBag, one
-task run by ``airflow tasks test``) and as an Argo Workflow.
+task run by ``airflow tasks test``) with its batch-scoring DAG, and as an Argo Workflow.
 
 Airflow lives in a venv of its own (``make airflow-env`` creates ``.venv-airflow/``; its
 dependencies clash with the project's); the Airflow tests run its python in a subprocess
@@ -23,11 +23,14 @@ from click.testing import CliRunner
 from nbops.cli import main
 from nbops.commands.export import (
     RECORD_TASK,
+    SCORE_TASK,
     ExportOptions,
     Pipeline,
+    ScoreOptions,
     export,
     load_pipeline,
     render_airflow,
+    render_airflow_score,
     render_argo,
 )
 from nbops.errors import ConfigError
@@ -45,6 +48,13 @@ HOSTILE_TASKS: dict[str, tuple[str, ...]] = {
     "ingest {{ 7*7 }}": (),
     "train-{% raw %}$(touch pwned)'\"{#": ("ingest {{ 7*7 }}",),
     "evaluate {{=sprig.env('HOME')}}": ("train-{% raw %}$(touch pwned)'\"{#",),
+}
+#: Paths for the scoring DAG's params that are shell, option, Jinja and Python syntax:
+#: each must reach `nbops score` as one argument, as typed. (`touch pwned` stands in for
+#: `rm -rf ~`: the same injection, harmless if it ever ran.)
+HOSTILE_PATHS = {
+    "input": '--help; touch pwned $(touch pwned) `touch pwned` \'"{{ 7*7 }}"""" {% raw %}\\x.sh',
+    "output": "x; touch pwned #{{ var.value.secret }} {# $HOME.sh",
 }
 #: Stands in for Ploomber: prints the arguments it gets, one a line.
 ECHO_ARGS = "printf '%s\\n'"
@@ -71,7 +81,32 @@ except ImportError:
     from airflow.models.dagbag import DagBag
 import airflow
 
+from airflow.sdk.definitions.param import process_params
+
 bag = DagBag(dag_folder=sys.argv[1], safe_mode=False)
+# DAG runs to render: [dag_id, conf] pairs (a run triggered with that conf).
+runs = json.loads(sys.argv[2]) if len(sys.argv) > 2 else []
+
+
+# The params a task of a run sees: Airflow merges the conf in and validates it.
+def params(dag, task, conf=None):
+    return process_params(dag, task, conf, suppress_exception=False)
+
+
+# The fields of each task as Airflow renders them for a run with this conf.
+def render(dag, conf):
+    try:
+        return {
+            t.task_id: {
+                field: t.render_template(getattr(t, field), {"params": params(dag, t, conf)})
+                for field in ("bash_command", "cwd", "env")
+            }
+            for t in dag.tasks
+        }
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
 print(json.dumps({
     "version": airflow.__version__,
     "import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
@@ -89,15 +124,18 @@ print(json.dumps({
                     "bash_command": t.bash_command,
                     "cwd": t.cwd,
                     # what runs: the fields after Airflow's Jinja rendering
-                    "rendered_command": t.render_template(t.bash_command, {}),
-                    "rendered_cwd": t.render_template(t.cwd, {}),
+                    "rendered_command": t.render_template(t.bash_command, {"params": params(dag, t)}),
+                    "rendered_cwd": t.render_template(t.cwd, {"params": params(dag, t)}),
+                    "env": t.env,
                     "retries": t.retries,
                 }
                 for t in dag.tasks
             },
+            "params": {name: dag.params[name] for name in dag.params},
         }
         for dag_id, dag in bag.dags.items()
     },
+    "runs": [render(bag.dags[dag_id], conf) for dag_id, conf in runs],
 }))
 """
 
@@ -221,8 +259,8 @@ def test_bad_options_are_clear_errors(
 def test_airflow_dagbag_loads_the_exported_dags(project: Project, tmp_path: Path) -> None:
     python = airflow_python()
     dags = tmp_path / "dags"
-    manual = export(project.root, "airflow", out=dags)
-    daily = export(
+    manual, manual_score = export(project.root, "airflow", out=dags)
+    daily, daily_score = export(
         project.root,
         "airflow",
         out=dags,
@@ -234,8 +272,12 @@ def test_airflow_dagbag_loads_the_exported_dags(project: Project, tmp_path: Path
             ploomber="conda run -n churn ploomber",
             max_active_tasks=2,
         ),
+        score=ScoreOptions(
+            input="incoming/customers.csv", output="/srv/scores/out.parquet", schedule="@hourly"
+        ),
     )
     assert (manual.name, daily.name) == ("churn.py", "churn_daily.py")
+    assert (manual_score.name, daily_score.name) == ("churn_score.py", "churn_daily_score.py")
     source = manual.read_text()
     assert "days_ago" not in source
     assert "from airflow.sdk import DAG" in source
@@ -248,7 +290,7 @@ def test_airflow_dagbag_loads_the_exported_dags(project: Project, tmp_path: Path
     seen = json.loads(out.strip().splitlines()[-1])
     assert seen["version"].startswith("3.")
     assert seen["import_errors"] == {}
-    assert set(seen["dags"]) == {"churn", "churn_daily"}
+    assert set(seen["dags"]) == {"churn", "churn_daily", "churn_score", "churn_daily_score"}
 
     expected = with_record(REFERENCE)
     for dag_id in ("churn", "churn_daily"):
@@ -283,10 +325,43 @@ def test_airflow_dagbag_loads_the_exported_dags(project: Project, tmp_path: Path
     assert {t["cwd"] for t in daily_tasks.values()} == {"/srv/churn"}
     assert {t["retries"] for t in daily_tasks.values()} == {2}
 
+    # The scoring DAGs: one task running `nbops score` with the params' values.
+    nbops = str(Path(sys.executable).parent / "nbops")
+    scoring = seen["dags"]["churn_score"]
+    assert scoring["schedule"] is None
+    assert scoring["params"] == {"input": "data/score.parquet", "output": "scores/score.parquet"}
+    assert set(scoring["tasks"]) == {SCORE_TASK}
+    task = scoring["tasks"][SCORE_TASK]
+    assert task["bash_command"] == (
+        f'{nbops} score --out="$NBOPS_SCORE_OUTPUT" -- "$NBOPS_SCORE_INPUT"'
+    )
+    assert task["cwd"] == str(project.root.resolve())
+    assert (task["env"]["NBOPS_SCORE_INPUT"], task["env"]["NBOPS_SCORE_OUTPUT"]) == (
+        "{{ params.input }}",
+        "{{ params.output }}",
+    )
+    daily_scoring = seen["dags"]["churn_daily_score"]
+    assert daily_scoring["schedule"] == "@hourly"
+    assert daily_scoring["max_active_runs"] == 1
+    assert daily_scoring["params"] == {
+        "input": "incoming/customers.csv",
+        "output": "/srv/scores/out.parquet",
+    }
+    task = daily_scoring["tasks"][SCORE_TASK]
+    assert task["bash_command"].startswith("conda run -n churn nbops score ")
+    assert (task["cwd"], task["retries"]) == ("/srv/churn", 2)
 
-def run_echo(command: str, cwd: Path) -> list[str]:
-    """The arguments ``command`` (a shell line starting with ECHO_ARGS) passes."""
-    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, cwd=cwd)
+
+def run_echo(command: str, cwd: Path, env: dict[str, str] | None = None) -> list[str]:
+    """The arguments ``command`` (a shell line starting with ECHO_ARGS) passes, run as
+    Airflow's BashOperator runs it (``bash -c``, the task's env added to the worker's)."""
+    result = subprocess.run(
+        ["bash", "-c", command],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.splitlines()
 
@@ -302,19 +377,45 @@ def test_airflow_dag_treats_paths_and_task_names_as_data(tmp_path: Path) -> None
     dags = tmp_path / "dags"
     dags.mkdir()
     (dags / "hostile.py").write_text(source)
+    # The scoring DAG, its params' defaults hostile (a scheduled run uses them) ...
+    scoring = ScoreOptions(nbops=ECHO_ARGS, **HOSTILE_PATHS)
+    (dags / "hostile_score.py").write_text(render_airflow_score(pipeline, None, scoring))
+    # ... and a tame one triggered with hostile values (the trigger form, the REST API).
+    tame = ExportOptions(name="tame")
+    (dags / "tame_score.py").write_text(
+        render_airflow_score(pipeline, tame, ScoreOptions(nbops=ECHO_ARGS))
+    )
+    runs = [
+        ["hostile_score", None],
+        ["tame_score", HOSTILE_PATHS],
+        ["tame_score", {"input": ""}],  # Airflow validates a run's params: refused
+    ]
     out = run_airflow(
-        [str(python), "-c", DAGBAG_SCRIPT, str(dags)],
+        [str(python), "-c", DAGBAG_SCRIPT, str(dags), json.dumps(runs)],
         airflow_env(tmp_path / "airflow", dags),
         timeout=180,
     )
     seen = json.loads(out.strip().splitlines()[-1])
     assert seen["import_errors"] == {}
+    assert seen["dags"]["hostile_score"]["params"] == HOSTILE_PATHS
+    work = tmp_path / "work"
+    work.mkdir()
+    for run in seen["runs"][:2]:
+        task = run[SCORE_TASK]
+        assert task["cwd"] == HOSTILE_PROJECT
+        assert run_echo(task["bash_command"], work, task["env"]) == [
+            "score",
+            f"--out={HOSTILE_PATHS['output']}",
+            "--",
+            HOSTILE_PATHS["input"],
+        ]
+    assert "ParamValidationError" in seen["runs"][2]["error"]
+    assert list(work.iterdir()) == []  # no `touch pwned` ran
+
     tasks = seen["dags"]["hostile"]["tasks"]
     assert len(tasks) == len(HOSTILE_TASKS) + 1
     assert {t["rendered_cwd"] for t in tasks.values()} == {HOSTILE_PROJECT}
 
-    work = tmp_path / "work"
-    work.mkdir()
     ran = sorted(run_echo(t["rendered_command"], work) for t in tasks.values())
     assert ran == sorted(
         [["build"]] + [["build", "--partially", name, "--skip-upstream"] for name in HOSTILE_TASKS]
@@ -350,7 +451,8 @@ def test_an_exported_task_runs_in_airflow_and_records_a_run(
 
 
 def test_argo_workflow_mirrors_the_pipeline(project: Project, tmp_path: Path) -> None:
-    manifest = yaml.safe_load(export(project.root, "argo", out=tmp_path).read_text())
+    (path,) = export(project.root, "argo", out=tmp_path)
+    manifest = yaml.safe_load(path.read_text())
     assert manifest["kind"] == "Workflow"
     assert manifest["metadata"]["generateName"] == "churn-"
     spec = manifest["spec"]
@@ -411,14 +513,34 @@ def test_argo_with_a_schedule_is_a_cron_workflow(project: Project) -> None:
 def test_cli_writes_the_dag_file(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(project.root / "notebooks")  # found from a subfolder too
     result = CliRunner().invoke(
-        main, ["export", "airflow", "--out", "dags", "--schedule", "@hourly", "--retries", "1"]
+        main,
+        [
+            "export",
+            "airflow",
+            "--out",
+            "dags",
+            "--schedule",
+            "@hourly",
+            "--retries",
+            "1",
+            "--score-input",
+            "in/today.csv",
+            "--score-schedule",
+            "@daily",
+        ],
     )
     assert result.exit_code == 0, result.output
     path = project.root / "notebooks" / "dags" / "churn.py"
-    assert result.stdout.strip() == f"Wrote {Path('dags') / 'churn.py'}"
+    assert result.stdout.splitlines() == [
+        f"Wrote {Path('dags') / 'churn.py'}",
+        f"Wrote {Path('dags') / 'churn_score.py'}",
+    ]
     source = path.read_text()
     assert 'schedule="@hourly"' in source
     assert '"retries": 1' in source
+    scoring = path.with_name("churn_score.py").read_text()
+    assert 'schedule="@daily"' in scoring
+    assert '"in/today.csv"' in scoring
 
 
 def test_cli_help_has_an_example() -> None:
@@ -436,3 +558,25 @@ def test_cli_outside_a_project_says_what_to_do(
     assert result.exit_code == 1
     assert "No pipeline.yaml in" in result.output
     assert "Traceback" not in result.output
+
+
+# -- the scoring DAG -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("export_options", "score_options", "message"),
+    [
+        ({}, {"input": ""}, r"default input path '' is empty .* \(--score-input\)"),
+        ({}, {"output": "a\0b"}, r"default output path .* NUL character"),
+        ({"ploomber": "/opt/run-ploomber.sh"}, {}, r"how the workers start nbops .* --nbops"),
+        ({"name": "churn" + "x" * 245}, {}, r"'churnx+_score' is not a valid Airflow dag_id"),
+    ],
+)
+def test_bad_scoring_options_are_clear_errors(
+    export_options: dict[str, str], score_options: dict[str, str], message: str
+) -> None:
+    pipeline = Pipeline(root=Path("/srv/churn"), name="churn", upstream={"ingest": ()})
+    with pytest.raises(ConfigError, match=message):
+        render_airflow_score(
+            pipeline, ExportOptions(**export_options), ScoreOptions(**score_options)
+        )  # type: ignore[arg-type]

@@ -51,6 +51,7 @@ def test_init_sets_the_project_up_for_the_data(tmp_path, csv):
         "notebooks/monitor/drift.ipynb",
         ".github/workflows/cd.yml",
         ".github/workflows/monitor.yml",
+        ".github/workflows/score.yml",
         ".jupyter/jupyter_server_config.py",
         ".jupyter/labconfig/page_config.json",
         "Makefile",

@@ -17,6 +17,11 @@ to date by then, so it executes nothing and records the whole pipeline as one ru
 hash, parameters, metrics, each task pointing at the run that produced it), the run a
 reviewer looks for; anything left out of date would be built there.
 
+The Airflow export also writes a batch-scoring DAG, ``<dag-id>_score``: one task running
+``nbops score INPUT --out OUTPUT`` with the registry's model, the two paths being the
+DAG's params. They reach ``nbops`` through environment variables, never through the
+shell line or Jinja, so whatever path a user types arrives as one argument, verbatim.
+
 Rendering is plain string work; only :func:`load_pipeline` touches Ploomber.
 
 Example::
@@ -43,17 +48,22 @@ from nbops.state import atomic_write
 __all__ = [
     "FORMATS",
     "RECORD_TASK",
+    "SCORE_TASK",
     "ExportOptions",
     "Pipeline",
+    "ScoreOptions",
     "default_ploomber",
     "export",
     "load_pipeline",
     "render_airflow",
+    "render_airflow_score",
     "render_argo",
 ]
 
 #: The scheduler task that records the whole pipeline as one run at the end.
 RECORD_TASK = "nbops-record"
+#: The one task of the batch-scoring DAG.
+SCORE_TASK = "score"
 FORMATS = ("airflow", "argo")
 #: What Airflow accepts in a dag_id or task_id (``airflow.utils.helpers.KEY_REGEX``).
 _AIRFLOW_KEY = re.compile(r"^[\w.-]{1,250}$")
@@ -95,6 +105,34 @@ class ExportOptions:
             raise ConfigError(f"retries must be 0 or more, got {self.retries}.")
         if self.max_active_tasks < 1:
             raise ConfigError(f"max_active_tasks must be at least 1, got {self.max_active_tasks}.")
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    """The batch-scoring DAG that ``nbops export airflow`` writes beside the pipeline's.
+
+    Attributes:
+        input: the default of the DAG's ``input`` param, the file to score (relative to
+            the project folder, or absolute); a run can be given another.
+        output: the default of the ``output`` param, where the scores go.
+        schedule: ``@daily``, a cron expression; None = manual runs only.
+        nbops: how the workers start nbops (default: beside ``ExportOptions.ploomber``,
+            e.g. ``conda run -n churn nbops`` for ``conda run -n churn ploomber``).
+    """
+
+    input: str = "data/score.parquet"
+    output: str = "scores/score.parquet"
+    schedule: str | None = None
+    nbops: str | None = None
+
+    def __post_init__(self) -> None:
+        for option in ("input", "output"):
+            value = getattr(self, option)
+            if not value or "\0" in value:
+                raise ConfigError(
+                    f"The scoring DAG's default {option} path {value!r} is empty or holds a "
+                    f"NUL character: give a file path (--score-{option})."
+                )
 
 
 @dataclass(frozen=True)
@@ -172,9 +210,11 @@ def export(
     out: Path,
     options: ExportOptions | None = None,
     image: str = "nbops:latest",
-) -> Path:
-    """Write the pipeline in ``root`` as an Airflow DAG file (``fmt="airflow"``) or an Argo
-    Workflow (``fmt="argo"``) into the folder ``out``; returns the file written.
+    score: ScoreOptions | None = None,
+) -> list[Path]:
+    """Write the pipeline in ``root`` as an Airflow DAG file (``fmt="airflow"``), and its
+    batch-scoring DAG file (``score``), or as an Argo Workflow (``fmt="argo"``) into the
+    folder ``out``; returns the files written, the pipeline's first.
 
     ``image`` is the Argo steps' container image.
     """
@@ -184,13 +224,16 @@ def export(
     pipeline = load_pipeline(root)
     name = options.name or pipeline.name
     if fmt == "airflow":
-        text = render_airflow(pipeline, options)
-        path = Path(out) / f"{_python_module_name(name)}.py"
+        module = _python_module_name(name)
+        files = {
+            Path(out) / f"{module}.py": render_airflow(pipeline, options),
+            Path(out) / f"{module}_score.py": render_airflow_score(pipeline, options, score),
+        }
     else:
-        text = render_argo(pipeline, options, image=image)
-        path = Path(out) / f"{name}.yaml"
-    atomic_write(path, text)  # a scheduler may be reading the DAG folder right now
-    return path
+        files = {Path(out) / f"{name}.yaml": render_argo(pipeline, options, image=image)}
+    for path, text in files.items():
+        atomic_write(path, text)  # a scheduler may be reading the DAG folder right now
+    return list(files)
 
 
 # -- Airflow 3 -------------------------------------------------------------------------
@@ -242,14 +285,7 @@ def render_airflow(pipeline: Pipeline, options: ExportOptions | None = None) -> 
         "}",
         "",
         "",
-        "def literal(text: str) -> str:",
-        '    """``text`` as it is in a field Airflow renders with Jinja (bash_command, cwd):',
-        "    each brace becomes an expression printing a brace, and a value ending like a",
-        '    template file name (.sh, .bash) is not read as one."""',
-        '    text = text.replace("{", "{{ \'{\' }}")',
-        '    return text + "{{ \'\' }}" if text.endswith((".sh", ".bash")) else text',
-        "",
-        "",
+        *_AIRFLOW_LITERAL,
         "def ploomber(task_id: str, command: str) -> BashOperator:",
         '    """A task that runs a Ploomber command in the project folder."""',
         "    return BashOperator(",
@@ -292,6 +328,124 @@ def render_airflow(pipeline: Pipeline, options: ExportOptions | None = None) -> 
     leaves = _leaves(pipeline)
     lines.append(f"    {_airflow_list([task_ids[n] for n in leaves])} >> record")
     return "\n".join(lines) + "\n"
+
+
+#: The DAG files' helper that keeps a value out of Airflow's Jinja templating.
+_AIRFLOW_LITERAL = [
+    "def literal(text: str) -> str:",
+    '    """``text`` as it is in a field Airflow renders with Jinja (bash_command, cwd):',
+    "    each brace becomes an expression printing a brace, and a value ending like a",
+    '    template file name (.sh, .bash) is not read as one."""',
+    '    text = text.replace("{", "{{ \'{\' }}")',
+    '    return text + "{{ \'\' }}" if text.endswith((".sh", ".bash")) else text',
+    "",
+    "",
+]
+
+
+def render_airflow_score(
+    pipeline: Pipeline, options: ExportOptions | None = None, score: ScoreOptions | None = None
+) -> str:
+    """The source of an Airflow 3 DAG file that scores a file with ``nbops score``.
+
+    Its ``dag_id`` is the pipeline DAG's with ``_score``; ``project_dir`` and
+    ``retries`` come from ``options``, the params' defaults and the schedule from
+    ``score``. The params reach the command as environment variables (Airflow renders
+    ``{{ params.input }}`` once: a value's own ``{{ }}`` is text) quoted in the shell
+    line, so a path such as ``x; rm -rf ~`` is one argument, as typed.
+    """
+    options = options or ExportOptions()
+    score = score or ScoreOptions()
+    dag_id = f"{options.name or pipeline.name}_score"
+    if not _AIRFLOW_KEY.match(dag_id):
+        raise ConfigError(
+            f"{dag_id!r} is not a valid Airflow dag_id: use letters, digits, '_', '-' and '.' "
+            "only (choose one with --dag-id)."
+        )
+    project = str(options.project_dir or pipeline.root)
+    nbops = score.nbops or _nbops_beside(options.ploomber)
+    lines = [
+        f'"""Airflow 3 DAG {_py(dag_id)}: batch scoring with the registry\'s model, for the',
+        f"project in {_docstring(project)}, generated by `nbops export airflow`.",
+        "",
+        f"One task, {SCORE_TASK}, runs `nbops score INPUT --out OUTPUT` in the project folder:",
+        "the champion of the project's model scores INPUT (.csv or .parquet) into OUTPUT,",
+        "rejected rows beside it, and the job is recorded as a run (`nbops runs list`).",
+        "INPUT and OUTPUT are the DAG's params `input` and `output` (relative to the",
+        "project folder, or absolute): scheduled runs take the defaults below, a manual run",
+        "can be given others. A value is used exactly as typed, one argument: it is not read",
+        "by the shell, and Airflow renders no template inside it (a date macro stays text).",
+        '"""',
+        "",
+        "from __future__ import annotations",
+        "",
+        "import datetime",
+        "",
+        "import pendulum",
+        "from airflow.providers.standard.operators.bash import BashOperator",
+        "from airflow.sdk import DAG, Param",
+        "",
+        f"PROJECT = {_py(project)}",
+        f"NBOPS = {_py(nbops)}",
+        "",
+        "",
+        *_AIRFLOW_LITERAL,
+        "# The paths are data: Airflow puts each param into an environment variable (its",
+        '# value is not rendered again), and the shell expands a quoted "$VAR" to exactly',
+        "# that value, one argument; `--` ends the options, so no input is read as one.",
+        'SCORE = literal(f\'{NBOPS} score --out="$NBOPS_SCORE_OUTPUT" -- "$NBOPS_SCORE_INPUT"\')',
+        "",
+        "with DAG(",
+        f"    dag_id={_py(dag_id)},",
+        f"    schedule={_py(score.schedule)},",
+        f'    start_date=pendulum.datetime({_START[0]}, {_START[1]}, {_START[2]}, tz="UTC"),',
+        "    catchup=False,",
+        "    # runs write the same output: one at a time",
+        "    max_active_runs=1,",
+        f'    default_args={{"retries": {options.retries}, "retry_delay": datetime.timedelta(minutes=5)}},',
+        "    params={",
+        '        "input": Param(',
+        f"            {_py(score.input)},",
+        '            type="string",',
+        "            minLength=1,",
+        '            description="The file to score (.csv, .parquet); relative to the project folder.",',
+        "        ),",
+        '        "output": Param(',
+        f"            {_py(score.output)},",
+        '            type="string",',
+        "            minLength=1,",
+        '            description="Where the scores go (.parquet, .csv); rejected rows go beside it.",',
+        "        ),",
+        "    },",
+        '    tags=["nbops", "score"],',
+        "    doc_md=__doc__,",
+        "):",
+        "    BashOperator(",
+        f"        task_id={_py(SCORE_TASK)},",
+        "        bash_command=SCORE,",
+        "        cwd=literal(PROJECT),",
+        "        env={",
+        '            "NBOPS_SCORE_INPUT": "{{ params.input }}",',
+        '            "NBOPS_SCORE_OUTPUT": "{{ params.output }}",',
+        '            "PLOOMBER_STATS_ENABLED": "false",',
+        '            "PLOOMBER_VERSION_CHECK_DISABLED": "true",',
+        "        },",
+        "        append_env=True,",
+        "    )",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _nbops_beside(ploomber: str | None) -> str:
+    """How the workers start nbops, from how they start Ploomber: the same prefix or folder."""
+    if ploomber is None:
+        return shlex.quote(str(Path(sys.executable).parent / "nbops"))
+    if ploomber == "ploomber" or ploomber.endswith(("/ploomber", " ploomber")):
+        return ploomber[: -len("ploomber")] + "nbops"
+    raise ConfigError(
+        f"Cannot tell how the workers start nbops from --ploomber {ploomber!r}: give it "
+        "with --nbops (a path or a command prefix such as 'conda run -n churn nbops')."
+    )
 
 
 def _airflow_list(task_ids: list[str]) -> str:

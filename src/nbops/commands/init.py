@@ -23,7 +23,7 @@ from nbops.errors import ConfigError
 __all__ = ["init_project", "template_root"]
 
 TEMPLATE_ITEMS = ("pipeline.yaml", "pipeline.monitor.yaml", "env.yaml", "notebooks")
-WORKFLOWS = ("cd.yml", "monitor.yml")
+WORKFLOWS = ("cd.yml", "monitor.yml", "score.yml")
 
 _MAKEFILE = """\
 # {name}: an nbops project. Two commands:
