@@ -180,7 +180,7 @@ def test_a_messy_csv_is_scored_as_the_service_scores_its_text(in_project, model,
     served = model.predict(batch)  # what POST /predict answers for the same text
     scores = pd.read_parquet(out)
     np.testing.assert_allclose(
-        scores["proba_True"].round(6), [p["True"] for p in served["probabilities"]], atol=0
+        scores["proba_True"], [p["True"] for p in served["probabilities"]], rtol=0, atol=1e-12
     )
     assert scores["prediction"].tolist() == [str(p) for p in served["predictions"]]
     # ...and as the pipeline scores the typed rows
