@@ -14,6 +14,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pandas as pd
 import pytest
@@ -279,6 +280,36 @@ def test_a_project_without_the_report_notebook_still_scores_with_a_note(in_proje
     assert code == 0, output
     assert "No report made: this project has no notebooks/score/absent.ipynb" in output
     assert not list(tmp_path.glob("*.report.*"))
+
+
+def test_a_report_that_fails_leaves_the_scores_and_names_the_notebook(
+    in_project, rows, tmp_path, monkeypatch
+):
+    broken = tmp_path / "report.ipynb"
+    notebook = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("summary = None", metadata={"tags": ["parameters"]}),
+            nbformat.v4.new_code_cell("raise ValueError('no column plan in this summary')"),
+        ],
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+    )
+    nbformat.write(notebook, broken)
+    monkeypatch.setattr(score_module, "REPORT_NOTEBOOK", str(broken))
+    source = tmp_path / "batch.parquet"
+    rows.head(10).to_parquet(source)
+    (tmp_path / "out.report.html").write_text("a report of an earlier job")
+
+    code, output = run(str(source), "--out", str(tmp_path / "out.parquet"))
+
+    assert code == 0, output
+    assert "failed (ValueError: no column plan in this summary)" in output
+    assert str(tmp_path / "out.report.failed.ipynb") in output
+    assert (tmp_path / "out.report.failed.ipynb").is_file()
+    assert len(pd.read_parquet(tmp_path / "out.parquet")) == 10
+    assert not (tmp_path / "out.report.html").exists(), "no stale report beside the new scores"
+    assert not list(tmp_path.glob(".*.tmp*"))
 
 
 def test_max_bad_rows_stops_the_job_and_leaves_no_output(in_project, rows, tmp_path):

@@ -893,6 +893,12 @@ def _report(root: Path, result: ScoreResult) -> None:
     import json
     import tempfile
 
+    target = Path(result.output)
+    executed = target.with_name(f"{target.stem}.report.ipynb")
+    html = executed.with_suffix(".html")
+    failed = executed.with_name(f"{target.stem}.report.failed.ipynb")
+    for earlier in (executed, html, failed):  # a report of an earlier job is not this one's
+        earlier.unlink(missing_ok=True)
     notebook = root / REPORT_NOTEBOOK
     if not notebook.is_file():
         result.report_note = (
@@ -903,12 +909,8 @@ def _report(root: Path, result: ScoreResult) -> None:
     import papermill
 
     from nbops.build.kernels import ipc_by_default
-    from nbops.errors import NbopsError
     from nbops.reports.exporter import render_html
 
-    target = Path(result.output)
-    executed = target.with_name(f"{target.stem}.report.ipynb")
-    html = executed.with_suffix(".html")
     token = uuid.uuid4().hex[:8]
     tmp_nb = executed.with_name(f".{executed.name}.{token}.tmp.ipynb")
     tmp_html = html.with_name(f".{html.name}.{token}.tmp")
@@ -926,13 +928,13 @@ def _report(root: Path, result: ScoreResult) -> None:
                 log_output=False,
             )
             render_html(tmp_nb, tmp_html)
-        except (papermill.PapermillExecutionError, NbopsError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001  (the scores are written: a report never undoes them)
             tmp_html.unlink(missing_ok=True)
-            failed = executed.with_name(f"{target.stem}.report.failed.ipynb")
             if tmp_nb.is_file():
                 os.replace(tmp_nb, failed)
+            why = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
             result.report_note = (
-                f"No report made: {REPORT_NOTEBOOK} failed ({str(exc).strip().splitlines()[-1]}); "
+                f"No report made: {REPORT_NOTEBOOK} failed ({why}); "
                 f"the executed notebook is {failed}. The scores are complete."
             )
             return
