@@ -499,7 +499,8 @@ def score(
     file is read the same way); each output row has the input's ID columns, the
     prediction, the class probabilities, the model name and version and the scoring
     time, in input order. Rejected rows go to a rejects file with their row number and
-    reasons. The job is recorded as a run (see `nbops runs list`).
+    reasons. The job is recorded as a run (see `nbops runs list`), with a report
+    (OUTPUT's name with .report.html) made by the project's notebooks/score/report.ipynb.
 
     \b
     Example:
@@ -560,6 +561,10 @@ def score(
             f"Rejected {result.rejected:,} rows (row number and reasons in {result.rejects}).",
             fg="yellow",
         )
+    if result.report:
+        click.echo(f"Report: {result.report}")
+    elif result.report_note:
+        click.secho(result.report_note, fg="yellow")
     if result.run.get("run_id"):
         click.echo(f"Recorded as run {result.run['run_id'][:12]} (nbops runs show).")
 

@@ -49,6 +49,7 @@ def test_init_sets_the_project_up_for_the_data(tmp_path, csv):
         "pipeline.monitor.yaml",
         "notebooks/gate.ipynb",
         "notebooks/monitor/drift.ipynb",
+        "notebooks/score/report.ipynb",
         ".github/workflows/cd.yml",
         ".github/workflows/monitor.yml",
         ".github/workflows/score.yml",

@@ -7,17 +7,21 @@ scores with); tests write their inputs and outputs in their own folders.
 from __future__ import annotations
 
 import csv
+import html
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from nbops.cli import main
+from nbops.commands import score as score_module
 from nbops.commands.score import score_file
 from nbops.serving.model import ServedModel, load_served_model
 from nbops.serving.validation import validate
@@ -49,6 +53,20 @@ def rows(project: Project) -> pd.DataFrame:
 def in_project(project: Project, monkeypatch: pytest.MonkeyPatch) -> Project:
     monkeypatch.chdir(project.root)
     return project
+
+
+@pytest.fixture(autouse=True)
+def _reports_where_asked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A report costs a kernel (seconds): tests that ask for ``reported`` get one; the
+    others score as a project without the report notebook does."""
+    if "reported" not in request.fixturenames:
+        monkeypatch.setattr(score_module, "REPORT_NOTEBOOK", "notebooks/score/absent.ipynb")
+
+
+@pytest.fixture
+def reported(in_project: Project) -> Project:
+    """The project, with its report notebook run after each scoring job."""
+    return in_project
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -216,6 +234,82 @@ def test_bad_rows_go_to_the_rejects_file_with_their_row_number_and_reasons(
     scores = pd.read_parquet(out)
     kept = [c for i, c in enumerate(rows["customer_id"].head(30)) if i not in (3, 7)]
     assert scores["customer_id"].str.strip().tolist() == kept
+
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def test_every_job_leaves_a_report_stored_with_its_run(reported, rows, tmp_path):
+    from nbops.tracking.store import Store
+
+    batch = rows.head(60).copy()
+    batch["monthly_charges"] *= 4  # a batch unlike training in one column
+    text = _as_text(batch)
+    text.loc[2, ["customer_id", "tenure_months"]] = HOSTILE  # rejected, its values shown
+    source = tmp_path / "batch.csv"
+    text.to_csv(source, index=False)
+    out = tmp_path / "scores.parquet"
+
+    code, output = run(str(source), "--out", str(out))
+
+    assert code == 0, output
+    html_path = tmp_path / "scores.report.html"
+    assert f"Report: {html_path}" in output
+    page = html_path.read_text()
+    assert "<strong>60 rows</strong>" in page and "59 scored, 1 rejected" in page
+    assert "the batch drifted" in page or "no dataset-level drift (" in page
+    assert "<code>monthly_charges</code>" in page, "the drifted column, named in the summary"
+    shown = html.escape(HOSTILE, quote=False)  # the value as text, not as an element
+    assert f"got '{shown}'</li>" in page, "the first reasons, with the value as written"
+    assert f"<td>{shown}</td>" in page, "the rejected row's ID"
+    assert all('src="data:image/png' in tag for tag in re.findall(r"<img[^>]*>", page))
+    assert (tmp_path / "scores.report.ipynb").is_file()
+    store = Store(reported.root)
+    run_id = output.split("Recorded as run ")[1][:12]
+    task = store.children(store.resolve(run_id).info.run_id)[0]
+    stored = {a.path for a in store.client.list_artifacts(task.info.run_id)}
+    assert {"report.html", "report.ipynb", "rejects.csv", "drift.json"} <= stored
+
+
+def test_a_project_without_the_report_notebook_still_scores_with_a_note(in_project, rows, tmp_path):
+    source = tmp_path / "batch.parquet"
+    rows.head(10).to_parquet(source)
+
+    code, output = run(str(source), "--out", str(tmp_path / "out.parquet"))
+
+    assert code == 0, output
+    assert "No report made: this project has no notebooks/score/absent.ipynb" in output
+    assert not list(tmp_path.glob("*.report.*"))
+
+
+def test_a_report_that_fails_leaves_the_scores_and_names_the_notebook(
+    in_project, rows, tmp_path, monkeypatch
+):
+    broken = tmp_path / "report.ipynb"
+    notebook = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("summary = None", metadata={"tags": ["parameters"]}),
+            nbformat.v4.new_code_cell("raise ValueError('no column plan in this summary')"),
+        ],
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+    )
+    nbformat.write(notebook, broken)
+    monkeypatch.setattr(score_module, "REPORT_NOTEBOOK", str(broken))
+    source = tmp_path / "batch.parquet"
+    rows.head(10).to_parquet(source)
+    (tmp_path / "out.report.html").write_text("a report of an earlier job")
+
+    code, output = run(str(source), "--out", str(tmp_path / "out.parquet"))
+
+    assert code == 0, output
+    assert "failed (ValueError: no column plan in this summary)" in output
+    assert str(tmp_path / "out.report.failed.ipynb") in output
+    assert (tmp_path / "out.report.failed.ipynb").is_file()
+    assert len(pd.read_parquet(tmp_path / "out.parquet")) == 10
+    assert not (tmp_path / "out.report.html").exists(), "no stale report beside the new scores"
+    assert not list(tmp_path.glob(".*.tmp*"))
 
 
 def test_max_bad_rows_stops_the_job_and_leaves_no_output(in_project, rows, tmp_path):

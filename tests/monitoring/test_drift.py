@@ -502,6 +502,21 @@ def test_shifted_prediction_scores_are_flagged(
     assert compare(prof, window).prediction is None  # no predictions given: nothing compared
 
 
+def test_a_report_read_back_from_its_json_is_the_same_report(
+    reference: pd.DataFrame, roles: dict[str, str], window: pd.DataFrame
+) -> None:
+    # The scoring report reads drift.json back to draw its tables and plots.
+    rng = np.random.default_rng(2)
+    prof = profile(reference, roles, predictions=rng.beta(2, 5, len(reference)))
+    report = compare(prof, window, predictions=rng.beta(4, 3, len(window)))
+
+    restored = DriftReport.from_dict(json.loads(json.dumps(report.to_dict())))
+
+    assert restored.to_dict() == report.to_dict()
+    assert restored.drifted_columns == report.drifted_columns
+    pd.testing.assert_frame_equal(restored.table(), report.table())
+
+
 def test_shifted_predicted_labels_are_flagged(
     reference: pd.DataFrame, roles: dict[str, str], window: pd.DataFrame
 ) -> None:

@@ -17,6 +17,14 @@ content hashes, the counts, the share of each prediction, the drift of a uniform
 of the rows against the model's reference profile (:mod:`nbops.monitoring.drift`) and
 the time taken, listed by ``nbops runs list``.
 
+Every job also leaves a report a reviewer reads: the project's
+``notebooks/score/report.ipynb`` is run by papermill on the job's summary (counts,
+prediction shares, drift, the rejects file) and rendered with the build reports'
+exporter, as ``<output stem>.report.ipynb`` and ``.report.html`` next to the output,
+and both are stored with the run. Scoring stays streamed here; the notebook reads only
+the small summary. A project without the notebook (made before it was in the template,
+or adopted) scores as before, with a note that no report was made (``report_note``).
+
 With a ``dask.distributed`` scheduler the same chunks are scored on its workers, a part
 of the file's row groups each, and joined here in input order (``_on_cluster``).
 
@@ -84,6 +92,10 @@ class ScoreResult:
     #: the batch against the model's reference profile (:meth:`DriftReport.to_dict`), on
     #: a uniform sample of the scored rows; empty when the model has no profile
     drift: dict[str, Any] = field(default_factory=dict)
+    #: the HTML report of the job (its executed notebook beside it); None: see report_note
+    report: str | None = None
+    #: why no report was made (empty when there is one)
+    report_note: str = ""
     run: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -116,6 +128,7 @@ def score_file(
     command: list[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
     scheduler: str | None = None,
+    report: bool = True,
 ) -> ScoreResult:
     """Score ``input`` with ``model_name@alias`` into ``output`` (see the module docstring).
 
@@ -229,6 +242,8 @@ def score_file(
     if report is not None:
         result.drift = report.to_dict()
     result.seconds = time.time() - started
+    if report:
+        _report(root, result)
     if record:
         result.run = _record(root, result, started=started, command=command)
     return result
@@ -864,6 +879,70 @@ class _Rejects:
         self.close()
 
 
+# -- report --------------------------------------------------------------------------------
+
+#: The report notebook, in the project (the template has it; older projects may not).
+REPORT_NOTEBOOK = "notebooks/score/report.ipynb"
+
+
+def _report(root: Path, result: ScoreResult) -> None:
+    """Run the project's report notebook on the job's summary; set ``result.report`` (the
+    HTML) or ``result.report_note`` (why there is none). Scoring has succeeded by now:
+    a report that fails leaves the output and the run as they are, and says where the
+    executed notebook shows the error."""
+    import json
+    import tempfile
+
+    target = Path(result.output)
+    executed = target.with_name(f"{target.stem}.report.ipynb")
+    html = executed.with_suffix(".html")
+    failed = executed.with_name(f"{target.stem}.report.failed.ipynb")
+    for earlier in (executed, html, failed):  # a report of an earlier job is not this one's
+        earlier.unlink(missing_ok=True)
+    notebook = root / REPORT_NOTEBOOK
+    if not notebook.is_file():
+        result.report_note = (
+            f"No report made: this project has no {REPORT_NOTEBOOK} (projects made by "
+            "`nbops init` have it; copy it from a new project to get one)."
+        )
+        return
+    import papermill
+
+    from nbops.build.kernels import ipc_by_default
+    from nbops.reports.exporter import render_html
+
+    token = uuid.uuid4().hex[:8]
+    tmp_nb = executed.with_name(f".{executed.name}.{token}.tmp.ipynb")
+    tmp_html = html.with_name(f".{html.name}.{token}.tmp")
+    ipc_by_default()  # kernels over IPC: no TCP port races with other jobs
+    with tempfile.TemporaryDirectory(prefix="nbops-score-report-") as folder:
+        summary = Path(folder) / "score.json"
+        summary.write_text(json.dumps(result.to_dict(), indent=2, default=str))
+        try:
+            papermill.execute_notebook(
+                str(notebook),
+                str(tmp_nb),
+                parameters={"summary": str(summary)},
+                cwd=str(root),
+                progress_bar=False,
+                log_output=False,
+            )
+            render_html(tmp_nb, tmp_html)
+        except Exception as exc:  # noqa: BLE001  (the scores are written: a report never undoes them)
+            tmp_html.unlink(missing_ok=True)
+            if tmp_nb.is_file():
+                os.replace(tmp_nb, failed)
+            why = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+            result.report_note = (
+                f"No report made: {REPORT_NOTEBOOK} failed ({why}); "
+                f"the executed notebook is {failed}. The scores are complete."
+            )
+            return
+    os.replace(tmp_nb, executed)
+    os.replace(tmp_html, html)
+    result.report = str(html)
+
+
 # -- model and record -------------------------------------------------------------------
 
 
@@ -941,6 +1020,9 @@ def _record(
         "scheduler": result.scheduler or "local",
     }
     files = {"rejects.csv": result.rejects} if result.rejects else {}
+    if result.report:
+        files["report.html"] = result.report
+        files["report.ipynb"] = str(Path(result.report).with_suffix(".ipynb"))
     tmp = None
     if result.drift:
         import json

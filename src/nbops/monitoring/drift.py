@@ -380,6 +380,19 @@ class DriftReport:
                 out[f"drift.{c.column}.{c.method}"] = c.statistic
         return out
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DriftReport:
+        """The report :meth:`to_dict` wrote (a ``drift.json``), for tables and plots."""
+        prediction = data.get("prediction")
+        return cls(
+            columns=[ColumnDrift(**c) for c in data["columns"]],
+            prediction=ColumnDrift(**prediction) if prediction else None,
+            share_drifted=data["share_drifted"],
+            drifted=bool(data["drifted"]),
+            n_current=int(data["n_current"]),
+            policy=DriftPolicy(**data["policy"]),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "drifted": self.drifted,
