@@ -46,7 +46,10 @@ def test_help_lists_the_commands() -> None:
     ("args", "shown"),
     [
         (("schema", "--help"), "infer"),
-        (("schema", "infer", "--help"), "Example:\n    nbops schema infer data/customers.csv"),
+        (
+            ("schema", "infer", "--help"),
+            "Example:\n    nbops schema infer data/customers.csv --target Churn",
+        ),
         (("data", "--help"), "generate"),
         (("data", "generate", "--help"), "Example:\n    nbops data generate"),
         (("score", "--help"), "Example:\n    nbops score data/customers.csv --out"),
@@ -73,6 +76,20 @@ def test_schema_infer_prints_yaml_that_load_schema_accepts(tmp_path: Path, messy
     schema_path.write_text(result.stdout)  # what `> schema.yaml` would write
     schema = load_schema(schema_path)
     assert validate(read_table(messy_csv).frame, schema).ok
+
+
+def test_schema_infer_types_the_target_as_ingest_does(tmp_path: Path, messy_csv: Path) -> None:
+    # A yes/no target keeps its labels as written (ingest's rule); without --target the
+    # draft would demand booleans and the first build would fail validation.
+    result = invoke("schema", "infer", str(messy_csv), "--target", "active")
+    assert result.exit_code == 0, result.output
+    schema_path = tmp_path / "schema.yaml"
+    schema_path.write_text(result.stdout)
+    assert yaml.safe_load(result.stdout)["columns"]["active"]["dtype"] != "boolean"
+    assert validate(read_table(messy_csv, target="active").frame, load_schema(schema_path)).ok
+
+    wrong = invoke("schema", "infer", str(messy_csv), "--target", "Active")
+    assert wrong.exit_code == 2 and "'Active' is not a column" in wrong.stderr
 
 
 def test_schema_infer_bundled(tmp_path: Path) -> None:

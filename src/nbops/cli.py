@@ -53,12 +53,17 @@ def schema() -> None:
 @click.option(
     "--rows", default=5_000, show_default=True, help="Rows to generate when DATA is 'bundled'."
 )
-def schema_infer(data: str, rows: int) -> None:
+@click.option(
+    "--target",
+    default=None,
+    help="The column of labels (data.target): typed as the pipeline's ingest types it (yes/no text kept as written).",
+)
+def schema_infer(data: str, rows: int, target: str | None) -> None:
     """Print a draft schema for DATA (a .csv/.parquet file or 'bundled') as YAML.
 
     \b
     Example:
-      nbops schema infer data/customers.csv > schema/customers.yaml
+      nbops schema infer data/customers.csv --target Churn > schema/customers.yaml
     Then review and edit the file, commit it, and point env.yaml's schema at it.
     """
     from nbops.data import datasets
@@ -67,7 +72,12 @@ def schema_infer(data: str, rows: int) -> None:
 
     if rows < 1:
         raise click.BadParameter("must be at least 1", param_hint="--rows")
-    frame = datasets.make_churn(rows) if data == BUNDLED else read_table(data).frame
+    frame = datasets.make_churn(rows) if data == BUNDLED else read_table(data, target=target).frame
+    if target is not None and target not in frame.columns:
+        raise click.BadParameter(
+            f"'{target}' is not a column of {data}; its columns: {', '.join(map(str, frame.columns))}.",
+            param_hint="--target",
+        )
     click.echo(schema_to_yaml(infer_schema(frame), source=data), nl=False)
 
 

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.pipeline
 
 def build_own_data(project, csv, *, target, task="classification"):
     """The README's steps: draft a schema from the data, then build with overrides."""
-    draft = project.nbops("schema", "infer", str(csv))
+    draft = project.nbops("schema", "infer", str(csv), "--target", target)
     (project.root / "schema" / "own.yaml").write_text(draft.stdout)
     project.build(
         "--env--data--source",
