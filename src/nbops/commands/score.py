@@ -52,6 +52,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from nbops.data.sources import CSV_SEPARATORS, PARQUET_SUFFIXES
 from nbops.errors import DataError, DataSourceError, ReleaseError
 from nbops.serving.labels import label_names
 from nbops.serving.model import ServedModel, load_served_model
@@ -63,8 +64,8 @@ __all__ = ["ScoreResult", "score_file"]
 CHUNK_ROWS = 262_144
 #: Scored rows kept (a uniform sample of the file) to measure drift against the profile.
 SAMPLE_ROWS = 100_000
-_CSV = {".csv": ",", ".tsv": "\t", ".txt": ","}
-_PARQUET = {".parquet", ".pq"}
+_CSV = CSV_SEPARATORS  # what ingest reads, scoring reads
+_PARQUET = PARQUET_SUFFIXES
 _OUT = {".csv", ".parquet", ".pq"}
 
 

@@ -29,7 +29,16 @@ import pandas as pd
 from nbops.data import rawtext
 from nbops.errors import DataSourceError
 
-__all__ = ["BUNDLED", "KINDS", "Conversion", "LoadedTable", "clean_frame", "read_table"]
+__all__ = [
+    "BUNDLED",
+    "CSV_SEPARATORS",
+    "KINDS",
+    "PARQUET_SUFFIXES",
+    "Conversion",
+    "LoadedTable",
+    "clean_frame",
+    "read_table",
+]
 
 #: The value of ``data.source`` that selects the bundled generator.
 BUNDLED = "bundled"
@@ -38,8 +47,9 @@ _LEADING_ZERO = re.compile(r"^0\d")
 _DATE_LIKE = re.compile(
     r"^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}:\d{2}(:\d{2})?)?$|^\d{1,2} \w{3,9},? \d{4}$|^\w{3,9} \d{1,2},? \d{4}$"
 )
-_CSV_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": ","}
-_PARQUET_SUFFIXES = {".parquet", ".pq"}
+#: The files nbops reads: text tables by suffix with their separator, and Parquet.
+CSV_SEPARATORS = {".csv": ",", ".tsv": "\t", ".txt": ","}
+PARQUET_SUFFIXES = {".parquet", ".pq"}
 #: The types a column can be given (``types`` of :func:`read_table`).
 KINDS = ("boolean", "number", "datetime", "text")
 #: Share of non-missing values that must parse for a text column to become a date.
@@ -89,10 +99,10 @@ def read_table(
     if path.is_dir():
         raise DataSourceError(f"Data source '{path}' is a folder, not a file. {fix}")
     suffix = path.suffix.lower()
-    if suffix not in _CSV_SUFFIXES and suffix not in _PARQUET_SUFFIXES:
+    if suffix not in CSV_SEPARATORS and suffix not in PARQUET_SUFFIXES:
         raise DataSourceError(
             f"Data file '{path}' has the extension '{suffix or '(none)'}', which nbops does not read. "
-            f"Supported: {', '.join(sorted([*_CSV_SUFFIXES, *_PARQUET_SUFFIXES]))}. {fix}"
+            f"Supported: {', '.join(sorted([*CSV_SEPARATORS, *PARQUET_SUFFIXES]))}. {fix}"
         )
     if path.stat().st_size == 0:
         raise DataSourceError(
@@ -100,8 +110,8 @@ def read_table(
         )
     frame = (
         _read_parquet(path)
-        if suffix in _PARQUET_SUFFIXES
-        else _read_csv(path, _CSV_SUFFIXES[suffix])
+        if suffix in PARQUET_SUFFIXES
+        else _read_csv(path, CSV_SEPARATORS[suffix])
     )
     if len(frame) == 0:
         raise DataSourceError(
