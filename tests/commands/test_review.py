@@ -17,8 +17,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from nbops.commands.review import diff_runs, list_runs, show_run, write_site
 from nbops.tracking.record import EXECUTED, SKIPPED, BuildRecord, TaskRecord
 from nbops.tracking.store import Store
+from tests.tracking.factories import T0, finished_build
 
-T0 = 1_700_000_000.0
 COMMIT = "3f2a9c1d5e7b9a0c1d2e3f405162738495a6b7c8"
 CONTENT_HASH = "sha256:" + "5c1e" * 16
 # A page loading a script, stylesheet or module from the network (not a plain link text).
@@ -83,15 +83,12 @@ def make_record(
     roc_auc: float,
     tasks: list[TaskRecord],
 ) -> BuildRecord:
-    return BuildRecord(
+    return finished_build(
+        root,
         build_id=build_id,
-        project=root.name,
-        root=str(root),
-        command=["ploomber", "build"],
-        trigger=trigger,
         started_at=started_at,
-        ended_at=started_at + 42,
-        status="FINISHED",
+        seconds=42,
+        trigger=trigger,
         git={
             "commit": COMMIT,
             "branch": "main",
@@ -297,15 +294,11 @@ def grid_build(root: Path, build_id: str, started_at: float, *, alpha2: int, mod
             product_hashes={"product": "sha256:" + str(alpha) * 64},
         )
 
-    return BuildRecord(
+    return finished_build(
+        root,
         build_id=build_id,
-        project=root.name,
-        root=str(root),
-        command=["ploomber", "build"],
-        trigger="manual",
         started_at=started_at,
-        ended_at=started_at + 5,
-        status="FINISHED",
+        seconds=5,
         env={"rows": 10},
         tasks=[fit(1, 1), fit(2, alpha2)],
     )

@@ -18,6 +18,7 @@ def finished_build(
     build_id: str = "build-1",
     started_at: float = T0,
     seconds: float = 10.0,
+    trigger: str = "manual",
     tasks: list[TaskRecord] | None = None,
     **fields: Any,
 ) -> BuildRecord:
@@ -29,7 +30,7 @@ def finished_build(
         project=root.name,
         root=str(root),
         command=["ploomber", "build"],
-        trigger="manual",
+        trigger=trigger,
         started_at=started_at,
         ended_at=started_at + seconds,
         status="FINISHED",
