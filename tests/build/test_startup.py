@@ -17,6 +17,10 @@ PROBE = """
 import json, sys
 import jsonschema  # what ploomber, papermill and nbformat import
 compiled_at_import = "rfc3987_syntax.syntax_helpers" in sys.modules
+# A module scan (pickle's and skops' whichmodule) asks every module for names it lacks.
+import rfc3987_syntax
+missing = getattr(rfc3987_syntax, "NoSuchName", None)
+compiled_at_import |= "rfc3987_syntax.syntax_helpers" in sys.modules or missing is not None
 checker = jsonschema.Draft202012Validator.FORMAT_CHECKER
 values = ["http://example.com/ü", "http://ex ample.com", "/relative/päth?q=1", "a b", "x:"]
 answers = {

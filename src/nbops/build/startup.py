@@ -40,9 +40,38 @@ def _is_valid_syntax(term: str, value: str) -> bool:
     return _helpers().is_valid_syntax(term, value)
 
 
+_names: frozenset[str] | None = None
+
+
+def _helper_names() -> frozenset[str]:
+    """The names the real package has (``from .syntax_helpers import *``), read from the
+    source without running it: a module scan (pickle's and skops' ``whichmodule`` call
+    ``getattr`` on every module in ``sys.modules``) must not compile the grammar."""
+    global _names
+    if _names is None:
+        import ast
+
+        spec = importlib.util.find_spec(HELPERS)
+        from pathlib import Path
+
+        source = Path(spec.origin).read_text(encoding="utf-8") if spec and spec.origin else ""
+        tree = ast.parse(source)
+        found = set()
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                found.add(node.name)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                found.update(t.id for t in targets if isinstance(t, ast.Name))
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                found.update((a.asname or a.name).split(".")[0] for a in node.names)
+        _names = frozenset(n for n in found if not n.startswith("_"))
+    return _names
+
+
 def _getattr(name: str) -> Any:
-    if name.startswith("__"):
-        raise AttributeError(name)
+    if name.startswith("_") or name not in _helper_names():
+        raise AttributeError(f"module {PACKAGE!r} has no attribute {name!r}")
     return getattr(_helpers(), name)
 
 
