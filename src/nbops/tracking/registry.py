@@ -251,6 +251,13 @@ class Version:
     run_id: str | None
 
 
+def _version(name: str, v: Any) -> Version:
+    """A :class:`Version` from MLflow's ModelVersion (one conversion for every read)."""
+    return Version(
+        name, str(v.version), list(v.aliases), dict(v.tags), v.creation_timestamp, v.run_id
+    )
+
+
 class Registry:
     """The registered models of one project's tracking store."""
 
@@ -266,19 +273,7 @@ class Registry:
             found = self.client.search_model_versions(f"name = '{name}'", max_results=10_000)
         except Exception:
             return []
-        out = []
-        for v in found:
-            full = self.client.get_model_version(name, v.version)
-            out.append(
-                Version(
-                    name,
-                    str(full.version),
-                    list(full.aliases),
-                    dict(full.tags),
-                    full.creation_timestamp,
-                    full.run_id,
-                )
-            )
+        out = [_version(name, self.client.get_model_version(name, v.version)) for v in found]
         return sorted(out, key=lambda v: int(v.version))
 
     def alias(self, name: str, role: str) -> Version | None:
@@ -286,9 +281,7 @@ class Registry:
             v = self.client.get_model_version_by_alias(name, role)
         except Exception:
             return None
-        return Version(
-            name, str(v.version), list(v.aliases), dict(v.tags), v.creation_timestamp, v.run_id
-        )
+        return _version(name, v)
 
     def version(self, name: str, version: str) -> Version | None:
         """One version by its number (None when the model or the version does not exist)."""
@@ -296,9 +289,7 @@ class Registry:
             v = self.client.get_model_version(name, version)
         except Exception:
             return None
-        return Version(
-            name, str(v.version), list(v.aliases), dict(v.tags), v.creation_timestamp, v.run_id
-        )
+        return _version(name, v)
 
     def models(self) -> list[str]:
         return sorted(m.name for m in self.client.search_registered_models(max_results=1000))
