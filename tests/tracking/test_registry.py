@@ -83,6 +83,36 @@ def released(tmp_path_factory: pytest.TempPathFactory) -> Released:
     return Released(model, X, base / "model", saved)
 
 
+def test_saving_pins_the_running_environment_without_scanning_every_installed_package(
+    released: Released, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # MLflow's mismatch check maps every file of every installed package (4.4 s a model);
+    # the pins come from this environment, so it is skipped, and the pins are still written.
+    import importlib_metadata
+    import mlflow.utils.environment as environment
+    import mlflow.utils.requirements_utils as requirements_utils
+
+    scans: list[bool] = []  # MLflow swallows any error the check raises
+
+    def scan() -> dict:
+        scans.append(True)
+        return {}
+
+    monkeypatch.setattr(importlib_metadata, "packages_distributions", scan)
+    monkeypatch.setattr(requirements_utils, "_MODULES_TO_PACKAGES", None)  # MLflow's cache
+    check = environment.warn_dependency_requirement_mismatches
+    save_release_model(
+        released.model,
+        tmp_path / "model",
+        input_example=released.X.head(5),
+        pip_requirements=release_requirements(),
+    )
+    pins = (tmp_path / "model" / "requirements.txt").read_text().splitlines()
+    assert f"scikit-learn=={importlib_metadata.version('scikit-learn')}" in pins
+    assert not scans, "every installed package was scanned"
+    assert environment.warn_dependency_requirement_mismatches is check  # put back
+
+
 @pytest.fixture
 def registry(tmp_path: Path) -> Registry:
     """A fresh project with an empty embedded store."""
