@@ -65,6 +65,20 @@ def regressed(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, TargetInfo,
     return X, y, info, score_model(model, X, y, info), model
 
 
+@pytest.fixture(scope="module")
+def multiclassed(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, TargetInfo, None, object]:
+    frame = table.drop(columns="label").assign(
+        label=pd.cut(
+            table["signal"], [-np.inf, -0.5, 0.5, np.inf], labels=["low", "mid", "high"]
+        ).astype(str)
+    )
+    frame, info = prepare_target(frame.drop(columns="amount"), "label", "classification")
+    X, y = frame.drop(columns="label"), frame["label"]
+    model = make_model("hgb", task="classification", roles=infer_roles(frame, target="label"))
+    model.fit(X, y)
+    return X, y, info, None, model
+
+
 def test_binary_metrics_on_a_hand_example() -> None:
     y = np.array(["no", "no", "yes", "yes"])
     proba = np.array([[0.9, 0.1], [0.6, 0.4], [0.35, 0.65], [0.2, 0.8]])
@@ -256,6 +270,22 @@ def test_importance_puts_the_informative_feature_first(
     assert table["feature"].iloc[0] == "signal"
     assert table["importance"].is_monotonic_decreasing
     assert table["importance"].iloc[0] > 10 * abs(table["importance"].iloc[1])
+
+
+@pytest.mark.parametrize("fixture", ["classified", "regressed", "multiclassed"])
+def test_importance_is_scikit_learns_permutation_importance_in_one_call(
+    request: pytest.FixtureRequest, fixture: str
+) -> None:
+    # The same permutations and scores as scikit-learn's, the model called once.
+    from sklearn.inspection import permutation_importance
+
+    X, y, info, _, model = request.getfixturevalue(fixture)
+    scoring = importance_scoring(info)
+    table = importance_table(model, X, y, scoring=scoring, n_repeats=3, seed=7)
+    expected = permutation_importance(model, X, y, scoring=scoring, n_repeats=3, random_state=7)
+    by_feature = table.set_index("feature").loc[list(X.columns)]
+    np.testing.assert_allclose(by_feature["importance"], expected.importances_mean, atol=1e-12)
+    np.testing.assert_allclose(by_feature["std"], expected.importances_std, atol=1e-12)
 
 
 def test_importance_samples_large_test_sets(classified: tuple) -> None:
