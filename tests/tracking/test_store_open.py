@@ -3,10 +3,13 @@ opens it first, and a store left half-migrated is repaired (issue 18, item 13)."
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from nbops.tracking.store import Store
 
@@ -28,14 +31,25 @@ print("opened")
 """
 
 
-def test_a_new_store_opened_by_four_processes_at_once_works_for_all(tmp_path: Path) -> None:
+@pytest.mark.parametrize("cache", ["new", "unwritable"])
+def test_a_new_store_opened_by_four_processes_at_once_works_for_all(
+    tmp_path: Path, cache: str
+) -> None:
+    # "new": the four race to make the empty store they copy; "unwritable": MLflow makes
+    # the store itself, migrations and all, under the store's lock.
     count = 4
+    (tmp_path / "file").touch()
+    env = {
+        **os.environ,
+        "NBOPS_CACHE_DIR": str(tmp_path / ("cache" if cache == "new" else "file/x")),
+    }
     processes = [
         subprocess.Popen(
             [sys.executable, "-c", _OPEN, str(tmp_path), str(i), str(count)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            env=env,
         )
         for i in range(count)
     ]
@@ -78,3 +92,24 @@ def test_a_half_migrated_store_is_repaired_on_open(tmp_path: Path) -> None:
     with sqlite3.connect(path) as db:
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert "_alembic_tmp_tags" not in tables
+
+
+def test_a_new_store_is_a_copy_of_an_empty_one_without_migrations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow.store.db.utils as db_utils
+    from mlflow.utils.uri import append_to_uri_path, resolve_uri_if_local
+
+    monkeypatch.setenv("NBOPS_CACHE_DIR", str(tmp_path / "cache"))
+    Store(tmp_path / "first").experiment_id("builds")  # makes the empty store once
+    migrations: list[object] = []
+    monkeypatch.setattr(db_utils, "_upgrade_db", lambda engine: migrations.append(engine))
+    monkeypatch.chdir(tmp_path)
+    store = Store(tmp_path / "second")
+    run = store.client.create_run(store.experiment_id("builds"))
+    store.client.log_metric(run.info.run_id, "roc_auc", 0.9)
+    assert migrations == [], "MLflow migrated a new store"
+    assert store.client.get_run(run.info.run_id).data.metrics == {"roc_auc": 0.9}
+    default = store.client.get_experiment("0").artifact_location
+    assert default == append_to_uri_path(resolve_uri_if_local("./mlruns"), "0")  # MLflow's own
+    assert str(tmp_path) in default

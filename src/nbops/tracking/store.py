@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import tempfile
 import time
 import urllib.error
@@ -531,13 +532,28 @@ def _sqlite_path(uri: str) -> Path | None:
 def _open_sqlite(uri: str, client_type: Any) -> Any:
     """A client of the store at ``uri``, opened while this process holds an exclusive
     file lock (``<db>.lock``): MLflow creates or migrates the schema once, whoever opens
-    it first. A store left half-migrated is repaired first (see :func:`_repair`)."""
-    import fcntl
-
+    it first. A new store is a copy of an empty one (see :func:`_new_store`); a store
+    left half-migrated is repaired first (see :func:`_repair`)."""
     path = _sqlite_path(uri)
     assert path is not None
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = path.with_name(path.name + ".lock")
+    with _locked(path.with_name(path.name + ".lock"), f"The tracking store {path}"):
+        if not path.exists():
+            _new_store(path)
+        _repair(path, uri)
+        # The first use of each store (tracking: the client itself; registry: its
+        # first call) builds it (tables, migrations) and caches it for this process.
+        client = client_type(tracking_uri=uri)
+        if getattr(client, "_registry_uri", uri) == uri:
+            client.search_registered_models(max_results=1)
+        return client
+
+
+@contextlib.contextmanager
+def _locked(lock: Path, what: str) -> Any:
+    """Hold an exclusive file lock on ``lock`` (waiting up to five minutes)."""
+    import fcntl
+
     with open(lock, "a") as handle:
         deadline = time.monotonic() + _LOCK_WAIT
         while True:
@@ -547,21 +563,77 @@ def _open_sqlite(uri: str, client_type: Any) -> Any:
             except BlockingIOError:
                 if time.monotonic() > deadline:
                     raise TrackingError(
-                        f"The tracking store {path} stayed locked for {_LOCK_WAIT:.0f} s "
+                        f"{what} stayed locked for {_LOCK_WAIT:.0f} s "
                         f"(another process holds {lock} while creating or upgrading it). "
                         "Stop that process, or delete the lock file if none is running."
                     ) from None
                 time.sleep(0.05)  # polling a lock held by another process
         try:
-            _repair(path, uri)
-            # The first use of each store (tracking: the client itself; registry: its
-            # first call) builds it (tables, migrations) and caches it for this process.
-            client = client_type(tracking_uri=uri)
-            if getattr(client, "_registry_uri", uri) == uri:
-                client.search_registered_models(max_results=1)
-            return client
+            yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def cache_dir() -> Path:
+    """nbops' cache folder: ``NBOPS_CACHE_DIR``, else ``$XDG_CACHE_HOME/nbops``, else
+    ``~/.cache/nbops``. It holds nothing that cannot be made again."""
+    if os.environ.get("NBOPS_CACHE_DIR"):
+        return Path(os.environ["NBOPS_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "nbops"
+
+
+def _new_store(path: Path) -> None:
+    """Create the SQLite store ``path`` as a copy of an empty store of this MLflow version.
+
+    MLflow builds a new store by running every schema migration since its first release,
+    committing each: 1.4 s of CPU and several seconds of disk syncs, in the first build of
+    every project (and every test that makes one). The empty store is made that way once
+    per MLflow version, in :func:`cache_dir`, and copied. Its one row that names a place,
+    the Default experiment's artifact folder, is set to what MLflow would have written
+    here. If the cache cannot be written, MLflow builds the store as before.
+    """
+    import sqlite3
+
+    import mlflow
+
+    try:
+        folder = cache_dir() / "stores"
+        folder.mkdir(parents=True, exist_ok=True)
+        template = folder / f"mlflow-{mlflow.__version__}.db"
+        with _locked(folder / "stores.lock", f"The store template {template}"):
+            if not template.exists():
+                _make_template(template)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.new")
+        shutil.copyfile(template, partial)
+        with contextlib.closing(sqlite3.connect(partial)) as db:
+            db.execute(
+                "UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+                (_default_artifact_location(),),
+            )
+            db.commit()
+        os.replace(partial, path)
+    except OSError:
+        return  # MLflow makes the store itself
+
+
+def _make_template(template: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    partial = template.with_name(f".{template.name}.{os.getpid()}.new")
+    partial.unlink(missing_ok=True)
+    client = MlflowClient(tracking_uri=f"sqlite:///{partial}")
+    client.search_experiments(max_results=1)  # tracking tables and the Default experiment
+    client.search_registered_models(max_results=1)  # model registry tables
+    os.replace(partial, template)
+
+
+def _default_artifact_location() -> str:
+    """The Default experiment's artifact folder as MLflow sets it for a SQLite store
+    opened from this working directory."""
+    from mlflow.utils.uri import append_to_uri_path, resolve_uri_if_local
+
+    return append_to_uri_path(resolve_uri_if_local("./mlruns"), "0")
 
 
 def _repair(path: Path, uri: str) -> None:
