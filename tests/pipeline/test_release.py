@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import BIN, Project, _copy_project, build_env
+from tests.conftest import BIN, Project, build_env, copy_built_project
 
 pytestmark = pytest.mark.pipeline
 
@@ -35,12 +35,13 @@ def decision(project):
 
 
 @pytest.fixture(scope="module")
-def releases(tmp_path_factory):
-    """A weak first model, then a clearly better one, then a weak one again."""
-    project = _copy_project(tmp_path_factory.mktemp("release") / "churn")
+def releases(built_project, tmp_path_factory):
+    """A weak first model, then a clearly better one, then a weak one again (in a copy of
+    the session's build: the data tasks are done, each build trains, evaluates and gates)."""
+    project = copy_built_project(built_project, tmp_path_factory.mktemp("release") / "churn")
     project.set_env(release={"floors": {"min_metric": 0.55}})
     outputs, decisions = [], []
-    for args in (WEAK, (), ("--force", *WEAK)):
+    for args in (WEAK, (), WEAK):
         outputs.append(project.build(*args).stderr)
         decisions.append(decision(project))
     return project, outputs, decisions
@@ -117,8 +118,8 @@ def test_models_promote_and_rollback_from_the_cli(releases):
     assert "rollback" in audit and "v2 hurt conversion" in audit and "promote (manual)" in audit
 
 
-def test_manual_policy_holds_the_challenger_until_approved(make_project):
-    project = make_project(release={"policy": "manual"})
+def test_manual_policy_holds_the_challenger_until_approved(copy_built):
+    project = copy_built(release={"policy": "manual"})  # the gate runs again, into a new store
     project.build()
     assert decision(project)["action"] == "hold"
     assert aliases(project) == {"challenger": "1"}
@@ -157,12 +158,12 @@ if folder and sys.argv and sys.argv[0].endswith("ploomber"):
 
 @pytest.mark.timeout(1800)  # a build, then two partial ones side by side
 def test_two_builds_racing_on_one_store_promote_exactly_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    built_project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
     (tmp_path / "store").mkdir()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # one store for both projects (CI runners)
-    first = _copy_project(tmp_path / "a" / "churn")
+    first = copy_built_project(built_project, tmp_path / "a" / "churn")
     first.build(*WEAK)  # a weak champion, v1, that both racers beat
     # The second project: a copy of the first as built (the same data products), so
     # both racers train, evaluate and gate again and nothing else.
