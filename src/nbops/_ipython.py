@@ -11,6 +11,7 @@ full tracebacks for nbops errors too.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from nbops.errors import NbopsError
@@ -20,10 +21,10 @@ def install() -> None:
     """Register the short display for nbops errors in the running IPython shell, if any."""
     if os.environ.get("NBOPS_TRACEBACKS", "").lower() in {"1", "true", "yes"}:
         return
-    try:
-        from IPython import get_ipython
-    except ImportError:  # not in IPython: nothing to do
-        return
+    if "IPython" not in sys.modules:  # not in IPython (a kernel has imported it): nothing
+        return  # to do, and the CLI, service and scorer do not pay IPython's import
+    from IPython import get_ipython
+
     shell = get_ipython()
     if shell is None or getattr(shell, "_nbops_errors_installed", False):
         return
