@@ -272,6 +272,8 @@ class _Build:
         )
         self.tmp = root / ".nbops" / "tmp" / self.record.build_id
         self._warming = owner_pid is not None  # a worker hands back; it publishes nothing
+        self.packages: list[str] | None = None
+        self._env: tuple[tuple[int, int], dict[str, Any]] | None = None
         if owner_pid is None:
             atexit.register(self._finish_at_exit)
 
@@ -280,7 +282,14 @@ class _Build:
         build with nothing to do never imports it."""
         if not self._warming:
             self._warming = True
-            threading.Thread(target=_warm_up, name="nbops-mlflow-warm-up", daemon=True).start()
+            threading.Thread(target=self._warm, name="nbops-mlflow-warm-up", daemon=True).start()
+
+    def _warm(self) -> None:
+        # What the record needs at the end that does not change during the build: the
+        # package freeze, MLflow's import and the opened store.
+        with contextlib.suppress(Exception):
+            self.packages = lineage.freeze()
+        _warm_up(self.root)
 
     def add_task(self, task: Any, status: str) -> None:
         """Record one task. What cannot be read is named in the record and in a loud
@@ -757,7 +766,7 @@ class _Build:
         record.sources = lineage.source_hashes(self.root, sorted(self.sources))
         record.env = redact(self._env_used())
         record.python = lineage.python_info()
-        record.packages = lineage.freeze()
+        record.packages = self.packages or lineage.freeze()
         record.data = _snapshot(record.tasks)
         record.release = _release(record.tasks)
         self._collect_logged()
@@ -811,12 +820,18 @@ class _Build:
             _safely(lambda: self.finish(None, "FINISHED"), build=self)
 
     def _env_raw(self) -> dict[str, Any]:
+        """env.yaml, read again only when it changed (every task's capture asks)."""
         path = self.root / "env.yaml"
-        if not path.is_file():
+        try:
+            stat = path.stat()
+        except OSError:
             return {}
-        import yaml
+        key = (stat.st_mtime_ns, stat.st_size)
+        if self._env is None or self._env[0] != key:
+            import yaml
 
-        return yaml.safe_load(path.read_text()) or {}
+            self._env = (key, yaml.safe_load(path.read_text()) or {})
+        return self._env[1]  # _flat_env works on a copy
 
     def _env_used(self) -> dict[str, Any]:
         return _flat_env(self._env_raw(), self.argv)
@@ -1116,10 +1131,10 @@ def _process_start() -> float:
         return time.time()
 
 
-def _warm_up() -> None:
-    from nbops.tracking.store import warm_up  # MLflow's import, done while notebooks run
+def _warm_up(root: Path) -> None:
+    from nbops.tracking.store import warm_up  # done while notebooks run
 
-    warm_up()
+    warm_up(root)
 
 
 def _duration(nb: dict[str, Any]) -> float | None:
