@@ -220,3 +220,30 @@ def test_a_build_with_nothing_to_do_touches_nothing_and_records_nothing(
     skipped = [r for r in runs if r.data.tags.get("nbops.status") == "skipped"]
     assert [r.data.tags["nbops.task"] for r in skipped] == ["get"]
     assert "nothing to do" not in capsys.readouterr().err
+
+
+def report(product):
+    path = Path(str(product["html"]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("<html><body><p>report</p></body></html>")
+
+
+def reporting_dag():
+    """One task with an HTML report (the ``html`` product, as the summary looks for)."""
+    dag = adopted_dag()
+    PythonCallable(report, {"html": File("products/report.html")}, dag, name="report")
+    return dag
+
+
+def test_a_build_with_nothing_to_do_writes_a_missing_summary_page_back(project, capsys):
+    reporting_dag().build()
+    summary = project / "products" / "index.html"
+    assert summary.is_file()
+    summary.unlink()
+    capsys.readouterr()
+
+    reporting_dag().build()
+
+    err = capsys.readouterr().err
+    assert "nothing to do" in err and "build summary in" in err
+    assert "up to date (skipped)" in summary.read_text()
