@@ -273,6 +273,7 @@ class _Build:
         self.tmp = root / ".nbops" / "tmp" / self.record.build_id
         self._warming = owner_pid is not None  # a worker hands back; it publishes nothing
         self.packages: list[str] | None = None
+        self._warm_thread: threading.Thread | None = None
         self._env: tuple[tuple[int, int], dict[str, Any]] | None = None
         if owner_pid is None:
             atexit.register(self._finish_at_exit)
@@ -282,7 +283,10 @@ class _Build:
         build with nothing to do never imports it."""
         if not self._warming:
             self._warming = True
-            threading.Thread(target=self._warm, name="nbops-mlflow-warm-up", daemon=True).start()
+            self._warm_thread = threading.Thread(
+                target=self._warm, name="nbops-mlflow-warm-up", daemon=True
+            )
+            self._warm_thread.start()
 
     def _warm(self) -> None:
         # What the record needs at the end that does not change during the build: the
@@ -816,6 +820,10 @@ class _Build:
             print(f"nbops: build summary in {_display_path(summary)}", file=sys.stderr)
 
     def _finish_at_exit(self) -> None:
+        if self._warm_thread is not None:
+            # It may be creating the store's tables: a process that exits (a build
+            # stopped early, Ctrl-C) lets it finish rather than leave them half made.
+            self._warm_thread.join(timeout=300)
         if not self.done and self.record.tasks and enabled() and os.getpid() == self.pid:
             _safely(lambda: self.finish(None, "FINISHED"), build=self)
 

@@ -150,6 +150,7 @@ class _Pending:
 
 
 _pending: dict[str, _Pending] = {}
+_locks: dict[str, Any] = {}
 
 
 def _module_lock(name: str) -> Any:
@@ -160,9 +161,9 @@ def _module_lock(name: str) -> Any:
     manager = getattr(bootstrap, "_ModuleLockManager", None)
     if manager is not None:
         return manager(name)
-    import threading
+    import threading  # pragma: no cover  (a Python without it)
 
-    return threading.RLock()  # pragma: no cover  (a Python without it)
+    return _locks.setdefault(name, threading.RLock())  # pragma: no cover
 
 
 def _run(module: types.ModuleType) -> bool:
