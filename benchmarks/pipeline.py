@@ -19,8 +19,18 @@ nothing, reads nbops' registry for that). Prints wall times, the ratio to the
 floor, and the peak memory of the whole process tree (sampled every 0.1 s) and of its
 largest process.
 
+Then, in the copy nbops built, the fixed costs of a build (best of 3, wall and CPU
+seconds of the process tree):
+
+- **no-op build**: ``ploomber build`` with every task up to date (it rewrites nothing
+  and records nothing);
+- **start-up**: loading the pipeline (``ploomber status``: the spec read, the DAG
+  rendered, every task's status decided) and recording the build (the seconds the warm
+  build spent in nbops' hooks, ``NBOPS_TIMING``).
+
 Usage (from the repository root, in the project's venv):
     .venv/bin/python benchmarks/pipeline.py [--rows 10000 1000000] [--skip-plain]
+    .venv/bin/python benchmarks/pipeline.py --rows 10000 --fixed-only   # one build, then the fixed costs
 """
 
 from __future__ import annotations
@@ -36,8 +46,11 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
+
+REPEATS = 3
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -141,11 +154,6 @@ def sampled(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, Peak
     return elapsed, peak, out
 
 
-def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, int, dict[str, float]]:
-    elapsed, peak, out = sampled(cmd, cwd, env)
-    return elapsed, peak.tree, peak.largest, task_seconds(out)
-
-
 def bench_env() -> dict[str, str]:
     """The environment builds are measured in: no telemetry, no plotting window, the
     embedded store, the pipeline's own executor settings."""
@@ -167,6 +175,68 @@ def task_seconds(output: str) -> dict[str, float]:
             with contextlib.suppress(ValueError):
                 found[parts[0]] = float(parts[2])
     return found
+
+
+def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, str]:
+    """Wall and CPU seconds (user + system, the whole process tree) of one command."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if result.returncode != 0:
+        sys.exit(
+            f"{' '.join(cmd)} failed in {cwd}:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+        )
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, result.stdout + result.stderr
+
+
+def capture_seconds(output: str) -> float | None:
+    """The seconds a build spent in nbops' hooks (``NBOPS_TIMING``)."""
+    found = None
+    for line in output.splitlines():
+        if line.startswith("nbops: capture took "):
+            found = float(line.split()[3])
+    return found
+
+
+def fixed_costs(project: Path, env: dict[str, str], recording: float | None) -> dict[str, Any]:
+    """A no-op build and loading the pipeline in a built copy: best of REPEATS."""
+    noop = [timed([str(BIN / "ploomber"), "build"], project, env) for _ in range(REPEATS)]
+    if not all("nothing to do" in out for _, _, out in noop):
+        sys.exit(f"the no-op build did something in {project}:\n{noop[0][2][-3000:]}")
+    status = [timed([str(BIN / "ploomber"), "status"], project, env) for _ in range(REPEATS)]
+    return {
+        "noop": min(noop)[:2],
+        "load": min(status)[:2],
+        "record": recording,
+        "load_average": os.getloadavg(),
+    }
+
+
+def print_fixed(rows: int, fixed: dict[str, Any]) -> None:
+    (wall, cpu), (load_wall, load_cpu) = fixed["noop"], fixed["load"]
+    load = "/".join(f"{x:.1f}" for x in fixed["load_average"])
+    print(f"{rows:>9,} rows no-op build: {wall:.2f} s (CPU {cpu:.2f} s; load {load})", flush=True)
+    record = fixed["record"]
+    total = f" = {load_wall + record:.2f} s" if record is not None else ""
+    print(
+        f"{rows:>9,} rows start-up: loading the pipeline {load_wall:.2f} s (CPU {load_cpu:.2f} s)"
+        + (f" + recording the build {record:.2f} s{total}" if record is not None else ""),
+        flush=True,
+    )
+
+
+def measure_fixed(rows: int) -> dict[str, Any]:
+    """One forced build, then the fixed costs (``--fixed-only``)."""
+    env = {**bench_env(), "NBOPS_TIMING": "1"}
+    with tempfile.TemporaryDirectory(prefix="nbops-bench-") as tmp:
+        project = copy_project(Path(tmp) / "nbops", rows)
+        _, _, out = sampled([str(BIN / "ploomber"), "build", "--force"], project, env)
+        return fixed_costs(project, env, capture_seconds(out))
 
 
 def measure(rows: int, skip_plain: bool) -> dict[str, dict[str, tuple]]:
@@ -193,14 +263,19 @@ def measure(rows: int, skip_plain: bool) -> dict[str, dict[str, tuple]]:
                     # comparison (champion scored, paired bootstrap) as nbops' warm build.
                     registry = Path(tmp) / "nbops" / ".nbops" / "mlflow.db"
                     extra = {**extra, "MLFLOW_TRACKING_URI": f"sqlite:///{registry}"}
-                results[name][phase] = run(cmd, project, {**env, **extra})
+                if name == "nbops":
+                    extra = {**extra, "NBOPS_TIMING": "1"}
+                elapsed, peak, out = sampled(cmd, project, {**env, **extra})
+                results[name][phase] = (elapsed, peak.tree, peak.largest, task_seconds(out))
+                if name == "nbops" and phase == "warm":
+                    fixed = fixed_costs(project, {**env, **extra}, capture_seconds(out))
                 seconds, tree, largest, _ = results[name][phase]
                 print(
                     f"  {rows:>9,} rows  {name:<9} {phase}: {seconds:7.1f} s  "
                     f"peak {tree / 2**20:6.0f} MB (largest process {largest / 2**20:5.0f} MB)",
                     flush=True,
                 )
-    return {"floor": results.pop("floor"), **results}
+    return {"floor": results.pop("floor"), **results, "fixed": fixed}
 
 
 def main() -> None:
@@ -208,12 +283,22 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 1_000_000])
     parser.add_argument("--skip-plain", action="store_true", help="leave out the papermill run")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument(
+        "--fixed-only",
+        action="store_true",
+        help="one nbops build, then only the no-op build and start-up figures",
+    )
     args = parser.parse_args()
     print(f"cores: {os.cpu_count()}, python {sys.version.split()[0]}")
-    table = {}
+    table: dict[int, Any] = {}
     for rows in args.rows:
+        if args.fixed_only:
+            table[rows] = {"fixed": measure_fixed(rows)}
+            print_fixed(rows, table[rows]["fixed"])
+            continue
         results = measure(rows, args.skip_plain)
-        table[rows] = results
+        fixed = results.pop("fixed")
+        table[rows] = {**results, "fixed": fixed}
         for phase in ("cold", "warm"):
             floor = results["floor"][phase][0]
             ratios = "  ".join(
@@ -229,6 +314,7 @@ def main() -> None:
                 f"{results[n]['warm'][3].get(task, float('nan')):>11.1f}" for n in results
             )
             print(f"  {'':<19}{task:<14}{cells}")
+        print_fixed(rows, fixed)
     if args.json:
         Path(args.json).write_text(json.dumps(table, indent=2))
 

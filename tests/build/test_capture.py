@@ -182,3 +182,68 @@ def test_tasks_built_in_worker_processes_are_one_build(project, start_method):
     }
     assert all(run.data.tags["nbops.status"] == "executed" for run in tasks.values())
     assert (project / "calls.txt").read_text() == "finish fit-1\n"
+
+
+def test_a_build_with_nothing_to_do_touches_nothing_and_records_nothing(
+    project, monkeypatch, capsys
+):
+    def files():
+        return {
+            p: (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in project.rglob("*")
+            if p.is_file() and ".nbops" not in p.relative_to(project).parts
+        }
+
+    def build_runs():
+        client = MlflowClient(f"sqlite:///{project / '.nbops' / 'mlflow.db'}")
+        experiment = client.get_experiment_by_name(project.name)
+        runs = client.search_runs([experiment.experiment_id], max_results=100)
+        return [r for r in runs if r.data.tags.get("nbops.kind") == "build"]
+
+    task = (get, "get.csv", {"params": {"rows": 3}, "name": "get"})
+    adopted_dag(task).build()
+    before, recorded = files(), build_runs()
+    capsys.readouterr()
+
+    adopted_dag(task).build()
+
+    assert "nbops: nothing to do: all 1 task(s) are up to date" in capsys.readouterr().err
+    assert files() == before, "no file rewritten"
+    assert len(build_runs()) == len(recorded) == 1, "no run for a build that did nothing"
+
+    # Asked to (a scheduler's last step records the whole pipeline), it is recorded.
+    monkeypatch.setenv("NBOPS_RECORD_UP_TO_DATE", "1")
+    adopted_dag(task).build()
+    assert len(build_runs()) == 2
+    client = MlflowClient(f"sqlite:///{project / '.nbops' / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name(project.name).experiment_id])
+    skipped = [r for r in runs if r.data.tags.get("nbops.status") == "skipped"]
+    assert [r.data.tags["nbops.task"] for r in skipped] == ["get"]
+    assert "nothing to do" not in capsys.readouterr().err
+
+
+def report(product):
+    path = Path(str(product["html"]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("<html><body><p>report</p></body></html>")
+
+
+def reporting_dag():
+    """One task with an HTML report (the ``html`` product, as the summary looks for)."""
+    dag = adopted_dag()
+    PythonCallable(report, {"html": File("products/report.html")}, dag, name="report")
+    return dag
+
+
+def test_a_build_with_nothing_to_do_writes_a_missing_summary_page_back(project, capsys):
+    reporting_dag().build()
+    summary = project / "products" / "index.html"
+    assert summary.is_file()
+    summary.unlink()
+    capsys.readouterr()
+
+    reporting_dag().build()
+
+    err = capsys.readouterr().err
+    assert "nothing to do" in err and "build summary in" in err
+    assert "up to date (skipped)" in summary.read_text()

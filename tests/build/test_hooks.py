@@ -170,3 +170,33 @@ def test_a_failure_while_finishing_spools_the_record_and_says_so(tmp_path, monke
     assert record.command == ["ploomber", "build", "--env--db--password", REDACTED]
     assert secret not in (folder / "record.json").read_text()
     assert not (tmp_path / ".nbops" / "tmp").exists()
+
+
+def test_env_yaml_is_read_once_per_build_and_again_when_it_changes(tmp_path, monkeypatch):
+    import os
+
+    import yaml
+
+    env = tmp_path / "env.yaml"
+    env.write_text("data:\n  rows: 10\n")
+    parsed = []
+    real = yaml.safe_load
+    monkeypatch.setattr(yaml, "safe_load", lambda text: parsed.append(1) or real(text))
+    monkeypatch.setattr(sys, "orig_argv", ["/venv/bin/ploomber", "build", "--env--data--rows", "7"])
+    build = _Build(tmp_path)
+
+    seen = [build._env_used() for _ in range(5)]  # every task's capture asks
+
+    assert seen == [{"data": {"rows": "7"}}] * 5 and len(parsed) == 1
+    env.write_text("data:\n  rows: 12\n  seed: 1\n")
+    os.utime(env, ns=(1, 1))  # a different mtime even on a coarse clock
+    assert build._env_raw() == {"data": {"rows": 12, "seed": 1}} and len(parsed) == 2
+
+
+def test_the_warm_up_opens_the_projects_store_for_the_build_to_reuse(tmp_path):
+    from nbops.tracking.store import Store, warm_up
+
+    warm_up(tmp_path)  # on the build's warm-up thread, while the notebooks run
+
+    assert (tmp_path / ".nbops" / "mlflow.db").is_file(), "created (tables) ahead of need"
+    assert Store(tmp_path).experiment_id("demo")  # the build's publishing opens it again

@@ -68,7 +68,10 @@ def test_install_copies_the_hook_and_a_pth_that_calls_it(
     copied = tmp_path / f"{offline.STARTUP_MODULE}.py"
     assert copied.read_text() == Path(startup.__file__).read_text()
     pth = (tmp_path / offline.STARTUP_PTH_NAME).read_text()
-    assert pth == f"import {offline.STARTUP_MODULE}; {offline.STARTUP_MODULE}.defer_iri_grammar()\n"
+    assert pth == (
+        f"import {offline.STARTUP_MODULE}; {offline.STARTUP_MODULE}.defer_iri_grammar(); "
+        f"{offline.STARTUP_MODULE}.defer_imports()\n"
+    )
 
 
 def test_the_hook_leaves_an_imported_or_missing_package_alone(
@@ -79,3 +82,223 @@ def test_the_hook_leaves_an_imported_or_missing_package_alone(
     monkeypatch.delitem(sys.modules, startup.PACKAGE)
     monkeypatch.setattr(startup, "PACKAGE", "no_such_package_for_nbops_tests")
     assert startup.defer_iri_grammar() is False
+
+
+# -- deferred imports in a ploomber process ------------------------------------------
+
+SRC = Path(startup.__file__).parents[2]
+
+PACKAGES = {
+    "ledger.py": "import threading\nran = []\nentered = threading.Event()\nrelease = threading.Event()\n",
+    "heavy/__init__.py": (
+        "import ledger\nledger.ran.append(__name__)\nvalue = 42\n"
+        "from heavy import sub  # a package that imports its own submodule\n"
+        "def double(x):\n    return 2 * x\n"
+    ),
+    "heavy/sub.py": "import ledger\nledger.ran.append(__name__)\n",
+    "heavy/other.py": "import ledger\nledger.ran.append(__name__)\nfrom heavy import value as base\n",
+    "leaf.py": (
+        "import ledger\nledger.ran.append(__name__)\nCONSTANT = 1\n"
+        "def answer(question='?'):\n    return (question, 42)\n"
+    ),
+    "broken.py": "import ledger\nledger.ran.append(__name__)\nraise ValueError('broken on purpose')\n",
+    "slow.py": (
+        "import ledger\nledger.ran.append(__name__)\nledger.entered.set()\n"
+        "ledger.release.wait(60)\nvalue = 'ready'\n"
+    ),
+}
+
+PRELUDE = """
+import json, sys
+from nbops.build import startup
+assert startup.defer_imports({names!r}, programs=None)
+import ledger
+"""
+
+
+def run_deferred(tmp_path: Path, names: dict, code: str, **env: str) -> dict:
+    """Run ``code`` in a fresh interpreter with ``names`` deferred; it prints JSON."""
+    for name, text in PACKAGES.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    import os
+
+    result = subprocess.run(
+        [sys.executable, "-c", PRELUDE.format(names=names) + code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{SRC}", **env},
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_a_deferred_package_runs_once_on_first_use_with_the_same_modules(tmp_path: Path) -> None:
+    seen = run_deferred(
+        tmp_path,
+        {"heavy": ()},
+        """
+import heavy
+before = list(ledger.ran)
+doubled = heavy.double(21)
+print(json.dumps({"before": before, "after": ledger.ran, "doubled": doubled,
+                  "one_sub": heavy.sub is sys.modules["heavy.sub"],
+                  "plain": type(heavy).__name__, "again": heavy.double(1)}))
+""",
+    )
+    assert seen["before"] == []
+    assert seen["doubled"] == 42 and seen["after"] == ["heavy", "heavy.sub"]
+    assert seen["one_sub"] and seen["plain"] == "module" and seen["again"] == 2
+
+
+@pytest.mark.parametrize(
+    ("statement", "expected"),
+    [
+        # the package imports this one itself: still one module, run once
+        ("import heavy.sub as got", ["heavy", "heavy.sub"]),
+        ("from heavy import other as got", ["heavy", "heavy.sub", "heavy.other"]),
+    ],
+)
+def test_a_submodule_imported_first_runs_its_package_first(
+    tmp_path: Path, statement: str, expected: list[str]
+) -> None:
+    seen = run_deferred(
+        tmp_path,
+        {"heavy": ()},
+        f"""
+{statement}
+print(json.dumps({{"ran": ledger.ran, "same": got is sys.modules[got.__name__],
+                  "attr": getattr(sys.modules["heavy"], got.__name__.split(".")[1]) is got,
+                  "base": getattr(got, "base", 42), "spec": got.__spec__.name}}))
+""",
+    )
+    assert seen["ran"] == expected
+    assert seen["same"] and seen["attr"] and seen["base"] == 42
+    assert seen["spec"] in ("heavy.sub", "heavy.other")
+
+
+def test_a_listed_name_is_a_stand_in_until_called_and_no_other_name_is(tmp_path: Path) -> None:
+    seen = run_deferred(
+        tmp_path,
+        {"leaf": ("answer",)},
+        """
+from leaf import answer
+before = list(ledger.ran)
+got = answer("life")
+import leaf
+print(json.dumps({"before": before, "got": got, "after": ledger.ran,
+                  "real_now": leaf.answer("x"), "name": answer.__name__}))
+""",
+    )
+    assert seen["before"] == [] and seen["got"] == ["life", 42] and seen["after"] == ["leaf"]
+    assert seen["real_now"] == ["x", 42] and seen["name"] == "answer"
+    unlisted = run_deferred(
+        tmp_path,
+        {"leaf": ("answer",)},
+        'from leaf import CONSTANT\nprint(json.dumps({"ran": ledger.ran, "c": CONSTANT}))',
+    )
+    assert unlisted == {"ran": ["leaf"], "c": 1}, "a name not listed runs the module"
+
+
+def test_a_module_that_fails_fails_where_it_is_first_used(tmp_path: Path) -> None:
+    seen = run_deferred(
+        tmp_path,
+        {"broken": ()},
+        """
+import broken
+errors = []
+for _ in range(2):
+    try:
+        broken.anything if "broken" in sys.modules else __import__("broken").anything
+    except ValueError as exc:
+        errors.append(str(exc))
+print(json.dumps({"errors": errors, "gone": "broken" not in sys.modules}))
+""",
+    )
+    assert seen == {"errors": ["broken on purpose"] * 2, "gone": True}
+
+
+def test_threads_using_a_deferred_module_at_once_run_it_once(tmp_path: Path) -> None:
+    seen = run_deferred(
+        tmp_path,
+        {"slow": ()},
+        """
+import threading
+import slow
+values, errors = [], []
+def use():
+    try:
+        values.append(slow.value)
+    except Exception as exc:
+        errors.append(repr(exc))
+first = threading.Thread(target=use)
+first.start()
+assert ledger.entered.wait(60)  # the first thread is running the module's code
+others = [threading.Thread(target=use) for _ in range(6)]
+for t in others:
+    t.start()
+ledger.release.set()
+for t in [first, *others]:
+    t.join(60)
+print(json.dumps({"values": values, "errors": errors, "ran": ledger.ran}))
+""",
+    )
+    assert seen == {"values": ["ready"] * 7, "errors": [], "ran": ["slow"]}
+
+
+def test_only_a_ploomber_process_defers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/python", "-m", "pytest"])
+    assert startup.defer_imports({"no_such_module_for_nbops": ()}) is False
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/ploomber", "build"])
+    monkeypatch.setenv(startup.OFF_ENV, "off")
+    assert startup.defer_imports({"no_such_module_for_nbops": ()}) is False
+    monkeypatch.delenv(startup.OFF_ENV)
+    assert startup.defer_imports({"no_such_module_for_nbops": ()}) is True
+    assert startup.defer_imports({"no_such_module_for_nbops": ()}) is False, "once"
+
+
+REAL_PROBE = """
+import json, sys, tempfile, os
+sys.argv = ["/venv/bin/ploomber", "build"]
+from nbops.build import startup
+assert startup.defer_imports()
+import ploomber
+from ploomber.io import serialize, unserialize
+from ploomber.executors import Serial
+import papermill.iorw
+import ploomber.cli.io
+imported = sorted(m for m in startup.DEFERRED if m in sys.modules)
+ran_at_import = [m for m in imported if m not in startup._pending]
+heavy = [m for m in ("pandas.core", "matplotlib.colors", "sqlalchemy.engine", "prompt_toolkit",
+                     "numpy", "joblib.numpy_pickle", "requests.adapters") if m in sys.modules]
+frame = unserialize.pd.DataFrame({"a": [1, 2]})
+path = os.path.join(tempfile.mkdtemp(), "obj.joblib")
+serialize.joblib_dump({"x": [1, 2]}, path)
+import pandas, joblib
+print(json.dumps({"imported": imported, "ran_at_import": ran_at_import, "heavy": heavy, "shape": list(frame.shape),
+                  "same": unserialize.pd is pandas is sys.modules["pandas"],
+                  "loaded": unserialize.joblib_load(path), "real": joblib.load(path),
+                  "plt": hasattr(sys.modules["ploomber_engine.profiling"].plt, "figure")}))
+"""
+
+
+def test_ploomber_imports_without_running_the_deferred_packages_and_they_work() -> None:
+    import os
+
+    result = subprocess.run(
+        [sys.executable, "-c", REAL_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(SRC), "MPLBACKEND": "Agg"},
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    # The process started without the environment's hook (argv came later): what ran
+    # came from `import ploomber` itself, which none of them needs.
+    assert seen["imported"] == sorted(startup.DEFERRED), "each is imported by ploomber"
+    assert seen["ran_at_import"] == [] and seen["heavy"] == []
+    assert seen["shape"] == [2, 1] and seen["same"] and seen["plt"]
+    assert seen["loaded"] == seen["real"] == {"x": [1, 2]}

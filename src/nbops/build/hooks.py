@@ -186,6 +186,22 @@ def _worker_build() -> _Build | None:
 
 
 _OWNER_ENV = "NBOPS_BUILD_OWNER"
+#: Set to 1 to record a build that has nothing to do (every task up to date) as a run:
+#: what a scheduler's last step does to record the whole pipeline (nbops export).
+RECORD_UP_TO_DATE_ENV = "NBOPS_RECORD_UP_TO_DATE"
+
+
+def _record_up_to_date() -> bool:
+    return os.environ.get(RECORD_UP_TO_DATE_ENV, "").strip().lower() in {"1", "on", "true", "yes"}
+
+
+def _scheduled(dag: Any) -> list[str]:
+    """The tasks this build runs (after Ploomber's render: the ones not up to date)."""
+    return [
+        name
+        for name in dag.keys()  # noqa: SIM118  (a Ploomber DAG, not a dict)
+        if getattr(dag[name].exec_status, "name", "") != "Skipped"
+    ]
 
 
 def _raise_if_incomplete(build: _Build) -> None:
@@ -255,13 +271,34 @@ class _Build:
             started_at=_process_start(),
         )
         self.tmp = root / ".nbops" / "tmp" / self.record.build_id
+        self._warming = owner_pid is not None  # a worker hands back; it publishes nothing
+        self.packages: list[str] | None = None
+        self._warm_thread: threading.Thread | None = None
+        self._env: tuple[tuple[int, int], dict[str, Any]] | None = None
         if owner_pid is None:
             atexit.register(self._finish_at_exit)
-            threading.Thread(target=_warm_up, name="nbops-mlflow-warm-up", daemon=True).start()
+
+    def warm_up(self) -> None:
+        """Import MLflow on a thread while the notebooks run, once a task is to run: a
+        build with nothing to do never imports it."""
+        if not self._warming:
+            self._warming = True
+            self._warm_thread = threading.Thread(
+                target=self._warm, name="nbops-mlflow-warm-up", daemon=True
+            )
+            self._warm_thread.start()
+
+    def _warm(self) -> None:
+        # What the record needs at the end that does not change during the build: the
+        # package freeze, MLflow's import and the opened store.
+        with contextlib.suppress(Exception):
+            self.packages = lineage.freeze()
+        _warm_up(self.root)
 
     def add_task(self, task: Any, status: str) -> None:
         """Record one task. What cannot be read is named in the record and in a loud
         warning, and the task is kept with what could be read."""
+        self.warm_up()
         record = TaskRecord(name=task.name, status=status)
         try:
             self._fill(record, task)
@@ -375,6 +412,11 @@ class _Build:
         if self.pid != os.getpid():
             return
         os.environ[_OWNER_ENV] = f"{self.pid}:{self.record.build_id}:{self.root}"
+        # With nothing to run, nothing is captured: MLflow is not imported and no runs
+        # are opened (see finish).
+        scheduled = bool(_scheduled(dag))
+        if scheduled:
+            self.warm_up()
         for name in dag.keys():  # noqa: SIM118  (a Ploomber DAG, not a dict)
             task = dag[name]
             if _is_nbops(task.on_finish, "task_finished"):
@@ -385,7 +427,8 @@ class _Build:
                     setattr(task, f"on_{kind}", TaskHook(kind, current))
             if type(task).__name__ == "NotebookRunner":
                 _keep_notebook(task, self.kept_notebook(name))
-        self._open_runs(dag)
+        if scheduled:
+            self._open_runs(dag)
         for kind, ours in (("finish", build_finished), ("failure", build_failed)):
             current = getattr(dag, f"on_{kind}")
             if not isinstance(current, DagHook) and not _is_nbops(current, ours.__name__):
@@ -575,6 +618,9 @@ class _Build:
         if self.done:
             return
         self.done = True
+        if status == "FINISHED" and self.is_no_op(dag):
+            self._nothing_to_do(dag)
+            return
         try:
             index = _Lineage(self.root)
             self._collect(dag, status, index, traceback=traceback, report=report)
@@ -599,6 +645,49 @@ class _Build:
                 file=sys.stderr,
             )
         _cleanup_tmp(self.root, self.record.build_id)
+
+    def is_no_op(self, dag: Any) -> bool:
+        """Whether this build ran nothing: every task of the DAG up to date (skipped),
+        no task captured, and no record asked for (``NBOPS_RECORD_UP_TO_DATE``)."""
+        return (
+            dag is not None
+            and len(dag) > 0
+            and not self.record.tasks
+            and not _scheduled(dag)
+            and not _record_up_to_date()
+        )
+
+    def _nothing_to_do(self, dag: Any) -> None:
+        """A build with nothing to do touches nothing: no run (a scheduler's retries and
+        an editor's save-and-build would fill ``nbops runs list`` with copies of the last
+        build), no report or summary page rewritten (the pages describe the build that
+        made the products, which still stands). A summary page that is missing is
+        written, so the folder of reports keeps its front page."""
+        from nbops.reports.site import summary_path
+
+        self.published = True  # nothing to publish at exit either
+        summary = summary_path(
+            TaskRecord(name=name, status=SKIPPED, products=_paths_or_nothing(dag[name].product))
+            for name in dag.keys()  # noqa: SIM118  (a Ploomber DAG, not a dict)
+        )
+        if summary is not None and not summary.is_file():
+            self.record.status, self.record.ended_at = "FINISHED", time.time()
+            index = _Lineage(self.root)
+            for name in dag.keys():  # noqa: SIM118
+                self.record.tasks.append(
+                    TaskRecord(
+                        name=name,
+                        status=SKIPPED,
+                        products=_paths_or_nothing(dag[name].product),
+                        produced_by=index.get(name),
+                    )
+                )
+            self._write_site(dag)
+        print(
+            f"nbops: nothing to do: all {len(dag)} task(s) are up to date; no run recorded "
+            f"(set {RECORD_UP_TO_DATE_ENV}=1 to record one).",
+            file=sys.stderr,
+        )
 
     def _spool_after_failure(self, error: str) -> None:
         """Collecting the record failed half-way: keep what was collected (redacted) in
@@ -681,7 +770,7 @@ class _Build:
         record.sources = lineage.source_hashes(self.root, sorted(self.sources))
         record.env = redact(self._env_used())
         record.python = lineage.python_info()
-        record.packages = lineage.freeze()
+        record.packages = self.packages or lineage.freeze()
         record.data = _snapshot(record.tasks)
         record.release = _release(record.tasks)
         self._collect_logged()
@@ -731,16 +820,26 @@ class _Build:
             print(f"nbops: build summary in {_display_path(summary)}", file=sys.stderr)
 
     def _finish_at_exit(self) -> None:
+        if self._warm_thread is not None:
+            # It may be creating the store's tables: a process that exits (a build
+            # stopped early, Ctrl-C) lets it finish rather than leave them half made.
+            self._warm_thread.join(timeout=300)
         if not self.done and self.record.tasks and enabled() and os.getpid() == self.pid:
             _safely(lambda: self.finish(None, "FINISHED"), build=self)
 
     def _env_raw(self) -> dict[str, Any]:
+        """env.yaml, read again only when it changed (every task's capture asks)."""
         path = self.root / "env.yaml"
-        if not path.is_file():
+        try:
+            stat = path.stat()
+        except OSError:
             return {}
-        import yaml
+        key = (stat.st_mtime_ns, stat.st_size)
+        if self._env is None or self._env[0] != key:
+            import yaml
 
-        return yaml.safe_load(path.read_text()) or {}
+            self._env = (key, yaml.safe_load(path.read_text()) or {})
+        return self._env[1]  # _flat_env works on a copy
 
     def _env_used(self) -> dict[str, Any]:
         return _flat_env(self._env_raw(), self.argv)
@@ -1040,10 +1139,10 @@ def _process_start() -> float:
         return time.time()
 
 
-def _warm_up() -> None:
-    from nbops.tracking.store import warm_up  # MLflow's import, done while notebooks run
+def _warm_up(root: Path) -> None:
+    from nbops.tracking.store import warm_up  # done while notebooks run
 
-    warm_up()
+    warm_up(root)
 
 
 def _duration(nb: dict[str, Any]) -> float | None:

@@ -12,7 +12,8 @@ every process it starts, not only those the Makefile starts:
 - ``ploomber_extension`` is disabled in the environment's Jupyter config.
 
 It also installs the environment's start-up hook (:mod:`nbops.build.startup`, copied
-into site-packages with a ``.pth`` file that calls it): no grammar compiled at import.
+into site-packages with a ``.pth`` file that calls it): no grammar compiled at import,
+and in a ``ploomber`` process the packages it imports only to bind a name run on first use.
 
 ``python -m nbops.build.offline --check`` reports the state and exits non-zero if anything
 could still call out.
@@ -28,13 +29,25 @@ from pathlib import Path
 
 from nbops.state import atomic_write
 
-__all__ = ["ENV", "PTH_NAME", "STARTUP_MODULE", "STARTUP_PTH_NAME", "check", "install"]
+__all__ = [
+    "ENV",
+    "PTH_NAME",
+    "STARTUP_MODULE",
+    "STARTUP_PTH",
+    "STARTUP_PTH_NAME",
+    "check",
+    "install",
+]
 
 ENV = {"PLOOMBER_STATS_ENABLED": "false", "PLOOMBER_VERSION_CHECK_DISABLED": "true"}
 PTH_NAME = "nbops-offline.pth"
 #: The start-up hook as a top-level module of site-packages, and the .pth that calls it.
 STARTUP_MODULE = "_nbops_startup"
 STARTUP_PTH_NAME = "nbops-startup.pth"
+STARTUP_PTH = (
+    f"import {STARTUP_MODULE}; {STARTUP_MODULE}.defer_iri_grammar(); "
+    f"{STARTUP_MODULE}.defer_imports()\n"
+)
 _DISABLED_EXTENSIONS = ("ploomber_extension",)
 
 
@@ -57,10 +70,7 @@ def install() -> list[str]:
     site_packages = _pth_path().parent
     startup = Path(__file__).with_name("startup.py").read_text()
     atomic_write(site_packages / f"{STARTUP_MODULE}.py", startup)
-    atomic_write(
-        site_packages / STARTUP_PTH_NAME,
-        f"import {STARTUP_MODULE}; {STARTUP_MODULE}.defer_iri_grammar()\n",
-    )
+    atomic_write(site_packages / STARTUP_PTH_NAME, STARTUP_PTH)
     done.append(f"wrote {site_packages / STARTUP_PTH_NAME} (start-up hook)")
     config_path = _server_config_path()
     config = json.loads(config_path.read_text()) if config_path.exists() else {}

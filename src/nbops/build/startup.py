@@ -1,4 +1,5 @@
-"""Start-up of every Python process in the project's environment: no grammar compiled at import.
+"""Start-up of every Python process in the project's environment: no work at import that
+the process may never use.
 
 ``ploomber``, ``papermill`` and ``nbformat`` import ``jsonschema``, whose format checker
 imports ``rfc3987_syntax`` when it is installed (``jupyter-events`` asks for it through
@@ -12,6 +13,22 @@ answers, paid only by a schema that uses them. ``python -m nbops.build.offline``
 ``make build``) copies this file into site-packages as ``_nbops_startup.py``, and a
 ``.pth`` file calls it at interpreter start-up, so it imports nothing but the standard
 library (importing :mod:`nbops` costs 0.4 s).
+
+:func:`defer_imports` does the same for the packages that ``import ploomber`` pulls in
+only to bind a name: ``import pandas as pd`` and ``import pyarrow.parquet as pq`` in
+ploomber's I/O helpers, ``import matplotlib.pyplot as plt`` in ploomber-engine's
+profiler, ``import sqlalchemy`` in its SQL client, ``import requests`` and ``from
+pyarrow.fs import HadoopFileSystem`` in papermill's I/O, ``from joblib import dump`` in
+its serializers, ``import ipdb`` and ``from IPython.terminal.debugger import
+TerminalPdb`` (prompt_toolkit) for its debug mode: 1.6 of the 2.2 s of
+``import ploomber``, unused by a build whose notebooks run in kernels of their own. In
+a ``ploomber`` process (and only there: kernels import what they need for real, and
+must, to start warm), each of those modules (:data:`DEFERRED`, exact names) is created
+but runs its code on first use: the first attribute looked up, in whichever thread, runs
+it once, its parent package first, under the import system's lock for the module. A
+name taken with ``from X import name`` (listed beside the module) is a function that
+imports the module when called. Any other submodule imported first runs its package
+first, as Python would. ``NBOPS_DEFER_IMPORTS=off`` turns it off.
 """
 
 from __future__ import annotations
@@ -98,4 +115,236 @@ def defer_iri_grammar() -> bool:
     module.is_valid_syntax = _is_valid_syntax  # type: ignore[attr-defined]
     module.__getattr__ = _getattr  # type: ignore[method-assign]
     sys.modules[PACKAGE] = module
+    return True
+
+
+# -- deferred imports in a ploomber process --------------------------------------------
+
+#: Modules a ``ploomber`` process imports only to bind a name, with the names importers
+#: take from them (``from joblib import dump``). Exact names: a submodule not listed runs
+#: its package first.
+DEFERRED: dict[str, tuple[str, ...]] = {
+    "pandas": (),
+    "pyarrow": (),
+    "pyarrow.fs": ("FileSelector", "HadoopFileSystem"),  # papermill's HDFS handler
+    "pyarrow.parquet": (),
+    "matplotlib": (),
+    "matplotlib.pyplot": (),
+    "sqlalchemy": (),
+    "requests": (),
+    "joblib": ("dump", "load"),
+    # the debuggers ploomber starts when asked to (`ploomber build --debug`)
+    "IPython.terminal.debugger": ("TerminalPdb", "Pdb"),
+    "ipdb": (),
+}
+#: The console scripts whose processes defer them.
+PROGRAMS = ("ploomber",)
+OFF_ENV = "NBOPS_DEFER_IMPORTS"
+
+
+class _Pending:
+    """A deferred module not run yet: its real loader, and whether it is running."""
+
+    def __init__(self, loader: Any, names: tuple[str, ...]) -> None:
+        self.loader, self.names, self.running = loader, names, False
+
+
+_pending: dict[str, _Pending] = {}
+_locks: dict[str, Any] = {}
+
+
+def _module_lock(name: str) -> Any:
+    """The import system's own lock for ``name`` (re-entrant, with deadlock detection),
+    so a thread that imports the module while another runs it waits, as for any import."""
+    import importlib._bootstrap as bootstrap
+
+    manager = getattr(bootstrap, "_ModuleLockManager", None)
+    if manager is not None:
+        return manager(name)
+    import threading  # pragma: no cover  (a Python without it)
+
+    return _locks.setdefault(name, threading.RLock())  # pragma: no cover
+
+
+def _run(module: types.ModuleType) -> bool:
+    """Run a deferred module's code (its parent package's first); False when called
+    from its own code while it runs (the module is then partly initialised, as usual)."""
+    name = module.__dict__.get("__name__", "")
+    if name not in _pending:
+        return True
+    with _module_lock(name):
+        pending = _pending.get(name)
+        if pending is None:
+            return True  # another thread ran it meanwhile
+        if pending.running:
+            return False
+        pending.running = True
+        spec = module.__dict__.get("__spec__")
+        try:
+            parent = sys.modules.get(name.rpartition(".")[0])
+            if isinstance(parent, _DeferredModule):
+                _run(parent)
+            for attr in pending.names:
+                module.__dict__.pop(attr, None)
+            if spec is not None:
+                spec._initializing = True  # others' `import name` wait for the lock
+            pending.loader.exec_module(module)
+        except BaseException:
+            # As a failed import: gone from sys.modules, raised where it is first used.
+            if sys.modules.get(name) is module:
+                del sys.modules[name]
+            raise
+        finally:
+            if spec is not None:
+                spec._initializing = False
+            del _pending[name]
+            if type(module) is _DeferredModule:
+                module.__class__ = types.ModuleType
+    return True
+
+
+class _DeferredModule(types.ModuleType):
+    """A module whose code runs when something it has not defined yet is looked up."""
+
+    def __getattr__(self, attr: str) -> Any:
+        spec = self.__dict__.get("__spec__")
+        if attr == "__path__" and spec is not None and spec.submodule_search_locations is None:
+            # `from module import name` asks whether the module is a package: its spec
+            # says it is not, so the answer needs none of its code.
+            raise AttributeError(f"module {self.__name__!r} has no attribute '__path__'")
+        if not _run(self):
+            name = self.__dict__.get("__name__")
+            raise AttributeError(f"partially initialized module {name!r} has no attribute {attr!r}")
+        return getattr(self, attr)
+
+    def __dir__(self) -> list[str]:
+        _run(self)
+        return list(self.__dict__)
+
+
+def _forwarder(module_name: str, attr: str) -> Any:
+    def forward(*args: Any, **kwargs: Any) -> Any:
+        import importlib
+
+        module = importlib.import_module(module_name)
+        if isinstance(module, _DeferredModule) and not _run(module):
+            raise ImportError(f"{module_name}.{attr} called while {module_name} is imported")
+        return getattr(module, attr)(*args, **kwargs)
+
+    forward.__name__ = forward.__qualname__ = attr
+    forward.__module__ = module_name
+    forward.__doc__ = f"{module_name}.{attr}, imported on first call (nbops.build.startup)."
+    return forward
+
+
+class _DeferredLoader:
+    """Creates the module as the real loader would, and leaves its code for later."""
+
+    def __init__(self, real: Any, names: tuple[str, ...]) -> None:
+        self.real, self.names = real, names
+
+    def create_module(self, spec: Any) -> Any:
+        return None
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        # From here on the module looks imported the usual way.
+        module.__spec__.loader = self.real  # type: ignore[union-attr]
+        module.__loader__ = self.real
+        for attr in self.names:
+            setattr(module, attr, _forwarder(module.__name__, attr))
+        _pending[module.__name__] = _Pending(self.real, self.names)
+        module.__class__ = _DeferredModule
+
+
+class _ParentFirstLoader:
+    """A submodule (not deferred) of a deferred package not run yet: the package runs
+    first, and when that imported the submodule, the import returns that module."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.existing: types.ModuleType | None = None
+        self.spec: Any = None
+
+    def create_module(self, spec: Any) -> Any:
+        parent = sys.modules.get(spec.name.rpartition(".")[0])
+        if isinstance(parent, _DeferredModule):
+            _run(parent)
+        existing = sys.modules.get(spec.name)
+        if existing is not None:
+            self.existing, self.spec = existing, existing.__dict__.get("__spec__")
+            return existing
+        spec.loader = self.real
+        return self.real.create_module(spec)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        if module is self.existing:
+            module.__spec__ = self.spec  # the import system set ours; give its own back
+            return
+        if module.__loader__ is self:
+            module.__loader__ = self.real
+        self.real.exec_module(module)
+
+
+class _DeferringFinder:
+    """Finds the modules of :data:`DEFERRED` (and submodules of one not run yet)."""
+
+    def __init__(self, names: dict[str, tuple[str, ...]]) -> None:
+        self.names = dict(names)
+        self._finding: set[str] = set()
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname in self._finding:
+            return None
+        parent = fullname.rpartition(".")[0]
+        deferred = fullname in self.names
+        waiting = parent in _pending and not _pending[parent].running
+        if not deferred and not waiting:
+            return None
+        spec = self._real_spec(fullname, path, target)
+        if spec is None or spec.loader is None:
+            return None
+        if deferred:
+            import importlib.machinery as machinery
+
+            # Only Python source: an extension module's code runs when it is created.
+            if not isinstance(spec.loader, machinery.SourceFileLoader):
+                return None
+            spec.loader = _DeferredLoader(spec.loader, self.names[fullname])
+        else:
+            spec.loader = _ParentFirstLoader(spec.loader)
+        return spec
+
+    def _real_spec(self, fullname: str, path: Any, target: Any) -> Any:
+        self._finding.add(fullname)
+        try:
+            for finder in sys.meta_path:
+                if finder is self or not hasattr(finder, "find_spec"):
+                    continue
+                spec = finder.find_spec(fullname, path, target)
+                if spec is not None:
+                    return spec
+            return None
+        finally:
+            self._finding.discard(fullname)
+
+
+def defer_imports(
+    names: dict[str, tuple[str, ...]] | None = None, *, programs: tuple[str, ...] | None = PROGRAMS
+) -> bool:
+    """In a process of one of ``programs`` (None: any), defer the modules ``names``
+    (default :data:`DEFERRED`) to their first use; True if installed.
+
+    Nothing happens with ``NBOPS_DEFER_IMPORTS=off``, or when already installed.
+    """
+    import os
+
+    if os.environ.get(OFF_ENV, "").strip().lower() in {"off", "0", "false", "no"}:
+        return False
+    if programs is not None:
+        argv = getattr(sys, "argv", None) or [""]
+        if os.path.basename(argv[0]) not in programs:
+            return False
+    if any(isinstance(f, _DeferringFinder) for f in sys.meta_path):
+        return False
+    sys.meta_path.insert(0, _DeferringFinder(DEFERRED if names is None else names))
     return True

@@ -13,7 +13,9 @@ fails on an up-to-date task, so a rerun or a retry of the DAG would fail), and r
 build-level hooks, so every scheduler task leaves a complete run record of its own: that
 task executed, its upstream tasks skipped with a pointer to the run that produced their
 products. A final ``nbops-record`` task runs a plain ``ploomber build``: everything is up
-to date by then, so it executes nothing and records the whole pipeline as one run (data
+to date by then, so it executes nothing and (``NBOPS_RECORD_UP_TO_DATE=1``, set for
+every step; a build with nothing to do is otherwise not recorded) records the whole
+pipeline as one run (data
 hash, parameters, metrics, each task pointing at the run that produced it), the run a
 reviewer looks for; anything left out of date would be built there.
 
@@ -279,6 +281,8 @@ def render_airflow(pipeline: Pipeline, options: ExportOptions | None = None) -> 
         "ENV = {",
         '    "PLOOMBER_STATS_ENABLED": "false",',
         '    "PLOOMBER_VERSION_CHECK_DISABLED": "true",',
+        "    # every step leaves a run record, also one that finds its task up to date",
+        '    "NBOPS_RECORD_UP_TO_DATE": "1",',
         "    # the run record's trigger: schedule for scheduled runs and backfills, else manual",
         "    \"NBOPS_TRIGGER\": \"{{ 'schedule' if dag_run.run_type in ('scheduled', 'backfill') "
         "else 'manual' }}\",",
@@ -537,6 +541,7 @@ def render_argo(
                     "env": [
                         {"name": "PLOOMBER_STATS_ENABLED", "value": "false"},
                         {"name": "PLOOMBER_VERSION_CHECK_DISABLED", "value": "true"},
+                        {"name": "NBOPS_RECORD_UP_TO_DATE", "value": "1"},
                         {
                             "name": "NBOPS_TRIGGER",
                             "value": "schedule" if options.schedule else "manual",

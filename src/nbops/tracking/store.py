@@ -51,10 +51,17 @@ def enabled() -> bool:
     return os.environ.get("NBOPS_TRACKING", "on").strip().lower() not in {"off", "0", "false", "no"}
 
 
-def warm_up() -> None:
-    """Import MLflow's client ahead of need (about 2 s), e.g. on a thread while notebooks run."""
+def warm_up(root: Path | None = None) -> None:
+    """Import MLflow's client ahead of need (about 2 s), e.g. on a thread while notebooks
+    run; with ``root``, also open the project's SQLite store (its SQL layer imported, the
+    schema created or checked: about 2 s more). MLflow keeps a store per URI for the
+    process, so the build's publishing at the end reuses it. A store that cannot be
+    opened is left to the publishing, which says why and spools."""
     with contextlib.suppress(Exception):
         import mlflow.tracking  # noqa: F401
+
+        if root is not None and _sqlite_path(tracking_uri(root)) is not None:
+            Store(root)
 
 
 def tracking_uri(root: Path) -> str:
