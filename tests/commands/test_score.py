@@ -10,7 +10,6 @@ import csv
 import html
 import os
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +24,8 @@ from nbops.commands import score as score_module
 from nbops.commands.score import score_file
 from nbops.serving.model import ServedModel, load_served_model
 from nbops.serving.validation import validate
-from tests.conftest import BIN, Project, _copy_project, build_env, free_port, stop_process
+from tests.conftest import Project, _copy_project, free_port
+from tests.dask_cluster import start_cluster
 
 
 @pytest.fixture(scope="module")
@@ -396,36 +396,8 @@ def test_no_champion_names_the_fix(project, tmp_path, monkeypatch, rows):
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, project: Project) -> Iterator[str]:
-    from distributed import Client
-
-    logs = tmp_path_factory.mktemp("dask")
-    address = f"tcp://127.0.0.1:{free_port()}"
-    common = ["--no-dashboard", "--host", "127.0.0.1"]
-    processes = [
-        subprocess.Popen(
-            [str(BIN / "dask"), "scheduler", "--port", address.rsplit(":", 1)[1], *common],
-            stdout=(logs / "scheduler.log").open("wb"),
-            stderr=subprocess.STDOUT,
-            env=build_env(),
-        )
-    ]
-    try:
-        with Client(address, timeout="60s", set_as_default=False) as client:
-            processes += [
-                subprocess.Popen(
-                    [str(BIN / "dask"), "worker", address, "--nthreads", "1", *common],
-                    stdout=(logs / f"worker{i}.log").open("wb"),
-                    stderr=subprocess.STDOUT,
-                    env=build_env(),
-                    cwd=project.root,
-                )
-                for i in range(2)
-            ]
-            client.wait_for_workers(2, timeout=120)
+    with start_cluster(tmp_path_factory.mktemp("dask"), cwd=project.root) as address:
         yield address
-    finally:
-        for process in reversed(processes):
-            stop_process(process)
 
 
 def test_a_cluster_run_writes_what_a_local_run_writes(in_project, rows, tmp_path, cluster):
@@ -459,9 +431,9 @@ def test_a_cluster_run_writes_what_a_local_run_writes(in_project, rows, tmp_path
 
 
 def test_an_unreachable_scheduler_is_one_paragraph(in_project, rows, tmp_path, monkeypatch):
-    from nbops.commands import score
+    from nbops import cluster
 
-    monkeypatch.setattr(score, "CONNECT_SECONDS", 2)
+    monkeypatch.setattr(cluster, "CONNECT_SECONDS", 2)
     source = tmp_path / "in.parquet"
     rows.head(5).to_parquet(source)
     out = tmp_path / "out.parquet"

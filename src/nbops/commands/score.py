@@ -471,10 +471,8 @@ def _output(model: ServedModel, plan: _Plan, ids: pa.Table, batch: Any) -> pa.Ta
 
 # -- on a dask.distributed cluster ---------------------------------------------------
 
-#: Seconds to reach the scheduler, then to wait for its first worker.
-CONNECT_SECONDS = 10
-WORKER_SECONDS = 30
-_MODELS: dict[tuple[str, str, str], ServedModel] = {}
+_HERE = "score on this machine"
+_NEEDS = "the project, the input and the output's folder"
 
 
 def _on_cluster(
@@ -488,14 +486,10 @@ def _on_cluster(
     folder: Path,
 ) -> Iterator[Piece]:
     """The job over the file's row groups on a Dask cluster, the parts joined in order."""
-    if source.suffix.lower() not in _PARQUET:
-        from nbops.errors import ConfigError
+    from nbops.cluster import connect, parquet_parts, part_result, require_parquet
 
-        raise ConfigError(
-            f"--scheduler splits a Parquet file by its row groups, and '{source}' is text. "
-            "Convert it to Parquet first, or leave out --scheduler to score it on this machine."
-        )
-    client = _connect(address)
+    require_parquet(source, here=_HERE)
+    client = connect(address, here=_HERE)
     futures: list[Any] = []
     # Each part sends back only the rows whose random key may be among the file's
     # smallest SAMPLE_ROWS (a fifth more than its share, in expectation): the merged
@@ -523,66 +517,16 @@ def _on_cluster(
                 i + 1,
                 pure=False,
             )
-            for i, (groups, offset) in enumerate(_partitions(source, chunk_rows))
+            for i, (groups, offset) in enumerate(parquet_parts(source, chunk_rows))
         ]
         for future in futures:
-            part = _part_result(future, address)
+            part = part_result(future, address, needs=_NEEDS)
             sample.merge(*part["sample"])
             yield _read_part(Path(part["output"])), part["rejected"], part["rows"]
     finally:
         if futures:
             client.cancel(futures)
         client.close()
-
-
-def _connect(address: str) -> Any:
-    from nbops.errors import ConfigError
-
-    try:
-        from distributed import Client
-    except ImportError as exc:  # pragma: no cover - a dependency of nbops
-        raise ConfigError(
-            "--scheduler needs dask.distributed: pip install 'dask[distributed]'."
-        ) from exc
-    try:
-        client = Client(address, timeout=f"{CONNECT_SECONDS}s", set_as_default=False)
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise ConfigError(
-            f"Cannot reach the Dask scheduler at {address} ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else 'no answer'}). Check the address "
-            "(tcp://HOST:PORT, port 8786 by default) and that `dask scheduler` runs there "
-            "with workers (`dask worker tcp://HOST:PORT`), or leave out --scheduler to score "
-            "on this machine."
-        ) from exc
-    try:
-        client.wait_for_workers(1, timeout=WORKER_SECONDS)
-    except (OSError, TimeoutError) as exc:
-        client.close()
-        raise ConfigError(
-            f"The Dask scheduler at {address} has no worker after {WORKER_SECONDS} s: start "
-            f"some with `dask worker {address}` (with nbops installed), or leave out "
-            "--scheduler to score on this machine."
-        ) from exc
-    return client
-
-
-def _partitions(source: Path, chunk_rows: int) -> list[tuple[list[int], int]]:
-    """Consecutive row groups of at least ``chunk_rows`` rows each, with the rows before."""
-    import pyarrow.parquet as pq
-
-    metadata = pq.ParquetFile(source).metadata
-    parts: list[tuple[list[int], int]] = []
-    groups: list[int] = []
-    offset = size = 0
-    for i in range(metadata.num_row_groups):
-        groups.append(i)
-        size += metadata.row_group(i).num_rows
-        if size >= chunk_rows:
-            parts.append((groups, offset))
-            offset, groups, size = offset + size, [], 0
-    if groups:
-        parts.append((groups, offset))
-    return parts
 
 
 def _score_part(
@@ -601,10 +545,12 @@ def _score_part(
 ) -> dict[str, Any]:
     """On a worker: score some row groups into ``output``; return the counts, the
     rejected rows and the part's drift sample."""
-    key = (root, name, version)
-    if key not in _MODELS:  # once per worker process, hash checked like the service's
-        _MODELS[key] = load_served_model(Path(root), name, version)
-    model = _MODELS[key]
+    from nbops.cluster import on_worker
+
+    # once per worker process, hash checked like the service's
+    model = on_worker(
+        ("score", root, name, version), lambda: load_served_model(Path(root), name, version)
+    )
     sample = _Sample(sample_rows, seed=seed, share=share)
     rows, rejected = 0, []
     with _Writer(Path(output), csv=False) as out:
@@ -621,21 +567,6 @@ def _score_part(
         "rejected": pd.concat(rejected, ignore_index=True) if rejected else None,
         "sample": (sample.keys, sample.frame, sample.served),
     }
-
-
-def _part_result(future: Any, address: str) -> dict[str, Any]:
-    from nbops.errors import NbopsError
-
-    try:
-        return future.result()
-    except NbopsError:
-        raise  # a worker's own one-paragraph error (no model, unreadable file, ...)
-    except Exception as exc:
-        raise NbopsError(
-            f"A Dask worker of {address} failed on part of the file ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}). Workers need nbops installed and "
-            "the project, the input and the output's folder at the same paths as here."
-        ) from exc
 
 
 def _read_part(path: Path) -> Iterator[pa.Table]:
