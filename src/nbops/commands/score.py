@@ -157,6 +157,48 @@ def score_file(
     started = time.time()
     source, target = Path(input).expanduser(), Path(output).expanduser()
     _check_paths(source, target)
+    # The report's kernel starts now, with the notebook's imports, on the other core
+    # while this one loads the model and scores; the report then runs in it at once.
+    warm = _WarmReport(root, target) if report else None
+    try:
+        return _score_file(
+            root,
+            source,
+            target,
+            started=started,
+            model_name=model_name,
+            alias=alias,
+            chunk_rows=chunk_rows,
+            max_bad_rows=max_bad_rows,
+            rejects=rejects,
+            record=record,
+            command=command,
+            progress=progress,
+            scheduler=scheduler,
+            warm=warm,
+        )
+    finally:
+        if warm is not None:
+            warm.close()
+
+
+def _score_file(
+    root: Path,
+    source: Path,
+    target: Path,
+    *,
+    started: float,
+    model_name: str,
+    alias: str,
+    chunk_rows: int | None,
+    max_bad_rows: int | None,
+    rejects: str | Path | None,
+    record: bool,
+    command: list[str] | None,
+    progress: Callable[[int, int], None] | None,
+    scheduler: str | None,
+    warm: _WarmReport | None,
+) -> ScoreResult:
     rejects_path = (
         Path(rejects) if rejects else target.with_name(f"{target.stem}.rejects.csv")
     ).expanduser()
@@ -168,7 +210,7 @@ def score_file(
     tmp_rejects = rejects_path.with_name(f".{rejects_path.name}.{token}.tmp")
     rows = rejected = 0
     counts: dict[str, float] = {}
-    sample = _Sample(SAMPLE_ROWS)
+    sample = _Sample(SAMPLE_ROWS, share=_sample_share(source))
     parts = target.with_name(f".{target.name}.{token}.parts")
     pieces = (
         _on_cluster(scheduler, root, model, plan, source, chunk_rows or CHUNK_ROWS, sample, parts)
@@ -239,12 +281,12 @@ def score_file(
         predictions=_distribution(counts, rows - rejected, model.task),
         scheduler=scheduler,
     )
-    report = _drift(root, model, sample)
-    if report is not None:
-        result.drift = report.to_dict()
+    drift = _drift(root, model, sample)
+    if drift is not None:
+        result.drift = drift.to_dict()
     result.seconds = time.time() - started
-    if report:
-        _report(root, result)
+    if warm is not None:
+        _report(root, result, warm)
     if record:
         result.run = _record(root, result, started=started, command=command)
     return result
@@ -321,6 +363,8 @@ class _Sample:
         self.keys = np.empty(0)
         self.frame: pd.DataFrame | None = None
         self.served: np.ndarray = np.empty(0)
+        #: rows typed into a frame so far (what drawing the sample costs)
+        self.typed = 0
 
     def add(self, batch: Any, table: pa.Table, model: ServedModel) -> None:
         keys = self.rng.random(batch.n_rows)
@@ -330,6 +374,7 @@ class _Sample:
             chosen = np.flatnonzero(keys < self.share)
         if not len(chosen):
             return
+        self.typed += len(chosen)
         mask = np.zeros(batch.n_rows, dtype=bool)
         mask[chosen] = True
         part = type(batch)(
@@ -358,6 +403,20 @@ class _Sample:
             keep = np.sort(np.argpartition(keys, self.size - 1)[: self.size])
             frame, keys, served = frame.iloc[keep].reset_index(drop=True), keys[keep], served[keep]
         self.frame, self.keys, self.served = frame, keys, served
+
+
+def _sample_share(source: Path) -> float:
+    """The share of rows that may enter the drift sample: only rows whose random key may
+    be among the file's smallest :data:`SAMPLE_ROWS` (a fifth more than that, in
+    expectation) are typed and kept, so a large file's chunks each add a few rows, not
+    all theirs. The sample is the same: fewer than SAMPLE_ROWS keys below the share is
+    some 50 standard deviations away. Unknown row count (CSV): every row may enter."""
+    if source.suffix.lower() not in _PARQUET:
+        return 1.0
+    import pyarrow.parquet as pq
+
+    total = pq.ParquetFile(source).metadata.num_rows
+    return min(1.0, 1.2 * SAMPLE_ROWS / max(total, 1))
 
 
 def _served(table: pa.Table, model: ServedModel) -> np.ndarray:
@@ -491,13 +550,7 @@ def _on_cluster(
     require_parquet(source, here=_HERE)
     client = connect(address, here=_HERE)
     futures: list[Any] = []
-    # Each part sends back only the rows whose random key may be among the file's
-    # smallest SAMPLE_ROWS (a fifth more than its share, in expectation): the merged
-    # sample is still uniform, and the parts' samples stay small on the wire.
-    import pyarrow.parquet as pq
-
-    total = pq.ParquetFile(source).metadata.num_rows
-    share = min(1.0, 1.2 * SAMPLE_ROWS / max(total, 1))
+    share = _sample_share(source)  # the parts' samples stay small on the wire
     try:
         folder.mkdir(parents=True, exist_ok=True)
         futures = [
@@ -817,7 +870,43 @@ class _Rejects:
 REPORT_NOTEBOOK = "notebooks/score/report.ipynb"
 
 
-def _report(root: Path, result: ScoreResult) -> None:
+class _WarmReport:
+    """The report notebook's kernel, started before the job scores (with the modules the
+    notebook imports already imported), and where the executed notebook will be written
+    (the kernel is kept for that path). No notebook, or a kernel that does not start:
+    no kernel, and papermill starts one when the report runs."""
+
+    def __init__(self, root: Path, target: Path) -> None:
+        import json
+
+        self.pool: Any = None
+        self.token = uuid.uuid4().hex[:8]
+        # absolute: the kernel is looked up by this path from the project's folder
+        executed = target.resolve().with_name(f"{target.stem}.report.ipynb")
+        self.tmp_nb = executed.with_name(f".{executed.name}.{self.token}.tmp.ipynb")
+        notebook = root / REPORT_NOTEBOOK
+        if not notebook.is_file():
+            return
+        try:
+            from nbops.build.kernels import KernelPool, imported_modules
+
+            cells = json.loads(notebook.read_text())
+            kernel = (cells.get("metadata", {}).get("kernelspec") or {}).get("name", "python3")
+            pool = KernelPool([(str(self.tmp_nb), kernel, imported_modules(cells))])
+            with contextlib.chdir(root):  # papermill runs the notebook from there
+                pool.start()
+        except Exception:  # noqa: BLE001  (a head start only: papermill starts a kernel)
+            return
+        self.pool = pool
+
+    def close(self) -> None:
+        """Shut down the kernel if the report did not use it (a failed job)."""
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
+
+
+def _report(root: Path, result: ScoreResult, warm: _WarmReport) -> None:
     """Run the project's report notebook on the job's summary; set ``result.report`` (the
     HTML) or ``result.report_note`` (why there is none). Scoring has succeeded by now:
     a report that fails leaves the output and the run as they are, and says where the
@@ -840,25 +929,27 @@ def _report(root: Path, result: ScoreResult) -> None:
         return
     import papermill
 
-    from nbops.build.kernels import ipc_by_default
+    from nbops.build.kernels import ipc_by_default, warm_engine
     from nbops.reports.exporter import render_html
 
-    token = uuid.uuid4().hex[:8]
-    tmp_nb = executed.with_name(f".{executed.name}.{token}.tmp.ipynb")
-    tmp_html = html.with_name(f".{html.name}.{token}.tmp")
+    tmp_nb = warm.tmp_nb
+    tmp_html = html.with_name(f".{html.name}.{warm.token}.tmp")
     ipc_by_default()  # kernels over IPC: no TCP port races with other jobs
+    engine = warm_engine(warm.pool) if warm.pool is not None else contextlib.nullcontext()
     with tempfile.TemporaryDirectory(prefix="nbops-score-report-") as folder:
         summary = Path(folder) / "score.json"
         summary.write_text(json.dumps(result.to_dict(), indent=2, default=str))
         try:
-            papermill.execute_notebook(
-                str(notebook),
-                str(tmp_nb),
-                parameters={"summary": str(summary)},
-                cwd=str(root),
-                progress_bar=False,
-                log_output=False,
-            )
+            with engine:
+                papermill.execute_notebook(
+                    str(notebook),
+                    str(tmp_nb),
+                    parameters={"summary": str(summary)},
+                    cwd=str(root),
+                    progress_bar=False,
+                    log_output=False,
+                )
+            warm.pool = None  # used (and shut down) by the report
             render_html(tmp_nb, tmp_html)
         except Exception as exc:  # noqa: BLE001  (the scores are written: a report never undoes them)
             tmp_html.unlink(missing_ok=True)

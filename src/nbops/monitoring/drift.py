@@ -458,7 +458,9 @@ class WindowCounts:
     def merge(self, other: WindowCounts) -> WindowCounts:
         """The counts of this window followed by ``other`` (counted against the same profile)."""
         columns = {
-            name: None if mine is None or other.columns.get(name) is None else mine.merge(other.columns[name])  # type: ignore[arg-type]
+            name: None
+            if mine is None or other.columns.get(name) is None
+            else mine.merge(other.columns[name])  # type: ignore[arg-type]
             for name, mine in self.columns.items()
         }
         prediction = None
