@@ -111,12 +111,17 @@ def read_table(
     return LoadedTable(frame=frame, source=str(path), conversions=conversions)
 
 
-def check_file(path: str | Path, *, fix: str) -> Path:
+def check_file(
+    path: str | Path,
+    *,
+    fix: str,
+    empty: str = "Export the data again, or point data.source at another file.",
+) -> Path:
     """``path`` if it is a file nbops reads (CSV/TSV or Parquet, not empty).
 
     Raises:
-        DataSourceError: it is missing, a folder, of an unknown kind or empty (the
-            message ends with ``fix``).
+        DataSourceError: it is missing, a folder or of an unknown kind (the message ends
+            with ``fix``), or empty (with ``empty``).
     """
     path = Path(path).expanduser()
     if not path.exists():
@@ -132,7 +137,7 @@ def check_file(path: str | Path, *, fix: str) -> Path:
             f"Supported: {', '.join(sorted([*CSV_SEPARATORS, *PARQUET_SUFFIXES]))}. {fix}"
         )
     if path.stat().st_size == 0:
-        raise DataSourceError(f"Data file '{path}' is empty (0 bytes). {fix}")
+        raise DataSourceError(f"Data file '{path}' is empty (0 bytes). {empty}")
     return path
 
 

@@ -258,7 +258,11 @@ def batch_window(
         raise ConfigError(
             f"Batch file {path} does not exist: pass a CSV or Parquet file with --data."
         )
-    source = check_file(path, fix="Pass a CSV or Parquet file of new data with --data.")
+    source = check_file(
+        path,
+        fix="Pass a CSV or Parquet file of new data with --data.",
+        empty="Export the data again, or pass another file with --data.",
+    )
     rows = int(part_rows or PART_ROWS)  # an env.yaml override may come as text
     now = time.time()
     job = {
