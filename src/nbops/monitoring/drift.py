@@ -428,13 +428,14 @@ class ColumnCounts:
     above: float = 0.0  # numeric: sum of (value − reference maximum) above the range
 
     def merge(self, other: ColumnCounts) -> ColumnCounts:
-        counts = self.counts if not other.counts else other.counts
         if self.counts and other.counts:
             counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
+        else:  # no reference values to count against: both are empty
+            counts = list(self.counts or other.counts)
         return ColumnCounts(
             self.rows + other.rows,
             self.present + other.present,
-            list(counts),
+            counts,
             self.below + other.below,
             self.above + other.above,
         )
@@ -457,12 +458,11 @@ class WindowCounts:
 
     def merge(self, other: WindowCounts) -> WindowCounts:
         """The counts of this window followed by ``other`` (counted against the same profile)."""
-        columns = {
-            name: None
-            if mine is None or other.columns.get(name) is None
-            else mine.merge(other.columns[name])  # type: ignore[arg-type]
-            for name, mine in self.columns.items()
-        }
+        columns: dict[str, ColumnCounts | None] = {}
+        for name, mine in self.columns.items():
+            theirs = other.columns.get(name)
+            # missing from either part: missing from the window (never half counted)
+            columns[name] = None if mine is None or theirs is None else mine.merge(theirs)
         prediction = None
         if self.prediction is not None and other.prediction is not None:
             prediction = self.prediction.merge(other.prediction)
