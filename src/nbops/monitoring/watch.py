@@ -491,7 +491,7 @@ def run_monitoring(
     overrides: dict[str, Any] = {"window": window, "since": since, "alias": alias}
     if data:
         overrides["data"] = str(Path(data).resolve())
-    if scheduler or chunk_rows:
+    if scheduler or chunk_rows is not None:
         _check_batch_options(root, spec, data, scheduler, chunk_rows)
         overrides |= {"scheduler": scheduler, "chunk_rows": chunk_rows}
     args = [str(Path(sys.executable).parent / "ploomber"), "build", "-e", MONITOR_SPEC, "--force"]
