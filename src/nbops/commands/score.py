@@ -46,7 +46,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -55,8 +55,10 @@ import pyarrow as pa
 from nbops.data.sources import CSV_SEPARATORS, PARQUET_SUFFIXES
 from nbops.errors import DataError, DataSourceError, ReleaseError
 from nbops.serving.labels import label_names
-from nbops.serving.model import ServedModel, load_served_model
 from nbops.serving.validation import validate_frame
+
+if TYPE_CHECKING:  # imported where the model is loaded: it brings in scikit-learn
+    from nbops.serving.model import ServedModel
 
 __all__ = ["ScoreResult", "score_file"]
 
@@ -599,6 +601,7 @@ def _score_part(
     """On a worker: score some row groups into ``output``; return the counts, the
     rejected rows and the part's drift sample."""
     from nbops.cluster import on_worker
+    from nbops.serving.model import load_served_model
 
     # once per worker process, hash checked like the service's
     model = on_worker(
@@ -970,6 +973,7 @@ def _report(root: Path, result: ScoreResult, warm: _WarmReport) -> None:
 
 
 def _load(root: Path, name: str, alias: str) -> ServedModel:
+    from nbops.serving.model import load_served_model
     from nbops.tracking.registry import Registry
 
     registry = Registry(root)
