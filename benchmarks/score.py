@@ -12,8 +12,10 @@ resident memory (the kernel's ``ru_maxrss`` of that process) is its own:
   its schema enforcement accepts: it refuses a batch whose boolean column has missing
   values (the model itself handles them), so those rows are left out and counted.
 
-Prints rows/s and peak RSS per contender (also the command's own time, after Python
-has started), the ratios, and whether the probabilities of ``nbops score`` are identical
+Prints rows/s, CPU seconds (user + system, of the process and the processes it waited
+for, e.g. the report's kernel; compute only for the two contenders) and peak RSS per
+contender (also the command's own time, after Python has started), the load average
+when each ran, the ratios, and whether the probabilities of ``nbops score`` are identical
 to the pipeline's (and its labels to pyfunc's). With ``--repeat N`` the contenders run
 in turn N times and each keeps its best run: on a shared machine the load moves.
 
@@ -38,8 +40,8 @@ BIN = Path(sys.executable).parent
 MB = 1024 * 1024
 
 
-def measured(command: list[str], *, cwd: Path) -> tuple[float, int, str]:
-    """(wall seconds, peak RSS bytes, stdout) of one process."""
+def measured(command: list[str], *, cwd: Path) -> tuple[float, int, str, float]:
+    """(wall seconds, peak RSS bytes, stdout, CPU seconds) of one process."""
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, text=True)
     output = process.stdout.read() if process.stdout else ""
@@ -48,7 +50,7 @@ def measured(command: list[str], *, cwd: Path) -> tuple[float, int, str]:
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed ({process.returncode}):\n{output[-3000:]}")
-    return seconds, usage.ru_maxrss * 1024, output
+    return seconds, usage.ru_maxrss * 1024, output, usage.ru_utime + usage.ru_stime
 
 
 def worker(kind: str, project: Path, source: Path, chunk_rows: int, out: Path) -> None:
@@ -65,14 +67,14 @@ def worker(kind: str, project: Path, source: Path, chunk_rows: int, out: Path) -
         from nbops.tracking.registry import Registry
 
         _, estimator = Registry(project).load(name, "champion")
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         parts = [
             estimator.predict_proba(frame.iloc[i : i + chunk_rows])[:, 1]
             for i in range(0, len(frame), chunk_rows)
         ]
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         np.save(out, np.concatenate(parts))
-        print(json.dumps({"seconds": seconds, "rows": len(frame)}))
+        print(json.dumps({"seconds": seconds, "cpu": cpu, "rows": len(frame)}))
         return
     import mlflow.pyfunc
 
@@ -89,15 +91,15 @@ def worker(kind: str, project: Path, source: Path, chunk_rows: int, out: Path) -
     booleans = [c for c in frame if str(frame[c].dtype) == "boolean"]
     accepted = ~frame[booleans].isna().any(axis=1).to_numpy()
     rows = frame[accepted]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     parts = [
         np.asarray(model.predict(rows.iloc[i : i + chunk_rows]))
         for i in range(0, len(rows), chunk_rows)
     ]
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     np.save(out, np.concatenate(parts))
     np.save(out.with_name("pyfunc-rows.npy"), np.flatnonzero(accepted))
-    print(json.dumps({"seconds": seconds, "rows": len(rows), "refusal": refusal}))
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "rows": len(rows), "refusal": refusal}))
 
 
 def main() -> None:
@@ -142,18 +144,16 @@ def main() -> None:
 
     # In turn, N times: on a shared machine the load moves; each keeps its best run.
     for _ in range(args.repeat):
-        print("nbops score (whole command) ...", flush=True)
-        seconds, rss, output = measured(
+        load = os.getloadavg()[0]
+        print(f"nbops score (whole command) ... (load average {load:.1f})", flush=True)
+        seconds, rss, output, cpu = measured(
             [*env_cmd, "--chunk-rows", str(args.chunk_rows)], cwd=project
         )
         timed = re.search(r" in ([\d.]+) s \(", output)  # the command's own figure
         job = float(timed.group(1)) if timed else seconds
-        keep_best(
-            "nbops score (whole command)", {"seconds": seconds, "rss": rss, "rows": args.rows}
-        )
-        keep_best(
-            "nbops score (job, after Python start)", {"seconds": job, "rss": rss, "rows": args.rows}
-        )
+        figures = {"rss": rss, "rows": args.rows, "cpu": cpu, "load": load}
+        keep_best("nbops score (whole command)", {"seconds": seconds, **figures})
+        keep_best("nbops score (job, after Python start)", {"seconds": job, **figures})
         run_contenders(contenders, here, project, source, args, work, results, extra, keep_best)
 
     print_results(args, results, extra, work)
@@ -161,8 +161,9 @@ def main() -> None:
 
 def run_contenders(contenders, here, project, source, args, work, results, extra, keep_best):
     for kind, label in contenders:
-        print(f"{label} ...", flush=True)
-        _, rss, output = measured(
+        load = os.getloadavg()[0]
+        print(f"{label} ... (load average {load:.1f})", flush=True)
+        _, rss, output, _ = measured(
             [
                 sys.executable,
                 here,
@@ -181,7 +182,16 @@ def run_contenders(contenders, here, project, source, args, work, results, extra
         )
         report = json.loads(output.strip().splitlines()[-1])
         extra[kind] = report
-        keep_best(label, {"seconds": report["seconds"], "rss": rss, "rows": report["rows"]})
+        keep_best(
+            label,
+            {
+                "seconds": report["seconds"],
+                "rss": rss,
+                "rows": report["rows"],
+                "cpu": report["cpu"],
+                "load": load,
+            },
+        )
 
 
 def print_results(args, results, extra, work) -> None:
@@ -189,16 +199,22 @@ def print_results(args, results, extra, work) -> None:
     import pandas as pd
 
     print(f"\n{args.rows:,} rows, chunks of {args.chunk_rows:,}, project {args.project}")
-    print(f"  {'CONTENDER':42} {'ROWS':>10} {'SECONDS':>8} {'ROWS/S':>10} {'PEAK RSS':>9}")
+    print(
+        f"  {'CONTENDER':42} {'ROWS':>10} {'SECONDS':>8} {'CPU S':>7} {'ROWS/S':>10} "
+        f"{'PEAK RSS':>9} {'LOAD':>5}"
+    )
     for label, r in results.items():
         print(
-            f"  {label:42} {int(r['rows']):>10,} {r['seconds']:>8.2f} "
-            f"{r['rows'] / r['seconds']:>10,.0f} {r['rss'] / MB:>7,.0f} MB"
+            f"  {label:42} {int(r['rows']):>10,} {r['seconds']:>8.2f} {r['cpu']:>7.2f} "
+            f"{r['rows'] / r['seconds']:>10,.0f} {r['rss'] / MB:>7,.0f} MB {r['load']:>5.1f}"
         )
     ours = results["nbops score (whole command)"]
     rate = ours["rows"] / ours["seconds"]
     for label, r in list(results.items())[2:]:
-        print(f"  nbops score vs {label}: {rate / (r['rows'] / r['seconds']):.2f}x rows/s")
+        print(
+            f"  nbops score vs {label}: {rate / (r['rows'] / r['seconds']):.2f}x rows/s, "
+            f"{(r['cpu'] / r['rows']) / (ours['cpu'] / ours['rows']):.2f}x CPU per row"
+        )
 
     scores = pd.read_parquet(work / "scores.parquet", columns=["prediction", "proba_True"])
     expected = np.load(work / "sklearn.npy")

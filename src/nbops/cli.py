@@ -610,6 +610,19 @@ def score(
     is_flag=True,
     help="On a breach, run a training build tagged trigger=drift; the gate judges it.",
 )
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="ADDRESS",
+    help="Score and count a Parquet --data file on this dask.distributed scheduler "
+    "(tcp://HOST:PORT), a part per task; the same figures as on this machine.",
+)
+@click.option(
+    "--chunk-rows",
+    type=int,
+    default=None,
+    help="Rows per part of the --data file (default 262,144; Parquet row groups are joined up to it).",
+)
 def monitor(
     window: str | None,
     since: str | None,
@@ -617,6 +630,8 @@ def monitor(
     alias: str | None,
     model: str | None,
     retrain: bool,
+    scheduler: str | None,
+    chunk_rows: int | None,
 ) -> None:
     """Compare recent traffic (or a batch file) with the serving model's training data.
 
@@ -629,6 +644,7 @@ def monitor(
     Examples:
       nbops monitor --window 24h
       nbops monitor --data new_customers.parquet
+      nbops monitor --data big.parquet --scheduler tcp://dask:8786
       nbops monitor --window 7d --retrain      # in a daily scheduled job
     """
     from nbops.monitoring.watch import retrain as retrain_model
@@ -637,7 +653,14 @@ def monitor(
     root = _project_root()
     try:
         run = run_monitoring(
-            root, window=window, since=since, data=data, alias=alias, model_name=_model_name(model)
+            root,
+            window=window,
+            since=since,
+            data=data,
+            alias=alias,
+            model_name=_model_name(model),
+            scheduler=scheduler,
+            chunk_rows=chunk_rows,
         )
     except NbopsError as exc:  # exit 1 means "threshold crossed": a failure is 2
         click.secho(f"Error: {exc}", fg="red", err=True)

@@ -10,7 +10,6 @@ import csv
 import html
 import os
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +24,8 @@ from nbops.commands import score as score_module
 from nbops.commands.score import score_file
 from nbops.serving.model import ServedModel, load_served_model
 from nbops.serving.validation import validate
-from tests.conftest import BIN, Project, _copy_project, build_env, free_port, stop_process
+from tests.conftest import Project, _copy_project, free_port
+from tests.dask_cluster import start_cluster
 
 
 @pytest.fixture(scope="module")
@@ -163,6 +163,36 @@ def test_a_drifted_batch_is_reported_against_the_training_profile(
     assert loud.drift["n_current"] == 1_000 and loud.scored == 3_000
 
 
+def test_a_large_files_drift_sample_is_drawn_from_few_rows_with_the_same_result(
+    in_project, tmp_path, monkeypatch
+):
+    """Only rows whose random key can make the sample are typed (speed), and the sample,
+    hence the drift report, is the one every row competing for it gives."""
+    from nbops.commands import score
+    from nbops.data.datasets import write_churn
+
+    monkeypatch.setattr(score, "SAMPLE_ROWS", 200)
+    source = tmp_path / "batch.parquet"
+    write_churn(source, 3_000, seed=4, drift=0.5)
+    typed: list[int] = []
+    add = score._Sample.add
+
+    def counting(self, batch, table, model):
+        add(self, batch, table, model)
+        typed.append(self.typed)
+
+    monkeypatch.setattr(score._Sample, "add", counting)
+    share = score._sample_share(source)
+    kw = {"model_name": "churn", "record": False, "chunk_rows": 500}
+    drawn = score_file(in_project.root, source, tmp_path / "a.parquet", **kw)
+    monkeypatch.setattr(score, "_sample_share", lambda source: 1.0)
+    everyone = score_file(in_project.root, source, tmp_path / "b.parquet", **kw)
+
+    assert share == pytest.approx(0.08)
+    assert drawn.drift == everyone.drift and drawn.drift["n_current"] == 200
+    assert typed[5] < 400 and typed[-1] > 700  # 8% of 3,000 rows typed, not a third or more
+
+
 def _as_text(rows: pd.DataFrame) -> pd.DataFrame:
     """The rows as a messy export writes them: yes/no, numbers as text with blanks and
     N/A, dates as dd/mm/yyyy, padded categories."""
@@ -269,6 +299,24 @@ def test_every_job_leaves_a_report_stored_with_its_run(reported, rows, tmp_path)
     task = store.children(store.resolve(run_id).info.run_id)[0]
     stored = {a.path for a in store.client.list_artifacts(task.info.run_id)}
     assert {"report.html", "report.ipynb", "rejects.csv", "drift.json"} <= stored
+
+
+def test_a_model_without_a_reference_profile_still_gets_its_report(
+    reported, rows, tmp_path, monkeypatch
+):
+    # a version registered before nbops computed profiles: no drift to measure
+    monkeypatch.setattr(score_module, "_drift", lambda root, model, sample: None)
+    source = tmp_path / "batch.parquet"
+    rows.head(30).to_parquet(source)
+
+    result = score_file(
+        reported.root, source, tmp_path / "out.parquet", model_name="churn", record=False
+    )
+
+    assert result.drift == {} and result.report == str(tmp_path / "out.report.html")
+    page = (tmp_path / "out.report.html").read_text()
+    assert "Not measured: the model has no reference profile" in page
+    assert "<strong>30 of 30 rows scored</strong>" in page
 
 
 def test_a_project_without_the_report_notebook_still_scores_with_a_note(in_project, rows, tmp_path):
@@ -396,36 +444,8 @@ def test_no_champion_names_the_fix(project, tmp_path, monkeypatch, rows):
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, project: Project) -> Iterator[str]:
-    from distributed import Client
-
-    logs = tmp_path_factory.mktemp("dask")
-    address = f"tcp://127.0.0.1:{free_port()}"
-    common = ["--no-dashboard", "--host", "127.0.0.1"]
-    processes = [
-        subprocess.Popen(
-            [str(BIN / "dask"), "scheduler", "--port", address.rsplit(":", 1)[1], *common],
-            stdout=(logs / "scheduler.log").open("wb"),
-            stderr=subprocess.STDOUT,
-            env=build_env(),
-        )
-    ]
-    try:
-        with Client(address, timeout="60s", set_as_default=False) as client:
-            processes += [
-                subprocess.Popen(
-                    [str(BIN / "dask"), "worker", address, "--nthreads", "1", *common],
-                    stdout=(logs / f"worker{i}.log").open("wb"),
-                    stderr=subprocess.STDOUT,
-                    env=build_env(),
-                    cwd=project.root,
-                )
-                for i in range(2)
-            ]
-            client.wait_for_workers(2, timeout=120)
+    with start_cluster(tmp_path_factory.mktemp("dask"), cwd=project.root) as address:
         yield address
-    finally:
-        for process in reversed(processes):
-            stop_process(process)
 
 
 def test_a_cluster_run_writes_what_a_local_run_writes(in_project, rows, tmp_path, cluster):
@@ -459,9 +479,9 @@ def test_a_cluster_run_writes_what_a_local_run_writes(in_project, rows, tmp_path
 
 
 def test_an_unreachable_scheduler_is_one_paragraph(in_project, rows, tmp_path, monkeypatch):
-    from nbops.commands import score
+    from nbops import cluster
 
-    monkeypatch.setattr(score, "CONNECT_SECONDS", 2)
+    monkeypatch.setattr(cluster, "CONNECT_SECONDS", 2)
     source = tmp_path / "in.parquet"
     rows.head(5).to_parquet(source)
     out = tmp_path / "out.parquet"

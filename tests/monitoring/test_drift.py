@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import math
 
@@ -14,7 +16,17 @@ from scipy.stats import chi2_contingency, ks_2samp, wasserstein_distance
 from nbops.data.datasets import make_churn
 from nbops.errors import ConfigError
 from nbops.modeling.roles import infer_roles
-from nbops.monitoring.drift import ColumnDrift, DriftPolicy, DriftReport, Profile, compare, profile
+from nbops.monitoring.drift import (
+    ColumnDrift,
+    DriftPolicy,
+    DriftReport,
+    Profile,
+    WindowCounts,
+    compare,
+    compare_counts,
+    count,
+    profile,
+)
 
 #: independent (reference, window) pairs for the false-alarm measurements
 PAIRS = 40
@@ -564,3 +576,55 @@ def test_a_stable_high_cardinality_column_is_not_flagged() -> None:
     cur = pd.DataFrame({"city": rng.choice(cities, 2000)})  # the very same distribution
     result = _one(ref, cur, "high_cardinality")
     assert result.status == "ok"
+
+
+# -- 8. a window counted in parts ----------------------------------------------------------------
+
+
+def test_counts_of_parts_merge_into_the_report_of_the_whole(
+    reference: pd.DataFrame, roles: dict[str, str], drifted: dict[float, pd.DataFrame]
+) -> None:
+    """What a file counted a part at a time (on a cluster or in chunks) is judged on."""
+    rng = np.random.default_rng(3)
+    prof = profile(reference, roles, predictions=rng.beta(2, 5, len(reference)))
+    current, scores = drifted[1.0], rng.beta(3, 4, LARGE_WINDOW)
+    whole = compare(prof, current, predictions=scores).to_dict()
+    cuts = [0, 1, 300, 301, 1200, LARGE_WINDOW]  # an empty part, a single row, uneven parts
+    parts = [
+        count(prof, current.iloc[a:b], predictions=scores[a:b]) for a, b in itertools.pairwise(cuts)
+    ]
+    merged = functools.reduce(WindowCounts.merge, parts)
+    # through JSON, as the monitoring pipeline hands the counts from step to step
+    merged = WindowCounts.from_dict(json.loads(json.dumps(merged.to_dict())))
+    in_parts = compare_counts(prof, merged).to_dict()
+
+    assert merged.rows == LARGE_WINDOW and in_parts["drifted"] and whole["drifted"]
+    for a, b in zip(
+        whole["columns"] + [whole["prediction"]],
+        in_parts["columns"] + [in_parts["prediction"]],
+        strict=True,
+    ):
+        # counts add exactly; only the Wasserstein tail sums are added in another order
+        assert (a["status"], a["method"], a["n_current"], a["current"]) == (
+            b["status"],
+            b["method"],
+            b["n_current"],
+            b["current"],
+        )
+        if a["statistic"] is None:  # dates: not tested
+            assert b["statistic"] is None
+        else:
+            assert b["statistic"] == pytest.approx(a["statistic"], rel=1e-12, abs=1e-15)
+    again = functools.reduce(WindowCounts.merge, parts)
+    assert compare_counts(prof, again).to_dict() == compare_counts(prof, merged).to_dict()
+
+
+def test_a_column_missing_from_a_part_is_missing_from_the_window(
+    churn_profile: Profile, window: pd.DataFrame
+) -> None:
+    first = count(churn_profile, window.iloc[:1000])
+    second = count(churn_profile, window.iloc[1000:].drop(columns="region"))
+    report = compare_counts(churn_profile, first.merge(second))
+    assert _by_column(report)["region"].status == (
+        "not computed: the column is missing from the current data"
+    )

@@ -256,3 +256,70 @@ def test_a_batch_file_is_typed_by_the_roles_the_model_was_trained_with() -> None
         "plan": "text",
         "city": "text",
     }
+
+
+# -- --scheduler and --chunk-rows: named before the monitoring build runs ------------------------
+
+
+@pytest.fixture
+def monitored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project folder with the monitoring pipeline and a batch file (no build: every
+    case here fails before the pipeline would run)."""
+    import shutil
+
+    from nbops.data.datasets import make_churn
+
+    repo = Path(__file__).resolve().parents[2]
+    root = tmp_path / "project"
+    root.mkdir()
+    for name in ("pipeline.yaml", "pipeline.monitor.yaml", "env.yaml"):
+        shutil.copy(repo / name, root / name)
+    make_churn(20, seed=3).to_parquet(root / "batch.parquet")
+    make_churn(20, seed=3).to_csv(root / "batch.csv", index=False)
+    monkeypatch.chdir(root)
+    return root
+
+
+def _monitor(*args: str) -> tuple[int, str]:
+    from click.testing import CliRunner
+
+    from nbops.cli import main
+
+    result = CliRunner().invoke(main, ["monitor", *args])
+    return result.exit_code, result.output
+
+
+def test_an_unreachable_scheduler_is_one_paragraph_not_an_alarm(
+    monitored: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nbops import cluster
+    from tests.conftest import free_port
+
+    monkeypatch.setattr(cluster, "CONNECT_SECONDS", 2)
+    address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+
+    code, output = _monitor("--data", "batch.parquet", "--scheduler", address)
+
+    assert code == 2  # 1 would read as a breach
+    assert output.startswith(f"Error: Cannot reach the Dask scheduler at {address}")
+    assert "leave out --scheduler to monitor the file on this machine." in output
+    assert len(output.strip().splitlines()) == 1
+    assert not (monitored / "products").exists()  # no monitoring build was started
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scheduler", "tcp://127.0.0.1:1"], "--scheduler applies to a batch file: add --data"),
+        (
+            ["--data", "batch.csv", "--scheduler", "tcp://127.0.0.1:1"],
+            "splits a Parquet file by its row groups, and 'batch.csv' is text",
+        ),
+        (["--data", "batch.parquet", "--chunk-rows", "0"], "--chunk-rows is 0"),
+    ],
+)
+def test_batch_options_that_cannot_work_are_named(
+    monitored: Path, args: list[str], message: str
+) -> None:
+    code, output = _monitor(*args)
+    assert code == 2 and message in output, output

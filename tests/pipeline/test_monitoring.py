@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from nbops.data.datasets import make_churn
 from tests.conftest import BIN, build_env
+from tests.dask_cluster import start_cluster
 
 pytestmark = pytest.mark.pipeline
 
@@ -93,14 +94,39 @@ def test_steady_traffic_gives_a_clean_recorded_report(built_project, tmp_path):
     assert run.data.tags["nbops.status"] == "FINISHED"
 
 
-def test_a_batch_file_with_outcomes_is_scored_by_the_model(built_project, tmp_path):
-    batch = tmp_path / "new_customers.parquet"
-    make_churn(800, seed=11, drift=0.0).to_parquet(batch)
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, built_project):
+    """A real dask.distributed scheduler and two workers on loopback."""
+    with start_cluster(tmp_path_factory.mktemp("dask"), cwd=built_project.root) as address:
+        yield address
 
-    result = monitor(built_project, "--data", str(batch), log_url="sqlite:////nonexistent/log.db")
 
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "800 rows" in result.stdout and "800 labelled" in result.stdout
+def test_a_batch_file_with_outcomes_gives_the_same_report_here_and_on_a_dask_cluster(
+    built_project, tmp_path, cluster
+):
+    """The batch is scored by the model and counted a part at a time, on this machine
+    and on the cluster's two workers: the same figures, report and exit code."""
+    from distributed import Client
+
+    batch = tmp_path / "drifted.parquet"
+    make_churn(900, seed=12, drift=1.5).to_parquet(batch, row_group_size=100)
+    args = ["--data", str(batch), "--chunk-rows", "200"]  # 5 parts of 2 row groups (1 last)
+    products = built_project.products / "monitor"
+    no_log = "sqlite:////nonexistent/log.db"
+
+    here = monitor(built_project, *args, log_url=no_log)
+    local = json.loads((products / "drift.json").read_text())
+    there = monitor(built_project, *args, "--scheduler", cluster, log_url=no_log)
+    remote = json.loads((products / "drift.json").read_text())
+
+    assert here.returncode == 1, here.stdout + here.stderr  # the drifted batch raises the alarm
+    assert there.returncode == 1, there.stdout + there.stderr
+    assert there.stdout == here.stdout
+    assert "900 rows" in there.stdout and "900 labelled" in there.stdout
+    assert remote == local and remote["drifted"]
+    with Client(cluster, set_as_default=False) as client:  # the parts ran on the workers
+        cached = client.run(lambda: [key[0] for key in __import__("nbops.cluster").cluster._CACHE])
+    assert any("monitor" in keys for keys in cached.values())
 
 
 @pytest.mark.parametrize(

@@ -46,7 +46,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -55,8 +55,10 @@ import pyarrow as pa
 from nbops.data.sources import CSV_SEPARATORS, PARQUET_SUFFIXES
 from nbops.errors import DataError, DataSourceError, ReleaseError
 from nbops.serving.labels import label_names
-from nbops.serving.model import ServedModel, load_served_model
 from nbops.serving.validation import validate_frame
+
+if TYPE_CHECKING:  # imported where the model is loaded: it brings in scikit-learn
+    from nbops.serving.model import ServedModel
 
 __all__ = ["ScoreResult", "score_file"]
 
@@ -157,6 +159,48 @@ def score_file(
     started = time.time()
     source, target = Path(input).expanduser(), Path(output).expanduser()
     _check_paths(source, target)
+    # The report's kernel starts now, with the notebook's imports, on the other core
+    # while this one loads the model and scores; the report then runs in it at once.
+    warm = _WarmReport(root, target) if report else None
+    try:
+        return _score_file(
+            root,
+            source,
+            target,
+            started=started,
+            model_name=model_name,
+            alias=alias,
+            chunk_rows=chunk_rows,
+            max_bad_rows=max_bad_rows,
+            rejects=rejects,
+            record=record,
+            command=command,
+            progress=progress,
+            scheduler=scheduler,
+            warm=warm,
+        )
+    finally:
+        if warm is not None:
+            warm.close()
+
+
+def _score_file(
+    root: Path,
+    source: Path,
+    target: Path,
+    *,
+    started: float,
+    model_name: str,
+    alias: str,
+    chunk_rows: int | None,
+    max_bad_rows: int | None,
+    rejects: str | Path | None,
+    record: bool,
+    command: list[str] | None,
+    progress: Callable[[int, int], None] | None,
+    scheduler: str | None,
+    warm: _WarmReport | None,
+) -> ScoreResult:
     rejects_path = (
         Path(rejects) if rejects else target.with_name(f"{target.stem}.rejects.csv")
     ).expanduser()
@@ -168,7 +212,7 @@ def score_file(
     tmp_rejects = rejects_path.with_name(f".{rejects_path.name}.{token}.tmp")
     rows = rejected = 0
     counts: dict[str, float] = {}
-    sample = _Sample(SAMPLE_ROWS)
+    sample = _Sample(SAMPLE_ROWS, share=_sample_share(source))
     parts = target.with_name(f".{target.name}.{token}.parts")
     pieces = (
         _on_cluster(scheduler, root, model, plan, source, chunk_rows or CHUNK_ROWS, sample, parts)
@@ -239,12 +283,12 @@ def score_file(
         predictions=_distribution(counts, rows - rejected, model.task),
         scheduler=scheduler,
     )
-    report = _drift(root, model, sample)
-    if report is not None:
-        result.drift = report.to_dict()
+    drift = _drift(root, model, sample)
+    if drift is not None:
+        result.drift = drift.to_dict()
     result.seconds = time.time() - started
-    if report:
-        _report(root, result)
+    if warm is not None:
+        _report(root, result, warm)
     if record:
         result.run = _record(root, result, started=started, command=command)
     return result
@@ -321,6 +365,8 @@ class _Sample:
         self.keys = np.empty(0)
         self.frame: pd.DataFrame | None = None
         self.served: np.ndarray = np.empty(0)
+        #: rows typed into a frame so far (what drawing the sample costs)
+        self.typed = 0
 
     def add(self, batch: Any, table: pa.Table, model: ServedModel) -> None:
         keys = self.rng.random(batch.n_rows)
@@ -330,6 +376,7 @@ class _Sample:
             chosen = np.flatnonzero(keys < self.share)
         if not len(chosen):
             return
+        self.typed += len(chosen)
         mask = np.zeros(batch.n_rows, dtype=bool)
         mask[chosen] = True
         part = type(batch)(
@@ -358,6 +405,20 @@ class _Sample:
             keep = np.sort(np.argpartition(keys, self.size - 1)[: self.size])
             frame, keys, served = frame.iloc[keep].reset_index(drop=True), keys[keep], served[keep]
         self.frame, self.keys, self.served = frame, keys, served
+
+
+def _sample_share(source: Path) -> float:
+    """The share of rows that may enter the drift sample: only rows whose random key may
+    be among the file's smallest :data:`SAMPLE_ROWS` (a fifth more than that, in
+    expectation) are typed and kept, so a large file's chunks each add a few rows, not
+    all theirs. The sample is the same: fewer than SAMPLE_ROWS keys below the share is
+    some 50 standard deviations away. Unknown row count (CSV): every row may enter."""
+    if source.suffix.lower() not in _PARQUET:
+        return 1.0
+    import pyarrow.parquet as pq
+
+    total = pq.ParquetFile(source).metadata.num_rows
+    return min(1.0, 1.2 * SAMPLE_ROWS / max(total, 1))
 
 
 def _served(table: pa.Table, model: ServedModel) -> np.ndarray:
@@ -471,10 +532,8 @@ def _output(model: ServedModel, plan: _Plan, ids: pa.Table, batch: Any) -> pa.Ta
 
 # -- on a dask.distributed cluster ---------------------------------------------------
 
-#: Seconds to reach the scheduler, then to wait for its first worker.
-CONNECT_SECONDS = 10
-WORKER_SECONDS = 30
-_MODELS: dict[tuple[str, str, str], ServedModel] = {}
+_HERE = "score on this machine"
+_NEEDS = "the project, the input and the output's folder"
 
 
 def _on_cluster(
@@ -488,22 +547,12 @@ def _on_cluster(
     folder: Path,
 ) -> Iterator[Piece]:
     """The job over the file's row groups on a Dask cluster, the parts joined in order."""
-    if source.suffix.lower() not in _PARQUET:
-        from nbops.errors import ConfigError
+    from nbops.cluster import connect, parquet_parts, part_result, require_parquet
 
-        raise ConfigError(
-            f"--scheduler splits a Parquet file by its row groups, and '{source}' is text. "
-            "Convert it to Parquet first, or leave out --scheduler to score it on this machine."
-        )
-    client = _connect(address)
+    require_parquet(source, here=_HERE)
+    client = connect(address, here=_HERE)
     futures: list[Any] = []
-    # Each part sends back only the rows whose random key may be among the file's
-    # smallest SAMPLE_ROWS (a fifth more than its share, in expectation): the merged
-    # sample is still uniform, and the parts' samples stay small on the wire.
-    import pyarrow.parquet as pq
-
-    total = pq.ParquetFile(source).metadata.num_rows
-    share = min(1.0, 1.2 * SAMPLE_ROWS / max(total, 1))
+    share = _sample_share(source)  # the parts' samples stay small on the wire
     try:
         folder.mkdir(parents=True, exist_ok=True)
         futures = [
@@ -523,66 +572,16 @@ def _on_cluster(
                 i + 1,
                 pure=False,
             )
-            for i, (groups, offset) in enumerate(_partitions(source, chunk_rows))
+            for i, (groups, offset) in enumerate(parquet_parts(source, chunk_rows))
         ]
         for future in futures:
-            part = _part_result(future, address)
+            part = part_result(future, address, needs=_NEEDS)
             sample.merge(*part["sample"])
             yield _read_part(Path(part["output"])), part["rejected"], part["rows"]
     finally:
         if futures:
             client.cancel(futures)
         client.close()
-
-
-def _connect(address: str) -> Any:
-    from nbops.errors import ConfigError
-
-    try:
-        from distributed import Client
-    except ImportError as exc:  # pragma: no cover - a dependency of nbops
-        raise ConfigError(
-            "--scheduler needs dask.distributed: pip install 'dask[distributed]'."
-        ) from exc
-    try:
-        client = Client(address, timeout=f"{CONNECT_SECONDS}s", set_as_default=False)
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise ConfigError(
-            f"Cannot reach the Dask scheduler at {address} ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else 'no answer'}). Check the address "
-            "(tcp://HOST:PORT, port 8786 by default) and that `dask scheduler` runs there "
-            "with workers (`dask worker tcp://HOST:PORT`), or leave out --scheduler to score "
-            "on this machine."
-        ) from exc
-    try:
-        client.wait_for_workers(1, timeout=WORKER_SECONDS)
-    except (OSError, TimeoutError) as exc:
-        client.close()
-        raise ConfigError(
-            f"The Dask scheduler at {address} has no worker after {WORKER_SECONDS} s: start "
-            f"some with `dask worker {address}` (with nbops installed), or leave out "
-            "--scheduler to score on this machine."
-        ) from exc
-    return client
-
-
-def _partitions(source: Path, chunk_rows: int) -> list[tuple[list[int], int]]:
-    """Consecutive row groups of at least ``chunk_rows`` rows each, with the rows before."""
-    import pyarrow.parquet as pq
-
-    metadata = pq.ParquetFile(source).metadata
-    parts: list[tuple[list[int], int]] = []
-    groups: list[int] = []
-    offset = size = 0
-    for i in range(metadata.num_row_groups):
-        groups.append(i)
-        size += metadata.row_group(i).num_rows
-        if size >= chunk_rows:
-            parts.append((groups, offset))
-            offset, groups, size = offset + size, [], 0
-    if groups:
-        parts.append((groups, offset))
-    return parts
 
 
 def _score_part(
@@ -601,10 +600,13 @@ def _score_part(
 ) -> dict[str, Any]:
     """On a worker: score some row groups into ``output``; return the counts, the
     rejected rows and the part's drift sample."""
-    key = (root, name, version)
-    if key not in _MODELS:  # once per worker process, hash checked like the service's
-        _MODELS[key] = load_served_model(Path(root), name, version)
-    model = _MODELS[key]
+    from nbops.cluster import on_worker
+    from nbops.serving.model import load_served_model
+
+    # once per worker process, hash checked like the service's
+    model = on_worker(
+        ("score", root, name, version), lambda: load_served_model(Path(root), name, version)
+    )
     sample = _Sample(sample_rows, seed=seed, share=share)
     rows, rejected = 0, []
     with _Writer(Path(output), csv=False) as out:
@@ -621,21 +623,6 @@ def _score_part(
         "rejected": pd.concat(rejected, ignore_index=True) if rejected else None,
         "sample": (sample.keys, sample.frame, sample.served),
     }
-
-
-def _part_result(future: Any, address: str) -> dict[str, Any]:
-    from nbops.errors import NbopsError
-
-    try:
-        return future.result()
-    except NbopsError:
-        raise  # a worker's own one-paragraph error (no model, unreadable file, ...)
-    except Exception as exc:
-        raise NbopsError(
-            f"A Dask worker of {address} failed on part of the file ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}). Workers need nbops installed and "
-            "the project, the input and the output's folder at the same paths as here."
-        ) from exc
 
 
 def _read_part(path: Path) -> Iterator[pa.Table]:
@@ -886,7 +873,43 @@ class _Rejects:
 REPORT_NOTEBOOK = "notebooks/score/report.ipynb"
 
 
-def _report(root: Path, result: ScoreResult) -> None:
+class _WarmReport:
+    """The report notebook's kernel, started before the job scores (with the modules the
+    notebook imports already imported), and where the executed notebook will be written
+    (the kernel is kept for that path). No notebook, or a kernel that does not start:
+    no kernel, and papermill starts one when the report runs."""
+
+    def __init__(self, root: Path, target: Path) -> None:
+        import json
+
+        self.pool: Any = None
+        self.token = uuid.uuid4().hex[:8]
+        # absolute: the kernel is looked up by this path from the project's folder
+        executed = target.resolve().with_name(f"{target.stem}.report.ipynb")
+        self.tmp_nb = executed.with_name(f".{executed.name}.{self.token}.tmp.ipynb")
+        notebook = root / REPORT_NOTEBOOK
+        if not notebook.is_file():
+            return
+        try:
+            from nbops.build.kernels import KernelPool, imported_modules
+
+            cells = json.loads(notebook.read_text())
+            kernel = (cells.get("metadata", {}).get("kernelspec") or {}).get("name", "python3")
+            pool = KernelPool([(str(self.tmp_nb), kernel, imported_modules(cells))])
+            with contextlib.chdir(root):  # papermill runs the notebook from there
+                pool.start()
+        except Exception:  # noqa: BLE001  (a head start only: papermill starts a kernel)
+            return
+        self.pool = pool
+
+    def close(self) -> None:
+        """Shut down the kernel if the report did not use it (a failed job)."""
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
+
+
+def _report(root: Path, result: ScoreResult, warm: _WarmReport) -> None:
     """Run the project's report notebook on the job's summary; set ``result.report`` (the
     HTML) or ``result.report_note`` (why there is none). Scoring has succeeded by now:
     a report that fails leaves the output and the run as they are, and says where the
@@ -909,25 +932,27 @@ def _report(root: Path, result: ScoreResult) -> None:
         return
     import papermill
 
-    from nbops.build.kernels import ipc_by_default
+    from nbops.build.kernels import ipc_by_default, warm_engine
     from nbops.reports.exporter import render_html
 
-    token = uuid.uuid4().hex[:8]
-    tmp_nb = executed.with_name(f".{executed.name}.{token}.tmp.ipynb")
-    tmp_html = html.with_name(f".{html.name}.{token}.tmp")
+    tmp_nb = warm.tmp_nb
+    tmp_html = html.with_name(f".{html.name}.{warm.token}.tmp")
     ipc_by_default()  # kernels over IPC: no TCP port races with other jobs
+    engine = warm_engine(warm.pool) if warm.pool is not None else contextlib.nullcontext()
     with tempfile.TemporaryDirectory(prefix="nbops-score-report-") as folder:
         summary = Path(folder) / "score.json"
         summary.write_text(json.dumps(result.to_dict(), indent=2, default=str))
         try:
-            papermill.execute_notebook(
-                str(notebook),
-                str(tmp_nb),
-                parameters={"summary": str(summary)},
-                cwd=str(root),
-                progress_bar=False,
-                log_output=False,
-            )
+            with engine:
+                papermill.execute_notebook(
+                    str(notebook),
+                    str(tmp_nb),
+                    parameters={"summary": str(summary)},
+                    cwd=str(root),
+                    progress_bar=False,
+                    log_output=False,
+                )
+            warm.pool = None  # used (and shut down) by the report
             render_html(tmp_nb, tmp_html)
         except Exception as exc:  # noqa: BLE001  (the scores are written: a report never undoes them)
             tmp_html.unlink(missing_ok=True)
@@ -948,6 +973,7 @@ def _report(root: Path, result: ScoreResult) -> None:
 
 
 def _load(root: Path, name: str, alias: str) -> ServedModel:
+    from nbops.serving.model import load_served_model
     from nbops.tracking.registry import Registry
 
     registry = Registry(root)

@@ -20,7 +20,7 @@ message that names the file and the fix.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +36,9 @@ __all__ = [
     "PARQUET_SUFFIXES",
     "Conversion",
     "LoadedTable",
+    "check_file",
     "clean_frame",
+    "read_parts",
     "read_table",
 ]
 
@@ -90,8 +92,38 @@ def read_table(
     Raises:
         DataSourceError: the file is missing, empty, of an unknown kind or unparseable.
     """
+    path = check_file(
+        path,
+        fix="Set data.source in env.yaml (or pass --env--data--source PATH to ploomber build) to a .csv or .parquet file, or to 'bundled' for the generated dataset.",
+    )
+    suffix = path.suffix.lower()
+    frame = (
+        _read_parquet(path)
+        if suffix in PARQUET_SUFFIXES
+        else _read_csv(path, CSV_SEPARATORS[suffix])
+    )
+    if len(frame) == 0:
+        raise DataSourceError(
+            f"Data file '{path}' has a header ({len(frame.columns)} columns) but no data rows. "
+            "Export the data again, or point data.source at another file."
+        )
+    frame, conversions = clean_frame(frame, target=target, types=types)
+    return LoadedTable(frame=frame, source=str(path), conversions=conversions)
+
+
+def check_file(
+    path: str | Path,
+    *,
+    fix: str,
+    empty: str = "Export the data again, or point data.source at another file.",
+) -> Path:
+    """``path`` if it is a file nbops reads (CSV/TSV or Parquet, not empty).
+
+    Raises:
+        DataSourceError: it is missing, a folder or of an unknown kind (the message ends
+            with ``fix``), or empty (with ``empty``).
+    """
     path = Path(path).expanduser()
-    fix = "Set data.source in env.yaml (or pass --env--data--source PATH to ploomber build) to a .csv or .parquet file, or to 'bundled' for the generated dataset."
     if not path.exists():
         raise DataSourceError(
             f"Data file '{path}' does not exist (looked in {path.resolve().parent}). {fix}"
@@ -105,21 +137,56 @@ def read_table(
             f"Supported: {', '.join(sorted([*CSV_SEPARATORS, *PARQUET_SUFFIXES]))}. {fix}"
         )
     if path.stat().st_size == 0:
-        raise DataSourceError(
-            f"Data file '{path}' is empty (0 bytes). Export the data again, or point data.source at another file."
+        raise DataSourceError(f"Data file '{path}' is empty (0 bytes). {empty}")
+    return path
+
+
+def read_parts(path: Path, *, rows: int, groups: list[int] | None = None) -> Iterator[pd.DataFrame]:
+    """The file's rows as :func:`read_table` reads them (untyped: type each part with
+    :func:`clean_frame`), a part at a time: CSV chunks of ``rows`` rows, or the Parquet
+    row ``groups`` given (all the file's row groups, ``rows`` at a time, without them).
+    Call :func:`check_file` first."""
+    suffix = path.suffix.lower()
+    if suffix in PARQUET_SUFFIXES:
+        import pyarrow.parquet as pq
+
+        try:
+            parquet = pq.ParquetFile(path)
+            if groups is not None:
+                yield parquet.read_row_groups(groups).to_pandas()
+                return
+            for i in range(parquet.metadata.num_row_groups):
+                yield parquet.read_row_group(i).to_pandas()
+        except Exception as exc:  # pyarrow raises several unrelated types for a bad file
+            raise DataSourceError(
+                f"Data file '{path}' could not be read as Parquet: {_first_line(exc)}. "
+                "Check that the file is complete and really Parquet, or export it as CSV."
+            ) from exc
+        return
+    sep = CSV_SEPARATORS[suffix]
+    try:
+        reader = pd.read_csv(
+            path,
+            sep=sep,
+            dtype=str,
+            keep_default_na=False,
+            skipinitialspace=True,
+            encoding="utf-8-sig",
+            chunksize=rows,
         )
-    frame = (
-        _read_parquet(path)
-        if suffix in PARQUET_SUFFIXES
-        else _read_csv(path, CSV_SEPARATORS[suffix])
-    )
-    if len(frame) == 0:
+        with reader:
+            for frame in reader:
+                frame.columns = [str(c).strip() for c in frame.columns]
+                yield frame
+    except pd.errors.EmptyDataError as exc:
         raise DataSourceError(
-            f"Data file '{path}' has a header ({len(frame.columns)} columns) but no data rows. "
-            "Export the data again, or point data.source at another file."
-        )
-    frame, conversions = clean_frame(frame, target=target, types=types)
-    return LoadedTable(frame=frame, source=str(path), conversions=conversions)
+            f"Data file '{path}' has no header and no rows. Export the data again with a header line."
+        ) from exc
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataSourceError(
+            f"Data file '{path}' could not be parsed as {'tab' if sep == chr(9) else 'comma'}-separated text: {_first_line(exc)}. "
+            "Check that every row has as many fields as the header and that text containing the separator is quoted."
+        ) from exc
 
 
 def _read_csv(path: Path, sep: str) -> pd.DataFrame:

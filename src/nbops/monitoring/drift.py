@@ -29,6 +29,12 @@ together ask for a difference that is large *and* real.
 Dates are not tested (they move with time by nature); a column that vanished, or a
 window too small to judge, is reported as *not computed* with the reason, never as drift.
 
+A window is judged from its counts against the profile (:func:`count`, a
+:class:`WindowCounts`: per column the rows per reference bin or category and the two tail
+sums), never from its rows: counts of parts of a file add up (:meth:`WindowCounts.merge`),
+so a file too big for one machine is counted part by part, on a Dask cluster or in
+chunks, and judged once (:func:`compare_counts`). :func:`compare` is the two in one.
+
 Pure: numpy, pandas and scipy; no I/O beyond (de)serialising a profile to a dict.
 """
 
@@ -49,7 +55,10 @@ __all__ = [
     "DriftPolicy",
     "DriftReport",
     "Profile",
+    "WindowCounts",
     "compare",
+    "compare_counts",
+    "count",
     "profile",
 ]
 
@@ -405,6 +414,106 @@ class DriftReport:
         }
 
 
+@dataclass
+class ColumnCounts:
+    """One column of a window counted against its reference sketch. Counts of parts of
+    the same window add up (:meth:`merge`)."""
+
+    rows: int  # values in the window, missing ones included
+    present: int  # non-missing values
+    #: numeric: [below the reference range, per value or bin..., above it];
+    #: categorical: per kept reference category (in the sketch's order), then the rest
+    counts: list[int] = field(default_factory=list)
+    below: float = 0.0  # numeric: sum of (reference minimum − value) below the range
+    above: float = 0.0  # numeric: sum of (value − reference maximum) above the range
+
+    def merge(self, other: ColumnCounts) -> ColumnCounts:
+        if self.counts and other.counts:
+            counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
+        else:  # no reference values to count against: both are empty
+            counts = list(self.counts or other.counts)
+        return ColumnCounts(
+            self.rows + other.rows,
+            self.present + other.present,
+            counts,
+            self.below + other.below,
+            self.above + other.above,
+        )
+
+
+@dataclass
+class WindowCounts:
+    """A window of data counted against a :class:`Profile` (:func:`count`): all
+    :func:`compare_counts` needs, of a size that does not grow with the window's rows.
+
+    Counts of consecutive parts of a file merge into the counts of the whole
+    (:meth:`merge`): integers add exactly, and the two tail sums per numeric column are
+    floats added in the parts' order, so a job that merges the same parts in the same
+    order gets the same figures to the last bit, on one machine or on a cluster.
+    """
+
+    rows: int
+    columns: dict[str, ColumnCounts | None]  # None: the column is missing from the window
+    prediction: ColumnCounts | None = None
+
+    def merge(self, other: WindowCounts) -> WindowCounts:
+        """The counts of this window followed by ``other`` (counted against the same profile)."""
+        columns: dict[str, ColumnCounts | None] = {}
+        for name, mine in self.columns.items():
+            theirs = other.columns.get(name)
+            # missing from either part: missing from the window (never half counted)
+            columns[name] = None if mine is None or theirs is None else mine.merge(theirs)
+        prediction = None
+        if self.prediction is not None and other.prediction is not None:
+            prediction = self.prediction.merge(other.prediction)
+        return WindowCounts(self.rows + other.rows, columns, prediction)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WindowCounts:
+        return cls(
+            int(data["rows"]),
+            {k: None if v is None else ColumnCounts(**v) for k, v in data["columns"].items()},
+            ColumnCounts(**data["prediction"]) if data.get("prediction") else None,
+        )
+
+
+def count(reference: Profile, current: pd.DataFrame, *, predictions: Any = None) -> WindowCounts:
+    """Count ``current`` (a window, or a part of one) against ``reference``'s sketches;
+    ``predictions`` (the model's outputs for its rows) against the prediction sketch."""
+    columns: dict[str, ColumnCounts | None] = {}
+    for name, sketch in reference.columns.items():
+        if sketch is None:
+            continue  # dates: not tested
+        columns[name] = _count_column(sketch, current[name]) if name in current.columns else None
+    prediction = None
+    if reference.prediction is not None and predictions is not None:
+        prediction = _count_column(reference.prediction, pd.Series(np.asarray(predictions)))
+    return WindowCounts(len(current), columns, prediction)
+
+
+def _count_column(sketch: NumericSketch | CategoricalSketch, column: pd.Series) -> ColumnCounts:
+    if isinstance(sketch, NumericSketch):
+        values = _as_float(column)
+        present = values[~np.isnan(values)]
+        if not sketch.edges:  # the reference column has no values: nothing to count in
+            return ColumnCounts(len(column), len(present))
+        low, high = sketch.edges[0], sketch.edges[-1]
+        return ColumnCounts(
+            len(column),
+            len(present),
+            sketch.counts_of(present).tolist(),
+            float((low - present[present < low]).sum()),
+            float((present[present > high] - high).sum()),
+        )
+    counts = _category_counts(column)
+    n = int(counts.sum())
+    kept = [int(counts.get(k, 0)) for k in sketch.counts if k != _OTHER]
+    return ColumnCounts(len(column), n, [*kept, n - sum(kept)])
+
+
 def compare(
     reference: Profile,
     current: pd.DataFrame,
@@ -418,16 +527,27 @@ def compare(
         predictions: the model's outputs for ``current`` (scores or labels), compared with
             the profile's prediction sketch when both exist.
     """
+    return compare_counts(
+        reference, count(reference, current, predictions=predictions), policy=policy
+    )
+
+
+def compare_counts(
+    reference: Profile, window: WindowCounts, *, policy: DriftPolicy | None = None
+) -> DriftReport:
+    """Judge a window from its counts (:func:`count`, merged over its parts) against the
+    profile they were counted with."""
     policy = policy or DriftPolicy()
     results = []
     for name, sketch in reference.columns.items():
+        counted = window.columns.get(name)
         if sketch is None:
             results.append(
                 ColumnDrift(
                     name, "datetime", None, None, None, None, "not tested: dates move with time"
                 )
             )
-        elif name not in current.columns:
+        elif counted is None:
             results.append(
                 ColumnDrift(
                     name,
@@ -437,20 +557,18 @@ def compare(
                 )
             )
         else:
-            results.append(_compare_column(name, sketch, current[name], policy))
+            results.append(_compare_column(name, sketch, counted, policy))
     prediction = None
-    if reference.prediction is not None and predictions is not None:
-        prediction = _compare_column(
-            "prediction", reference.prediction, pd.Series(np.asarray(predictions)), policy
-        )
+    if reference.prediction is not None and window.prediction is not None:
+        prediction = _compare_column("prediction", reference.prediction, window.prediction, policy)
     tested = [c for c in results if c.drifted is not None]
     share = sum(bool(c.drifted) for c in tested) / len(tested) if tested else None
     drifted = share is not None and share >= policy.dataset_share
-    return DriftReport(results, prediction, share, drifted, len(current), policy)
+    return DriftReport(results, prediction, share, drifted, window.rows, policy)
 
 
 def _compare_column(
-    name: str, sketch: NumericSketch | CategoricalSketch, column: pd.Series, policy: DriftPolicy
+    name: str, sketch: NumericSketch | CategoricalSketch, counted: ColumnCounts, policy: DriftPolicy
 ) -> ColumnDrift:
     total_ref = sketch.n + sketch.missing
     result = ColumnDrift(
@@ -459,15 +577,9 @@ def _compare_column(
         n_reference=sketch.n,
         missing_reference=sketch.missing / total_ref if total_ref else None,
     )
-    if isinstance(sketch, NumericSketch):
-        values = _as_float(column)
-        present: Any = values[~np.isnan(values)]
-        n_present = len(present)
-    else:
-        present = _category_counts(column)
-        n_present = int(present.sum())
+    n_present = counted.present
     result.n_current = n_present
-    result.missing_current = 1 - n_present / len(column) if len(column) else None
+    result.missing_current = 1 - n_present / counted.rows if counted.rows else None
     if sketch.n == 0:
         result.status = "not computed: the reference column has no values"
         return result
@@ -479,11 +591,11 @@ def _compare_column(
     result.method = method = policy.method(sketch, n_present)
     result.threshold = threshold = policy.threshold(method)
     if isinstance(sketch, NumericSketch):
-        statistic, p_value, bins, ref, cur = _numeric_statistic(method, sketch, present)
+        statistic, p_value, bins, ref, cur = _numeric_statistic(method, sketch, counted)
         alpha = policy.ks_pvalue
     else:
         statistic, p_value, bins, ref, cur, result.unseen_share = _categorical_statistic(
-            method, sketch, present
+            method, sketch, counted
         )
         alpha = policy.chi2_pvalue
     result.statistic, result.p_value = float(statistic), float(p_value)
@@ -500,19 +612,19 @@ def _compare_column(
 
 
 def _numeric_statistic(
-    method: str, sketch: NumericSketch, present: np.ndarray
+    method: str, sketch: NumericSketch, counted: ColumnCounts
 ) -> tuple[float, float, list[Any], list[float], list[float]]:
     """(statistic, KS p-value, bins, reference shares, current shares)."""
     # Both sides as [below the reference range, per value or bin..., above it].
     ref = np.concatenate([[0.0], np.asarray(sketch.counts, dtype=float), [0.0]])
-    cur = sketch.counts_of(present).astype(float)
+    cur = np.asarray(counted.counts, dtype=float)
     ref_p, cur_p = ref / ref.sum(), cur / cur.sum()
     d = float(np.abs(np.cumsum(ref_p) - np.cumsum(cur_p)).max())
-    p_value = _ks_pvalue(d, sketch.n, len(present))
+    p_value = _ks_pvalue(d, sketch.n, counted.present)
     if method == "ks":
         statistic = p_value
     elif method == "wasserstein":
-        statistic = _wasserstein(sketch, ref_p, cur_p, present) / max(sketch.std, 1e-3)
+        statistic = _wasserstein(sketch, ref_p, cur_p, counted) / max(sketch.std, 1e-3)
     else:  # PSI on the reference deciles; values beyond the range join the outer ones
         statistic = _psi(*_deciles(ref_p, cur_p))
     return statistic, p_value, list(sketch.edges), ref_p[1:-1].tolist(), cur_p[1:-1].tolist()
@@ -526,17 +638,13 @@ def _ks_pvalue(d: float, n: int, m: int) -> float:
 
 
 def _wasserstein(
-    sketch: NumericSketch, ref_p: np.ndarray, cur_p: np.ndarray, present: np.ndarray
+    sketch: NumericSketch, ref_p: np.ndarray, cur_p: np.ndarray, counted: ColumnCounts
 ) -> float:
     """W1 = ∫ |F_ref − F_cur| dx from the two CDFs at the sketch's edges (``ref_p`` and
     ``cur_p`` include the below/above-range shares); the current data's tails beyond
-    the reference range are added exactly."""
+    the reference range are added exactly (their sums are counted)."""
     edges = np.asarray(sketch.edges)
-    m = len(present)
-    tails = (
-        (edges[0] - present[present < edges[0]]).sum()
-        + (present[present > edges[-1]] - edges[-1]).sum()
-    ) / m
+    tails = (counted.below + counted.above) / counted.present
     if len(edges) < 2:
         return float(tails)
     widths = np.diff(edges)
@@ -564,15 +672,14 @@ def _psi(ref: np.ndarray, cur: np.ndarray, eps: float = 1e-4) -> float:
 
 
 def _categorical_statistic(
-    method: str, sketch: CategoricalSketch, counts: pd.Series
+    method: str, sketch: CategoricalSketch, counted: ColumnCounts
 ) -> tuple[float, float, list[Any], list[float], list[float], float]:
     """(statistic, chi-square p-value, categories, reference shares, current shares,
     unseen share)."""
-    n = int(counts.sum())
+    n = counted.present
     known = [k for k in sketch.counts if k != _OTHER]
-    current = {k: int(counts.get(k, 0)) for k in known}
-    seen = set(known)
-    unseen = int(counts[[k not in seen for k in counts.index]].sum()) if len(counts) else 0
+    current = dict(zip(known, counted.counts[:-1], strict=True))
+    unseen = counted.counts[-1]
     if _OTHER in sketch.counts:
         current[_OTHER] = unseen  # values beyond the kept categories may be the rare ones
         unseen_key = _OTHER

@@ -1,6 +1,12 @@
 """Where monitoring gets its data: the serving model's reference profile (from the
 registry), a window of the prediction log, or a batch file scored by the model.
 
+A batch file is read, scored and counted against the profile a part at a time (Parquet
+row groups, CSV chunks; :func:`batch_window`), on this machine or on the workers of a
+``dask.distributed`` cluster, and the parts' counts are merged in the file's order
+(:class:`nbops.monitoring.drift.WindowCounts`): the file's rows are never all in memory,
+and both routes run the same code on the same parts, so they give the same figures.
+
 The integration side of monitoring; the statistics are in :mod:`nbops.monitoring.drift` and the
 alarm logic in :mod:`nbops.monitoring.live`. Used by the monitoring notebooks
 (``notebooks/monitor/``) and ``nbops monitor``.
@@ -20,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from nbops.errors import ConfigError, ReleaseError
-from nbops.monitoring.drift import Profile
+from nbops.monitoring.drift import Profile, WindowCounts, count
 from nbops.monitoring.live import labelled, parse_window, requests_to_rows
 
 if TYPE_CHECKING:  # imported where used: the gate's module pulls in scikit-learn
@@ -29,6 +35,7 @@ if TYPE_CHECKING:  # imported where used: the gate's module pulls in scikit-lear
 __all__ = [
     "MonitorRun",
     "Window",
+    "batch_window",
     "column_types",
     "default_log_url",
     "load_batch",
@@ -52,6 +59,16 @@ class Window:
     predictions: pd.DataFrame  # request_id, row, ts, model_version, route, prediction, score
     labelled: pd.DataFrame  # predictions with a `label` column (feedback or batch labels)
     requests: int
+    #: the inputs counted against the reference profile (a batch file's, merged over its
+    #: parts; its ``inputs`` are then left empty)
+    counts: WindowCounts | None = None
+
+    def counted(self, reference: Profile) -> WindowCounts:
+        """The window's inputs and served outputs counted against ``reference`` (what
+        :func:`nbops.monitoring.drift.compare_counts` judges)."""
+        if self.counts is not None:
+            return self.counts
+        return count(reference, self.inputs, predictions=_served(self.predictions))
 
     def describe(self) -> dict[str, Any]:
         versions = (
@@ -64,7 +81,7 @@ class Window:
             "start": _iso(self.start),
             "end": _iso(self.end),
             "requests": self.requests,
-            "rows": len(self.inputs),
+            "rows": self.counts.rows if self.counts is not None else len(self.inputs),
             "labelled_rows": len(self.labelled),
             "rows_by_model_version": {str(k): int(v) for k, v in versions.items()},
         }
@@ -187,6 +204,219 @@ def load_batch(
     return Window(str(path), None, now, inputs, predictions, scored, len(frame))
 
 
+def _served(predictions: pd.DataFrame) -> Any:
+    """What the reference profile's prediction sketch holds: the positive class's
+    probability (or the predicted number) when there is one, else the label as text."""
+    if not len(predictions):
+        return None
+    if predictions["score"].notna().any():
+        return predictions["score"]
+    return predictions["prediction"].astype(str)
+
+
+#: Rows per part of a batch file: Parquet row groups are joined up to at least this
+#: many, CSV files are read this many rows at a time.
+PART_ROWS = 262_144
+_HERE = "monitor the file on this machine"
+
+
+def batch_window(
+    path: str | Path,
+    *,
+    root: Path,
+    model_name: str,
+    version: str,
+    reference: Profile,
+    target: str | None,
+    positive_class: str | None,
+    scheduler: str | None = None,
+    part_rows: int | None = None,
+) -> Window:
+    """A batch file (CSV, TSV or Parquet) scored by ``model_name`` ``version`` and
+    counted against ``reference``, a part at a time (see the module docstring).
+
+    Each part is typed as the model's training data was (:func:`column_types`), scored,
+    and counted; its target column, when present, gives live metrics. The result keeps
+    the counts and one narrow row of predictions per input row, never the inputs.
+
+    Args:
+        scheduler: a ``dask.distributed`` scheduler (``tcp://HOST:PORT``): the Parquet
+            file's parts are scored and counted on its workers, each loading the model
+            version from the registry (hash checked). Workers need nbops installed and
+            the project and the file at the same paths as here.
+        part_rows: rows per part (default :data:`PART_ROWS`).
+
+    Raises:
+        ConfigError: the file does not exist, or the scheduler cannot be reached or the
+            file is not Parquet (with ``scheduler``).
+        DataSourceError: the file is empty, of an unknown kind or unreadable.
+    """
+    from nbops import cluster
+    from nbops.data.sources import check_file, read_parts
+
+    if not Path(path).exists():
+        raise ConfigError(
+            f"Batch file {path} does not exist: pass a CSV or Parquet file with --data."
+        )
+    source = check_file(
+        path,
+        fix="Pass a CSV or Parquet file of new data with --data.",
+        empty="Export the data again, or pass another file with --data.",
+    )
+    rows = int(part_rows or PART_ROWS)  # an env.yaml override may come as text
+    now = time.time()
+    job = {
+        "root": str(root),
+        "model_name": model_name,
+        "version": version,
+        "path": str(source),
+        "reference": reference.to_dict(),
+        "target": target,
+        "positive_class": positive_class,
+        "now": now,
+    }
+    parquet = source.suffix.lower() in {".parquet", ".pq"}
+    if scheduler:
+        cluster.require_parquet(source, here=_HERE)
+        parts = _on_cluster(scheduler, job, cluster.parquet_parts(source, rows))
+    elif parquet:
+        parts = (
+            _parquet_part(job, groups, offset)
+            for groups, offset in cluster.parquet_parts(source, rows)
+        )
+    else:
+        parts = _csv_parts(job, read_parts(source, rows=rows))
+    counts: WindowCounts | None = None
+    predictions: list[pd.DataFrame] = []
+    labelled_parts: list[pd.DataFrame] = []
+    for part_counts, part_predictions, part_labelled in parts:
+        # merged in the file's order: the float tail sums add up the same way every run
+        counts = part_counts if counts is None else counts.merge(part_counts)
+        predictions.append(part_predictions)
+        labelled_parts.append(part_labelled)
+    if counts is None or counts.rows == 0:
+        from nbops.errors import DataSourceError
+
+        raise DataSourceError(
+            f"Batch file '{source}' has a header but no data rows: nothing to monitor. "
+            "Export the data again, or pass another file with --data."
+        )
+    frame = pd.concat(predictions, ignore_index=True)
+    labelled_rows = pd.concat(labelled_parts, ignore_index=True)
+    return Window(str(path), None, now, pd.DataFrame(), frame, labelled_rows, counts.rows, counts)
+
+
+Part = tuple[WindowCounts, pd.DataFrame, pd.DataFrame]
+
+
+def _on_cluster(address: str, job: dict[str, Any], parts: list[tuple[list[int], int]]) -> Any:
+    """The parts on the cluster's workers; their results in the file's order."""
+    from nbops import cluster
+
+    client = cluster.connect(address, here=_HERE)
+    futures: list[Any] = []
+    try:
+        futures = [
+            client.submit(_parquet_part, job, groups, offset, pure=False)
+            for groups, offset in parts
+        ]
+        for future in futures:
+            yield cluster.part_result(future, address, needs="the project and the batch file")
+    finally:
+        if futures:
+            client.cancel(futures)
+        client.close()
+
+
+def _model(job: dict[str, Any]) -> tuple[Any, dict[str, str] | None]:
+    """The model version of the job, hash checked, and its input types; once per process."""
+    from nbops.cluster import on_worker
+    from nbops.tracking.registry import Registry
+
+    def load() -> tuple[Any, dict[str, str] | None]:
+        root = Path(job["root"])
+        _, model, files = Registry(root).load_with(
+            job["model_name"], job["version"], ("features.json",)
+        )
+        return model, column_types(files["features.json"]) if "features.json" in files else None
+
+    return on_worker(("monitor", job["root"], job["model_name"], job["version"]), load)
+
+
+def _parquet_part(job: dict[str, Any], groups: list[int], offset: int) -> Part:
+    """Some row groups of the file, scored and counted (here or on a worker)."""
+    from nbops.data.sources import read_parts
+
+    (frame,) = read_parts(Path(job["path"]), rows=0, groups=groups)
+    return _count_part(job, frame, offset)
+
+
+def _csv_parts(job: dict[str, Any], frames: Any) -> Any:
+    offset = 0
+    for frame in frames:
+        yield _count_part(job, frame, offset)
+        offset += len(frame)
+
+
+def _count_part(job: dict[str, Any], frame: pd.DataFrame, offset: int) -> Part:
+    """One part of a batch file: typed, scored, counted against the reference profile."""
+    from nbops.data.sources import clean_frame
+
+    model, types = _model(job)
+    target = job["target"]
+    frame, _ = clean_frame(frame, target=target, types=types)
+    inputs = frame.drop(columns=[target]) if target and target in frame.columns else frame
+    predictions = _scored(
+        model,
+        inputs,
+        positive_class=job["positive_class"],
+        offset=offset,
+        version=job["version"],
+        now=job["now"],
+    )
+    reference = Profile.from_dict(job["reference"])
+    # an empty part (a Parquet row group of no rows) counts no predictions, not None
+    served = _served(predictions) if len(predictions) else np.empty(0)
+    counts = count(reference, inputs, predictions=served)
+    labelled = predictions.iloc[0:0].assign(label=pd.Series(dtype=object))
+    if target and target in frame.columns:
+        labelled = predictions.assign(label=frame[target].to_numpy())
+    return counts, predictions, labelled
+
+
+def _scored(
+    model: Any,
+    inputs: pd.DataFrame,
+    *,
+    positive_class: str | None,
+    offset: int,
+    version: str,
+    now: float,
+) -> pd.DataFrame:
+    """One row per input row: request_id, row, ts, model_version, route, prediction, score."""
+    predictions = pd.DataFrame(
+        {
+            "request_id": "batch",
+            "row": np.arange(offset, offset + len(inputs)),
+            "ts": now,
+            "model_version": version,
+            "route": "batch",
+        }
+    )
+    if not len(inputs):
+        return predictions.assign(prediction=pd.Series(dtype=object), score=np.nan)
+    if hasattr(model, "predict_proba"):
+        proba = model.predict_proba(inputs)
+        classes = [str(c) for c in model.classes_]
+        predictions["prediction"] = np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
+        positive = classes.index(positive_class) if positive_class in classes else None
+        predictions["score"] = proba[:, positive] if positive is not None else np.nan
+    else:
+        predictions["prediction"] = model.predict(inputs)
+        predictions["score"] = predictions["prediction"].astype(float)
+    return predictions
+
+
 #: How a batch file's column is typed, by the role the model gave it.
 _ROLE_TYPES = {
     "numeric": "number",
@@ -233,25 +463,37 @@ def run_monitoring(
     data: str | None = None,
     alias: str | None = None,
     model_name: str | None = None,
+    scheduler: str | None = None,
+    chunk_rows: int | None = None,
 ) -> MonitorRun:
     """Build ``pipeline.monitor.yaml`` (forced: the log moves) as a recorded run in the
     experiment ``<project>-monitoring``; return its decision. ``model_name`` replaces
-    env.yaml's ``release.model_name`` for this run."""
+    env.yaml's ``release.model_name`` for this run; ``scheduler`` counts the ``data``
+    file on a Dask cluster (:func:`batch_window`), ``chunk_rows`` rows per part.
+
+    Raises:
+        ConfigError: no monitoring pipeline; a window, ``--scheduler`` or ``--chunk-rows``
+            that cannot work (checked here, before a notebook runs).
+    """
     import subprocess
     import sys
 
     from nbops.tracking.store import experiment_name
 
-    if not (root / MONITOR_SPEC).is_file():
+    spec = root / MONITOR_SPEC
+    if not spec.is_file():
         raise ConfigError(
             f"No {MONITOR_SPEC} in {root}: monitoring needs the monitoring pipeline next to pipeline.yaml "
             "(see the nbops template)."
         )
     if window or since:
         since_from(window, since)  # a typo fails here, not inside a notebook
-    overrides = {"window": window, "since": since, "alias": alias}
+    overrides: dict[str, Any] = {"window": window, "since": since, "alias": alias}
     if data:
         overrides["data"] = str(Path(data).resolve())
+    if scheduler or chunk_rows is not None:
+        _check_batch_options(root, spec, data, scheduler, chunk_rows)
+        overrides |= {"scheduler": scheduler, "chunk_rows": chunk_rows}
     args = [str(Path(sys.executable).parent / "ploomber"), "build", "-e", MONITOR_SPEC, "--force"]
     for key, value in overrides.items():
         if value:
@@ -270,6 +512,33 @@ def run_monitoring(
         json.loads((products / "drift.json").read_text()),
         "",
     )
+
+
+def _check_batch_options(
+    root: Path, spec: Path, data: str | None, scheduler: str | None, chunk_rows: int | None
+) -> None:
+    """``--scheduler`` and ``--chunk-rows`` apply to a batch file, in a project whose
+    monitoring pipeline takes them; the scheduler must answer (a one-paragraph error
+    here, not a failed notebook)."""
+    option = "--scheduler" if scheduler else "--chunk-rows"
+    if not data:
+        raise ConfigError(
+            f"{option} applies to a batch file: add --data FILE.parquet (the prediction log "
+            "is read on this machine)."
+        )
+    if "{{monitor.scheduler}}" not in spec.read_text():
+        raise ConfigError(
+            f"This project's {MONITOR_SPEC} predates {option}: copy pipeline.monitor.yaml, "
+            "notebooks/monitor/ and the monitor section of env.yaml from a new project "
+            "(`nbops init`), or leave out the option."
+        )
+    if chunk_rows is not None and chunk_rows < 1:
+        raise ConfigError(f"--chunk-rows is {chunk_rows}: give a number of rows of at least 1.")
+    if scheduler:
+        from nbops import cluster
+
+        cluster.require_parquet(Path(data), here=_HERE)
+        cluster.connect(scheduler, here=_HERE).close()
 
 
 def retrain(root: Path) -> tuple[int, ReleaseDecision | None]:
