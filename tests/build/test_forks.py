@@ -90,14 +90,14 @@ def test_two_notebooks_of_one_build_do_not_see_each_others_names_or_patches(
         tmp_path / "a.ipynb",
         "import json, random\nleak = 'from a'\njson.dumps = lambda *a, **k: 'patched'\n"
         "print(json.dumps({}))",
-        "import random\nprint(random.random())",
+        "import numpy as np\nprint(np.random.random())",
         # Left open: written out when the kernel exits, as by a fresh Python.
         f"unclosed = open({str(tmp_path / 'unclosed.txt')!r}, 'w')\nunclosed.write('kept')",
     )
     second = _notebook(
         tmp_path / "b.ipynb",
         "import json, random\nprint(json.dumps({'leak': 'leak' in globals(), 'dumps': json.dumps({})}))",
-        "print(random.random())",
+        "import numpy as np\nprint(np.random.random())",
     )
 
     a = _run(first, tmp_path / "a.out.ipynb")
@@ -105,7 +105,7 @@ def test_two_notebooks_of_one_build_do_not_see_each_others_names_or_patches(
 
     assert a.cells[0].outputs[0]["text"].strip() == "patched"
     assert json.loads(b.cells[0].outputs[0]["text"]) == {"leak": False, "dumps": "{}"}
-    # Unseeded random state is fresh in each kernel, not the template's copy.
+    # Unseeded global random state is fresh in each kernel, not the template's copy.
     assert a.cells[1].outputs[0]["text"] != b.cells[1].outputs[0]["text"]
     # The kernel of "a" exits once shut down, its open file written out.
     unclosed, give_up = tmp_path / "unclosed.txt", time.monotonic() + 60

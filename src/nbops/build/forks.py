@@ -62,8 +62,20 @@ log = logging.getLogger(__name__)
 
 #: The kernel command forked kernels replace: jupyter_client's ``python3`` kernel.
 _LAUNCHER = ["-m", "ipykernel_launcher"]
-#: Imports every kernel does, whatever its notebook imports.
-_KERNEL_MODULES = ["ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell"]
+#: Imports every kernel does, whatever its notebook imports: ipykernel, and what its
+#: start-up imports later (the debugger, history, magics; none starts a thread).
+_KERNEL_MODULES = [
+    "ipykernel.kernelapp",
+    "ipykernel.ipkernel",
+    "ipykernel.zmqshell",
+    "ipykernel.debugger",
+    "IPython.core.debugger",
+    "IPython.core.completerlib",
+    "IPython.extensions.storemagic",
+    "sqlite3",
+    "tornado.queues",
+    "tornado.platform.asyncio",
+]
 #: How long a request to the template may wait for it (its imports included).
 _TIMEOUT = 300.0
 
