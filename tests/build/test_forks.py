@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ import nbformat
 import papermill as pm
 import pytest
 
+from nbops.build.forks import _forkable
 from nbops.build.kernels import ForkKernelManager, KernelPool, warm_engine
 
 
@@ -143,3 +145,26 @@ def test_when_the_template_is_gone_kernels_start_the_usual_way_and_say_why(
     assert _facts(nb)["ppid"] == os.getpid()  # started by this process, not forked
     assert "without forking: the kernel template process exited with code -9" in caplog.text
     assert ForkKernelManager.template is not pool.template  # forgotten after its build
+
+
+@pytest.mark.parametrize(
+    ("python", "module", "forked"),
+    [
+        ("this", "ipykernel_launcher", True),
+        # Another virtualenv: the same binary (a symlink), never the same packages.
+        ("other-venv", "ipykernel_launcher", False),
+        ("this", "some_other_kernel", False),
+        ("/nonexistent/bin/python", "ipykernel_launcher", False),
+    ],
+)
+def test_only_this_environments_ipykernel_is_forked(
+    tmp_path: Path, python: str, module: str, forked: bool
+) -> None:
+    if python == "this":
+        python = sys.executable
+    elif python == "other-venv":
+        (tmp_path / "bin").mkdir()
+        (tmp_path / "bin" / "python").symlink_to(os.path.realpath(sys.executable))
+        python = str(tmp_path / "bin" / "python")
+
+    assert (_forkable([python, "-m", module, "-f", "c.json"]) is None) is forked

@@ -45,6 +45,7 @@ import json
 import logging
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -224,7 +225,16 @@ def _forkable(cmd: list[str]) -> str | None:
     why not."""
     if len(cmd) < 3 or cmd[1:3] != _LAUNCHER:
         return f"the kernel is not started with python -m ipykernel_launcher ({cmd[:3]})"
-    if os.path.realpath(cmd[0]) != os.path.realpath(sys.executable):
+    python = shutil.which(cmd[0]) or cmd[0]
+    # The same interpreter in the same environment: two virtualenvs share one binary.
+    try:
+        same = os.path.realpath(python) == os.path.realpath(sys.executable) and os.path.samefile(
+            os.path.dirname(os.path.abspath(python)),
+            os.path.dirname(os.path.abspath(sys.executable)),
+        )
+    except OSError:
+        same = False
+    if not same:
         return f"the kernel runs another Python ({cmd[0]}) than the build ({sys.executable})"
     return None
 
