@@ -7,7 +7,7 @@ kernel ahead (:class:`nbops.build.kernels.KernelPool`) hides none of it.
 
 Here one *template* process per build (``python -m nbops.build.forks``) imports
 ipykernel and the modules the build's notebooks import, starts no thread and no zmq
-context, and then waits on a unix socket. For each notebook it forks a child that
+context, and waits on a unix socket. For each notebook it forks a child that
 becomes a fresh IPython kernel (``IPKernelApp``, the connection file the kernel manager
 wrote, the notebook's working directory and environment, a session and process group
 of its own). Every notebook still runs in a process of its own and nothing it does
@@ -24,6 +24,10 @@ kernel's zmq context, sockets and threads are created after the fork, in the chi
 Native thread pools started by imports (OpenBLAS, jemalloc) have fork handlers of
 their own and restart in the child when first used; the template checks that no
 *Python* thread is running before every fork and refuses otherwise.
+
+The template imports while it serves: a kernel is forked as soon as the modules of
+its own notebook are imported (those first), and the rest of the build's are imported
+while the first notebooks run.
 
 The build side is :class:`nbops.build.kernels.ForkKernelManager`, jupyter_client's
 kernel manager with a :class:`ForkProvisioner`: it writes the connection file as usual, then asks the
@@ -53,6 +57,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Sequence
 from typing import Any
 
 from jupyter_client.provisioning import LocalProvisioner
@@ -138,9 +143,13 @@ class KernelTemplate:
             if not quiet:
                 log.warning("starting kernels without forking: %s", reason)
 
-    def fork(self, argv: list[str], *, cwd: str, env: dict[str, str]) -> int:
-        """Fork a kernel run with ipykernel's ``argv``; its pid."""
-        reply = self._ask({"op": "fork", "argv": argv, "cwd": cwd, "env": env})
+    def fork(
+        self, argv: list[str], *, cwd: str, env: dict[str, str], modules: Sequence[str] = ()
+    ) -> int:
+        """Fork a kernel run with ipykernel's ``argv``, once the template has imported
+        ``modules`` (its notebook's: the template imports them first); its pid."""
+        request = {"op": "fork", "argv": argv, "cwd": cwd, "env": env, "modules": list(modules)}
+        reply = self._ask(request)
         if "pid" not in reply:
             # It will not get better (a thread started by an import): stop asking.
             self._stop(reply.get("error", "the template did not fork"))
@@ -256,7 +265,8 @@ class ForkProvisioner(LocalProvisioner):  # type: ignore[misc]
             env = dict(kwargs.get("env") or os.environ)
             cwd = str(kwargs.get("cwd") or os.getcwd())
             try:
-                pid = self.template.fork(cmd[3:], cwd=cwd, env=env)
+                modules = getattr(self.parent, "fork_modules", None) or []
+                pid = self.template.fork(cmd[3:], cwd=cwd, env=env, modules=modules)
             except TemplateUnavailable as exc:
                 why = str(exc)  # logged once, by the template
             else:
@@ -310,8 +320,14 @@ class ForkProvisioner(LocalProvisioner):  # type: ignore[misc]
 
 
 def _template(address: str, modules: list[str]) -> dict[str, Any] | None:
-    """Import, then serve fork and poll requests until stdin closes. Returns None in
-    the template (which then exits) and the kernel's request in a forked child."""
+    """Import ``modules`` while serving fork and poll requests, until stdin closes.
+    Returns None in the template (which then exits) and the kernel's request in a
+    forked child.
+
+    The socket listens from the start: a fork request waits only for the modules its
+    notebook imports (imported first), not for the whole build's, and the rest are
+    imported while the first notebooks run.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # As ipykernel_launcher: the working directory is not on sys.path while it loads.
     if sys.path and sys.path[0] in ("", os.getcwd()):
@@ -320,19 +336,26 @@ def _template(address: str, modules: list[str]) -> dict[str, Any] | None:
     # init_gui_pylab): matplotlib reads it when imported.
     if not os.environ.get("MPLBACKEND"):
         os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
-    for module in [*_KERNEL_MODULES, *modules]:
-        # A module that fails to import here fails again in the notebook's own cell,
-        # with its own traceback.
-        with contextlib.suppress(BaseException):
-            __import__(module)
     imported_with = os.environ.get("MPLBACKEND")
+    pending = list(dict.fromkeys([*_KERNEL_MODULES, *modules]))
+
+    def load(module: str) -> None:
+        if module in pending:
+            pending.remove(module)
+            # A module that fails to import here fails again in the notebook's own
+            # cell, with its own traceback.
+            with contextlib.suppress(BaseException):
+                __import__(module)
+
+    for module in _KERNEL_MODULES:
+        load(module)
 
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(address)
     listener.bind(address + ".tmp")
-    os.rename(address + ".tmp", address)  # clients connect once it is listening
     listener.listen(16)
+    os.rename(address + ".tmp", address)  # clients connect once it is listening
     children: dict[int, int | None] = {}
 
     def reap() -> None:
@@ -344,11 +367,14 @@ def _template(address: str, modules: list[str]) -> dict[str, Any] | None:
                         children[pid] = os.waitstatus_to_exitcode(status)
 
     while True:
-        readable, _, _ = select.select([listener, sys.stdin.buffer], [], [], 0.5)
+        # Between two imports, only a look at the socket; once all are done, a wait.
+        readable, _, _ = select.select([listener, sys.stdin.buffer], [], [], 0 if pending else 0.5)
         reap()
         if sys.stdin.buffer in readable and not os.read(sys.stdin.fileno(), 4096):
             break  # the build closed the pipe, or died
         if listener not in readable:
+            if pending:
+                load(pending[0])
             continue
         conn, _ = listener.accept()
         with conn:
@@ -359,6 +385,8 @@ def _template(address: str, modules: list[str]) -> dict[str, Any] | None:
                 # A pid that is not ours was never a kernel of this build: gone.
                 reply: dict[str, Any] = {"exit": children.get(request["pid"], -1)}
             elif op == "fork":
+                for module in request.get("modules") or []:
+                    load(module)
                 threads = [
                     t.name for t in threading.enumerate() if t is not threading.main_thread()
                 ]

@@ -112,6 +112,8 @@ class ForkKernelManager(IPCKernelManager):
     when the template cannot fork, the kernel starts the usual way."""
 
     template: ClassVar[Any] = None  # a nbops.build.forks.KernelTemplate
+    #: What the notebook imports: the template imports these before it forks.
+    fork_modules: list[str] | None = None
 
     async def _async_pre_start_kernel(self, **kw: Any) -> Any:
         from nbops.build.forks import ForkProvisioner
@@ -280,14 +282,14 @@ class KernelPool:
         # The same arguments nbclient starts a kernel with, plus the imports.
         args = ["--HistoryManager.hist_file=:memory:"]
         args += [f"--IPKernelApp.exec_lines={json.dumps(_preload_lines(modules))}"]
-        manager = _start(kernel_name, args)
+        manager = _start(kernel_name, args, modules)
         if manager is None:
             log.debug("could not start a warm kernel for %s", key)
             return None
         return _Warm(key, kernel_name, os.getcwd(), manager, modules)
 
 
-def _start(kernel_name: str, args: list[str]) -> Any | None:
+def _start(kernel_name: str, args: list[str], modules: Iterable[str] = ()) -> Any | None:
     """A started :class:`IPCKernelManager`, or None when the kernel cannot start (no
     such kernel: papermill then says so)."""
     from jupyter_core.utils import run_sync
@@ -295,6 +297,7 @@ def _start(kernel_name: str, args: list[str]) -> Any | None:
     starts = 1 if TRANSPORT == "ipc" else _TCP_STARTS
     for attempt in range(1, starts + 1):
         manager = ForkKernelManager(kernel_name=kernel_name)
+        manager.fork_modules = list(modules)
         try:
             run_sync(manager.start_kernel)(extra_arguments=args)
             if manager.transport == "tcp":
