@@ -67,14 +67,16 @@ def test_a_forked_kernel_runs_a_notebook_with_correct_results_and_plots(
     monkeypatch.delenv("MPLBACKEND")  # the kernel's own backend (Agg shows no figures)
     source = _notebook(
         tmp_path / "a.ipynb",
-        "import pandas as pd\ntotal = int(pd.Series([1, 2, 3]).sum())\nprint(total)",
+        "import pandas as pd\ntotal = int(pd.Series([1, 2, 3]).sum())\nprint(total)\n"
+        "print(pd.get_option('display.max_columns'))",
         "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3])\nplt.title('a line')",
         REPORT,
     )
 
     nb = _run(source, tmp_path / "a.out.ipynb")
 
-    assert nb.cells[0].outputs[0]["text"].strip() == "6"
+    # pandas was imported outside a kernel: DataFrames still print as in a kernel.
+    assert nb.cells[0].outputs[0]["text"].split() == ["6", "20"]
     # matplotlib was imported in the template, before any kernel: the figure still shows.
     assert any("image/png" in o.get("data", {}) for o in nb.cells[1].outputs)
     facts = _facts(nb)

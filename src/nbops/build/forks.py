@@ -57,7 +57,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from jupyter_client.provisioning import LocalProvisioner
@@ -116,6 +116,7 @@ class KernelTemplate:
         self.process = process
         self.address = address
         self.reason: str | None = None  # why it stopped forking, once it has
+        self._told: set[str] = set()
 
     @classmethod
     def start(cls, modules: list[str], *, address: str) -> KernelTemplate:
@@ -154,6 +155,14 @@ class KernelTemplate:
             # It will not get better (a thread started by an import): stop asking.
             self._stop(reply.get("error", "the template did not fork"))
             raise TemplateUnavailable(self.reason)
+        for module in set(reply.get("looked_for_ipython", [])) - self._told:
+            self._told.add(module)
+            log.warning(
+                "%s asked whether it runs in IPython when the kernel template imported it "
+                "(outside a kernel); if notebooks that use it behave differently in this "
+                "build, set fork_kernels: false under executor: in pipeline.yaml",
+                module,
+            )
         return int(reply["pid"])
 
     def poll(self, pid: int) -> int | None:
@@ -338,13 +347,14 @@ def _template(address: str, modules: list[str]) -> dict[str, Any] | None:
         os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     imported_with = os.environ.get("MPLBACKEND")
     pending = list(dict.fromkeys([*_KERNEL_MODULES, *modules]))
+    looked: set[str] = set()  # modules that asked for IPython while imported here
 
     def load(module: str) -> None:
         if module in pending:
             pending.remove(module)
             # A module that fails to import here fails again in the notebook's own
             # cell, with its own traceback.
-            with contextlib.suppress(BaseException):
+            with contextlib.suppress(BaseException), _noting_ipython_lookups(looked):
                 __import__(module)
 
     for module in _KERNEL_MODULES:
@@ -402,7 +412,7 @@ def _template(address: str, modules: list[str]) -> dict[str, Any] | None:
                         request["imported_with"] = imported_with
                         return request
                     children[pid] = None
-                    reply = {"pid": pid}
+                    reply = {"pid": pid, "looked_for_ipython": sorted(looked - _KNOWN_LOOKUPS)}
             else:
                 reply = {"error": f"unknown request {op!r}"}
             conn.sendall(json.dumps(reply).encode() + b"\n")
@@ -418,6 +428,59 @@ def _template(address: str, modules: list[str]) -> dict[str, Any] | None:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
     return None
+
+
+#: Modules that ask for IPython when imported and whose answer :func:`_as_in_a_kernel`
+#: corrects in the child (or whose question changes nothing for a notebook).
+_KNOWN_LOOKUPS = {"pandas.core.config_init", "pandas.io.formats.printing"}
+
+
+@contextlib.contextmanager
+def _noting_ipython_lookups(looked: set[str]) -> Iterator[None]:
+    """Note the modules that ask whether they run in IPython while imported: outside a
+    kernel the answer is no, and a module may decide something for good on it. The
+    answer stays what it would be here (no shell); only the question is noted."""
+    import builtins
+
+    def noted() -> None:
+        looked.add(sys._getframe(2).f_globals.get("__name__", "?"))
+
+    def absent() -> Any:
+        noted()
+        raise NameError("name 'get_ipython' is not defined")
+
+    ipython = sys.modules.get("IPython")
+    real = getattr(ipython, "get_ipython", None)
+
+    def recorded() -> Any:
+        noted()
+        return real() if real is not None else None
+
+    builtins.get_ipython = absent  # type: ignore[attr-defined]
+    if ipython is not None:
+        ipython.get_ipython = recorded
+    try:
+        yield
+    finally:
+        del builtins.get_ipython  # type: ignore[attr-defined]
+        if ipython is not None:
+            ipython.get_ipython = real
+
+
+def _as_in_a_kernel() -> None:
+    """Redo, in the kernel, what a known module decided when the template imported it
+    outside a kernel. pandas: ``display.max_columns`` is 0 (fit the terminal) in a
+    terminal and 20 in a kernel, which changes how every DataFrame prints."""
+    if "pandas.core.config_init" not in sys.modules:
+        return
+    with contextlib.suppress(Exception):  # pandas' private option registry
+        from pandas._config import config as cf
+
+        option = cf._registered_options["display.max_columns"]
+        if option.defval == 0:
+            cf._registered_options["display.max_columns"] = option._replace(defval=20)
+            if cf.get_option("display.max_columns") == 0:
+                cf.set_option("display.max_columns", 20)
 
 
 def _become_kernel(request: dict[str, Any]) -> None:
@@ -449,7 +512,11 @@ def _become_kernel(request: dict[str, Any]) -> None:
 
     code: Any = 0
     try:
-        kernelapp.launch_new_instance(argv=argv)
+        # IPKernelApp.launch_instance, with the kernel's corrections before it starts.
+        app = kernelapp.IPKernelApp.instance()
+        app.initialize(argv)
+        _as_in_a_kernel()
+        app.start()
     except SystemExit as exc:
         code = exc.code
     except BaseException:
