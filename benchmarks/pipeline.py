@@ -16,8 +16,11 @@ Each runs "cold" (the first build in a fresh copy: creates the tracking store, n
 champion to compare with) and "warm" (a second forced build in the same copy: the gate
 compares with the champion the cold build registered; the floor, which registers
 nothing, reads nbops' registry for that). Prints wall times, the ratio to the
-floor, and the peak memory of the whole process tree (sampled every 0.1 s) and of its
-largest process.
+floor, the CPU seconds (user + system) of the whole process tree (every process the
+run started, reaped: ``getrusage(RUSAGE_CHILDREN)``), and the peak memory of the whole
+process tree (sampled every 0.1 s) and of its largest process. The per-task table gives
+seconds and, for nbops, the CPU seconds of each task's kernel process (its start and
+imports included; sampled every 0.1 s, so a tenth of a second at most is missed).
 
 Then, in the copy nbops built, the fixed costs of a build (best of 3, wall and CPU
 seconds of the process tree):
@@ -39,6 +42,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -99,15 +103,34 @@ for name in dag:
     return path
 
 
+def _is_kernel(proc: psutil.Process, cmdline: str) -> bool:
+    """A notebook's kernel: started as ``ipykernel``, or forked by nbops' kernel
+    template (same command line as the template, whose child it is)."""
+    if "ipykernel" in cmdline:
+        return True
+    if TEMPLATE not in cmdline:
+        return False
+    with contextlib.suppress(psutil.Error):
+        parent = proc.parent()
+        return parent is not None and TEMPLATE in " ".join(parent.cmdline())
+    return False
+
+
+#: How nbops' kernel template process (nbops.build.forks) shows in a command line.
+TEMPLATE = "nbops.build.forks"
+
+
 class Peak:
     """Peak RSS of a process and its descendants, sampled every 0.1 s: of the whole
-    tree, and of each process (kernels noted with their start time)."""
+    tree, and of each process (kernels noted with their start time, and the CPU
+    seconds they had used when last seen)."""
 
     def __init__(self, pid: int) -> None:
         self.root = psutil.Process(pid)
         self.tree = 0
         self.peaks: dict[int, int] = {}
         self.kernels: dict[int, float] = {}
+        self.cpu: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -120,6 +143,10 @@ class Peak:
         """Peak RSS of each kernel, in the order the kernels started."""
         return [self.peaks[pid] for pid in sorted(self.kernels, key=self.kernels.get)]
 
+    def kernel_cpu(self) -> list[float]:
+        """CPU seconds of each kernel, in the order the kernels started."""
+        return [self.cpu.get(pid, 0.0) for pid in sorted(self.kernels, key=self.kernels.get)]
+
     def _run(self) -> None:
         while not self._stop.is_set():
             total = 0
@@ -129,8 +156,13 @@ class Peak:
                         rss = proc.memory_info().rss
                         total += rss
                         self.peaks[proc.pid] = max(self.peaks.get(proc.pid, 0), rss)
-                        if proc.pid not in self.kernels and "ipykernel" in " ".join(proc.cmdline()):
+                        if proc.pid not in self.kernels and _is_kernel(
+                            proc, " ".join(proc.cmdline())
+                        ):
                             self.kernels[proc.pid] = proc.create_time()
+                        if proc.pid in self.kernels:
+                            times = proc.cpu_times()
+                            self.cpu[proc.pid] = times.user + times.system
             self.tree = max(self.tree, total)
             self._stop.wait(0.1)
 
@@ -139,8 +171,10 @@ class Peak:
         self._thread.join()
 
 
-def sampled(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, Peak, str]:
-    """Run ``cmd`` to the end, sampling its memory; exit with its output if it fails."""
+def sampled(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, Peak, str, float]:
+    """Run ``cmd`` to the end, sampling its memory; exit with its output if it fails.
+    Also returns the CPU seconds of its whole process tree."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen(
         cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -148,10 +182,24 @@ def sampled(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, Peak
     peak = Peak(proc.pid)
     out, _ = proc.communicate()
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     peak.stop()
     if proc.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed in {cwd}:\n{out[-5000:]}")
-    return elapsed, peak, out
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, peak, out, cpu
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple:
+    """(wall s, peak tree bytes, largest process bytes, per-task s, tree CPU s,
+    per-task kernel CPU s, output)."""
+    elapsed, peak, out, cpu = sampled(cmd, cwd, env)
+    seconds = task_seconds(out)
+    kernels = peak.kernel_cpu()
+    # Kernels start in the pipeline's order (one build at a time on 2 cores); a
+    # count that does not match (workers side by side) leaves the column empty.
+    kernel_cpu = dict(zip(seconds, kernels, strict=True)) if len(kernels) == len(seconds) else {}
+    return elapsed, peak.tree, peak.largest, seconds, cpu, kernel_cpu, out
 
 
 def bench_env() -> dict[str, str]:
@@ -235,7 +283,7 @@ def measure_fixed(rows: int) -> dict[str, Any]:
     env = {**bench_env(), "NBOPS_TIMING": "1"}
     with tempfile.TemporaryDirectory(prefix="nbops-bench-") as tmp:
         project = copy_project(Path(tmp) / "nbops", rows)
-        _, _, out = sampled([str(BIN / "ploomber"), "build", "--force"], project, env)
+        _, _, out, _ = sampled([str(BIN / "ploomber"), "build", "--force"], project, env)
         return fixed_costs(project, env, capture_seconds(out))
 
 
@@ -265,13 +313,12 @@ def measure(rows: int, skip_plain: bool) -> dict[str, dict[str, tuple]]:
                     extra = {**extra, "MLFLOW_TRACKING_URI": f"sqlite:///{registry}"}
                 if name == "nbops":
                     extra = {**extra, "NBOPS_TIMING": "1"}
-                elapsed, peak, out = sampled(cmd, project, {**env, **extra})
-                results[name][phase] = (elapsed, peak.tree, peak.largest, task_seconds(out))
+                results[name][phase] = run(cmd, project, {**env, **extra})
+                seconds, tree, largest, _, cpu, _, out = results[name][phase]
                 if name == "nbops" and phase == "warm":
                     fixed = fixed_costs(project, {**env, **extra}, capture_seconds(out))
-                seconds, tree, largest, _ = results[name][phase]
                 print(
-                    f"  {rows:>9,} rows  {name:<9} {phase}: {seconds:7.1f} s  "
+                    f"  {rows:>9,} rows  {name:<9} {phase}: {seconds:7.1f} s  cpu {cpu:7.1f} s  "
                     f"peak {tree / 2**20:6.0f} MB (largest process {largest / 2**20:5.0f} MB)",
                     flush=True,
                 )
@@ -307,11 +354,26 @@ def main() -> None:
                 if name != "floor"
             )
             print(f"{rows:>9,} rows {phase}: floor {floor:.1f} s; {ratios}", flush=True)
+            floor_cpu = results["floor"][phase][4]
+            cpus = "  ".join(
+                f"{name} {results[name][phase][4]:.1f} s ({results[name][phase][4] / floor_cpu:.2f}x)"
+                for name in results
+                if name != "floor"
+            )
+            print(f"{rows:>9,} rows {phase} cpu: floor {floor_cpu:.1f} s; {cpus}", flush=True)
         tasks = results["floor"]["warm"][3]
-        print(f"  per task, warm (s): {'task':<14}" + "".join(f"{n:>11}" for n in results))
+        kernelled = [n for n in results if n != "floor"]
+        print(
+            f"  per task, warm (s): {'task':<14}"
+            + "".join(f"{n:>11}" for n in results)
+            + "".join(f"{n + ' cpu':>14}" for n in kernelled)
+        )
         for task in tasks:
             cells = "".join(
                 f"{results[n]['warm'][3].get(task, float('nan')):>11.1f}" for n in results
+            )
+            cells += "".join(
+                f"{results[n]['warm'][5].get(task, float('nan')):>14.1f}" for n in kernelled
             )
             print(f"  {'':<19}{task:<14}{cells}")
         print_fixed(rows, fixed)

@@ -38,7 +38,7 @@ def main() -> None:
     print(f"cores: {os.cpu_count()}, memory: {psutil.virtual_memory().total / GB:.1f} GB")
     with tempfile.TemporaryDirectory(prefix="nbops-scale-") as tmp:
         project = copy_project(Path(tmp) / "nbops", args.rows)
-        seconds, memory, out = sampled([str(BIN / "ploomber"), "build"], project, bench_env())
+        seconds, memory, out, _ = sampled([str(BIN / "ploomber"), "build"], project, bench_env())
         tasks = task_seconds(out)
         print(
             f"{args.rows:,} rows, nbops: {seconds:.0f} s, peak {memory.tree / GB:.2f} GB "
@@ -52,7 +52,7 @@ def main() -> None:
             print(f"  {task:<14}{task_s:>9.1f}{peak:>18}")
         if args.floor:
             floor = copy_project(Path(tmp) / "floor", args.rows)
-            seconds, memory, _ = sampled(
+            seconds, memory, _, _ = sampled(
                 [sys.executable, str(floor_script(floor))], floor, bench_env()
             )
             print(f"{args.rows:,} rows, floor: {seconds:.0f} s, peak {memory.tree / GB:.2f} GB")

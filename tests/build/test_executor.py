@@ -26,12 +26,18 @@ BIN = Path(sys.executable).parent
 NOTEBOOKS = {
     "first": [
         "upstream = None\nproduct = None",
-        "import os, sys\nleak = 'from first'\nimport graphlib\nopen(product['pid'], 'w').write(str(os.getpid()))",
+        # graphlib by name: a module the warm-up cannot see, imported here only.
+        "import os, sys, importlib\nleak = 'from first'\nimportlib.import_module('graph' + 'lib')\nopen(product['pid'], 'w').write(str(os.getpid()))",
     ],
     "second": [
         "upstream = ['first']\nproduct = None",
         "import os, sys\nwarm = 'wave' in sys.modules\nclean = 'leak' not in globals() and '_nbops_warm' not in globals()\n"
-        "import json\njson.dump({'pid': os.getpid(), 'ppid': os.getppid(), 'warm': warm, 'clean': clean, 'graphlib': 'graphlib' in sys.modules}, open(product['pid'], 'w'))",
+        "import json\nfrom pathlib import Path\nparent = os.getppid()\n"
+        # Forked kernels are the children of the build's template, itself the build's.
+        "if 'nbops.build.forks' in Path(f'/proc/{parent}/cmdline').read_text():\n"
+        "    build = int(Path(f'/proc/{parent}/stat').read_text().rsplit(')', 1)[1].split()[1])\n"
+        "else:\n    build = parent\n"
+        "json.dump({'pid': os.getpid(), 'build': build, 'forked': build != parent, 'warm': warm, 'clean': clean, 'graphlib': 'graphlib' in sys.modules}, open(product['pid'], 'w'))",
         "import wave\nprint('second ran')",
     ],
     "third": [
@@ -104,7 +110,9 @@ def _kernels_marked(marker: str) -> list[psutil.Process]:
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         try:
-            if "ipykernel_launcher" in " ".join(proc.info["cmdline"] or []) and (
+            cmdline = " ".join(proc.info["cmdline"] or [])
+            # Kernels started by jupyter_client, or the template and the kernels it forked.
+            if ("ipykernel_launcher" in cmdline or "nbops.build.forks" in cmdline) and (
                 proc.environ().get("NBOPS_TEST_MARKER") == marker
             ):
                 found.append(proc)
@@ -134,6 +142,7 @@ def test_every_notebook_runs_in_a_fresh_kernel_with_its_imports_already_warm(
     assert second["warm"] is True  # `import wave` (a later cell) was done before the notebook ran
     assert second["clean"] is True  # nothing from the first notebook, nothing from the warm-up
     assert second["graphlib"] is False  # the first notebook's imports stay in its own process
+    assert second["forked"] is True  # from the build's template (Linux)
     assert _kernels_marked(marker) == []  # every kernel is gone when the build ends
 
 
@@ -183,6 +192,7 @@ def test_plain_mode_builds_the_same_products(tmp_path: Path) -> None:
     assert "without encryption" not in result.stdout + result.stderr
     second = json.loads((root / "out" / "second.pid").read_text())
     assert second["warm"] is False and second["clean"] is True
+    assert second["forked"] is False
     assert (root / "out" / "third.html").read_text().lstrip().lower().startswith("<!doctype html>")
 
 
@@ -217,7 +227,7 @@ def test_a_task_can_opt_in_to_running_in_the_build_process(tmp_path: Path) -> No
     out = root / "out"
     second = json.loads((out / "second.pid").read_text())
     # The second notebook ran in a kernel started by the build; the third in the build.
-    assert int((out / "third.pid").read_text()) == second["ppid"] != second["pid"]
+    assert int((out / "third.pid").read_text()) == second["build"] != second["pid"]
     assert "third ran" in (out / "third.html").read_text()
 
 
@@ -353,3 +363,14 @@ def test_a_bad_workers_setting_fails_the_build_with_the_message(tmp_path: Path) 
         "executor workers must be a whole number of 1 or more, or auto; got 'lots'"
         in result.stdout + result.stderr
     )
+
+
+def test_fork_kernels_is_an_executor_option_and_plain_turns_it_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from nbops.build.executor import NotebookExecutor
+
+    assert NotebookExecutor().fork_kernels is True
+    assert NotebookExecutor(fork_kernels=False).fork_kernels is False
+    monkeypatch.setenv("NBOPS_EXECUTOR", "plain")
+    assert NotebookExecutor().fork_kernels is False

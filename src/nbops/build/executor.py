@@ -11,6 +11,10 @@ notebook:
 
 - **warm kernels** (:mod:`nbops.build.kernels`): the next notebook's kernel starts, and
   imports what that notebook imports, while the current notebook runs;
+- **forked kernels** (:mod:`nbops.build.forks`): on Linux, each kernel is forked from
+  one template process that imported ipykernel and what the build's notebooks import,
+  once for the build: a fresh process per notebook, without paying Python's start and
+  the imports again;
 - **reports off the critical path**: each task's HTML report is rendered on a
   background thread while the next notebook runs; the build waits for every report
   before it finishes (and before the build-level hooks record them);
@@ -22,8 +26,8 @@ notebook:
   at a time from 4 cores up and one below, because a gradient-boosting fit already
   uses every core.
 
-Each can be turned off (``warm_kernels: false``, ``background_reports: false``,
-``workers: 1``), and ``NBOPS_EXECUTOR=plain`` turns all of them off for one build.
+Each can be turned off (``warm_kernels: false``, ``fork_kernels: false``,
+``background_reports: false``, ``workers: 1``), and ``NBOPS_EXECUTOR=plain`` turns all of them off for one build.
 Whatever the settings, notebooks' kernels start over IPC, not TCP (:mod:`nbops.build.kernels`).
 """
 
@@ -55,6 +59,7 @@ class NotebookExecutor(Serial):
     def __init__(
         self,
         warm_kernels: bool = True,
+        fork_kernels: bool = True,
         background_reports: bool = True,
         ahead: int = 1,
         workers: int | str = "auto",
@@ -68,6 +73,7 @@ class NotebookExecutor(Serial):
         )
         plain = os.environ.get("NBOPS_EXECUTOR", "").lower() == "plain"
         self.warm_kernels = warm_kernels and not plain
+        self.fork_kernels = fork_kernels and not plain
         self.background_reports = background_reports and not plain
         self.ahead = ahead
         self.workers = 1 if plain else _workers(workers)
@@ -79,7 +85,7 @@ class NotebookExecutor(Serial):
 
     def __repr__(self) -> str:
         return (
-            f"NotebookExecutor(warm_kernels={self.warm_kernels}, "
+            f"NotebookExecutor(warm_kernels={self.warm_kernels}, fork_kernels={self.fork_kernels}, "
             f"background_reports={self.background_reports}, ahead={self.ahead}, "
             f"workers={self.workers})"
         )
@@ -100,10 +106,18 @@ class NotebookExecutor(Serial):
                 return build(dag, show_progress)
             # Even with nothing warm, papermill goes through WarmEngine: its kernels
             # then start over IPC, free of TCP port races (see nbops.build.kernels).
-            plan = [_plan(t) for t in notebooks] if self.warm_kernels else []
+            plans = [_plan(t) for t in notebooks] if self.warm_kernels or self.fork_kernels else []
+            plan = plans if self.warm_kernels else []
+            # The template imports what any notebook of the build imports.
+            fork = [m for _, _, modules in plans for m in modules] if self.fork_kernels else None
             # Side by side, every task ready at once wants its kernel: start that many.
             ahead = self.ahead * self.workers if side_by_side else self.ahead
-            with warm_engine(KernelPool(plan, ahead=ahead)):
+            pool = KernelPool(
+                plan,
+                ahead=ahead,
+                fork_modules=list(dict.fromkeys(fork)) if fork is not None else None,
+            )
+            with warm_engine(pool):
                 return build(dag, show_progress)
         finally:
             if reports:

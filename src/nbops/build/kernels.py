@@ -8,6 +8,11 @@ imported (``IPKernelApp.exec_lines``; nothing is bound in the user's namespace).
 Every notebook still gets a process of its own, so nothing leaks between notebooks;
 only ``sys.modules`` is warm.
 
+With ``fork_modules``, the pool's kernels (and papermill's, through
+:class:`ForkKernelManager`) are forked from one template process that has imported
+those modules once for the whole build (:mod:`nbops.build.forks`), so a kernel costs
+neither the start of Python and ipykernel nor the imports again.
+
 :class:`WarmEngine` is the papermill engine that takes the kernel from the pool (and
 falls back to papermill's own start when there is none, or it does not match the
 notebook's kernel or working directory). :mod:`nbops.build.executor` wires both into a
@@ -37,10 +42,11 @@ import shutil
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import zmq
 from jupyter_client.manager import AsyncKernelManager
@@ -50,6 +56,7 @@ from papermill.utils import merge_kwargs, remove_args
 from traitlets import default
 
 __all__ = [
+    "ForkKernelManager",
     "IPCKernelManager",
     "KernelPool",
     "WarmEngine",
@@ -99,6 +106,29 @@ class IPCKernelManager(AsyncKernelManager):
         return super()._ip_default()
 
 
+class ForkKernelManager(IPCKernelManager):
+    """The IPC kernel manager, whose kernel is forked from ``template`` when there is
+    one (set for the duration of a build, see :class:`KernelPool`); without one, or
+    when the template cannot fork, the kernel starts the usual way."""
+
+    template: ClassVar[Any] = None  # a nbops.build.forks.KernelTemplate
+    #: What the notebook imports: the template imports these before it forks.
+    fork_modules: list[str] | None = None
+
+    async def _async_pre_start_kernel(self, **kw: Any) -> Any:
+        from nbops.build.forks import ForkProvisioner
+
+        template = type(self).template
+        if self.provisioner is None and template is not None and template.alive:
+            self.kernel_id = self.kernel_id or kw.pop("kernel_id", str(uuid.uuid4()))
+            provisioner = ForkProvisioner(
+                kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self
+            )
+            provisioner.template = template
+            self.provisioner = provisioner
+        return await super()._async_pre_start_kernel(**kw)
+
+
 def imported_modules(notebook: dict[str, Any]) -> list[str]:
     """The modules a notebook's code cells import, in order (``import a.b``, ``from a
     import b``); cells that do not parse (magics) are skipped, relative imports ignored."""
@@ -143,12 +173,23 @@ class KernelPool:
 
     ``plan`` is the ordered list of ``(key, kernel_name, modules)`` for the notebooks
     of a build (``key``: the executed notebook's output path). :meth:`take` hands out
-    the kernel started for a key and starts the next ``ahead`` ones.
+    the kernel started for a key and starts the next ``ahead`` ones. With
+    ``fork_modules`` (a list, possibly empty), kernels are forked from a template
+    process that imports those modules once (:mod:`nbops.build.forks`).
     """
 
-    def __init__(self, plan: list[tuple[str, str, list[str]]], *, ahead: int = 1) -> None:
+    def __init__(
+        self,
+        plan: list[tuple[str, str, list[str]]],
+        *,
+        ahead: int = 1,
+        fork_modules: list[str] | None = None,
+    ) -> None:
         self.plan = [(_key(k), name, modules) for k, name, modules in plan]
         self.ahead = max(0, ahead)
+        self.fork_modules = fork_modules
+        self.template: Any = None  # a nbops.build.forks.KernelTemplate, once started
+        self._outer_template: Any = None
         self._started: dict[str, _Warm] = {}
         self._next = 0
         self._lock = threading.Lock()
@@ -157,7 +198,20 @@ class KernelPool:
         self.misses = 0
 
     def start(self) -> None:
-        """Start the kernels of the first ``ahead`` notebooks."""
+        """Start the template (when forking) and the kernels of the first ``ahead``
+        notebooks."""
+        if self.fork_modules is not None:
+            from nbops.build.forks import KernelTemplate, fork_supported
+
+            reason = fork_supported()
+            if reason is None:
+                self.template = KernelTemplate.start(
+                    self.fork_modules, address=_socket_prefix() + "-template"
+                )
+                self._outer_template = ForkKernelManager.template
+                ForkKernelManager.template = self.template
+            else:
+                log.info("kernels start without forking: %s", reason)
         self._fill(self.ahead)
 
     def take(self, key: str, kernel_name: str, cwd: str) -> Any | None:
@@ -209,6 +263,10 @@ class KernelPool:
             _shutdown(manager)
         for warm in leftovers:
             _shutdown(warm.manager)
+        if self.template is not None:
+            if ForkKernelManager.template is self.template:
+                ForkKernelManager.template = self._outer_template
+            self.template.close()
 
     def _fill(self, upto: int) -> None:
         with self._lock:
@@ -224,21 +282,22 @@ class KernelPool:
         # The same arguments nbclient starts a kernel with, plus the imports.
         args = ["--HistoryManager.hist_file=:memory:"]
         args += [f"--IPKernelApp.exec_lines={json.dumps(_preload_lines(modules))}"]
-        manager = _start(kernel_name, args)
+        manager = _start(kernel_name, args, modules)
         if manager is None:
             log.debug("could not start a warm kernel for %s", key)
             return None
         return _Warm(key, kernel_name, os.getcwd(), manager, modules)
 
 
-def _start(kernel_name: str, args: list[str]) -> Any | None:
+def _start(kernel_name: str, args: list[str], modules: Iterable[str] = ()) -> Any | None:
     """A started :class:`IPCKernelManager`, or None when the kernel cannot start (no
     such kernel: papermill then says so)."""
     from jupyter_core.utils import run_sync
 
     starts = 1 if TRANSPORT == "ipc" else _TCP_STARTS
     for attempt in range(1, starts + 1):
-        manager = IPCKernelManager(kernel_name=kernel_name)
+        manager = ForkKernelManager(kernel_name=kernel_name)
+        manager.fork_modules = list(modules)
         try:
             run_sync(manager.start_kernel)(extra_arguments=args)
             if manager.transport == "tcp":
@@ -325,7 +384,7 @@ class WarmEngine(NBClientEngine):
         output = getattr(nb_man, "output_path", None)
         manager = cls.pool.take(output, kernel_name, os.getcwd()) if cls.pool and output else None
         if manager is None:
-            kwargs.setdefault("kernel_manager_class", IPCKernelManager)
+            kwargs.setdefault("kernel_manager_class", ForkKernelManager)
             return super().execute_managed_notebook(
                 nb_man,
                 kernel_name,
@@ -366,6 +425,7 @@ class warm_engine:  # noqa: N801  (a context manager used like a function)
 
     def __enter__(self) -> KernelPool:
         self._previous = papermill_engines.get_engine(None)
+        self._previous_pool = WarmEngine.pool
         WarmEngine.pool = self.pool
         papermill_engines.register(None, WarmEngine)
         self.pool.start()
@@ -373,7 +433,7 @@ class warm_engine:  # noqa: N801  (a context manager used like a function)
 
     def __exit__(self, *exc: object) -> None:
         papermill_engines.register(None, self._previous)
-        WarmEngine.pool = None
+        WarmEngine.pool = self._previous_pool
         self.pool.close()
 
 

@@ -1,0 +1,172 @@
+"""Forked kernels: notebooks run by papermill in kernels forked from one template
+process per build (real template, real kernels, small notebooks; no Ploomber)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import papermill as pm
+import pytest
+
+from nbops.build.forks import _forkable
+from nbops.build.kernels import ForkKernelManager, KernelPool, warm_engine
+
+
+def _notebook(path: Path, *cells: str) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    nbformat.write(nb, path)
+    return path
+
+
+def _run(source: Path, output: Path) -> nbformat.NotebookNode:
+    pm.execute_notebook(str(source), str(output), kernel_name="python3", progress_bar=False)
+    return nbformat.read(output, as_version=4)
+
+
+def _facts(nb: nbformat.NotebookNode) -> dict:
+    """The JSON the notebook's last cell printed."""
+    return json.loads(nb.cells[-1].outputs[-1]["text"])
+
+
+REPORT = (
+    "import json, os, sys\n"
+    "print(json.dumps({'pid': os.getpid(), 'ppid': os.getppid(), 'cwd': os.getcwd(), "
+    "'pgid': os.getpgid(0), 'pandas': 'pandas' in sys.modules}))"
+)
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KernelPool]:
+    """One build's pool for the module: kernels forked from a template that imported
+    pandas and matplotlib's pyplot (the imports of the reference notebooks that
+    matter). Each kernel starts when its notebook runs (``ahead=0``), in that test's
+    environment."""
+    plan = [(f"/nonexistent/{n}.ipynb", "python3", ["json"]) for n in ("a", "b")]
+    pool = KernelPool(plan, ahead=0, fork_modules=["json", "pandas", "matplotlib.pyplot"])
+    with warm_engine(pool):
+        yield pool
+
+
+@pytest.mark.pipeline  # real kernels
+def test_a_forked_kernel_runs_a_notebook_with_correct_results_and_plots(
+    tmp_path: Path, pool: KernelPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MPLBACKEND")  # the kernel's own backend (Agg shows no figures)
+    source = _notebook(
+        tmp_path / "a.ipynb",
+        "import pandas as pd\ntotal = int(pd.Series([1, 2, 3]).sum())\nprint(total)\n"
+        "print(pd.get_option('display.max_columns'))",
+        "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3])\nplt.title('a line')",
+        REPORT,
+    )
+
+    nb = _run(source, tmp_path / "a.out.ipynb")
+
+    # pandas was imported outside a kernel: DataFrames still print as in a kernel.
+    assert nb.cells[0].outputs[0]["text"].split() == ["6", "20"]
+    # matplotlib was imported in the template, before any kernel: the figure still shows.
+    assert any("image/png" in o.get("data", {}) for o in nb.cells[1].outputs)
+    facts = _facts(nb)
+    assert facts["ppid"] == pool.template.process.pid  # forked from the template
+    assert facts["pgid"] == facts["pid"]  # a process group of its own
+    assert facts["pandas"] is True
+    assert facts["cwd"] == os.getcwd()
+
+
+@pytest.mark.pipeline  # real kernels
+def test_two_notebooks_of_one_build_do_not_see_each_others_names_or_patches(
+    tmp_path: Path, pool: KernelPool
+) -> None:
+    first = _notebook(
+        tmp_path / "a.ipynb",
+        "import json, random\nleak = 'from a'\njson.dumps = lambda *a, **k: 'patched'\n"
+        "print(json.dumps({}))",
+        "import numpy as np\nprint(np.random.random())",
+        # Left open: written out when the kernel exits, as by a fresh Python.
+        f"unclosed = open({str(tmp_path / 'unclosed.txt')!r}, 'w')\nunclosed.write('kept')",
+    )
+    second = _notebook(
+        tmp_path / "b.ipynb",
+        "import json, random\nprint(json.dumps({'leak': 'leak' in globals(), 'dumps': json.dumps({})}))",
+        "import numpy as np\nprint(np.random.random())",
+    )
+
+    a = _run(first, tmp_path / "a.out.ipynb")
+    b = _run(second, tmp_path / "b.out.ipynb")
+
+    assert a.cells[0].outputs[0]["text"].strip() == "patched"
+    assert json.loads(b.cells[0].outputs[0]["text"]) == {"leak": False, "dumps": "{}"}
+    # Unseeded global random state is fresh in each kernel, not the template's copy.
+    assert a.cells[1].outputs[0]["text"] != b.cells[1].outputs[0]["text"]
+    # The kernel of "a" exits once shut down, its open file written out.
+    unclosed, give_up = tmp_path / "unclosed.txt", time.monotonic() + 60
+    while unclosed.read_text() != "kept" and time.monotonic() < give_up:
+        time.sleep(0.05)
+    assert unclosed.read_text() == "kept"
+
+
+@pytest.mark.pipeline  # real kernels
+def test_a_kernel_that_dies_fails_its_notebook_without_hanging_and_the_next_one_runs(
+    tmp_path: Path, pool: KernelPool
+) -> None:
+    dying = _notebook(tmp_path / "a.ipynb", "import os\nos._exit(3)", "print('never')")
+    started = time.monotonic()
+
+    with pytest.raises(Exception, match="(?i)kernel died"):
+        _run(dying, tmp_path / "a.out.ipynb")
+
+    assert time.monotonic() - started < 60
+    after = _run(_notebook(tmp_path / "b.ipynb", REPORT), tmp_path / "b.out.ipynb")
+    assert _facts(after)["ppid"] == pool.template.process.pid
+
+
+@pytest.mark.pipeline  # real kernels
+def test_when_the_template_is_gone_kernels_start_the_usual_way_and_say_why(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pool = KernelPool([], fork_modules=["json"])
+    with warm_engine(pool):
+        pool.template.process.kill()
+        pool.template.process.wait()
+        with caplog.at_level(logging.WARNING, logger="nbops.build.forks"):
+            nb = _run(_notebook(tmp_path / "a.ipynb", REPORT), tmp_path / "a.out.ipynb")
+
+    assert _facts(nb)["ppid"] == os.getpid()  # started by this process, not forked
+    assert "without forking: the kernel template process exited with code -9" in caplog.text
+    assert ForkKernelManager.template is not pool.template  # forgotten after its build
+
+
+@pytest.mark.parametrize(
+    ("python", "module", "forked"),
+    [
+        ("this", "ipykernel_launcher", True),
+        # Another virtualenv: the same binary (a symlink), never the same packages.
+        ("other-venv", "ipykernel_launcher", False),
+        ("this", "some_other_kernel", False),
+        ("/nonexistent/bin/python", "ipykernel_launcher", False),
+    ],
+)
+def test_only_this_environments_ipykernel_is_forked(
+    tmp_path: Path, python: str, module: str, forked: bool
+) -> None:
+    if python == "this":
+        python = sys.executable
+    elif python == "other-venv":
+        (tmp_path / "bin").mkdir()
+        (tmp_path / "bin" / "python").symlink_to(os.path.realpath(sys.executable))
+        python = str(tmp_path / "bin" / "python")
+
+    assert (_forkable([python, "-m", module, "-f", "c.json"]) is None) is forked
