@@ -87,6 +87,26 @@ def test_a_forked_kernel_runs_a_notebook_with_correct_results_and_plots(
 
 
 @pytest.mark.pipeline  # real kernels
+def test_what_a_module_imports_inside_its_functions_is_imported_once_in_the_template(
+    tmp_path: Path,
+) -> None:
+    # nbops.tracking.registry imports MLflow and skops inside its functions (about 5 s
+    # of CPU); it declares them, so the gate's kernel starts with them imported.
+    from nbops.tracking import registry
+
+    source = _notebook(
+        tmp_path / "gate.ipynb",
+        "import sys, json\nimport nbops.tracking.registry\n"
+        f"print(json.dumps([m in sys.modules for m in {list(registry.__warm_imports__)!r}]))",
+    )
+    plan = [(str(tmp_path / "gate.out.ipynb"), "python3", ["nbops.tracking.registry"])]
+    pool = KernelPool(plan, ahead=0, fork_modules=["json", "nbops.tracking.registry"])
+    with warm_engine(pool):
+        nb = _run(source, tmp_path / "gate.out.ipynb")
+    assert json.loads(nb.cells[-1].outputs[-1]["text"]) == [True] * len(registry.__warm_imports__)
+
+
+@pytest.mark.pipeline  # real kernels
 def test_two_notebooks_of_one_build_do_not_see_each_others_names_or_patches(
     tmp_path: Path, pool: KernelPool
 ) -> None:

@@ -364,6 +364,10 @@ def _template(address: str, modules: list[str]) -> dict[str, Any] | None:
             # cell, with its own traceback.
             with contextlib.suppress(BaseException), _noting_ipython_lookups(looked):
                 __import__(module)
+            # What the module imports inside its functions, as it declares: imported
+            # once here (after the pending modules) instead of in every notebook's kernel.
+            later = getattr(sys.modules.get(module), "__warm_imports__", ())
+            pending.extend(m for m in later if m not in pending and m not in sys.modules)
 
     for module in _KERNEL_MODULES:
         load(module)
@@ -405,6 +409,8 @@ def _template(address: str, modules: list[str]) -> dict[str, Any] | None:
             elif op == "fork":
                 for module in request.get("modules") or []:
                     load(module)
+                    for declared in getattr(sys.modules.get(module), "__warm_imports__", ()):
+                        load(declared)  # its notebook is about to need them
                 threads = [
                     t.name for t in threading.enumerate() if t is not threading.main_thread()
                 ]

@@ -106,6 +106,19 @@ TRUST_RECORD = "nbops-trusted-types.json"
 _REFERENCE = "FunctionNode"
 
 
+#: What this module imports inside its functions (MLflow's client, stores and sklearn
+#: flavor, skops: about 5 s of CPU): a build's kernel template imports them once for
+#: every notebook that imports this module (:mod:`nbops.build.forks`).
+__warm_imports__ = (
+    "mlflow.tracking",
+    "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.store.model_registry.sqlalchemy_store",
+    "mlflow.models",
+    "mlflow.sklearn",
+    "skops.io",
+)
+
+
 def actor() -> str:
     """Who is acting: ``NBOPS_ACTOR``, else CI's user (``GITHUB_ACTOR``), else the OS user."""
     for var in ("NBOPS_ACTOR", "GITHUB_ACTOR"):
