@@ -81,7 +81,7 @@ def _plain_iso(values: list[str]) -> bool:
         joined.isascii()
         and joined.count("\n") == len(values) - 1
         and set(joined.encode().translate(_DIGITS_AS_ZERO).split(b"\n")) <= _PLAIN_ISO_SHAPES
-        and "1700" <= min(values)[:4]
+        and min(values)[:4] >= "1700"
         and max(values)[:4] <= "2259"
     )
 
