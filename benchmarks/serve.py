@@ -6,6 +6,10 @@ wrk (Debian's package; one thread, so the server keeps a core) drives each with 
 and 64 connections and 1-row and 100-row bodies; the script prints requests/s, p50 and
 p99, rows/s and the ratios (``--no-mlflow``: nbops only, for a quicker before/after).
 
+On a shared machine wall-clock rates depend on the neighbours, so each nbops cell also
+prints the CPU seconds the server process used (user + system, from /proc) and the
+rows it served per CPU second, and the load average before and after.
+
 Usage (from a project that has a champion, e.g. after `make build`):
     .venv/bin/python benchmarks/serve.py [--duration 10] [--project .]
 """
@@ -88,6 +92,12 @@ def wrk(url: str, body: str, connections: int, duration: int, tmp: Path) -> dict
         "p99": ms("99"),
         "errors": int(errors.group(1)) if errors else 0,
     }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (and its reaped children), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def _model_name(root: Path) -> str:
@@ -173,32 +183,48 @@ def main() -> None:
             names = ("nbops",) if args.no_mlflow else ("nbops", "mlflow")
             levels = [int(c) for c in args.connections.split(",")]
             empty = {"rps": 0.0, "p50": float("nan"), "p99": float("nan"), "errors": 0}
+            load_before = os.getloadavg()
             for rows in (1, 100):
                 for connections in levels:
                     for name in names:
                         wrk(urls[name], bodies[name][rows], connections, 2, tmp)  # warm up
+                        cpu = cpu_seconds(servers[name].pid)
                         results[name, rows, connections] = wrk(
                             urls[name], bodies[name][rows], connections, args.duration, tmp
                         )
+                        results[name, rows, connections]["cpu"] = (
+                            cpu_seconds(servers[name].pid) - cpu
+                        )
+            load_after = os.getloadavg()
             print(
                 f"nbops serve (validation + prediction log on) vs mlflow models serve, 1 worker each, wrk {args.duration} s per cell"
             )
             print(
-                f"{'rows':>4} {'conn':>4} | {'nbops req/s':>11} {'rows/s':>8} {'p50 ms':>7} {'p99 ms':>7} | {'mlflow req/s':>12} {'p50 ms':>7} {'p99 ms':>7} | {'throughput x':>12}"
+                "load average (1, 5, 15 min) before "
+                + ", ".join(f"{v:.2f}" for v in load_before)
+                + "; after "
+                + ", ".join(f"{v:.2f}" for v in load_after)
+            )
+            print(
+                f"{'rows':>4} {'conn':>4} | {'nbops req/s':>11} {'rows/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'cpu s':>6} {'rows/cpu-s':>10} | {'mlflow req/s':>12} {'p50 ms':>7} {'p99 ms':>7} | {'throughput x':>12}"
             )
             for rows in (1, 100):
                 for connections in levels:
                     a = results["nbops", rows, connections]
                     b = results.get(("mlflow", rows, connections), empty)
                     ratio = a["rps"] / b["rps"] if b["rps"] else float("inf")
+                    served = a["rps"] * rows * args.duration
+                    per_cpu = served / a["cpu"] if a["cpu"] else float("nan")
                     print(
-                        f"{rows:>4} {connections:>4} | {a['rps']:>11.0f} {a['rps'] * rows:>8.0f} {a['p50']:>7.2f} {a['p99']:>7.2f} | {b['rps']:>12.0f} {b['p50']:>7.2f} {b['p99']:>7.2f} | {ratio:>11.1f}x"
+                        f"{rows:>4} {connections:>4} | {a['rps']:>11.0f} {a['rps'] * rows:>8.0f} {a['p50']:>7.2f} {a['p99']:>7.2f} {a['cpu']:>6.1f} {per_cpu:>10.0f} | {b['rps']:>12.0f} {b['p50']:>7.2f} {b['p99']:>7.2f} | {ratio:>11.1f}x"
                         + (
                             f"  (errors: nbops {a['errors']}, mlflow {b['errors']})"
                             if a["errors"] or b["errors"]
                             else ""
                         )
                     )
+            best = max(results["nbops", 100, c]["rps"] for c in levels) * 100
+            print(f"100-row requests through nbops serve: {best:,.0f} rows/s at best")
         finally:
             for server in servers.values():
                 server.terminate()

@@ -456,3 +456,45 @@ def test_a_reload_failure_is_logged_counted_and_still_refreshes_the_challenger(
     output = (tmp_path / "service.log").read_text()
     assert "reload of churn@champion failed; still serving version" in output
     assert output.count("reload of churn@champion failed") == 1, "one line per new problem"
+
+
+def test_a_hundred_row_request_is_answered_and_logged_as_sent(shared, rows):
+    hundred = (rows * 2)[:100]
+    body = json.dumps({"records": hundred}, indent=1).encode()  # a client's own spacing
+    code, answer = shared.call("POST", "/predict", raw=body)
+    assert code == 200, answer
+    assert len(answer["predictions"]) == len(answer["probabilities"]) == 100
+    assert answer["predictions"][50:] == answer["predictions"][:50]  # the same rows again
+    assert set(answer["predictions"]) <= {"True", "False"}
+
+    def logged():
+        found = (
+            sqlite3.connect(shared.log_path)
+            .execute(
+                "select inputs, outputs from predictions where request_id = ?",
+                (answer["request_id"],),
+            )
+            .fetchall()
+        )
+        return found[0] if found else None
+
+    deadline = time.monotonic() + 30
+    while (entry := logged()) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert entry is not None, "logged within a flush interval"
+    inputs, outputs = entry
+    assert inputs == body.decode()  # byte for byte what the client sent
+    assert json.loads(outputs) == {k: answer[k] for k in ("predictions", "probabilities")}
+
+
+def test_one_bad_cell_in_a_hundred_rows_is_a_422_naming_its_row_and_column(shared, rows):
+    hundred = [dict(r) for r in (rows * 2)[:100]]
+    hundred[57]["tenure_months"] = "seven"
+    code, answer = shared.call("POST", "/predict", {"records": hundred})
+    assert code == 422
+    assert answer["detail"] == [
+        {
+            "loc": ["body", "records", 57, "tenure_months"],
+            "msg": "expected a number (or a blank, NA or N/A for a missing value), got 'seven'",
+        }
+    ]

@@ -13,7 +13,9 @@ from __future__ import annotations
 import csv
 
 import numpy as np
+import orjson
 import pandas as pd
+import pytest
 from sklearn.datasets import load_breast_cancer
 
 from nbops.data.sources import read_table
@@ -158,3 +160,33 @@ def test_the_service_answers_the_models_probabilities_unrounded(tmp_path):
     expected = model.predict_proba(ingested.drop(columns=["diagnosis"]).head(50))
     got = [[row[str(c)] for c in model.classes_] for row in answer["probabilities"]]
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("classes", "training"),
+    [
+        (np.array([False, True]), [False, True]),
+        (np.array([0.0, 1.0]), [False, True]),  # a true/false target trained as floats
+        (np.array(["a", "b", "c"]), ["a", "b", "c"]),
+        (np.array([0, 1, 2]), []),  # no recorded labels: the estimator's own
+    ],
+)
+def test_the_answer_is_the_relabelled_prediction_as_json(classes, training):
+    """``ServedModel.answer`` (what /predict sends) builds the JSON from the score arrays
+    in one pass: the same document as relabelling the estimator's own output."""
+
+    class Fixed:
+        classes_ = classes
+
+        def predict_proba(self, frame):
+            rng = np.random.default_rng(len(frame))
+            p = rng.random((len(frame), len(classes)))
+            return p / p.sum(axis=1, keepdims=True)
+
+    features = [Feature("x", "numeric")]
+    served = ServedModel("m", "1", "champion", None, Fixed(), features, "classification")
+    served.classes = training
+    batch, _ = validate({"records": [{"x": i} for i in range(100)]}, features, max_rows=100)
+
+    expected = relabel(served.predict(batch), classes, training)
+    assert orjson.loads(served.answer(batch)) == expected

@@ -200,3 +200,90 @@ def test_a_file_chunk_is_typed_as_the_same_rows_sent_as_a_request(categorical):
     assert errors == [] and expected is not None
     got = batch.frame().iloc[good].reset_index(drop=True)
     pd.testing.assert_frame_equal(got, expected.frame())
+
+
+def _hundred_rows():
+    """100 rows as a client sends them: JSON numbers, booleans and ISO dates."""
+    return [
+        {
+            "tenure": i % 40,
+            "charges": None if i % 7 == 0 else 20.5 + i,
+            "auto_renew": i % 3 == 0,
+            "plan": ["basic", "premium"][i % 2],
+            "signup": f"2024-{i % 12 + 1:02d}-{i % 28 + 1:02d}",
+        }
+        for i in range(100)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("field", "bad", "message"),
+    [
+        ("tenure", "3 months", "expected a number (or a blank, NA or N/A"),
+        ("tenure", None, "null is not allowed"),
+        ("auto_renew", "maybe", "expected true or false"),
+        ("plan", 7, "expected a string"),
+        ("signup", "2024-02-30", "expected a date such as 2024-05-31"),
+        ("signup", "2262-04-12", "outside the range"),
+    ],
+)
+def test_one_bad_cell_in_a_hundred_rows_is_named_by_row_and_column(field, bad, message):
+    rows = _hundred_rows()
+    rows[57][field] = bad
+    frame, problems = to_frame({"records": rows}, FEATURES, max_rows=100)
+    assert frame is None
+    assert [(e.loc, message in e.msg) for e in problems] == [
+        (["body", "records", 57, field], True)
+    ], problems
+    columns = {k: [r[k] for r in rows] for k in rows[0]}
+    _, problems = to_frame({"columns": columns}, FEATURES, max_rows=100)
+    assert [e.loc for e in problems] == [["body", "columns", field, 57]]
+
+
+def test_a_hundred_rows_with_mixed_types_per_column_type_like_one_row_each():
+    """Numbers as JSON or as text, booleans as true/false or yes/no/1/0, dates in
+    several forms and nulls, mixed within each column: every row is typed as it
+    would be alone."""
+    rows = _hundred_rows()
+    for i, row in enumerate(rows):
+        kind = i % 5
+        if kind == 1:
+            row.update(tenure=f" {row['tenure']} ", charges="N/A", auto_renew="Yes")
+        elif kind == 2:
+            row.update(charges=f"{row['charges'] or 1.25}", auto_renew=0, signup="31/05/2024")
+        elif kind == 3:
+            row.update(tenure=float(row["tenure"]), auto_renew=None, plan=" premium ")
+        elif kind == 4:
+            row.update(charges="", signup="2024-05-31T01:30:00+02:00", plan="")
+    whole, problems = to_frame({"records": rows}, FEATURES, max_rows=100)
+    assert not problems, problems
+    alone = pd.concat(
+        [to_frame({"records": [row]}, FEATURES, max_rows=1)[0] for row in rows],
+        ignore_index=True,
+    )
+    pd.testing.assert_frame_equal(whole, alone)
+    assert whole["tenure"].iloc[1] == 1.0 and pd.isna(whole["charges"].iloc[1])
+    assert whole["auto_renew"].iloc[1] and not whole["auto_renew"].iloc[2]
+    assert whole["signup"].iloc[4] == pd.Timestamp("2024-05-30T23:30")
+    assert pd.isna(whole["plan"].iloc[4]) and whole["plan"].iloc[3] == "premium"
+
+
+def test_a_column_missing_from_some_records_is_named_for_each_of_them():
+    rows = _hundred_rows()
+    for i in (3, 57, 99):
+        del rows[i]["charges"]  # a nullable column: the key must still be sent
+    rows[57].pop("plan")
+    _, problems = to_frame({"records": rows}, FEATURES, max_rows=100)
+    assert [(e.loc[2:], e.msg.split(";")[0]) for e in problems] == [
+        ([3, "charges"], "missing column (numeric)"),
+        ([57, "charges"], "missing column (numeric)"),
+        ([57, "plan"], "missing column (categorical)"),
+        ([99, "charges"], "missing column (numeric)"),
+    ]
+
+
+def test_numbers_beyond_float_range_in_a_batch_are_named_and_the_rest_typed():
+    rows = _hundred_rows()
+    rows[10]["charges"] = 10**400
+    _, problems = to_frame({"records": rows}, FEATURES, max_rows=100)
+    assert [(e.loc[2:], e.msg[:19]) for e in problems] == [([10, "charges"], "number too large: 1")]

@@ -55,6 +55,37 @@ _PLAIN_ISO = re.compile(
 )
 
 
+#: The shapes of those lines, digits written as 0 (see _plain_iso).
+_PLAIN_ISO_SHAPES = frozenset(
+    b"0000-00-00" + time
+    for time in [
+        b"",
+        *(
+            sep + b"00:00" + seconds
+            for sep in (b"T", b" ")
+            for seconds in [b"", b":00", *(b":00." + b"0" * k for k in range(1, 10))]
+        ),
+    ]
+)
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+
+
+def _plain_iso(values: list[str]) -> bool:
+    """Whether every value is a line of :data:`_PLAIN_ISO`, but for the ranges of months,
+    days, hours, minutes and seconds, which numpy checks when it reads them: the shape
+    of each (a byte translation) and the range of years (the smallest and largest
+    value's, as text compares them) checked in C, several times faster than the
+    regular expression."""
+    joined = "\n".join(values)
+    return (
+        joined.isascii()
+        and joined.count("\n") == len(values) - 1
+        and set(joined.encode().translate(_DIGITS_AS_ZERO).split(b"\n")) <= _PLAIN_ISO_SHAPES
+        and min(values)[:4] >= "1700"
+        and max(values)[:4] <= "2259"
+    )
+
+
 def as_text(values: pd.Series | list[str | None]) -> pd.Series:
     """Stripped text, ``<NA>`` where absent: the form every function here reads."""
     return pd.Series(values, dtype="string").str.strip()
@@ -112,7 +143,7 @@ def to_datetimes(text: pd.Series | list[str | None]) -> tuple[np.ndarray, np.nda
     values = (
         text.to_numpy(dtype=object, na_value=None).tolist() if isinstance(text, pd.Series) else text
     )
-    if values and all(type(v) is str for v in values) and _PLAIN_ISO.fullmatch("\n".join(values)):
+    if values and set(map(type, values)) == {str} and _plain_iso(values):
         # Every value is a plain ISO 8601 date inside the range: numpy reads them in one
         # C call (what a JSON client sends; pandas costs milliseconds per call).
         with contextlib.suppress(ValueError):  # 2024-02-30: pandas says which below

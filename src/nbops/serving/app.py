@@ -21,8 +21,10 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from itertools import chain
 from typing import Any
 
+import numpy as np
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -36,7 +38,6 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from starlette.concurrency import run_in_threadpool
 
-from nbops.serving.labels import relabel
 from nbops.serving.log import PredictionLog
 from nbops.serving.model import ServedModel, load_served_model
 from nbops.serving.settings import Settings
@@ -59,8 +60,8 @@ _ENDPOINTS = {
 }
 #: Oversized bodies up to this declared size are read and discarded before the 413 is sent.
 _DRAIN_LIMIT = 16 * 1024 * 1024
-#: JSON bodies nest at most this deep: the log writes what orjson reads only to 255 levels,
-#: and no valid request needs more than 3.
+#: JSON bodies nest at most this deep: no valid request needs more than 3, and the log
+#: writes /feedback's labels with orjson, which writes only 255 levels.
 _MAX_DEPTH = 16
 _PREDICT_KEYS = frozenset({"records", "columns"})
 _FEEDBACK_KEYS = frozenset({"request_id", "labels"})
@@ -357,52 +358,61 @@ def create_app(settings: Settings) -> _Guard:
                 }
             )
         assert batch is not None
-        result = _labelled(model, model.predict(batch))
+        answer = model.answer(batch)  # JSON: {"predictions": [...], "probabilities": [...]}
         request_id = uuid.uuid4().hex
+        # The log stores the body as it came (valid JSON: orjson just read it) and the
+        # answer as sent, without serialising either again.
+        inputs = orjson.Fragment(body)
         state["log"].record(
             request_id=request_id,
             model_name=model.name,
             model_version=model.version,
             route=model.alias,
             latency_ms=(time.perf_counter() - started) * 1000,
-            inputs=payload,
-            outputs=result,
+            inputs=inputs,
+            outputs=orjson.Fragment(answer),
             n_rows=batch.n_rows,
         )
         metrics.predictions.labels(model.name, model.version, model.alias).inc(batch.n_rows)
         if settings.shadow and challenger is not None and model is not challenger:
             if shadow_slots.acquire(blocking=False):
-                shadow_pool.submit(shadow_score, challenger, batch, payload, request_id)
+                shadow_pool.submit(shadow_score, challenger, batch, inputs, request_id)
             else:
                 metrics.shadow_skipped.inc()
-        return 200, _dump(
+        head = _dump(
             {
                 "request_id": request_id,
                 "model": {"name": model.name, "version": model.version, "alias": model.alias},
-                **result,
             }
         )
+        return 200, head[:-1] + b"," + answer[1:]  # the answer's fields follow the head's
 
-    def shadow_score(challenger: ServedModel, batch: Batch, payload: Any, request_id: str) -> None:
+    def shadow_score(
+        challenger: ServedModel, batch: Batch, inputs: orjson.Fragment, request_id: str
+    ) -> None:
         started = time.perf_counter()
         try:
-            shadow_call(challenger, batch, payload, request_id, started)
+            shadow_call(challenger, batch, inputs, request_id, started)
         finally:
             shadow_slots.release()
 
     def shadow_call(
-        challenger: ServedModel, batch: Batch, payload: Any, request_id: str, started: float
+        challenger: ServedModel,
+        batch: Batch,
+        inputs: orjson.Fragment,
+        request_id: str,
+        started: float,
     ) -> None:
         with contextlib.suppress(Exception):  # a failing shadow never affects the answer
-            result = _labelled(challenger, challenger.predict(batch))
+            answer = challenger.answer(batch)
             state["log"].record(
                 request_id=request_id,
                 model_name=challenger.name,
                 model_version=challenger.version,
                 route="shadow",
                 latency_ms=(time.perf_counter() - started) * 1000,
-                inputs=payload,
-                outputs=result,
+                inputs=inputs,
+                outputs=orjson.Fragment(answer),
                 n_rows=batch.n_rows,
             )
             metrics.predictions.labels(challenger.name, challenger.version, "shadow").inc(
@@ -645,9 +655,36 @@ async def _read_body(receive: Any, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def _too_deep(value: Any, levels: int) -> list[Any] | None:
+def _too_deep(value: Any, levels: int, brackets: int | None = None) -> list[Any] | None:
     """The path to a container nested more than ``levels`` deep in ``value``, or None.
-    Recursion is bounded by ``levels``, so this never hits Python's recursion limit."""
+
+    Walks one level at a time, scanning the types of a level's values in C, and stops
+    once it has met as many containers as the body has opening brackets (``brackets``:
+    each object or list has one, strings may add more), so a body of 100 flat records
+    costs a glance at its records, not a Python call per value. Only a body that is
+    too deep is walked again to name the path (:func:`_deep_path`).
+    """
+    level, seen = [value], 0
+    for depth in range(levels + 1):
+        containers = [v for v in level if isinstance(v, (dict, list))]
+        if not containers:
+            return None
+        if depth == levels:
+            return _deep_path(value, levels)
+        seen += len(containers)
+        if brackets is not None and seen >= brackets:
+            return None  # every bracket belongs to a container seen: none is deeper
+        level = list(
+            chain.from_iterable(v.values() if isinstance(v, dict) else v for v in containers)
+        )
+        if not any(issubclass(kind, (dict, list)) for kind in set(map(type, level))):
+            return None  # only scalars below this level
+    return None
+
+
+def _deep_path(value: Any, levels: int) -> list[Any] | None:
+    """:func:`_too_deep` by recursion, first path in document order. Recursion is bounded
+    by ``levels``, so this never hits Python's recursion limit."""
     if isinstance(value, dict):
         items: Any = value.items()
     elif isinstance(value, list):
@@ -658,7 +695,7 @@ def _too_deep(value: Any, levels: int) -> list[Any] | None:
         return []
     for key, child in items:
         if isinstance(child, (dict, list)):
-            path = _too_deep(child, levels - 1)
+            path = _deep_path(child, levels - 1)
             if path is not None:
                 return [key, *path]
     return None
@@ -667,8 +704,7 @@ def _too_deep(value: Any, levels: int) -> list[Any] | None:
 def _shape_errors(payload: Any, allowed: frozenset[str], body: bytes) -> list[dict[str, Any]]:
     """Unknown top-level fields and excessive nesting, as field errors (``[]``: fine).
 
-    Everything accepted is logged, so a field the model ignores still has to be storable.
-    """
+    Checked before validation, so a field the model ignores is held to it too."""
     errors: list[dict[str, Any]] = []
     if isinstance(payload, dict) and not payload.keys() <= allowed:
         errors += [
@@ -679,10 +715,12 @@ def _shape_errors(payload: Any, allowed: frozenset[str], body: bytes) -> list[di
             for key in payload
             if key not in allowed
         ]
-    # Counting brackets is C-fast and rules out deep nesting for nearly every request
-    # (brackets inside strings only make it walk the value).
-    if body.count(b"[") + body.count(b"{") > _MAX_DEPTH:
-        path = _too_deep(payload, _MAX_DEPTH)
+    # Counting brackets is C-fast (a byte | 32 is "{" for "[" and "{" alone) and rules
+    # out deep nesting for nearly every request (brackets inside strings only make it
+    # walk the value).
+    brackets = int(np.count_nonzero((np.frombuffer(body, np.uint8) | 32) == ord("{")))
+    if brackets > _MAX_DEPTH:
+        path = _too_deep(payload, _MAX_DEPTH, brackets)
         if path is not None:
             errors.append(
                 {
@@ -751,13 +789,6 @@ def _field_schema(role: str) -> dict[str, Any]:
     if role in _TEXT_FORMS:
         text["description"] = _TEXT_FORMS[role]
     return {"anyOf": [typed, text]} if typed else text
-
-
-def _labelled(model: ServedModel, result: dict[str, Any]) -> dict[str, Any]:
-    """Predictions and probability keys as the training labels GET /model lists."""
-    if model.task != "classification":
-        return result
-    return relabel(result, model.estimator.classes_, model.classes)
 
 
 def _in_canary(key: str | None, share: float) -> bool:

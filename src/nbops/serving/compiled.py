@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -93,8 +95,7 @@ class _Linear:
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         scores = self.raw(X)
         if scores.shape[1] == 1:  # binary: as scikit-learn's _predict_proba_lr
-            p = _expit(scores[:, 0])
-            return np.stack([1 - p, p], axis=1)
+            return _binary(_expit(scores[:, 0]))
         return _softmax(scores)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -168,8 +169,7 @@ class _TreeEnsemble:
             return self.estimator.predict_proba(X)
         raw = self.raw(X)
         if raw.shape[1] == 1:
-            p = _expit(raw[:, 0])
-            return np.stack([1 - p, p], axis=1)
+            return _binary(_expit(raw[:, 0]))
         return _softmax(raw)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -179,15 +179,28 @@ class _TreeEnsemble:
 
 
 def _expit(x: np.ndarray) -> np.ndarray:
-    from scipy.special import expit
-
-    return expit(x)
+    return _special().expit(x)
 
 
 def _softmax(scores: np.ndarray) -> np.ndarray:
-    from scipy.special import softmax
+    return _special().softmax(scores, axis=1)
 
-    return softmax(scores, axis=1)
+
+@cache
+def _special() -> Any:
+    """scipy.special, imported on first use (an import statement per call costs more
+    than scoring a row)."""
+    import scipy.special
+
+    return scipy.special
+
+
+def _binary(p: np.ndarray) -> np.ndarray:
+    """The two-column probabilities of the positive class's ``p``: ``[1 - p, p]``."""
+    out = np.empty((len(p), 2))
+    np.subtract(1, p, out=out[:, 0])
+    out[:, 1] = p
+    return out
 
 
 def _compile_estimator(estimator: Any) -> Any:
@@ -214,7 +227,7 @@ class CompiledModel:
         self.estimator = estimator
         self.floats: list[tuple[str, int]] = []
         self.dates: list[tuple[str, float, int]] = []
-        self.lookups: list[tuple[str, dict[str, int], np.ndarray, int, int]] = []
+        self.lookups: list[tuple[str, dict[str | None, int], np.ndarray, int, int]] = []
         fill, value_src, value_dst, flag_src, flag_dst = [], [], [], [], []
         value_mean, value_scale, flag_mean, flag_scale = [], [], [], []
         raw = out = 0
@@ -223,7 +236,10 @@ class CompiledModel:
                 for name, index, table in zip(
                     block.columns, block.index, block.tables, strict=True
                 ):
-                    self.lookups.append((name, index, table, out, out + table.shape[1]))
+                    # None (a missing value) is looked up as the encoder's missing marker.
+                    unseen = len(table) - 1
+                    lookup = {**index, None: index.get(nbops_features._MISSING, unseen)}
+                    self.lookups.append((name, lookup, table, out, out + table.shape[1]))
                     out += table.shape[1]
                 continue
             if block.origins is None:
@@ -248,6 +264,8 @@ class CompiledModel:
             raw += block.width_in
             out += block.width_out
         self.width_raw, self.width = raw, out
+        self.float_names = [name for name, _ in self.floats]
+        self.float_at = np.array([j for _, j in self.floats], dtype=np.intp)
 
         def cat(parts: list[np.ndarray], dtype: Any = float) -> np.ndarray:
             return np.concatenate(parts).astype(dtype) if parts else np.empty(0, dtype=dtype)
@@ -265,23 +283,24 @@ class CompiledModel:
         X = np.empty((n, self.width), order="F")
         if self.width_raw:
             raw = np.empty((n, self.width_raw), order="F")
-            for name, j in self.floats:
-                raw[:, j] = np.asarray(columns[name], dtype=float)
+            if self.floats:  # one numpy call for every number and true/false column
+                raw[:, self.float_at] = np.array(
+                    [columns[name] for name in self.float_names], dtype=float
+                ).T
             for name, origin, j in self.dates:
                 raw[:, j : j + 5] = _date_parts(columns[name], origin)
             mask = np.isnan(raw)
             filled = np.where(mask, self.fill, raw)
             X[:, self.value_dst] = (filled[:, self.value_src] - self.value_mean) / self.value_scale
             X[:, self.flag_dst] = (mask[:, self.flag_src] - self.flag_mean) / self.flag_scale
-        missing = nbops_features._MISSING
         for name, index, table, start, stop in self.lookups:
             unseen = len(table) - 1
             values = columns[name]
             if isinstance(values, pd.Categorical):  # from a file: each distinct value once
                 found = [index.get(v, unseen) for v in values.categories]
-                rows = np.array([*found, index.get(missing, unseen)], dtype=np.intp)[values.codes]
-            else:
-                rows = [index.get(missing if v is None else v, unseen) for v in values]
+                rows = np.array([*found, index[None]], dtype=np.intp)[values.codes]
+            else:  # one C-level pass of dictionary lookups
+                rows = np.fromiter(map(index.get, values, repeat(unseen)), np.intp, n)
             X[:, start:stop] = table[rows]
         return np.ascontiguousarray(X)
 

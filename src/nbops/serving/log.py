@@ -152,6 +152,8 @@ class PredictionLog:
         #: True from a failed attempt until the next successful write
         self.retrying = False
         self._closing = threading.Event()
+        #: set when a batch is full or on close(): the writer stops gathering and writes
+        self._full = threading.Event()
         self._abandon = threading.Event()
         self._writer = threading.Thread(target=self._run, name="nbops-prediction-log", daemon=True)
         self._writer.start()
@@ -168,9 +170,12 @@ class PredictionLog:
         outputs: Any,
         n_rows: int,
     ) -> None:
-        if self._queue.qsize() >= self.max_queue:
+        waiting = self._queue.qsize()
+        if waiting >= self.max_queue:
             self._count("dropped", 1)
             return
+        if waiting + 1 >= self.batch_size and not self._full.is_set():
+            self._full.set()  # a full batch is written at once
         self._queue.put(
             {
                 "request_id": request_id,
@@ -254,13 +259,13 @@ class PredictionLog:
         if item is None:
             return self._rest(batch), True
         batch.append(item)
-        deadline = time.monotonic() + self.flush_seconds
+        # Sleep through the interval, then take what has come: waking for every entry
+        # would cost each request a thread switch and a hand-over of the GIL.
+        self._full.wait(self.flush_seconds)
+        self._full.clear()
         while len(batch) < self.batch_size:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
             try:
-                item = self._queue.get(timeout=remaining)
+                item = self._queue.get_nowait()
             except queue.Empty:
                 break
             if item is None:
@@ -365,6 +370,7 @@ class PredictionLog:
         then is counted in ``dropped`` and named in an error log line."""
         self._closing.set()
         self._queue.put(None)
+        self._full.set()
         self._writer.join(timeout=self.close_seconds)
         if self._writer.is_alive():
             self._abandon.set()
