@@ -107,6 +107,27 @@ def test_what_a_module_imports_inside_its_functions_is_imported_once_in_the_temp
 
 
 @pytest.mark.pipeline  # real kernels
+def test_an_nbops_error_is_one_paragraph_though_nbops_was_imported_before_the_kernel(
+    tmp_path: Path,
+) -> None:
+    # nbops hooks its short error display into the kernel's shell when imported; the
+    # template imported it before any shell existed, so the kernel installs it.
+    source = _notebook(
+        tmp_path / "ingest.ipynb",
+        "import nbops\nfrom nbops.errors import DataError\n"
+        "raise DataError('data.csv is missing: point data.source at it')",
+    )
+    plan = [(str(tmp_path / "ingest.out.ipynb"), "python3", ["nbops"])]
+    pool = KernelPool(plan, ahead=0, fork_modules=["nbops"])
+    with warm_engine(pool), pytest.raises(pm.PapermillExecutionError) as raised:
+        _run(source, tmp_path / "ingest.out.ipynb")
+    assert pool.hits == 1  # the forked kernel ran it
+    shown = "\n".join(raised.value.traceback)
+    assert "DataError: data.csv is missing" in shown
+    assert "nbops/errors.py" not in shown and "Traceback" not in shown
+
+
+@pytest.mark.pipeline  # real kernels
 def test_two_notebooks_of_one_build_do_not_see_each_others_names_or_patches(
     tmp_path: Path, pool: KernelPool
 ) -> None:

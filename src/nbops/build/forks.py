@@ -483,8 +483,12 @@ def _noting_ipython_lookups(looked: set[str]) -> Iterator[None]:
 
 def _as_in_a_kernel() -> None:
     """Redo, in the kernel, what a known module decided when the template imported it
-    outside a kernel. pandas: ``display.max_columns`` is 0 (fit the terminal) in a
+    outside a kernel. nbops: its errors are shown as one paragraph in the kernel's shell,
+    which did not exist yet. pandas: ``display.max_columns`` is 0 (fit the terminal) in a
     terminal and 20 in a kernel, which changes how every DataFrame prints."""
+    short_errors = sys.modules.get("nbops._ipython")
+    if short_errors is not None:
+        short_errors.install()
     if "pandas.core.config_init" not in sys.modules:
         return
     with contextlib.suppress(Exception):  # pandas' private option registry

@@ -543,13 +543,18 @@ def _check_batch_options(
 
 def retrain(root: Path) -> tuple[int, ReleaseDecision | None]:
     """A training build tagged ``trigger=drift`` on the project's configured data; the
-    gate judges its model as usual. Returns (exit code, the gate's decision)."""
+    gate judges its model as usual. Returns (exit code, the gate's decision).
+
+    The build is forced: Ploomber reruns a task when its code or parameters change, not
+    when the data behind an unchanged path or query does, and retraining is for the data
+    as it is now (a build with nothing to do would also judge nothing and record nothing).
+    """
     import subprocess
     import sys
 
     env = dict(os.environ, NBOPS_TRIGGER="drift")
     code = subprocess.run(
-        [str(Path(sys.executable).parent / "ploomber"), "build"], cwd=root, env=env
+        [str(Path(sys.executable).parent / "ploomber"), "build", "--force"], cwd=root, env=env
     ).returncode
     from nbops.release.gate import ReleaseDecision
 
