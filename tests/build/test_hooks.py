@@ -200,3 +200,36 @@ def test_the_warm_up_opens_the_projects_store_for_the_build_to_reuse(tmp_path):
 
     assert (tmp_path / ".nbops" / "mlflow.db").is_file(), "created (tables) ahead of need"
     assert Store(tmp_path).experiment_id("demo")  # the build's publishing opens it again
+
+
+def test_a_fork_while_the_warm_up_imports_waits_for_it(tmp_path, monkeypatch):
+    # Ploomber's executors fork a process per task; a fork taken while the warm-up thread
+    # imports MLflow would leave the child waiting forever on that import's lock.
+    import os
+    import threading
+
+    from nbops.build import hooks
+
+    started, release, done = threading.Event(), threading.Event(), []
+
+    def slow_warm_up(root):
+        started.set()
+        release.wait(60)
+        done.append(True)
+
+    monkeypatch.setattr(hooks, "_warm_up", slow_warm_up)
+    monkeypatch.setattr(hooks.lineage, "freeze", lambda: [])
+    monkeypatch.setattr(hooks, "_WARMING", [])
+    build = hooks._Build(tmp_path)
+    build.warm_up()
+    assert started.wait(60)
+    threading.Timer(0.2, release.set).start()  # the warm-up ends while the fork waits
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the task's process: was the warm-up over when it was forked?
+        os.write(write, b"over" if done else b"running")
+        os._exit(0)
+    os.close(write)
+    seen = os.read(read, 16)
+    os.waitpid(pid, 0)
+    assert seen == b"over"

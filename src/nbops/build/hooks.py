@@ -293,6 +293,7 @@ class _Build:
                 target=self._warm, name="nbops-mlflow-warm-up", daemon=True
             )
             self._warm_thread.start()
+            _WARMING.append(self._warm_thread)
 
     def _warm(self) -> None:
         # What the record needs at the end that does not change during the build: the
@@ -1143,6 +1144,25 @@ def _process_start() -> float:
         return psutil.Process().create_time()
     except Exception:
         return time.time()
+
+
+#: The warm-up threads started in this process (see :func:`_before_fork`).
+_WARMING: list[threading.Thread] = []
+
+
+def _before_fork() -> None:
+    """Before this process forks (Ploomber's executors run each task in a forked process),
+    let the warm-up finish: a fork taken while that thread imports MLflow would leave the
+    child holding import locks of a thread it does not have, and a task that imports
+    MLflow would wait on them forever. It costs the first forked task up to the warm-up's
+    2–3 s; processes started with subprocess are not forks of Python and do not wait."""
+    for thread in _WARMING:
+        if thread.is_alive() and thread is not threading.current_thread():
+            thread.join(timeout=300)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork)
 
 
 def _warm_up(root: Path) -> None:
