@@ -41,6 +41,19 @@ def _facts(nb: nbformat.NotebookNode) -> dict:
     return json.loads(nb.cells[-1].outputs[-1]["text"])
 
 
+def _run_forked(tmp_path: Path, modules: list[str], *cells: str) -> nbformat.NotebookNode:
+    """Run a notebook of ``cells`` importing ``modules`` in a kernel forked from a
+    template of its own that imported them (asserted: not a kernel started otherwise)."""
+    source = _notebook(tmp_path / "task.ipynb", *cells)
+    plan = [(str(tmp_path / "task.out.ipynb"), "python3", modules)]
+    pool = KernelPool(plan, ahead=0, fork_modules=["json", *modules])
+    try:
+        with warm_engine(pool):
+            return _run(source, tmp_path / "task.out.ipynb")
+    finally:
+        assert pool.hits == 1, "the forked kernel ran it"
+
+
 REPORT = (
     "import json, os, sys\n"
     "print(json.dumps({'pid': os.getpid(), 'ppid': os.getppid(), 'cwd': os.getcwd(), "
@@ -94,15 +107,12 @@ def test_what_a_module_imports_inside_its_functions_is_imported_once_in_the_temp
     # of CPU); it declares them, so the gate's kernel starts with them imported.
     from nbops.tracking import registry
 
-    source = _notebook(
-        tmp_path / "gate.ipynb",
+    nb = _run_forked(
+        tmp_path,
+        ["nbops.tracking.registry"],
         "import sys, json\nimport nbops.tracking.registry\n"
         f"print(json.dumps([m in sys.modules for m in {list(registry.__warm_imports__)!r}]))",
     )
-    plan = [(str(tmp_path / "gate.out.ipynb"), "python3", ["nbops.tracking.registry"])]
-    pool = KernelPool(plan, ahead=0, fork_modules=["json", "nbops.tracking.registry"])
-    with warm_engine(pool):
-        nb = _run(source, tmp_path / "gate.out.ipynb")
     assert json.loads(nb.cells[-1].outputs[-1]["text"]) == [True] * len(registry.__warm_imports__)
 
 
@@ -112,16 +122,13 @@ def test_an_nbops_error_is_one_paragraph_though_nbops_was_imported_before_the_ke
 ) -> None:
     # nbops hooks its short error display into the kernel's shell when imported; the
     # template imported it before any shell existed, so the kernel installs it.
-    source = _notebook(
-        tmp_path / "ingest.ipynb",
-        "import nbops\nfrom nbops.errors import DataError\n"
-        "raise DataError('data.csv is missing: point data.source at it')",
-    )
-    plan = [(str(tmp_path / "ingest.out.ipynb"), "python3", ["nbops"])]
-    pool = KernelPool(plan, ahead=0, fork_modules=["nbops"])
-    with warm_engine(pool), pytest.raises(pm.PapermillExecutionError) as raised:
-        _run(source, tmp_path / "ingest.out.ipynb")
-    assert pool.hits == 1  # the forked kernel ran it
+    with pytest.raises(pm.PapermillExecutionError) as raised:
+        _run_forked(
+            tmp_path,
+            ["nbops"],
+            "import nbops\nfrom nbops.errors import DataError\n"
+            "raise DataError('data.csv is missing: point data.source at it')",
+        )
     shown = "\n".join(raised.value.traceback)
     assert "DataError: data.csv is missing" in shown
     assert "nbops/errors.py" not in shown and "Traceback" not in shown

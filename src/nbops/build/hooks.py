@@ -283,12 +283,6 @@ class _Build:
         build with nothing to do never imports it."""
         if not self._warming:
             self._warming = True
-            # No deferred import may run on that thread while Ploomber forks a task's
-            # process (src/nbops/build/startup.py: run_deferred); a build that runs
-            # tasks uses them anyway.
-            startup = sys.modules.get("_nbops_startup")
-            if startup is not None and hasattr(startup, "run_deferred"):
-                startup.run_deferred()
             self._warm_thread = threading.Thread(
                 target=self._warm, name="nbops-mlflow-warm-up", daemon=True
             )

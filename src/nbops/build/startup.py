@@ -328,23 +328,6 @@ class _DeferringFinder:
             self._finding.discard(fullname)
 
 
-def run_deferred() -> None:
-    """Run every deferred module not run yet, in this thread, now.
-
-    Called before this process starts a thread that imports (the build's MLflow warm-up):
-    were that thread running a deferred module's code when Ploomber forks a task's
-    process, the child would inherit the module's import lock held by a thread it does
-    not have, and wait on it forever at its first use of the module.
-    """
-    for name in list(_pending):
-        module = sys.modules.get(name)
-        if isinstance(module, _DeferredModule):
-            try:  # noqa: SIM105  (this module imports nothing it can avoid)
-                _run(module)
-            except Exception:  # raised again where the module is first used
-                pass
-
-
 def defer_imports(
     names: dict[str, tuple[str, ...]] | None = None, *, programs: tuple[str, ...] | None = PROGRAMS
 ) -> bool:

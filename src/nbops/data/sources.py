@@ -19,6 +19,7 @@ message that names the file and the fix.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -164,41 +165,27 @@ def read_parts(path: Path, *, rows: int, groups: list[int] | None = None) -> Ite
             ) from exc
         return
     sep = CSV_SEPARATORS[suffix]
-    try:
-        reader = pd.read_csv(
-            path,
-            sep=sep,
-            dtype=str,
-            keep_default_na=False,
-            skipinitialspace=True,
-            encoding="utf-8-sig",
-            chunksize=rows,
-        )
-        with reader:
-            for frame in reader:
-                frame.columns = [str(c).strip() for c in frame.columns]
-                yield frame
-    except pd.errors.EmptyDataError as exc:
-        raise DataSourceError(
-            f"Data file '{path}' has no header and no rows. Export the data again with a header line."
-        ) from exc
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataSourceError(
-            f"Data file '{path}' could not be parsed as {'tab' if sep == chr(9) else 'comma'}-separated text: {_first_line(exc)}. "
-            "Check that every row has as many fields as the header and that text containing the separator is quoted."
-        ) from exc
+    with _csv_errors(path, sep), pd.read_csv(path, sep=sep, chunksize=rows, **_AS_TEXT) as reader:
+        for frame in reader:
+            frame.columns = [str(c).strip() for c in frame.columns]
+            yield frame
 
 
-def _read_csv(path: Path, sep: str) -> pd.DataFrame:
+#: How a CSV file is read: every value as the text written, a header line's spaces and
+#: a byte-order mark dropped (typing is nbops' own, the same for every source).
+_AS_TEXT = {
+    "dtype": str,
+    "keep_default_na": False,
+    "skipinitialspace": True,
+    "encoding": "utf-8-sig",
+}
+
+
+@contextlib.contextmanager
+def _csv_errors(path: Path, sep: str) -> Iterator[None]:
+    """pandas' errors reading the CSV file ``path`` as one paragraph naming the fix."""
     try:
-        frame = pd.read_csv(
-            path,
-            sep=sep,
-            dtype=str,
-            keep_default_na=False,
-            skipinitialspace=True,
-            encoding="utf-8-sig",
-        )
+        yield
     except pd.errors.EmptyDataError as exc:
         raise DataSourceError(
             f"Data file '{path}' has no header and no rows. Export the data again with a header line."
@@ -214,6 +201,11 @@ def _read_csv(path: Path, sep: str) -> pd.DataFrame:
             f"Data file '{path}' is not UTF-8 text (byte {exc.start}: {exc.reason}). "
             "Re-save it as UTF-8 CSV, or convert it to Parquet."
         ) from exc
+
+
+def _read_csv(path: Path, sep: str) -> pd.DataFrame:
+    with _csv_errors(path, sep):
+        frame = pd.read_csv(path, sep=sep, **_AS_TEXT)
     frame.columns = [str(c).strip() for c in frame.columns]
     if (
         len(frame.columns) == 1
