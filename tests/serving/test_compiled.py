@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -40,6 +42,19 @@ def table() -> pd.DataFrame:
 
 
 def fitted(table: pd.DataFrame, family: str, target: str, task: str, forced: dict) -> tuple:
+    """A fitted pipeline and its contract: fitted once per case and module (the
+    multi-class gradient boosting fit alone takes seconds), a deep copy per test (one
+    test swaps the estimator)."""
+    key = (id(table), family, target, task, repr(sorted(forced.items())))
+    if key not in _FITTED:
+        _FITTED[key] = _fit(table, family, target, task, forced)
+    return copy.deepcopy(_FITTED[key])
+
+
+_FITTED: dict[tuple, tuple] = {}
+
+
+def _fit(table: pd.DataFrame, family: str, target: str, task: str, forced: dict) -> tuple:
     X = table.drop(columns=[target])
     roles = infer_roles(table, target=target, overrides=forced)
     model = make_model(family, task=task, roles=roles, seed=0).fit(X, table[target])
