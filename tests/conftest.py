@@ -214,6 +214,36 @@ def copy_built_project(source: Project, dest: Path) -> Project:
     return Project(dest)
 
 
+#: Where an embedded store names its own folder: artifact locations, and the paths a
+#: build records (products, the project root) as parameters and tags.
+_STORE_PATHS = {
+    "experiments": ("artifact_location",),
+    "runs": ("artifact_uri",),
+    "model_versions": ("source", "storage_location"),
+    "params": ("value",),
+    "tags": ("value",),
+}
+
+
+def copy_built_with_store(source: Project, dest: Path) -> Project:
+    """A copy of a built project with a copy of its tracking store (the registered
+    champion included), moved to ``dest``: the store names the copy's own folders, so
+    what a test records there never reaches the source's store."""
+    import sqlite3
+
+    shutil.copytree(
+        source.root, dest, symlinks=True, ignore=shutil.ignore_patterns(".ipynb_checkpoints")
+    )
+    with sqlite3.connect(dest / ".nbops" / "mlflow.db") as db:
+        for table, columns in _STORE_PATHS.items():
+            for column in columns:
+                db.execute(
+                    f"UPDATE {table} SET {column} = replace({column}, ?, ?) WHERE instr({column}, ?)",
+                    (str(source.root), str(dest), str(source.root)),
+                )
+    return Project(dest)
+
+
 @pytest.fixture
 def copy_built(built_project: Project, tmp_path: Path) -> Callable[..., Project]:
     """Factory: a copy of the session's built reference project (see

@@ -1,14 +1,14 @@
 """``nbops score``: a file scored by the registry's model, as the service scores a request.
 
-One reference project is built for the module (its champion is the model every test
-scores with); tests write their inputs and outputs in their own folders.
+The module scores with a copy of the session's reference build and its store (its
+champion is the model every test scores with); tests write their inputs and outputs in
+their own folders.
 """
 
 from __future__ import annotations
 
 import csv
 import html
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,17 +24,16 @@ from nbops.commands import score as score_module
 from nbops.commands.score import score_file
 from nbops.serving.model import ServedModel, load_served_model
 from nbops.serving.validation import validate
-from tests.conftest import Project, _copy_project, free_port
+from tests.conftest import Project, copy_built_with_store, free_port
 from tests.dask_cluster import start_cluster
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, module_env: None) -> Iterator[Project]:
-    """The reference project, built once for this module (its store gets score runs)."""
-    built = _copy_project(tmp_path_factory.mktemp("score") / "project")
-    os.environ["PLOOMBER_STATS_ENABLED"] = "false"
-    built.build()
-    yield built
+def project(
+    built_project: Project, tmp_path_factory: pytest.TempPathFactory, module_env: None
+) -> Project:
+    """The session's reference build with a store of its own (it gets score runs)."""
+    return copy_built_with_store(built_project, tmp_path_factory.mktemp("score") / "project")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import os
 import re
 import secrets
 import shlex
-import shutil
 import subprocess
 import time
 import urllib.error
@@ -28,7 +27,16 @@ import nbformat
 import pytest
 import yaml
 
-from tests.conftest import BIN, ROOT, Project, build_env, free_port, make_recipe, stop_process
+from tests.conftest import (
+    BIN,
+    ROOT,
+    Project,
+    build_env,
+    copy_built_with_store,
+    free_port,
+    make_recipe,
+    stop_process,
+)
 
 pytestmark = pytest.mark.pipeline
 
@@ -118,9 +126,7 @@ class Lab:
 @pytest.fixture(scope="module")
 def lab_project(built_project: Project, tmp_path_factory: pytest.TempPathFactory) -> Project:
     """A copy of the session's built project: saving from Jupyter invalidates tasks."""
-    root = tmp_path_factory.mktemp("lab") / "project"
-    shutil.copytree(built_project.root, root, symlinks=True)
-    return Project(root)
+    return copy_built_with_store(built_project, tmp_path_factory.mktemp("lab") / "project")
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from PIL import Image, ImageChops
 from nbops.data.datasets import make_churn
 from nbops.reports.exporter import ReportExporter
 from nbops.reports.page import offline
-from tests.conftest import ARTIFACTS, BIN, build_env
+from tests.conftest import ARTIFACTS, BIN, build_env, copy_built_with_store
 
 pytestmark = pytest.mark.pipeline
 
@@ -69,8 +68,9 @@ def browser() -> Iterator[Any]:
 def products(built_project, tmp_path_factory) -> Path:
     """A copy of the reference build with a monitoring run on a drifted batch: the
     products/ of both pipelines."""
-    root = tmp_path_factory.mktemp("reports") / built_project.root.name
-    shutil.copytree(built_project.root, root)
+    root = copy_built_with_store(
+        built_project, tmp_path_factory.mktemp("reports") / built_project.root.name
+    ).root
     batch = root / "batch.parquet"
     make_churn(600, seed=11, drift=0.5).to_parquet(batch)
     result = subprocess.run(
