@@ -7,6 +7,7 @@ kernels, so the repository's own products/ are never touched.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -200,15 +201,22 @@ def make_project(tmp_path: Path) -> Callable[..., Project]:
 
 @pytest.fixture(scope="session")
 def built_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
-    """The reference project built once per session with fast settings (read-only for tests)."""
-    project = _copy_project(tmp_path_factory.mktemp("built") / "project")
-    old = os.environ.get("PLOOMBER_STATS_ENABLED")
-    os.environ["PLOOMBER_STATS_ENABLED"] = "false"
-    try:
-        project.build()
-    finally:
-        if old is None:
-            os.environ.pop("PLOOMBER_STATS_ENABLED", None)
+    """The reference project built once per session with fast settings (read-only for
+    tests). Under xdist the workers share one build: the first to get here builds it
+    in the run's common folder, and each worker, the builder too, works on its own
+    copy with its own store (tests that promote or monitor there never meet)."""
+    own = tmp_path_factory.mktemp("built") / "project"
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        project = _build_reference(own)
+    else:
+        common = tmp_path_factory.getbasetemp().parent  # this run's, shared by its workers
+        with _flocked(common / "reference-build.lock"):
+            pristine, built = common / "reference-build" / "project", common / "reference-built"
+            if not built.exists():
+                shutil.rmtree(pristine, ignore_errors=True)  # a failed worker's partial build
+                _build_reference(pristine)
+                built.touch()
+        project = copy_built_with_store(Project(pristine), own)
     yield project
     if ARTIFACTS:
         shutil.copytree(
@@ -217,6 +225,31 @@ def built_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]
             dirs_exist_ok=True,
             ignore=shutil.ignore_patterns("*.parquet", "*.joblib", ".*.metadata"),
         )
+
+
+def _build_reference(root: Path) -> Project:
+    project = _copy_project(root)
+    old = os.environ.get("PLOOMBER_STATS_ENABLED")
+    os.environ["PLOOMBER_STATS_ENABLED"] = "false"
+    try:
+        project.build()
+    finally:
+        if old is None:
+            os.environ.pop("PLOOMBER_STATS_ENABLED", None)
+    return project
+
+
+@contextlib.contextmanager
+def _flocked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (another worker waits here, as long as it takes)."""
+    import fcntl
+
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def copy_built_project(source: Project, dest: Path) -> Project:
