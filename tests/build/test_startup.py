@@ -68,10 +68,7 @@ def test_install_copies_the_hook_and_a_pth_that_calls_it(
     copied = tmp_path / f"{offline.STARTUP_MODULE}.py"
     assert copied.read_text() == Path(startup.__file__).read_text()
     pth = (tmp_path / offline.STARTUP_PTH_NAME).read_text()
-    assert pth == (
-        f"import {offline.STARTUP_MODULE}; {offline.STARTUP_MODULE}.defer_iri_grammar(); "
-        f"{offline.STARTUP_MODULE}.defer_imports()\n"
-    )
+    assert pth == f"import {offline.STARTUP_MODULE}; {offline.STARTUP_MODULE}.start()\n"
 
 
 def test_the_hook_leaves_an_imported_or_missing_package_alone(

@@ -29,6 +29,12 @@ it once, its parent package first, under the import system's lock for the module
 name taken with ``from X import name`` (listed beside the module) is a function that
 imports the module when called. Any other submodule imported first runs its package
 first, as Python would. ``NBOPS_DEFER_IMPORTS=off`` turns it off.
+
+:func:`answer_no_op`: a ``ploomber build`` whose last check found nothing to do, and
+nothing that answer rested on changed since, prints that answer and exits before
+importing Ploomber (:mod:`nbops.build.noop`; ``NBOPS_NOOP_CACHE=off`` turns it off).
+
+:func:`start` does all three; the ``.pth`` file calls it.
 """
 
 from __future__ import annotations
@@ -348,3 +354,31 @@ def defer_imports(
         return False
     sys.meta_path.insert(0, _DeferringFinder(DEFERRED if names is None else names))
     return True
+
+
+# -- a build with nothing to do -------------------------------------------------------
+
+
+def answer_no_op(*, programs: tuple[str, ...] = PROGRAMS) -> None:
+    """In a ``ploomber build`` process, answer "nothing to do" without loading the
+    pipeline when nothing the last such answer rested on changed (the process then
+    exits here); otherwise nothing happens."""
+    argv = getattr(sys, "argv", None) or [""]
+    import os
+
+    if os.path.basename(argv[0]) not in programs or argv[1:] != ["build"]:
+        return
+    try:
+        import importlib
+
+        noop = importlib.import_module("nbops.build.noop")
+    except Exception:  # nbops missing or broken: Ploomber builds, and says what is wrong
+        return
+    noop.answer_and_exit()
+
+
+def start() -> None:
+    """What the environment's ``.pth`` file runs in every interpreter."""
+    answer_no_op()
+    defer_iri_grammar()
+    defer_imports()
