@@ -145,6 +145,7 @@ def test_a_damaged_state_file_builds(folder: Folder) -> None:
         ("params: {rows: '{{rows}}', at: '{{here}}/x', who: '{{user}}'}", True),
         ("params: {home: '{{env.HOME}}', root: '{{root}}', cwd: '{{ cwd }}'}", True),
         ("params: {at: '{{now}}'}", False),
+        ("params: {previous: '{{env.OLDPWD}}'}", False),
         ("params: {branch: '{{git}}'}", False),
         ("params: {commit: '{{git_hash}}'}", False),
         ("params: {v: '{{version}}'}", False),

@@ -693,9 +693,9 @@ class _Build:
             f"(set {RECORD_UP_TO_DATE_ENV}=1 to record one).",
             file=sys.stderr,
         )
-        self._keep_no_op(dag, report)
+        self._keep_no_op(dag, report, summary)
 
-    def _keep_no_op(self, dag: Any, report: Any) -> None:
+    def _keep_no_op(self, dag: Any, report: Any, summary: Path | None) -> None:
         """Keep what this answer rested on, so the next ``ploomber build`` with nothing
         changed answers it at start-up (:mod:`nbops.build.noop`); a pipeline whose
         status rests on more than its files keeps nothing."""
@@ -706,6 +706,8 @@ class _Build:
             noop.forget(self.root)
             return
         hashed, stated = inputs
+        if summary is not None:  # a missing summary page is written again
+            stated.append(str(Path(summary).resolve()))
         message = (
             f"nbops: nothing to do: all {len(dag)} task(s) are up to date (no file they "
             "depend on changed since the last build found them so); no run recorded "

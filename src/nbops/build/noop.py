@@ -61,6 +61,7 @@ _UNSTABLE = frozenset({"now", "git", "git_hash", "version"})
 #: Placeholders whose value the key covers (the working folder, the environment).
 _STABLE = frozenset({"here", "cwd", "root", "user", "env"})
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]\w*)")
+_ENV_PLACEHOLDER = re.compile(r"\{\{\s*env\.(\w+)")
 _TOP_KEY = re.compile(r"^([A-Za-z_][\w-]*)\s*:", re.MULTILINE)
 
 
@@ -130,6 +131,8 @@ def stable_placeholders(texts: Iterable[str], env_texts: Iterable[str]) -> bool:
     env file's own top-level key, or one of Ploomber's that does not change by itself."""
     own = {key for text in env_texts for key in _TOP_KEY.findall(text)}
     for text in texts:
+        if any(name in _VOLATILE for name in _ENV_PLACEHOLDER.findall(text)):
+            return False  # left out of the key
         for name in _PLACEHOLDER.findall(text):
             if name in own:
                 continue
