@@ -143,7 +143,8 @@ def test_a_damaged_state_file_builds(folder: Folder) -> None:
     ("spec", "stable"),
     [
         ("params: {rows: '{{rows}}', at: '{{here}}/x', who: '{{user}}'}", True),
-        ("params: {home: '{{env.HOME}}', root: '{{root}}', cwd: '{{ cwd }}'}", True),
+        ("params: {home: '{{env.HOME}}', cwd: '{{ cwd }}'}", True),
+        ("params: {root: '{{root}}'}", False),
         ("params: {at: '{{now}}'}", False),
         ("params: {previous: '{{env.OLDPWD}}'}", False),
         ("params: {branch: '{{git}}'}", False),

@@ -25,9 +25,10 @@ everything Ploomber's status reads is in the key:
 
 Only pipelines whose status rests on nothing else are kept: every task a notebook or a
 script with local file products, no hook but nbops' own, and no placeholder whose value
-changes by itself (``{{now}}``, ``{{git}}``, ``{{git_hash}}``, ``{{version}}``). A file
-modified after the build that concluded started (it may have changed after Ploomber read
-it) keeps nothing. ``NBOPS_NOOP_CACHE=off`` turns the shortcut off.
+changes by itself (``{{now}}``, ``{{git}}``, ``{{git_hash}}``, ``{{version}}``,
+``{{root}}``). A file modified after the build that concluded started (it may have
+changed after Ploomber read it) keeps nothing. ``NBOPS_NOOP_CACHE=off`` turns the
+shortcut off.
 
 Standard library only: it runs in the start-up hook, before anything is imported.
 """
@@ -56,10 +57,11 @@ OFF_ENV = "NBOPS_NOOP_CACHE"
 COMMAND = ["build"]
 #: Environment variables a shell changes between commands; nothing in a build reads them.
 _VOLATILE = frozenset({"_", "OLDPWD", "PWD", "SHLVL"})
-#: Placeholders Ploomber fills with values that change by themselves.
-_UNSTABLE = frozenset({"now", "git", "git_hash", "version"})
+#: Placeholders Ploomber fills with values that change by themselves ({{root}}: the
+#: nearest setup.py above, a folder the key does not look at).
+_UNSTABLE = frozenset({"now", "git", "git_hash", "version", "root"})
 #: Placeholders whose value the key covers (the working folder, the environment).
-_STABLE = frozenset({"here", "cwd", "root", "user", "env"})
+_STABLE = frozenset({"here", "cwd", "user", "env"})
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]\w*)")
 _ENV_PLACEHOLDER = re.compile(r"\{\{\s*env\.(\w+)")
 _TOP_KEY = re.compile(r"^([A-Za-z_][\w-]*)\s*:", re.MULTILINE)
