@@ -26,7 +26,8 @@ Then, in the copy nbops built, the fixed costs of a build (best of 3, wall and C
 seconds of the process tree):
 
 - **no-op build**: ``ploomber build`` with every task up to date (it rewrites nothing
-  and records nothing);
+  and records nothing), Ploomber deciding; and **again**, answered at start-up from
+  what the first one kept (nbops.build.noop);
 - **start-up**: loading the pipeline (``ploomber status``: the spec read, the DAG
   rendered, every task's status decided) and recording the build (the seconds the warm
   build spent in nbops' hooks, ``NBOPS_TIMING``).
@@ -252,23 +253,37 @@ def capture_seconds(output: str) -> float | None:
 
 
 def fixed_costs(project: Path, env: dict[str, str], recording: float | None) -> dict[str, Any]:
-    """A no-op build and loading the pipeline in a built copy: best of REPEATS."""
-    noop = [timed([str(BIN / "ploomber"), "build"], project, env) for _ in range(REPEATS)]
-    if not all("nothing to do" in out for _, _, out in noop):
-        sys.exit(f"the no-op build did something in {project}:\n{noop[0][2][-3000:]}")
+    """A no-op build and loading the pipeline in a built copy: best of REPEATS. The
+    no-op build twice over: Ploomber deciding (``NBOPS_NOOP_CACHE=off``), and answered
+    at start-up from the answer the first one kept (nbops.build.noop)."""
+    build = [str(BIN / "ploomber"), "build"]
+    decided = [timed(build, project, {**env, "NBOPS_NOOP_CACHE": "off"}) for _ in range(REPEATS)]
+    timed(build, project, env)  # Ploomber decides, and the answer is kept
+    answered = [timed(build, project, env) for _ in range(REPEATS)]
+    if not all("nothing to do" in out for _, _, out in decided + answered):
+        sys.exit(f"the no-op build did something in {project}:\n{decided[0][2][-3000:]}")
     status = [timed([str(BIN / "ploomber"), "status"], project, env) for _ in range(REPEATS)]
     return {
-        "noop": min(noop)[:2],
+        "noop": min(decided)[:2],
+        "noop_answered": min(answered)[:2],
+        "answered": all(ANSWERED in out for _, _, out in answered),
         "load": min(status)[:2],
         "record": recording,
         "load_average": os.getloadavg(),
     }
 
 
+#: What a no-op build answered at start-up says (nbops.build.hooks).
+ANSWERED = "no file they depend on changed"
+
+
 def print_fixed(rows: int, fixed: dict[str, Any]) -> None:
     (wall, cpu), (load_wall, load_cpu) = fixed["noop"], fixed["load"]
     load = "/".join(f"{x:.1f}" for x in fixed["load_average"])
     print(f"{rows:>9,} rows no-op build: {wall:.2f} s (CPU {cpu:.2f} s; load {load})", flush=True)
+    (wall, cpu), answered = fixed["noop_answered"], fixed["answered"]
+    how = "answered at start-up" if answered else "NOT answered: is the start-up hook installed?"
+    print(f"{rows:>9,} rows no-op build again: {wall:.2f} s (CPU {cpu:.2f} s; {how})", flush=True)
     record = fixed["record"]
     total = f" = {load_wall + record:.2f} s" if record is not None else ""
     print(

@@ -68,10 +68,7 @@ def test_install_copies_the_hook_and_a_pth_that_calls_it(
     copied = tmp_path / f"{offline.STARTUP_MODULE}.py"
     assert copied.read_text() == Path(startup.__file__).read_text()
     pth = (tmp_path / offline.STARTUP_PTH_NAME).read_text()
-    assert pth == (
-        f"import {offline.STARTUP_MODULE}; {offline.STARTUP_MODULE}.defer_iri_grammar(); "
-        f"{offline.STARTUP_MODULE}.defer_imports()\n"
-    )
+    assert pth == f"import {offline.STARTUP_MODULE}; {offline.STARTUP_MODULE}.start()\n"
 
 
 def test_the_hook_leaves_an_imported_or_missing_package_alone(
@@ -272,12 +269,16 @@ import ploomber.cli.io
 imported = sorted(m for m in startup.DEFERRED if m in sys.modules)
 ran_at_import = [m for m in imported if m not in startup._pending]
 heavy = [m for m in ("pandas.core", "matplotlib.colors", "sqlalchemy.engine", "prompt_toolkit",
-                     "numpy", "joblib.numpy_pickle", "requests.adapters") if m in sys.modules]
+                     "numpy", "joblib.numpy_pickle", "requests.adapters", "jupyter_server",
+                     "tornado.web", "bs4.element", "pyflakes.checker")
+         if m in sys.modules]
 frame = unserialize.pd.DataFrame({"a": [1, 2]})
 path = os.path.join(tempfile.mkdtemp(), "obj.joblib")
 serialize.joblib_dump({"x": [1, 2]}, path)
 import pandas, joblib
-print(json.dumps({"imported": imported, "ran_at_import": ran_at_import, "heavy": heavy, "shape": list(frame.shape),
+from nbconvert.exporters.html import BeautifulSoup  # a stand-in until called
+soup = BeautifulSoup("<p>x</p>", features="html.parser").p.text
+print(json.dumps({"soup": soup, "imported": imported, "ran_at_import": ran_at_import, "heavy": heavy, "shape": list(frame.shape),
                   "same": unserialize.pd is pandas is sys.modules["pandas"],
                   "loaded": unserialize.joblib_load(path), "real": joblib.load(path),
                   "plt": hasattr(sys.modules["ploomber_engine.profiling"].plt, "figure")}))
@@ -302,3 +303,29 @@ def test_ploomber_imports_without_running_the_deferred_packages_and_they_work() 
     assert seen["ran_at_import"] == [] and seen["heavy"] == []
     assert seen["shape"] == [2, 1] and seen["same"] and seen["plt"]
     assert seen["loaded"] == seen["real"] == {"x": [1, 2]}
+    assert seen["soup"] == "x"
+
+
+def test_entry_points_are_read_once_per_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata as metadata
+
+    reads: list[dict] = []
+    real = metadata.entry_points
+
+    def counting(**params: object) -> object:
+        reads.append(params)
+        return real(**params)
+
+    monkeypatch.setattr(metadata, "entry_points", counting)
+    monkeypatch.setattr(startup, "_entry_points", {})
+    startup.cache_entry_points()
+    first = metadata.entry_points(group="nbconvert.exporters")
+    assert "html" in first.names
+    assert metadata.entry_points(group="nbconvert.exporters") is first
+    metadata.entry_points(group="console_scripts")
+    metadata.entry_points()  # every group: a mutable mapping, never shared
+    metadata.entry_points()
+    assert reads == [{"group": "nbconvert.exporters"}, {"group": "console_scripts"}, {}, {}]
+    startup.cache_entry_points()
+    metadata.entry_points(group="nbconvert.exporters")
+    assert len(reads) == 4, "installed once"

@@ -620,8 +620,12 @@ class _Build:
             return
         self.done = True
         if status == "FINISHED" and self.is_no_op(dag):
-            self._nothing_to_do(dag)
+            self._nothing_to_do(dag, report)
             return
+        if dag is not None:  # something ran (or failed): the kept "nothing to do" is stale
+            from nbops.build.noop import forget
+
+            forget(self.root)
         try:
             index = _Lineage(self.root)
             self._collect(dag, status, index, traceback=traceback, report=report)
@@ -658,7 +662,7 @@ class _Build:
             and not _record_up_to_date()
         )
 
-    def _nothing_to_do(self, dag: Any) -> None:
+    def _nothing_to_do(self, dag: Any, report: Any = None) -> None:
         """A build with nothing to do touches nothing: no run (a scheduler's retries and
         an editor's save-and-build would fill ``nbops runs list`` with copies of the last
         build), no report or summary page rewritten (the pages describe the build that
@@ -689,6 +693,39 @@ class _Build:
             f"(set {RECORD_UP_TO_DATE_ENV}=1 to record one).",
             file=sys.stderr,
         )
+        self._keep_no_op(dag, report, summary)
+
+    def _keep_no_op(self, dag: Any, report: Any, summary: Path | None) -> None:
+        """Keep what this answer rested on, so the next ``ploomber build`` with nothing
+        changed answers it at start-up (:mod:`nbops.build.noop`); a pipeline whose
+        status rests on more than its files keeps nothing."""
+        from nbops.build import noop
+
+        inputs = _no_op_inputs(dag, self.root)
+        if inputs is None or report is None:
+            noop.forget(self.root)
+            return
+        hashed, stated = inputs
+        if summary is not None:  # a missing summary page is written again
+            stated.append(str(Path(summary).resolve()))
+        message = (
+            f"nbops: nothing to do: all {len(dag)} task(s) are up to date (no file they "
+            "depend on changed since the last build found them so); no run recorded "
+            f"(set {RECORD_UP_TO_DATE_ENV}=1 to record one).\n"
+        )
+        try:
+            noop.remember(
+                self.root,
+                hashed=hashed,
+                stated=stated,
+                output=f"Loading pipeline...\n{report}\n",
+                message=message,
+                started_at=self.record.started_at,
+                # only what the start-up hook answers: the `ploomber` program's command
+                argv=self.argv[1:] if self.argv[:1] == ["ploomber"] else self.argv,
+            )
+        except OSError:  # a read-only project: the next build loads the pipeline
+            noop.forget(self.root)
 
     def _spool_after_failure(self, error: str) -> None:
         """Collecting the record failed half-way: keep what was collected (redacted) in
@@ -942,6 +979,70 @@ def _dag_signatures() -> dict[str, Any]:
 
 _DAG_SIGNATURES = _dag_signatures()
 _DAG_STATUS = {"Executed": EXECUTED, "Errored": FAILED, "BrokenProcessPool": FAILED}
+
+
+def _no_op_inputs(dag: Any, root: Path) -> tuple[list[str], list[str]] | None:
+    """The files a "nothing to do" of ``dag`` rests on, as (hashed: sources, resources
+    and product metadata; stated: products), or None when it rests on more than files:
+    a task other than a notebook or script, a product not a local file, a hook not
+    nbops', a client, or a placeholder whose value changes by itself."""
+    from nbops.build.noop import stable_placeholders
+
+    if getattr(getattr(dag, "clients", None), "_mapping", None):
+        return None
+    dag_hooks = {"on_render": "build_rendered", "on_finish": "build_finished"}
+    dag_hooks["on_failure"] = "build_failed"
+    for attr, name in dag_hooks.items():
+        if not _own_hook(getattr(dag, attr, None), name):
+            return None
+    hashed: list[str] = []
+    stated: list[str] = []
+    for name in dag.keys():  # noqa: SIM118  (a Ploomber DAG, not a dict)
+        task = dag[name]
+        if type(task).__name__ not in {"NotebookRunner", "ScriptRunner"}:
+            return None
+        hooks = {"on_render": None, "on_finish": "task_finished", "on_failure": "task_failed"}
+        if not all(_own_hook(getattr(task, a, None), n) for a, n in hooks.items()):
+            return None
+        source = task_source_file(task)
+        if source is None:
+            return None
+        hashed.append(str(source.resolve()))
+        params = task.params.to_dict() if hasattr(task.params, "to_dict") else {}
+        resources = params.get("resources_") or {}
+        if not isinstance(resources, dict):
+            return None
+        hashed.extend(str(Path(p).resolve()) for p in resources.values())
+        product = task.product
+        for one in list(product) if hasattr(product, "products") else [product]:
+            if type(one).__name__ != "File" or getattr(one, "client", None) is not None:
+                return None
+            stated.append(str(Path(one._path_to_file).resolve()))
+            hashed.append(str(Path(one._path_to_metadata).resolve()))
+    texts, envs = [], []
+    for path in sorted(root.glob("*.y*ml")):
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            text = path.read_text(encoding="utf-8")
+            texts.append(text)
+            if path.name.startswith("env"):
+                envs.append(text)
+    if not stable_placeholders(texts, envs):
+        return None
+    return hashed, stated
+
+
+def _own_hook(hook: Any, name: str | None) -> bool:
+    """No hook, or nbops' own (declared, or wrapped by an adopted project's render)
+    with no hook of the user's inside."""
+    if hook is None:
+        return True
+    if isinstance(hook, (TaskHook, DagHook)):
+        return hook.user is None
+    if name is None or not _is_nbops(hook, name):
+        return False
+    # build_rendered(then=...) calls the user's own on_render
+    get_kwargs = getattr(getattr(hook, "_spec", None), "get_kwargs", None)
+    return not (get_kwargs() if callable(get_kwargs) else None)
 
 
 def _is_nbops(hook: Any, name: str) -> bool:

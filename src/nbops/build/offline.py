@@ -44,10 +44,7 @@ PTH_NAME = "nbops-offline.pth"
 #: The start-up hook as a top-level module of site-packages, and the .pth that calls it.
 STARTUP_MODULE = "_nbops_startup"
 STARTUP_PTH_NAME = "nbops-startup.pth"
-STARTUP_PTH = (
-    f"import {STARTUP_MODULE}; {STARTUP_MODULE}.defer_iri_grammar(); "
-    f"{STARTUP_MODULE}.defer_imports()\n"
-)
+STARTUP_PTH = f"import {STARTUP_MODULE}; {STARTUP_MODULE}.start()\n"
 _DISABLED_EXTENSIONS = ("ploomber_extension",)
 
 

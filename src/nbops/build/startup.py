@@ -21,14 +21,24 @@ profiler, ``import sqlalchemy`` in its SQL client, ``import requests`` and ``fro
 pyarrow.fs import HadoopFileSystem`` in papermill's I/O, ``from joblib import dump`` in
 its serializers, ``import ipdb`` and ``from IPython.terminal.debugger import
 TerminalPdb`` (prompt_toolkit) for its debug mode: 1.6 of the 2.2 s of
-``import ploomber``, unused by a build whose notebooks run in kernels of their own. In
+``import ploomber``, unused by a build whose notebooks run in kernels of their own; likewise jupytext's
+contents managers for a Jupyter server (jupyter_server) and nbconvert's ``--post serve``
+(tornado's web framework), BeautifulSoup, which nbconvert's HTML exporter imports for
+reports with images, and pyflakes, which checks a notebook when it runs. In
 a ``ploomber`` process (and only there: kernels import what they need for real, and
 must, to start warm), each of those modules (:data:`DEFERRED`, exact names) is created
 but runs its code on first use: the first attribute looked up, in whichever thread, runs
 it once, its parent package first, under the import system's lock for the module. A
 name taken with ``from X import name`` (listed beside the module) is a function that
 imports the module when called. Any other submodule imported first runs its package
-first, as Python would. ``NBOPS_DEFER_IMPORTS=off`` turns it off.
+first, as Python would. There too, installed packages' entry points are read once per
+group (:func:`cache_entry_points`). ``NBOPS_DEFER_IMPORTS=off`` turns both off.
+
+:func:`answer_no_op`: a ``ploomber build`` whose last check found nothing to do, and
+nothing that answer rested on changed since, prints that answer and exits before
+importing Ploomber (:mod:`nbops.build.noop`; ``NBOPS_NOOP_CACHE=off`` turns it off).
+
+:func:`start` does all three; the ``.pth`` file calls it.
 """
 
 from __future__ import annotations
@@ -136,6 +146,23 @@ DEFERRED: dict[str, tuple[str, ...]] = {
     # the debuggers ploomber starts when asked to (`ploomber build --debug`)
     "IPython.terminal.debugger": ("TerminalPdb", "Pdb"),
     "ipdb": (),
+    # jupytext's contents managers for a Jupyter server (jupyter_server, tornado's web
+    # framework, prometheus); a ploomber process reads and writes notebooks only
+    "jupytext.sync_contentsmanager": (
+        "build_sync_jupytext_contents_manager_class",
+        "TextFileContentsManager",
+    ),
+    "jupytext.async_contentsmanager": (
+        "build_async_jupytext_contents_manager_class",
+        "AsyncTextFileContentsManager",
+    ),
+    # ploomber's pyflakes check of a notebook, run when the notebook runs (not to load
+    # the pipeline, decide what is up to date or find nothing to do)
+    "ploomber.static_analysis.pyflakes": ("check_notebook",),
+    # nbconvert's `--post serve` (a web server for the converted page)
+    "nbconvert.postprocessors.serve": ("ServePostProcessor",),
+    # nbconvert's HTML exporter parses HTML with it when a report embeds images
+    "bs4": ("BeautifulSoup",),
 }
 #: The console scripts whose processes defer them.
 PROGRAMS = ("ploomber",)
@@ -347,4 +374,70 @@ def defer_imports(
     if any(isinstance(f, _DeferringFinder) for f in sys.meta_path):
         return False
     sys.meta_path.insert(0, _DeferringFinder(DEFERRED if names is None else names))
+    if names is None:
+        cache_entry_points()
     return True
+
+
+# -- installed entry points, read once ------------------------------------------------
+
+_entry_points: dict[Any, Any] = {}
+
+
+def cache_entry_points() -> None:
+    """``importlib.metadata.entry_points(group=...)`` read once per group and ``sys.path``.
+
+    Each call reads the entry points of every installed distribution (hundreds of
+    files); nbconvert asks once per notebook task for its exporter (``get_exporter``)
+    and papermill for its engines and I/O handlers: about 0.2 s of every ``ploomber``
+    command at seven tasks. Nothing installs packages while a build loads, and an
+    answer (a tuple of entry points) is not changed by its users. Selections only: the
+    mapping of every group (``entry_points()`` with no argument, a dict on Python 3.10
+    and 3.11) is not shared.
+    """
+    import importlib.metadata as metadata
+
+    real = metadata.entry_points
+    if getattr(real, "__nbops_cached__", False):
+        return
+
+    def entry_points(**params: Any) -> Any:
+        if not params:
+            return real()
+        key = (tuple(sorted(params.items())), tuple(sys.path))
+        found = _entry_points.get(key)
+        if found is None:
+            found = _entry_points[key] = real(**params)
+        return found
+
+    entry_points.__nbops_cached__ = True  # type: ignore[attr-defined]
+    entry_points.__doc__ = real.__doc__
+    metadata.entry_points = entry_points  # type: ignore[assignment]
+
+
+# -- a build with nothing to do -------------------------------------------------------
+
+
+def answer_no_op(*, programs: tuple[str, ...] = PROGRAMS) -> None:
+    """In a ``ploomber build`` process, answer "nothing to do" without loading the
+    pipeline when nothing the last such answer rested on changed (the process then
+    exits here); otherwise nothing happens."""
+    argv = getattr(sys, "argv", None) or [""]
+    import os
+
+    if os.path.basename(argv[0]) not in programs or argv[1:] != ["build"]:
+        return
+    try:
+        import importlib
+
+        noop = importlib.import_module("nbops.build.noop")
+    except Exception:  # nbops missing or broken: Ploomber builds, and says what is wrong
+        return
+    noop.answer_and_exit()
+
+
+def start() -> None:
+    """What the environment's ``.pth`` file runs in every interpreter."""
+    answer_no_op()
+    defer_iri_grammar()
+    defer_imports()
