@@ -29,7 +29,8 @@ test: $(STAMP) $(AIRFLOW_VENV)/.nbops-installed
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Again when the start-up hook changes: the venv holds a copy of it (nbops.build.offline).
+$(STAMP): pyproject.toml src/nbops/build/startup.py src/nbops/build/offline.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet --editable '.[dev]'
