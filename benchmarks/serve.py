@@ -7,8 +7,10 @@ and 64 connections and 1-row and 100-row bodies; the script prints requests/s, p
 p99, rows/s and the ratios (``--no-mlflow``: nbops only, for a quicker before/after).
 
 On a shared machine wall-clock rates depend on the neighbours, so each nbops cell also
-prints the CPU seconds the server process used (user + system, from /proc) and the
-rows it served per CPU second, and the load average before and after.
+prints the CPU seconds the server used (user + system of its whole process tree, every
+thread and ``--workers`` process, from /proc) and the rows it served per CPU second, the
+CPU seconds of the client (wrk: on a 2-core machine it competes with the server), and
+the load average before and after.
 
 Usage (from a project that has a champion, e.g. after `make build`):
     .venv/bin/python benchmarks/serve.py [--duration 10] [--project .]
@@ -17,9 +19,11 @@ Usage (from a project that has a champion, e.g. after `make build`):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -95,9 +99,23 @@ def wrk(url: str, body: str, connections: int, duration: int, tmp: Path) -> dict
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (and its reaped children), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds of a process and its descendants (live ones read from
+    /proc, reaped ones counted in their parent's), e.g. uvicorn's worker processes."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    total = sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            total += sum(cpu_seconds(int(child)) for child in task.read_text().split())
+    return total
+
+
+def client_seconds() -> float:
+    """CPU seconds of the reaped children so far (wrk: the servers run until the end)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _model_name(root: Path) -> str:
@@ -113,6 +131,9 @@ def main() -> None:
     parser.add_argument("--project", default=".")
     parser.add_argument("--no-mlflow", action="store_true", help="measure nbops serve only")
     parser.add_argument("--connections", default="1,8,64", help="comma-separated wrk -c values")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="nbops serve --workers (mlflow keeps 1)"
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -144,7 +165,14 @@ def main() -> None:
         }
         servers = {
             "nbops": subprocess.Popen(
-                [str(BIN / "nbops"), "serve", "--port", str(ports["nbops"])],
+                [
+                    str(BIN / "nbops"),
+                    "serve",
+                    "--port",
+                    str(ports["nbops"]),
+                    "--workers",
+                    str(args.workers),
+                ],
                 cwd=root,
                 env=nbops_env,
                 stdout=subprocess.DEVNULL,
@@ -188,16 +216,17 @@ def main() -> None:
                 for connections in levels:
                     for name in names:
                         wrk(urls[name], bodies[name][rows], connections, 2, tmp)  # warm up
-                        cpu = cpu_seconds(servers[name].pid)
+                        cpu, client = cpu_seconds(servers[name].pid), client_seconds()
                         results[name, rows, connections] = wrk(
                             urls[name], bodies[name][rows], connections, args.duration, tmp
                         )
                         results[name, rows, connections]["cpu"] = (
                             cpu_seconds(servers[name].pid) - cpu
                         )
+                        results[name, rows, connections]["client"] = client_seconds() - client
             load_after = os.getloadavg()
             print(
-                f"nbops serve (validation + prediction log on) vs mlflow models serve, 1 worker each, wrk {args.duration} s per cell"
+                f"nbops serve (validation + prediction log on, {args.workers} worker{'s' if args.workers > 1 else ''}) vs mlflow models serve (1 worker), wrk {args.duration} s per cell; {os.cpu_count()} cores"
             )
             print(
                 "load average (1, 5, 15 min) before "
@@ -206,7 +235,7 @@ def main() -> None:
                 + ", ".join(f"{v:.2f}" for v in load_after)
             )
             print(
-                f"{'rows':>4} {'conn':>4} | {'nbops req/s':>11} {'rows/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'cpu s':>6} {'rows/cpu-s':>10} | {'mlflow req/s':>12} {'p50 ms':>7} {'p99 ms':>7} | {'throughput x':>12}"
+                f"{'rows':>4} {'conn':>4} | {'nbops req/s':>11} {'rows/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'cpu s':>6} {'rows/cpu-s':>10} {'wrk cpu s':>9} | {'mlflow req/s':>12} {'p50 ms':>7} {'p99 ms':>7} | {'throughput x':>12}"
             )
             for rows in (1, 100):
                 for connections in levels:
@@ -216,7 +245,7 @@ def main() -> None:
                     served = a["rps"] * rows * args.duration
                     per_cpu = served / a["cpu"] if a["cpu"] else float("nan")
                     print(
-                        f"{rows:>4} {connections:>4} | {a['rps']:>11.0f} {a['rps'] * rows:>8.0f} {a['p50']:>7.2f} {a['p99']:>7.2f} {a['cpu']:>6.1f} {per_cpu:>10.0f} | {b['rps']:>12.0f} {b['p50']:>7.2f} {b['p99']:>7.2f} | {ratio:>11.1f}x"
+                        f"{rows:>4} {connections:>4} | {a['rps']:>11.0f} {a['rps'] * rows:>8.0f} {a['p50']:>7.2f} {a['p99']:>7.2f} {a['cpu']:>6.1f} {per_cpu:>10.0f} {a['client']:>9.1f} | {b['rps']:>12.0f} {b['p50']:>7.2f} {b['p99']:>7.2f} | {ratio:>11.1f}x"
                         + (
                             f"  (errors: nbops {a['errors']}, mlflow {b['errors']})"
                             if a["errors"] or b["errors"]
@@ -224,7 +253,18 @@ def main() -> None:
                         )
                     )
             best = max(results["nbops", 100, c]["rps"] for c in levels) * 100
-            print(f"100-row requests through nbops serve: {best:,.0f} rows/s at best")
+            per_cpu = max(
+                results["nbops", 100, c]["rps"]
+                * 100
+                * args.duration
+                / results["nbops", 100, c]["cpu"]
+                for c in levels
+                if results["nbops", 100, c]["cpu"]
+            )
+            print(
+                f"100-row requests through nbops serve: {best:,.0f} rows/s at best; "
+                f"{per_cpu:,.0f} rows per server CPU second at best"
+            )
         finally:
             for server in servers.values():
                 server.terminate()
