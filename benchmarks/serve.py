@@ -12,8 +12,16 @@ thread and ``--workers`` process, from /proc) and the rows it served per CPU sec
 CPU seconds of the client (wrk: on a 2-core machine it competes with the server), and
 the load average before and after.
 
+``--against SRC`` compares two versions of nbops on one busy machine: a second
+``nbops serve`` importing nbops from SRC (e.g. ``git archive HEAD~3 src | tar -x -C
+/tmp/before``) runs beside this one, and both are driven at the same time, each by its
+own wrk with the same bodies and connections, so the neighbours' load falls on both
+alike; each cell prints both servers' rates and CPU (``--workers`` applies to this one,
+``--against-workers`` to the other).
+
 Usage (from a project that has a champion, e.g. after `make build`):
     .venv/bin/python benchmarks/serve.py [--duration 10] [--project .]
+    .venv/bin/python benchmarks/serve.py --against /tmp/before/src --connections 1,8
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -56,8 +65,9 @@ def wait(url: str, timeout: float = 120) -> None:
 
 
 def wrk(url: str, body: str, connections: int, duration: int, tmp: Path) -> dict[str, float]:
-    script = tmp / "post.lua"
-    payload = tmp / f"body-{abs(hash(body))}.json"
+    own = f"{abs(hash(body))}-{threading.get_ident()}"  # --against runs two at once
+    script = tmp / f"post-{own}.lua"
+    payload = tmp / f"body-{own}.json"
     payload.write_text(body)
     script.write_text(
         'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
@@ -125,6 +135,107 @@ def _model_name(root: Path) -> str:
     return (env.get("release") or {}).get("model_name") or "churn"
 
 
+def _start(root: Path, env: dict[str, str], port: int, workers: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(BIN / "nbops"), "serve", "--port", str(port), "--workers", str(workers)],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def compare(args: argparse.Namespace) -> None:
+    """``--against``: this nbops and another, served and driven at the same time."""
+    root = Path(args.project).resolve()
+    target = json.loads((root / "products" / "data" / "features.json").read_text())["target"]
+    test = pd.read_parquet(root / "products" / "data" / "test.parquet").drop(
+        columns=[target["name"]]
+    )
+    records = json.loads(test.head(100).to_json(orient="records", date_format="iso"))
+    bodies = {n: json.dumps({"records": records[:n]}) for n in (1, 100)}
+    base = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PLOOMBER_STATS_ENABLED": "false",
+    }
+    base.pop("MLFLOW_TRACKING_URI", None)
+    against = str(Path(args.against).resolve())
+    variants = {
+        "this": (base.get("PYTHONPATH"), args.workers),
+        "against": (against, args.against_workers),
+    }
+    levels = [int(c) for c in args.connections.split(",")]
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        servers, urls = {}, {}
+        for name, (path, workers) in variants.items():
+            env = {k: v for k, v in base.items() if k != "PYTHONPATH"}
+            env |= {"NBOPS_PREDICTION_LOG": f"sqlite:///{tmp / name}.db"}
+            if path:
+                env["PYTHONPATH"] = path
+            port = free_port()
+            servers[name] = _start(root, env, port, workers)
+            urls[name] = f"http://127.0.0.1:{port}"
+        try:
+            for url in urls.values():
+                wait(f"{url}/ready")
+            print(
+                f"nbops serve side by side, validation + prediction log on, wrk {args.duration} s "
+                f"per cell, both driven at once; {os.cpu_count()} cores\n"
+                f"  this:    {variants['this'][0] or 'the installed nbops'}, {args.workers} worker(s)\n"
+                f"  against: {against}, {args.against_workers} worker(s)"
+            )
+            print(
+                f"{'rows':>4} {'conn':>4} {'load':>5} | {'':>7} {'req/s':>7} {'rows/s':>8} "
+                f"{'p50 ms':>7} {'p99 ms':>7} {'cpu s':>6} {'rows/cpu-s':>10}"
+            )
+            for rows in (1, 100):
+                for connections in levels:
+                    for _ in range(args.rounds):
+                        cells = _side_by_side(urls, servers, bodies[rows], connections, args, tmp)
+                        load = os.getloadavg()[0]
+                        for name, cell in cells.items():
+                            served = cell["rps"] * rows * args.duration
+                            print(
+                                f"{rows:>4} {connections:>4} {load:>5.1f} | {name:>7} "
+                                f"{cell['rps']:>7.0f} {cell['rps'] * rows:>8.0f} "
+                                f"{cell['p50']:>7.2f} {cell['p99']:>7.2f} {cell['cpu']:>6.1f} "
+                                f"{served / cell['cpu'] if cell['cpu'] else float('nan'):>10.0f}"
+                                + (f"  (errors: {cell['errors']})" if cell["errors"] else ""),
+                                flush=True,
+                            )
+        finally:
+            for server in servers.values():
+                server.terminate()
+                server.wait(timeout=30)
+
+
+def _side_by_side(
+    urls: dict[str, str],
+    servers: dict[str, subprocess.Popen],
+    body: str,
+    connections: int,
+    args: argparse.Namespace,
+    tmp: Path,
+) -> dict[str, dict[str, float]]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(urls)) as pool:
+        for name in urls:  # warm up both, at once too
+            pool.submit(wrk, f"{urls[name]}/predict", body, connections, 2, tmp)
+    cpu = {name: cpu_seconds(server.pid) for name, server in servers.items()}
+    with ThreadPoolExecutor(len(urls)) as pool:
+        futures = {
+            name: pool.submit(wrk, f"{url}/predict", body, connections, args.duration, tmp)
+            for name, url in urls.items()
+        }
+    cells = {name: future.result() for name, future in futures.items()}
+    for name, server in servers.items():
+        cells[name]["cpu"] = cpu_seconds(server.pid) - cpu[name]
+    return cells
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10)
@@ -134,9 +245,15 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=1, help="nbops serve --workers (mlflow keeps 1)"
     )
+    parser.add_argument("--against", help="src folder of another nbops, served side by side")
+    parser.add_argument("--against-workers", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=2, help="with --against: cells per level")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")
+    if args.against:
+        compare(args)
+        return
     root = Path(args.project).resolve()
     target = json.loads((root / "products" / "data" / "features.json").read_text())["target"]
     test = pd.read_parquet(root / "products" / "data" / "test.parquet").drop(
