@@ -375,7 +375,8 @@ def _require_served(name: str, alias: str) -> None:
     "--workers",
     default=1,
     show_default=True,
-    help="uvicorn worker processes; measure before using more than 1.",
+    help="Worker processes (one per core serves the most rows on a machine of its own; "
+    "each loads the model, writes to the same log and counts its own /metrics).",
 )
 @click.option(
     "--canary",

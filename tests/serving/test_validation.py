@@ -287,3 +287,22 @@ def test_numbers_beyond_float_range_in_a_batch_are_named_and_the_rest_typed():
     rows[10]["charges"] = 10**400
     _, problems = to_frame({"records": rows}, FEATURES, max_rows=100)
     assert [(e.loc[2:], e.msg[:19]) for e in problems] == [([10, "charges"], "number too large: 1")]
+
+
+@pytest.mark.parametrize(
+    ("plans", "refused"),
+    [
+        (["basic", " premium ", "basic"], []),
+        (["basic", None, "basic"], [1]),
+        (["  ", "premium", ""], [0, 2]),  # a blank is a missing value
+        ([7, "basic", None], [0, 2]),  # a number is refused as such and as a missing value
+    ],
+)
+def test_a_category_the_model_needs_refuses_nulls_and_blanks_by_row(plans, refused):
+    features = [FEATURES[0], Feature("plan", "categorical", nullable=False)]
+    rows = [{"tenure": 1, "plan": p} for p in plans]
+    frame, problems = to_frame({"records": rows}, features, max_rows=10)
+    nulls = [e.loc[2] for e in problems if e.msg.startswith("null is not allowed")]
+    assert nulls == refused
+    if not refused:
+        assert frame is not None and frame["plan"].tolist() == ["basic", "premium", "basic"]

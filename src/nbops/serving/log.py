@@ -25,6 +25,7 @@ import logging
 import queue
 import threading
 import time
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +68,20 @@ FEEDBACK = sa.Table(
 #: Errors that say the database, not the entry, is the problem (locked, unreachable,
 #: disk full, pool exhausted): the same batch is retried later.
 _TRANSIENT = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+#: Page size of a new SQLite log (see _engine).
+_PAGE_SIZE = 16384
+#: What the writer stores per entry, in this order.
+_FIELDS = (
+    "request_id",
+    "ts",
+    "model_name",
+    "model_version",
+    "route",
+    "latency_ms",
+    "n_rows",
+    "inputs",
+    "outputs",
+)
 
 
 def _dumps(value: Any) -> str:
@@ -98,6 +113,11 @@ def _engine(url: str, *, busy_seconds: float = 5.0) -> sa.Engine:
             # committed batch when the process dies, only on power loss (see module doc).
             cursor = dbapi_connection.cursor()
             cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+            # A new log gets 16 KiB pages (SQLite's default is 4 KiB): an entry holds the
+            # request body as sent, ~40 KB for 100 rows, and its overflow pages are each
+            # written to the WAL and again at the checkpoint: four times fewer writes
+            # halve the writer's CPU. No effect on an existing database.
+            cursor.execute(f"PRAGMA page_size={_PAGE_SIZE}")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
@@ -131,6 +151,16 @@ class PredictionLog:
             Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         self.engine = _engine(url, busy_seconds=min(retry_seconds, 5.0))
         _METADATA.create_all(self.engine)
+        # The INSERT in the database's own dialect, compiled once: a batch goes to the
+        # driver's executemany as it is, without SQLAlchemy's per-row parameter handling
+        # (a third of the writer's CPU for 100-row requests).
+        compiled = (
+            PREDICTIONS.insert()
+            .values({name: sa.bindparam(name) for name in _FIELDS})
+            .compile(dialect=self.engine.dialect)
+        )
+        self._insert_sql = str(compiled)
+        self._insert_order = list(compiled.positiontup or ()) if compiled.positional else None
         self.flush_seconds, self.batch_size = flush_seconds, batch_size
         self.max_queue, self.retry_seconds, self.close_seconds = (
             max_queue,
@@ -305,7 +335,7 @@ class PredictionLog:
         while True:
             try:
                 with self.engine.begin() as conn:
-                    conn.execute(PREDICTIONS.insert(), rows)
+                    conn.exec_driver_sql(self._insert_sql, self._parameters(rows))
             except _TRANSIENT as exc:
                 self._failed(exc)
                 if self._abandon.is_set():
@@ -330,6 +360,12 @@ class PredictionLog:
                 self.written += len(rows)
                 self.retrying = False
             return
+
+    def _parameters(self, rows: list[dict[str, Any]]) -> list[Any]:
+        if self._insert_order is None:  # named parameters (psycopg): the rows as they are
+            return [{name: row[name] for name in _FIELDS} for row in rows]
+        get = itemgetter(*self._insert_order)
+        return [get(row) for row in rows]
 
     def _replaced(self, row: dict[str, Any], exc: Exception) -> dict[str, Any]:
         self._count("placeholders", 1)

@@ -391,7 +391,9 @@ def _column(
         typed, missing, problems2 = _text(values, feature, reject_unseen, kinds)
         problems += problems2
     if not feature.nullable and (missing is not None or type(None) in kinds):
-        if missing is None:
+        if missing is None and isinstance(typed, list):  # text without a null
+            missing = np.zeros(0, dtype=bool)
+        elif missing is None:
             missing = np.isnan(typed)
         elif isinstance(missing, list):
             missing = np.array(missing, dtype=bool)
@@ -511,7 +513,9 @@ def _text(
             if v is not None and v not in known:
                 shown = ", ".join(feature.categories[:10])
                 problems.append((i, f"unseen category {v[:40]!r}; known: {shown}"))
-    return typed, [v is None for v in typed] if not feature.nullable else None, problems
+    # The missing mask only when a null must be refused: most columns have none.
+    missing = [v is None for v in typed] if not feature.nullable and None in typed else None
+    return typed, missing, problems
 
 
 def _typed(columns: dict[str, Any], features: list[Feature]) -> pd.DataFrame:
