@@ -1,10 +1,23 @@
 """Every way a user can point the pipeline at bad input: the build stops at the first
-task with one paragraph naming the problem and the fix, and keeps what it did."""
+task with one paragraph naming the problem and the fix, and keeps what it did.
+
+Every case runs the ingest notebook's own code on its input (in this process: an
+:class:`~nbops.errors.NbopsError` naming the problem and the fix is what a kernel shows
+as one paragraph); two cases, a pandas parse error and a missing target, and the schema
+violations go through a real ``ploomber build``, which shows how the build reports such
+an error: one paragraph, no pandas traceback, the partial notebook kept, nothing
+downstream run. The messages of every bad file are in tests/data/test_sources.py.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nbformat
 import pytest
+
+from nbops.errors import NbopsError
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.pipeline
 
@@ -56,8 +69,46 @@ CASES = {
 }
 
 
+#: The cases also built for real (one build each, about 13 CPU-s): a pandas error under
+#: ours, and an error after the snapshot is written (the partial notebook has outputs).
+BUILT = ("unparseable csv", "unknown target")
+
+
+def run_ingest_code(tmp_path: Path, **params: object) -> None:
+    """The ingest notebook's code cells, in this process, with ``params`` in place of
+    its parameters cell (the values ``pipeline.yaml`` passes from env.yaml)."""
+    notebook = nbformat.read(ROOT / "notebooks" / "ingest.ipynb", as_version=4)
+    namespace: dict[str, object] = {
+        "upstream": None,
+        "product": {
+            "nb": str(tmp_path / "ingest.ipynb"),
+            "html": str(tmp_path / "ingest.html"),
+            "data": str(tmp_path / "data" / "snapshot.parquet"),
+            "meta": str(tmp_path / "data" / "snapshot.json"),
+        },
+        **{"target": "churned", "task": "classification", "rows": 1500, "seed": 42},
+        "drift": 0.0,
+        **params,
+    }
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and "parameters" not in cell.metadata.get("tags", []):
+            exec(compile(cell.source, "ingest.ipynb", "exec"), namespace)
+
+
 @pytest.mark.parametrize("case", CASES)
-def test_bad_input_stops_at_ingest_with_one_clear_paragraph(make_project, tmp_path, case):
+def test_the_ingest_notebook_stops_bad_input_with_one_paragraph_naming_the_fix(tmp_path, case):
+    make_source, env, expected, fix = CASES[case]
+    source = make_source(tmp_path)
+
+    with pytest.raises(NbopsError) as caught:  # shown by a kernel as its message alone
+        run_ingest_code(tmp_path / "products", source=str(source), **env)
+
+    assert expected in str(caught.value)
+    assert fix in str(caught.value), "the message says how to fix it"
+
+
+@pytest.mark.parametrize("case", BUILT)
+def test_bad_input_stops_the_build_at_ingest_with_one_clear_paragraph(make_project, tmp_path, case):
     make_source, env, expected, fix = CASES[case]
     project = make_project(**env)
     source = make_source(tmp_path)

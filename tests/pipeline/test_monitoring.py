@@ -13,8 +13,12 @@ from mlflow.tracking import MlflowClient
 from nbops.data.datasets import make_churn
 from tests.conftest import BIN, build_env
 from tests.dask_cluster import start_cluster
+from tests.pipeline.notebook_code import run_notebooks
 
 pytestmark = pytest.mark.pipeline
+
+#: What a monitoring run decides, as files (`nbops monitor` prints them).
+REPORT_FILES = ("decision.json", "drift.json", "metrics.json", "performance.json")
 
 
 def write_traffic(project, url, *, drift, rows=1_200, seed=5, per_request=25):
@@ -102,10 +106,15 @@ def cluster(tmp_path_factory, built_project):
 
 
 def test_a_batch_file_with_outcomes_gives_the_same_report_here_and_on_a_dask_cluster(
-    built_project, tmp_path, cluster
+    built_project, tmp_path, cluster, monkeypatch
 ):
     """The batch is scored by the model and counted a part at a time, on this machine
-    and on the cluster's two workers: the same figures, report and exit code."""
+    and on the cluster's two workers: the same figures, report and exit code.
+
+    Here, the monitoring notebooks' code runs in this process (the same batch_window
+    call, without a scheduler); there, `nbops monitor --scheduler` runs them as a
+    build. What the command prints is made from decision.json and drift.json alone,
+    so the same files are the same report (and exit code: 1 when breached)."""
     from distributed import Client
 
     batch = tmp_path / "drifted.parquet"
@@ -114,16 +123,24 @@ def test_a_batch_file_with_outcomes_gives_the_same_report_here_and_on_a_dask_clu
     products = built_project.products / "monitor"
     no_log = "sqlite:////nonexistent/log.db"
 
-    here = monitor(built_project, *args, log_url=no_log)
-    local = json.loads((products / "drift.json").read_text())
-    there = monitor(built_project, *args, "--scheduler", cluster, log_url=no_log)
-    remote = json.loads((products / "drift.json").read_text())
+    def report() -> dict:
+        found = {n: json.loads((products / n).read_text()) for n in REPORT_FILES}
+        del found["decision.json"]["window"]["end"]  # when it ran
+        return found
 
-    assert here.returncode == 1, here.stdout + here.stderr  # the drifted batch raises the alarm
+    monkeypatch.chdir(built_project.root)
+    monkeypatch.setenv("NBOPS_PREDICTION_LOG", no_log)
+    run_notebooks(
+        built_project.root, "pipeline.monitor.yaml", monitor={"data": str(batch), "chunk_rows": 200}
+    )
+    local = report()
+    there = monitor(built_project, *args, "--scheduler", cluster, log_url=no_log)
+    remote = report()
+
+    assert local["decision.json"]["breached"]  # the drifted batch raises the alarm
     assert there.returncode == 1, there.stdout + there.stderr
-    assert there.stdout == here.stdout
     assert "900 rows" in there.stdout and "900 labelled" in there.stdout
-    assert remote == local and remote["drifted"]
+    assert remote == local and remote["drift.json"]["drifted"]
     with Client(cluster, set_as_default=False) as client:  # the parts ran on the workers
         cached = client.run(lambda: [key[0] for key in __import__("nbops.cluster").cluster._CACHE])
     assert any("monitor" in keys for keys in cached.values())
