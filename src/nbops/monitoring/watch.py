@@ -473,7 +473,7 @@ def run_monitoring(
 
     Raises:
         ConfigError: no monitoring pipeline; a window, ``--scheduler`` or ``--chunk-rows``
-            that cannot work (checked here, before a notebook runs).
+            that cannot work; no prediction log yet (checked here, before a notebook runs).
     """
     import subprocess
     import sys
@@ -488,6 +488,10 @@ def run_monitoring(
         )
     if window or since:
         since_from(window, since)  # a typo fails here, not inside a notebook
+    if not data and not _batch_in_settings(root):
+        from nbops.serving.log import require_log
+
+        require_log(default_log_url(root))  # no log yet: say so before a build starts
     overrides: dict[str, Any] = {"window": window, "since": since, "alias": alias}
     if data:
         overrides["data"] = str(Path(data).resolve())
@@ -512,6 +516,18 @@ def run_monitoring(
         json.loads((products / "drift.json").read_text()),
         "",
     )
+
+
+def _batch_in_settings(root: Path) -> bool:
+    """Whether env.yaml names a batch file to monitor (``monitor.data``) instead of the log."""
+    import yaml
+
+    try:
+        env = yaml.safe_load((root / "env.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return True  # the build reads env.yaml itself and says what is wrong with it
+    monitor = env.get("monitor") if isinstance(env, dict) else None
+    return bool(isinstance(monitor, dict) and monitor.get("data"))
 
 
 def _check_batch_options(

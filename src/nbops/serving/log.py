@@ -449,14 +449,25 @@ def read_feedback(url: str, *, since: float | None = None) -> pd.DataFrame:
     return _read(url, query, [c.name for c in FEEDBACK.columns])
 
 
-def _read(url: str, query: Any, columns: list[str]) -> pd.DataFrame:
-    import pandas as pd
+def require_log(url: str) -> None:
+    """Raise unless the log at ``url`` may hold requests (an SQLite file that does not
+    exist holds none; a server's log is asked when read).
 
+    Raises:
+        ConfigError: no SQLite log file at ``url``.
+    """
     if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
         raise ConfigError(
             f"No prediction log at {url}: nothing has been served with this log yet. "
-            "Check NBOPS_PREDICTION_LOG (or env.yaml's monitor.log), or monitor a batch file with --data FILE."
+            "Check NBOPS_PREDICTION_LOG (the log `nbops serve` writes; default "
+            ".nbops/predictions.db), or monitor a batch file with --data FILE."
         )
+
+
+def _read(url: str, query: Any, columns: list[str]) -> pd.DataFrame:
+    import pandas as pd
+
+    require_log(url)
     engine = _engine(url)
     try:
         _METADATA.create_all(engine)  # an empty log reads as no rows
