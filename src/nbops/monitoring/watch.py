@@ -488,16 +488,16 @@ def run_monitoring(
         )
     if window or since:
         since_from(window, since)  # a typo fails here, not inside a notebook
-    if not data and not _batch_in_settings(root):
-        from nbops.serving.log import require_log
-
-        require_log(default_log_url(root))  # no log yet: say so before a build starts
     overrides: dict[str, Any] = {"window": window, "since": since, "alias": alias}
     if data:
         overrides["data"] = str(Path(data).resolve())
     if scheduler or chunk_rows is not None:
         _check_batch_options(root, spec, data, scheduler, chunk_rows)
         overrides |= {"scheduler": scheduler, "chunk_rows": chunk_rows}
+    if not data and not _batch_in_settings(root):
+        from nbops.serving.log import require_log
+
+        require_log(default_log_url(root))  # no log yet: say so before a build starts
     args = [str(Path(sys.executable).parent / "ploomber"), "build", "-e", MONITOR_SPEC, "--force"]
     for key, value in overrides.items():
         if value:
