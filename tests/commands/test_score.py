@@ -381,6 +381,24 @@ def test_every_job_leaves_a_report_stored_with_its_run(reported, rows, tmp_path)
     assert {"report.html", "report.ipynb", "rejects.csv", "drift.json"} <= stored
 
 
+def test_the_reports_kernel_starts_without_scikit_learn(project):
+    """The report's kernel imports what the notebook imports before the job ends; that
+    must not pull in scikit-learn and scipy.stats (1.5 s of CPU) for two drift plots."""
+    import json
+    import subprocess
+    import sys
+
+    from nbops.build.kernels import imported_modules
+
+    notebook = json.loads((project.root / "notebooks/score/report.ipynb").read_text())
+    modules = [*imported_modules(notebook), "nbops.modeling.plots"]  # `from . import plots`
+    check = f"import sys; [__import__(m) for m in {modules!r}]; print('sklearn' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert "nbops.monitoring.drift" in modules and result.stdout.strip() == "False"
+
+
 def test_a_model_without_a_reference_profile_still_gets_its_report(
     reported, rows, tmp_path, monkeypatch
 ):
