@@ -17,7 +17,8 @@ for, e.g. the report's kernel; compute only for the two contenders) and peak RSS
 contender (also the command's own time, after Python has started), the load average
 when each ran, the ratios, and whether the probabilities of ``nbops score`` are identical
 to the pipeline's (and its labels to pyfunc's). With ``--repeat N`` the contenders run
-in turn N times and each keeps its best run: on a shared machine the load moves.
+in turn N times, each run is printed as it ends, and each contender keeps its best run
+in the table: on a shared machine the load moves.
 
 Usage (from a project that has a champion, e.g. after `make build`):
     .venv/bin/python benchmarks/score.py [--rows 5000000] [--repeat 1] [--project .] [--keep DIR]
@@ -139,6 +140,12 @@ def main() -> None:
     extra: dict[str, dict] = {}
 
     def keep_best(label: str, figures: dict[str, float]) -> None:
+        # every run printed as it ends (a shared machine's load moves), the best kept
+        print(
+            f"    {label}: {figures['seconds']:.2f} s wall, {figures['cpu']:.2f} s CPU, "
+            f"{figures['rss'] / MB:,.0f} MB, load {figures['load']:.1f}",
+            flush=True,
+        )
         if label not in results or figures["seconds"] < results[label]["seconds"]:
             results[label] = figures
 

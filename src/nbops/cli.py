@@ -494,6 +494,12 @@ def serve(
     help="Run on this dask.distributed cluster (Parquet input; workers need nbops and the "
     "same paths).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Threads scoring chunks side by side (default: one per core, at most 4).",
+)
 def score(
     input: str,
     output: str,
@@ -503,6 +509,7 @@ def score(
     max_bad_rows: int | None,
     rejects: str | None,
     scheduler: str | None,
+    workers: int | None,
 ) -> None:
     """Score the rows of INPUT (.csv or .parquet) with a registered model into OUTPUT.
 
@@ -543,6 +550,7 @@ def score(
         command=["nbops", *sys.argv[1:]],
         progress=progress,
         scheduler=scheduler,
+        workers=workers,
     )
     rate = result.rows / result.seconds if result.seconds else 0.0
     click.echo(

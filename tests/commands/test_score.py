@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from nbops.cli import main
 from nbops.commands import score as score_module
 from nbops.commands.score import score_file
+from nbops.errors import ReleaseError
 from nbops.serving.model import ServedModel, load_served_model
 from nbops.serving.validation import validate
 from tests.conftest import Project, copy_built_with_store, free_port
@@ -103,6 +104,85 @@ def test_scores_every_row_in_order_with_the_pipelines_probabilities(
     }
     assert scores["scored_at"].nunique() == 1 and str(scores["scored_at"].dt.tz) == "UTC"
     assert not list(tmp_path.glob(".*.tmp")) and not (tmp_path / "scores.rejects.csv").exists()
+
+
+def test_chunks_scored_side_by_side_keep_the_order_and_the_output(in_project, rows, tmp_path):
+    """Threads scoring chunks at once write what one thread writes: same rows, order,
+    values, rejects and drift sample."""
+    batch = rows.copy()
+    batch["devices"] = batch["devices"].astype(str)
+    batch.loc[[3, 170, 171, 299], "devices"] = "many"  # rejects in several chunks
+    source = tmp_path / "batch.parquet"
+    batch.to_parquet(source, row_group_size=37)
+    kw = {"model_name": "churn", "record": False, "chunk_rows": 25}
+
+    one = score_file(in_project.root, source, tmp_path / "one.parquet", workers=1, **kw)
+    three = score_file(in_project.root, source, tmp_path / "three.parquet", workers=3, **kw)
+
+    a, b = pd.read_parquet(tmp_path / "one.parquet"), pd.read_parquet(tmp_path / "three.parquet")
+    pd.testing.assert_frame_equal(a.drop(columns="scored_at"), b.drop(columns="scored_at"))
+    kept = batch.drop(index=[3, 170, 171, 299])
+    assert b["customer_id"].tolist() == kept["customer_id"].tolist()
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "one.rejects.csv"), pd.read_csv(tmp_path / "three.rejects.csv")
+    )
+    assert pd.read_csv(tmp_path / "three.rejects.csv")["row"].tolist() == [4, 171, 172, 300]
+    assert one.drift == three.drift and three.rejected == 4
+
+
+def test_a_failing_scoring_thread_is_one_paragraph_and_leaves_no_output(
+    in_project, rows, tmp_path, monkeypatch
+):
+    output_of = score_module._output
+    third = rows["customer_id"][100]  # the first row of the third chunk
+
+    def fails_on_the_third_chunk(model, plan, ids, batch):
+        if ids.column("customer_id")[0].as_py() == third:
+            raise MemoryError("cannot allocate 2.1 GiB")
+        return output_of(model, plan, ids, batch)
+
+    monkeypatch.setattr(score_module, "_output", fails_on_the_third_chunk)
+    source = tmp_path / "batch.parquet"
+    rows.head(200).to_parquet(source)
+    out = tmp_path / "scores.parquet"
+
+    code, output = run(str(source), "--out", str(out), "--chunk-rows", "50", "--workers", "2")
+
+    assert code == 1 and output.startswith("Error: Scoring rows 101 to 150 of ")
+    assert "failed (MemoryError: cannot allocate 2.1 GiB); no output was written" in output
+    assert "Traceback" not in output and len(output.strip().splitlines()) == 1
+    assert not out.exists() and not list(tmp_path.glob(".*"))
+
+
+def test_the_model_is_read_from_the_embedded_store_without_mlflow(project, model, monkeypatch):
+    """Loading the model for a job costs no MLflow (its import and store: 2 s of CPU),
+    and keeps the hash check: a changed model file is refused."""
+    from nbops.tracking import registry
+
+    def no_mlflow(*args, **kwargs):
+        raise AssertionError("the embedded store was read through MLflow")
+
+    monkeypatch.setattr(registry.Registry, "__init__", no_mlflow)
+    loaded = load_served_model(project.root, "churn", "champion")
+    assert (loaded.version, loaded.scorer, loaded.features) == (
+        model.version,
+        model.scorer,
+        model.features,
+    )
+    assert registry.embedded_files(project.root, "churn", model.version, ("nope.txt",)) == {}
+
+    found = registry._embedded_version(project.root, "churn", "champion")
+    assert found is not None
+    stored = found[1] / "model.skops"
+    original = stored.read_bytes()
+    try:
+        stored.write_bytes(original + b"\0")
+        with pytest.raises(ReleaseError, match=r"does not match its recorded hash"):
+            load_served_model(project.root, "churn", "champion")
+    finally:
+        stored.write_bytes(original)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # a remote store: MLflow
+    assert registry._embedded_version(project.root, "churn", "champion") is None
 
 
 def test_the_job_is_a_run_in_the_tracking_store(in_project, model, rows, tmp_path):
@@ -298,6 +378,24 @@ def test_every_job_leaves_a_report_stored_with_its_run(reported, rows, tmp_path)
     task = store.children(store.resolve(run_id).info.run_id)[0]
     stored = {a.path for a in store.client.list_artifacts(task.info.run_id)}
     assert {"report.html", "report.ipynb", "rejects.csv", "drift.json"} <= stored
+
+
+def test_the_reports_kernel_starts_without_scikit_learn(project):
+    """The report's kernel imports what the notebook imports before the job ends; that
+    must not pull in scikit-learn and scipy.stats (1.5 s of CPU) for two drift plots."""
+    import json
+    import subprocess
+    import sys
+
+    from nbops.build.kernels import imported_modules
+
+    notebook = json.loads((project.root / "notebooks/score/report.ipynb").read_text())
+    modules = [*imported_modules(notebook), "nbops.modeling.plots"]  # `from . import plots`
+    check = f"import sys; [__import__(m) for m in {modules!r}]; print('sklearn' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert "nbops.monitoring.drift" in modules and result.stdout.strip() == "False"
 
 
 def test_a_model_without_a_reference_profile_still_gets_its_report(

@@ -39,8 +39,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -53,7 +55,7 @@ import pandas as pd
 import pyarrow as pa
 
 from nbops.data.sources import CSV_SEPARATORS, PARQUET_SUFFIXES
-from nbops.errors import DataError, DataSourceError, ReleaseError
+from nbops.errors import DataError, DataSourceError, NbopsError, ReleaseError
 from nbops.serving.labels import label_names
 from nbops.serving.validation import validate_frame
 
@@ -64,6 +66,8 @@ __all__ = ["ScoreResult", "score_file"]
 
 #: Rows per chunk by default: vectorised work stays efficient, memory stays small.
 CHUNK_ROWS = 262_144
+#: Threads scoring chunks side by side at most, by default (one per core up to this).
+WORKERS = 4
 #: Scored rows kept (a uniform sample of the file) to measure drift against the profile.
 SAMPLE_ROWS = 100_000
 _CSV = CSV_SEPARATORS  # what ingest reads, scoring reads
@@ -132,6 +136,7 @@ def score_file(
     progress: Callable[[int, int], None] | None = None,
     scheduler: str | None = None,
     report: bool = True,
+    workers: int | None = None,
 ) -> ScoreResult:
     """Score ``input`` with ``model_name@alias`` into ``output`` (see the module docstring).
 
@@ -149,6 +154,8 @@ def score_file(
             the output; the parts are joined here in input order. The output is the one a
             local run writes. Workers need nbops installed and the project, the input and
             the output's folder at the same paths.
+        workers: threads scoring chunks side by side on this machine (default: one per
+            core, at most :data:`WORKERS`); the output is the same with any number.
 
     Raises:
         DataSourceError: the input is missing, empty, of an unknown kind or unreadable.
@@ -178,10 +185,20 @@ def score_file(
             progress=progress,
             scheduler=scheduler,
             warm=warm,
+            workers=workers or default_workers(),
         )
     finally:
         if warm is not None:
             warm.close()
+
+
+def default_workers() -> int:
+    """One scoring thread per core this process may use, at most :data:`WORKERS`."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(WORKERS, cores))
 
 
 def _score_file(
@@ -200,6 +217,7 @@ def _score_file(
     progress: Callable[[int, int], None] | None,
     scheduler: str | None,
     warm: _WarmReport | None,
+    workers: int,
 ) -> ScoreResult:
     rejects_path = (
         Path(rejects) if rejects else target.with_name(f"{target.stem}.rejects.csv")
@@ -217,7 +235,7 @@ def _score_file(
     pieces = (
         _on_cluster(scheduler, root, model, plan, source, chunk_rows or CHUNK_ROWS, sample, parts)
         if scheduler
-        else _here(model, plan, source, chunk_rows or CHUNK_ROWS, sample)
+        else _here(model, plan, source, chunk_rows or CHUNK_ROWS, sample, workers)
     )
     try:
         with (
@@ -283,31 +301,120 @@ def _score_file(
         predictions=_distribution(counts, rows - rejected, model.task),
         scheduler=scheduler,
     )
+    # MLflow (its import and the store: about 2 s of CPU) and the HTML exporter are made
+    # ready on a thread while the drift is measured and the report's kernel runs the
+    # notebook, not after them.
+    store = _warm_finish(root, record=record, report=warm is not None)
     drift = _drift(root, model, sample)
     if drift is not None:
         result.drift = drift.to_dict()
     result.seconds = time.time() - started
     if warm is not None:
         _report(root, result, warm)
+    if store is not None:
+        store.join()
     if record:
         result.run = _record(root, result, started=started, command=command)
     return result
+
+
+def _warm_finish(root: Path, *, record: bool, report: bool) -> threading.Thread | None:
+    """A thread importing MLflow and opening the project's store for the run record, and
+    rendering an empty notebook (the exporter's first page costs 0.5 s of CPU in
+    imports and templates) for the report."""
+    from nbops.tracking.store import enabled, warm_up
+
+    record = record and enabled() and "mlflow.tracking" not in sys.modules
+    report = report and (root / REPORT_NOTEBOOK).is_file()
+    if not (record or report):
+        return None
+
+    def work() -> None:
+        if record:
+            warm_up(root)
+        if report:
+            with contextlib.suppress(Exception):  # a head start only
+                _render_empty()
+
+    thread = threading.Thread(target=work, name="nbops-score-warm", daemon=True)
+    thread.start()
+    return thread
+
+
+def _render_empty() -> None:
+    import tempfile
+
+    import nbformat
+
+    from nbops.reports.exporter import render_html
+
+    with tempfile.TemporaryDirectory(prefix="nbops-score-warm-") as folder:
+        notebook = Path(folder) / "empty.ipynb"
+        nbformat.write(
+            nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("#")]), notebook
+        )
+        render_html(notebook, notebook.with_suffix(".html"))
 
 
 Piece = tuple[Iterator[pa.Table], "pd.DataFrame | None", int]
 
 
 def _here(
-    model: ServedModel, plan: _Plan, source: Path, chunk_rows: int, sample: _Sample
+    model: ServedModel,
+    plan: _Plan,
+    source: Path,
+    chunk_rows: int,
+    sample: _Sample,
+    workers: int = 1,
 ) -> Iterator[Piece]:
-    """The job on this machine: (output tables, rejected rows, rows read) per chunk."""
+    """The job on this machine: (output tables, rejected rows, rows read) per chunk, in
+    input order.
+
+    ``workers`` threads score chunks side by side: validation, the compiled scorer and
+    building the output are array work in numpy and Arrow, which release the GIL, so
+    two threads use two cores. At most ``workers + 1`` chunks are being scored or wait
+    to be written, so memory stays bounded whatever the file size. The drift sample is
+    drawn here, chunk by chunk in input order, so it is the same with any ``workers``.
+    """
     rows = 0
-    for frame, ids in _ahead(_chunks(source, plan, chunk_rows)):
-        if frame.empty:  # a CSV with a header only
-            continue
-        table, rejected_rows = score_chunk(model, plan, frame, ids, offset=rows, sample=sample)
-        rows += len(frame)
-        yield iter([table]), rejected_rows, len(frame)
+    pending: deque[tuple[Future[Any], int, int]] = deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nbops-score") as pool:
+        try:
+            for frame, ids in _ahead(_chunks(source, plan, chunk_rows)):
+                if frame.empty:  # a CSV with a header only
+                    continue
+                future = pool.submit(_score, model, plan, frame, ids, offset=rows)
+                pending.append((future, rows, len(frame)))
+                rows += len(frame)
+                if len(pending) > workers:
+                    yield _scored(pending.popleft(), sample, model, source)
+            while pending:
+                yield _scored(pending.popleft(), sample, model, source)
+        finally:
+            for future, _, _ in pending:  # a failed or stopped job scores nothing more
+                future.cancel()
+
+
+def _scored(
+    item: tuple[Future[Any], int, int], sample: _Sample, model: ServedModel, source: Path
+) -> Piece:
+    """A chunk's result, once its thread is done; a failure that is not the input's
+    (memory, a bug) is one paragraph naming the rows, and stops the job."""
+    future, offset, n = item
+    try:
+        table, rejected, batch = future.result()
+    except NbopsError:
+        raise
+    except Exception as exc:
+        why = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise NbopsError(
+            f"Scoring rows {offset + 1:,} to {offset + n:,} of '{source}' failed "
+            f"({type(exc).__name__}{': ' + why if why else ''}); no output was written. "
+            "If memory ran out, score in smaller chunks (--chunk-rows) or on fewer threads "
+            "(--workers 1); otherwise run again with --verbose for the traceback and report it."
+        ) from exc
+    sample.add(batch, table, model)
+    return iter([table]), rejected, n
 
 
 def score_chunk(
@@ -326,6 +433,16 @@ def score_chunk(
     ``offset`` is the number of data rows before the chunk: rejected rows are numbered
     from 1 for the first data row of the file.
     """
+    table, rejected, batch = _score(model, plan, frame, ids, offset=offset)
+    if sample is not None:
+        sample.add(batch, table, model)
+    return table, rejected
+
+
+def _score(
+    model: ServedModel, plan: _Plan, frame: pd.DataFrame, ids: pa.Table, *, offset: int
+) -> tuple[pa.Table, pd.DataFrame | None, Any]:
+    """:func:`score_chunk` without the sample: also returns the valid rows' batch."""
     batch, problems = validate_frame(
         frame, model.features, reject_unseen=False
     )  # unseen categories are scored as the service scores them by default
@@ -345,10 +462,7 @@ def score_chunk(
         columns = {name: _take(values, keep) for name, values in batch.columns.items()}
         batch = type(batch)(columns, batch.features, int(keep.sum()))
         ids = ids.filter(pa.array(keep))
-    table = _output(model, plan, ids, batch)
-    if sample is not None:
-        sample.add(batch, table, model)
-    return table, rejected
+    return _output(model, plan, ids, batch), rejected, batch
 
 
 class _Sample:
@@ -362,18 +476,32 @@ class _Sample:
         #: rows drawn at most (a part of a cluster job keeps only its share of the sample)
         self.share = share
         self.rng = np.random.default_rng(seed)
+        #: the keys and model outputs of the rows kept so far, in the file's order
         self.keys = np.empty(0)
-        self.frame: pd.DataFrame | None = None
         self.served: np.ndarray = np.empty(0)
         #: rows typed into a frame so far (what drawing the sample costs)
         self.typed = 0
+        # The kept rows, a piece per chunk (validated columns, or a cluster part's frame):
+        # made into one DataFrame only when asked, since building and concatenating
+        # frames chunk by chunk cost more than scoring them.
+        self._pieces: list[tuple[Any, int]] = []
+        self._frame: pd.DataFrame | None = None
+
+    @property
+    def frame(self) -> pd.DataFrame | None:
+        """The sampled rows as the scikit-learn pipeline types them (None: no row)."""
+        if self._frame is None and self._pieces:
+            self._prune()
+            frames = [p if isinstance(p, pd.DataFrame) else p.frame() for p, _ in self._pieces]
+            self._frame = pd.concat(frames, ignore_index=True)
+        return self._frame
 
     def add(self, batch: Any, table: pa.Table, model: ServedModel) -> None:
         keys = self.rng.random(batch.n_rows)
+        cut = self.share
         if len(self.keys) >= self.size:  # only rows that can enter the sample are typed
-            chosen = np.flatnonzero(keys < min(self.keys.max(), self.share))
-        else:
-            chosen = np.flatnonzero(keys < self.share)
+            cut = min(float(np.partition(self.keys, self.size - 1)[self.size - 1]), cut)
+        chosen = np.flatnonzero(keys < cut)
         if not len(chosen):
             return
         self.typed += len(chosen)
@@ -381,30 +509,46 @@ class _Sample:
         mask[chosen] = True
         part = type(batch)(
             {k: _take(v, mask) for k, v in batch.columns.items()}, batch.features, len(chosen)
-        ).frame()
-        served = _served(table, model)[chosen]
-        frame = part if self.frame is None else pd.concat([self.frame, part], ignore_index=True)
-        keys = np.concatenate([self.keys, keys[chosen]])
-        served = np.concatenate([self.served, served])
-        if len(keys) > self.size:
-            keep = np.sort(np.argpartition(keys, self.size - 1)[: self.size])
-            frame, keys, served = frame.iloc[keep].reset_index(drop=True), keys[keep], served[keep]
-        self.frame, self.keys, self.served = frame, keys, served
+        )
+        self._append(part, keys[chosen], _served(table, model)[chosen])
 
     def merge(self, keys: np.ndarray, frame: pd.DataFrame | None, served: np.ndarray) -> None:
         """Add another part's sample (drawn the same way): the smallest keys of both stay."""
         if frame is None or not len(keys):
             return
-        if self.frame is None:
-            self.frame, self.keys, self.served = frame, keys, served
+        self._append(frame, keys, served)
+
+    def _append(self, part: Any, keys: np.ndarray, served: np.ndarray) -> None:
+        self._pieces.append((part, len(keys)))
+        self.keys = np.concatenate([self.keys, keys])
+        self.served = np.concatenate([self.served, served])
+        self._frame = None
+        if len(self.keys) > 2 * self.size:  # now and then, so memory stays bounded
+            self._prune()
+
+    def _prune(self) -> None:
+        """Keep the rows of the ``size`` smallest keys, in the file's order."""
+        if len(self.keys) <= self.size:
             return
-        frame = pd.concat([self.frame, frame], ignore_index=True)
-        keys = np.concatenate([self.keys, keys])
-        served = np.concatenate([self.served, served])
-        if len(keys) > self.size:
-            keep = np.sort(np.argpartition(keys, self.size - 1)[: self.size])
-            frame, keys, served = frame.iloc[keep].reset_index(drop=True), keys[keep], served[keep]
-        self.frame, self.keys, self.served = frame, keys, served
+        keep = np.sort(np.argpartition(self.keys, self.size - 1)[: self.size])
+        kept = np.zeros(len(self.keys), dtype=bool)
+        kept[keep] = True
+        pieces, start = [], 0
+        for part, n in self._pieces:
+            mask = kept[start : start + n]
+            start += n
+            left = int(mask.sum())
+            if not left:
+                continue
+            if isinstance(part, pd.DataFrame):
+                part = part.iloc[np.flatnonzero(mask)].reset_index(drop=True)
+            else:
+                part = type(part)(
+                    {k: _take(v, mask) for k, v in part.columns.items()}, part.features, left
+                )
+            pieces.append((part, left))
+        self._pieces = pieces
+        self.keys, self.served = self.keys[keep], self.served[keep]
 
 
 def _sample_share(source: Path) -> float:
@@ -438,11 +582,13 @@ def _drift(root: Path, model: ServedModel, sample: _Sample) -> Any:
 
     from nbops.monitoring.drift import DriftPolicy, Profile, compare
     from nbops.monitoring.watch import PROFILE_FILE
-    from nbops.tracking.registry import Registry
+    from nbops.tracking.registry import Registry, embedded_files
 
     if sample.frame is None or sample.frame.empty:
         return None
-    files = Registry(root).files(model.name, model.version, (PROFILE_FILE,))
+    files = embedded_files(root, model.name, model.version, (PROFILE_FILE,))
+    if files is None:
+        files = Registry(root).files(model.name, model.version, (PROFILE_FILE,))
     if PROFILE_FILE not in files:
         return None
     profile = Profile.from_dict(json.loads(files[PROFILE_FILE]))
@@ -517,15 +663,11 @@ def _output(model: ServedModel, plan: _Plan, ids: pa.Table, batch: Any) -> pa.Ta
         else:
             values = model.estimator.predict(batch.frame())
         arrays["prediction"] = pa.array(np.asarray(values, dtype=float))
-    arrays["model_name"] = (
-        pa.array([model.name] * n, type=pa.string()) if n else pa.array([], pa.string())
-    )
-    arrays["model_version"] = (
-        pa.array([model.version] * n, type=pa.string()) if n else pa.array([], pa.string())
-    )
-    arrays["scored_at"] = pa.array(
-        np.full(n, plan.scored_at.to_datetime64(), dtype="datetime64[us]"),
-        type=pa.timestamp("us", tz="UTC"),
+    # Constant columns built by Arrow in one step, not from a Python list per chunk.
+    arrays["model_name"] = pa.repeat(pa.scalar(model.name, pa.string()), n)
+    arrays["model_version"] = pa.repeat(pa.scalar(model.version, pa.string()), n)
+    arrays["scored_at"] = pa.repeat(
+        pa.scalar(plan.scored_at.to_pydatetime(), pa.timestamp("us", tz="UTC")), n
     )
     return pa.table(arrays)
 
@@ -772,6 +914,10 @@ def _chunks(
 # -- output -----------------------------------------------------------------------------
 
 
+#: Output columns holding one value per job: dictionary-encoded in Parquet.
+_FEW_VALUES = ("model_name", "model_version", "scored_at")
+
+
 class _Writer:
     """Output tables appended to one Parquet or CSV file (the first fixes the schema).
 
@@ -804,7 +950,14 @@ class _Writer:
         else:
             import pyarrow.parquet as pq
 
-            self._writer = pq.ParquetWriter(str(self.path), schema)
+            # Dictionary-encoded: only the columns with few distinct values (the label,
+            # model, version, time). Parquet tries a dictionary on every column by
+            # default and gives up on IDs and probabilities only after building one: a
+            # third of the job's CPU at 5M rows, for a larger file.
+            few = [n for n in _FEW_VALUES if n in schema.names]
+            if pa.types.is_string(schema.field("prediction").type):
+                few.append("prediction")
+            self._writer = pq.ParquetWriter(str(self.path), schema, use_dictionary=few)
 
     def finish(self) -> None:
         """Wait for the last write and close the file (raises what a write raised)."""
@@ -974,6 +1127,12 @@ def _report(root: Path, result: ScoreResult, warm: _WarmReport) -> None:
 
 def _load(root: Path, name: str, alias: str) -> ServedModel:
     from nbops.serving.model import load_served_model
+
+    try:
+        return load_served_model(root, name, alias)
+    except ReleaseError as exc:
+        error = exc
+    # Why it failed, in the words of the registry (MLflow's, which also reads remote stores).
     from nbops.tracking.registry import Registry
 
     registry = Registry(root)
@@ -983,22 +1142,16 @@ def _load(root: Path, name: str, alias: str) -> ServedModel:
             f"There is no registered model '{name}' to score with (registered: "
             f"{', '.join(registered) or 'none yet'}). A build whose gate passes registers it: "
             "run `make build` in the project; or name another model with --model or NBOPS_MODEL."
-        )
-    try:
-        return load_served_model(root, name, alias)
-    except ReleaseError as exc:
-        if (
-            registry.alias(name, alias) is None
-            and registry.version(name, alias.lstrip("v")) is None
-        ):
-            kind = "version" if alias.lstrip("v").isdigit() else "alias"
-            raise ReleaseError(
-                f"Model '{name}' has no {kind} '{alias}' to score with"
-                + (": no build has passed the gate yet" if alias == "champion" else "")
-                + f". See `nbops models {name}` for its versions and aliases, and score with "
-                f"--alias VERSION, or approve a version with `nbops promote {name} VERSION --reason ...`."
-            ) from exc
-        raise
+        ) from error
+    if registry.alias(name, alias) is None and registry.version(name, alias.lstrip("v")) is None:
+        kind = "version" if alias.lstrip("v").isdigit() else "alias"
+        raise ReleaseError(
+            f"Model '{name}' has no {kind} '{alias}' to score with"
+            + (": no build has passed the gate yet" if alias == "champion" else "")
+            + f". See `nbops models {name}` for its versions and aliases, and score with "
+            f"--alias VERSION, or approve a version with `nbops promote {name} VERSION --reason ...`."
+        ) from error
+    raise error
 
 
 def _record(

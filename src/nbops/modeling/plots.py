@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure as _MplFigure
-from sklearn.calibration import calibration_curve
-from sklearn.metrics import auc, confusion_matrix, precision_recall_curve, roc_curve
+
+# scikit-learn (and scipy.stats under it: about 1.5 s of CPU) is imported by the plots
+# that compute with it, so a report drawing only drift plots (nbops score's) starts fast.
 
 __all__ = [
     "Figure",
@@ -60,6 +61,8 @@ def missing_plot(frame: pd.DataFrame | pd.Series) -> Figure:
 
 def roc_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> Figure:
     """ROC curves, one per candidate: ``{name: (is_positive, score)}``."""
+    from sklearn.metrics import auc, roc_curve
+
     fig = Figure(figsize=(5.5, 5))
     ax = fig.subplots()
     for name, (truth, score) in curves.items():
@@ -74,6 +77,8 @@ def roc_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> Figure:
 
 def pr_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> Figure:
     """Precision-recall curves, one per candidate, with the positive rate as baseline."""
+    from sklearn.metrics import precision_recall_curve
+
     fig = Figure(figsize=(5.5, 5))
     ax = fig.subplots()
     base = None
@@ -96,6 +101,8 @@ def pr_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> Figure:
 
 def calibration_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], *, bins: int = 10) -> Figure:
     """Predicted probability against observed frequency, per candidate."""
+    from sklearn.calibration import calibration_curve
+
     fig = Figure(figsize=(5.5, 5))
     ax = fig.subplots()
     for name, (truth, score) in curves.items():
@@ -114,6 +121,8 @@ def calibration_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], *, bins: 
 
 def confusion_plot(y_true: Any, y_pred: Any, labels: list[Any]) -> Figure:
     """Confusion matrix with counts in each cell."""
+    from sklearn.metrics import confusion_matrix
+
     matrix = confusion_matrix(y_true, y_pred, labels=labels)
     fig = Figure(figsize=(1.2 * len(labels) + 3, 1.2 * len(labels) + 2.5))
     ax = fig.subplots()

@@ -51,6 +51,8 @@ __all__ = [
     "TRUSTED_FUNCTIONS",
     "Registry",
     "actor",
+    "embedded_files",
+    "load_embedded",
     "load_skops",
     "model_sha256",
     "save_release_model",
@@ -274,6 +276,111 @@ def _refused(schema: Any, untrusted: list[str], *, recorded: list[str] | None) -
         if recorded is not None and name not in recorded:
             refused.append(f"{name} (not recorded when the model was saved)")
     return refused
+
+
+def load_embedded(
+    root: Path, name: str, role: str, files: tuple[str, ...] = ()
+) -> tuple[Version, Any, dict[str, str]] | None:
+    """:meth:`Registry.load_with` read straight from the project's embedded SQLite store
+    and its artifact folder, without MLflow.
+
+    Importing MLflow and opening its SQL store cost about 2 s of CPU, more than loading
+    the model itself; a command that only reads one version (``nbops score``) needs
+    neither. The model is checked and loaded exactly as :meth:`Registry.load` does (the
+    recorded SHA-256 of a private copy, then skops with nbops' trusted types). Returns
+    None when the store is not the project's embedded one, the version is not found, or
+    anything is not in the expected shape: callers then use :class:`Registry`, which
+    also words the errors.
+    """
+    found = _embedded_version(root, name, role)
+    if found is None:
+        return None
+    version, folder = found
+    texts = _texts(folder, files)
+    with tempfile.TemporaryDirectory(prefix="nbops-model-") as tmp:
+        # A private copy is hashed and loaded, as Registry.load does: the stored file
+        # changing between the check and the load cannot slip past the check.
+        local = Path(shutil.copyfile(folder / MODEL_FILE, Path(tmp) / MODEL_FILE))
+        recorded = version.tags.get("nbops.model_sha256")
+        actual = file_sha256(local)
+        if recorded != actual:
+            raise ReleaseError(
+                f"Model '{name}' version {version.version} ({role}) does not match its recorded hash ({recorded} vs {actual}): refusing to load it. Re-register the model from its build."
+            )
+        return version, load_skops(local), texts
+
+
+def embedded_files(
+    root: Path, name: str, version: str, files: tuple[str, ...]
+) -> dict[str, str] | None:
+    """:meth:`Registry.files` from the embedded store without MLflow (None: use it)."""
+    found = _embedded_version(root, name, version)
+    return None if found is None else _texts(found[1], files)
+
+
+def _texts(folder: Path, files: tuple[str, ...]) -> dict[str, str]:
+    return {f: (folder / f).read_text() for f in files if (folder / f).is_file()}
+
+
+def _embedded_version(root: Path, name: str, role: str) -> tuple[Version, Path] | None:
+    """The version holding ``role`` (an alias or a number) and its local model folder,
+    from MLflow's long-stable registry tables (model_versions, their tags and aliases),
+    read-only; None when it is not there in the expected shape."""
+    import sqlite3
+    from urllib.parse import unquote, urlparse
+
+    from nbops.tracking.store import tracking_uri, tracking_uri_embedded
+
+    if tracking_uri(root) != tracking_uri_embedded(root):
+        return None
+    path = local_store_dir(root) / "mlflow.db"
+    if not path.is_file():
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            number = role.lstrip("v")
+            aliased = db.execute(
+                "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?",
+                (name, role),
+            ).fetchall()
+            if len(aliased) > 1:  # one per workspace: MLflow decides which
+                return None
+            if aliased:
+                number = str(aliased[0][0])
+            elif not number.isdigit():
+                return None
+            found = db.execute(
+                "SELECT version, creation_time, run_id, source, storage_location "
+                "FROM model_versions WHERE name = ? AND version = ? "
+                "AND current_stage != 'Deleted_Internal'",
+                (name, int(number)),
+            ).fetchall()
+            if len(found) != 1:
+                return None
+            number, created, run_id, source, storage = found[0]
+            tags = dict(
+                db.execute(
+                    "SELECT key, value FROM model_version_tags WHERE name = ? AND version = ?",
+                    (name, number),
+                ).fetchall()
+            )
+            aliases = [
+                a
+                for (a,) in db.execute(
+                    "SELECT alias FROM registered_model_aliases WHERE name = ? AND version = ?",
+                    (name, number),
+                )
+            ]
+    except (sqlite3.Error, ValueError):
+        return None
+    # MLflow downloads from the storage location when there is one, else the source.
+    location = urlparse(str(storage or source or ""))
+    if location.scheme != "file" or location.netloc not in ("", "localhost"):
+        return None
+    folder = Path(unquote(location.path))
+    if not (folder / MODEL_FILE).is_file():
+        return None
+    return Version(name, str(number), aliases, tags, created, run_id), folder
 
 
 @dataclass(frozen=True)
