@@ -13,8 +13,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure as _MplFigure
-from sklearn.calibration import calibration_curve
-from sklearn.metrics import auc, confusion_matrix, precision_recall_curve, roc_curve
 
 __all__ = [
     "Figure",
@@ -63,6 +61,8 @@ def roc_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> Figure:
     fig = Figure(figsize=(5.5, 5))
     ax = fig.subplots()
     for name, (truth, score) in curves.items():
+        from sklearn.metrics import auc, roc_curve
+
         fpr, tpr, _ = roc_curve(truth, score)
         ax.plot(fpr, tpr, label=f"{name} (AUC {auc(fpr, tpr):.3f})")
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance")
@@ -78,6 +78,8 @@ def pr_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> Figure:
     ax = fig.subplots()
     base = None
     for name, (truth, score) in curves.items():
+        from sklearn.metrics import precision_recall_curve
+
         precision, recall, _ = precision_recall_curve(truth, score)
         ax.plot(recall, precision, label=name)
         base = float(np.mean(truth))
@@ -99,6 +101,8 @@ def calibration_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], *, bins: 
     fig = Figure(figsize=(5.5, 5))
     ax = fig.subplots()
     for name, (truth, score) in curves.items():
+        from sklearn.calibration import calibration_curve
+
         observed, predicted = calibration_curve(truth, score, n_bins=bins, strategy="quantile")
         ax.plot(predicted, observed, marker="o", label=name)
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
@@ -114,6 +118,8 @@ def calibration_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], *, bins: 
 
 def confusion_plot(y_true: Any, y_pred: Any, labels: list[Any]) -> Figure:
     """Confusion matrix with counts in each cell."""
+    from sklearn.metrics import confusion_matrix
+
     matrix = confusion_matrix(y_true, y_pred, labels=labels)
     fig = Figure(figsize=(1.2 * len(labels) + 3, 1.2 * len(labels) + 2.5))
     ax = fig.subplots()
