@@ -153,3 +153,39 @@ def test_taking_a_kernel_does_not_wait_for_the_next_one_to_start(
     finally:
         release.touch()
         pool.close()
+
+
+@pytest.mark.pipeline
+def test_a_client_is_ready_when_its_kernel_answers_without_waiting_for_quiet() -> None:
+    from nbops.build.kernels import IPCKernelManager, ReadyClient
+
+    manager = IPCKernelManager(kernel_name="python3")
+    run_sync(manager.start_kernel)()
+    client = manager.client()
+    waits: list[tuple[float | None, str]] = []
+    get_msg = client.iopub_channel.get_msg
+
+    async def recorded(timeout: float | None = None) -> dict:
+        try:
+            msg = await get_msg(timeout=timeout)
+        except Exception:
+            waits.append((timeout, "nothing came"))
+            raise
+        waits.append((timeout, msg["msg_type"]))
+        return msg
+
+    try:
+        assert isinstance(client, ReadyClient)  # what nbclient gets from the manager
+        client.start_channels()
+        client.iopub_channel.get_msg = recorded
+        run_sync(client.wait_for_ready)(timeout=60)
+        reply = run_sync(client._async_recv_reply)(client.execute("1 + 1"), timeout=30)
+    finally:
+        client.stop_channels()
+        run_sync(manager.shutdown_kernel)(now=True)
+
+    assert reply["content"]["status"] == "ok"
+    # jupyter_client then waited until IOPub had been quiet for 0.2 s; the client only
+    # drains what is already there once the kernel's idle status came.
+    idle = max(i for i, (_, kind) in enumerate(waits) if kind == "status")
+    assert waits[idle + 1 :] and all(timeout == 0.0 for timeout, _ in waits[idle + 1 :])

@@ -38,6 +38,7 @@ import itertools
 import json
 import logging
 import os
+import queue
 import shutil
 import tempfile
 import threading
@@ -50,6 +51,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import zmq
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
@@ -60,6 +62,7 @@ __all__ = [
     "ForkKernelManager",
     "IPCKernelManager",
     "KernelPool",
+    "ReadyClient",
     "WarmEngine",
     "imported_modules",
     "ipc_by_default",
@@ -93,13 +96,79 @@ def _socket_prefix() -> str:
         return os.path.join(_sockets_dir, f"k{next(_kernel_numbers)}")
 
 
+class ReadyClient(AsyncKernelClient):
+    """jupyter_client's kernel client, ready as soon as its kernel is.
+
+    Before a notebook's first cell, nbclient waits for the kernel: jupyter_client asks
+    for ``kernel_info``, then waits 0.2 s for a message on IOPub (to know the
+    subscription is connected) and drains IOPub until it has been quiet for another
+    0.2 s: 0.4 s or more before every notebook, however ready its kernel. Here the
+    wait ends when IOPub brings the kernel's "idle" status for that very request: the
+    subscription is connected and every message of the request has arrived. A kernel
+    that sends no such status is waited for as jupyter_client does.
+    """
+
+    async def _async_wait_for_ready(self, timeout: float | None = None) -> None:
+        deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
+        seen = None
+        while True:
+            self.kernel_info()
+            try:
+                reply = await self.shell_channel.get_msg(timeout=1)
+            except queue.Empty:
+                reply = None
+            if reply is not None and reply["msg_type"] == "kernel_info_reply":
+                request = reply["parent_header"].get("msg_id")
+                seen = await self._iopub_status(request, give_up=time.monotonic() + 1)
+                if seen:
+                    self._handle_kernel_info_reply(reply)
+                    break
+            if not await self._async_is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
+        # Whatever else is on IOPub already (an earlier request's status): drop it.
+        quiet = 0.0 if seen == "idle" else 0.2
+        while True:
+            try:
+                await self.iopub_channel.get_msg(timeout=quiet)
+            except queue.Empty:
+                break
+
+    wait_for_ready = _async_wait_for_ready
+
+    async def _iopub_status(self, request: str | None, *, give_up: float) -> str | None:
+        """ "idle" once IOPub brings the kernel's idle status for ``request``; "some"
+        when it brought other messages only, until ``give_up``; None if nothing came
+        (the subscription is not connected yet)."""
+        seen = None
+        while (left := give_up - time.monotonic()) > 0:
+            try:
+                msg = await self.iopub_channel.get_msg(timeout=left if seen else min(left, 0.2))
+            except queue.Empty:
+                return seen
+            seen = "some"
+            if (
+                msg["msg_type"] == "status"
+                and msg["content"].get("execution_state") == "idle"
+                and msg["parent_header"].get("msg_id") == request
+            ):
+                return "idle"
+        return seen
+
+
 class IPCKernelManager(AsyncKernelManager):
     """jupyter_client's kernel manager, over IPC where available (see the module
-    docstring); papermill's own start uses it too (``kernel_manager_class``)."""
+    docstring), with :class:`ReadyClient` as its client; papermill's own start uses it
+    too (``kernel_manager_class``)."""
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("transport", TRANSPORT)
         super().__init__(**kwargs)
+
+    @default("client_factory")
+    def _client_factory_default(self) -> type:
+        return ReadyClient
 
     @default("ip")
     def _ip_default(self) -> str:
