@@ -14,7 +14,8 @@ notebook:
 - **forked kernels** (:mod:`nbops.build.forks`): on Linux, each kernel is forked from
   one template process that imported ipykernel and what the build's notebooks import,
   once for the build: a fresh process per notebook, without paying Python's start and
-  the imports again;
+  the imports again. For ``ploomber build --force`` the template starts when the
+  pipeline is loaded (this executor is made), so its imports overlap Ploomber's;
 - **reports off the critical path**: each task's HTML report is rendered on a
   background thread while the next notebook runs; the build waits for every report
   before it finishes (and before the build-level hooks record them);

@@ -34,7 +34,11 @@ without tearing down every imported module, which costs about 0.6 s of CPU.
 
 The template imports while it serves: a kernel is forked as soon as the modules of
 its own notebook are imported (those first), and the rest of the build's are imported
-while the first notebooks run.
+while the first notebooks run. A forced build starts it while Ploomber still loads
+the pipeline, before the build's modules are known: it imports ipykernel's, then
+those it is sent (:meth:`KernelTemplate.want`). Before each fork it freezes what it
+has imported (``gc.freeze``): a kernel's garbage collections, two full ones as IPython
+exits, then skip those objects instead of visiting, and copying, every one of them.
 
 The build side is :class:`nbops.build.kernels.ForkKernelManager`, jupyter_client's
 kernel manager with a :class:`ForkProvisioner`: it writes the connection file as

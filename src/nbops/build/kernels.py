@@ -3,7 +3,8 @@
 Running a notebook with papermill costs about a second to start its kernel and one to
 three more for the notebook's first cell to import pandas, scikit-learn and matplotlib,
 before any work is done. A :class:`KernelPool` starts the kernel of the *next*
-notebook while the current one runs, with the modules that notebook imports already
+notebook while the current one runs (on a thread of its own: handing out a kernel
+never waits for the next one's start), with the modules that notebook imports already
 imported (``IPKernelApp.exec_lines``; nothing is bound in the user's namespace).
 Every notebook still gets a process of its own, so nothing leaks between notebooks;
 only ``sys.modules`` is warm.
@@ -16,7 +17,10 @@ neither the start of Python and ipykernel nor the imports again.
 :class:`WarmEngine` is the papermill engine that takes the kernel from the pool (and
 falls back to papermill's own start when there is none, or it does not match the
 notebook's kernel or working directory). :mod:`nbops.build.executor` wires both into a
-Ploomber build.
+Ploomber build. Two fixed waits of papermill's go too: its client waited for IOPub to
+be quiet for 0.2 s before the first cell (:class:`ReadyClient` is ready on the
+kernel's answer), and it wrote the whole executed notebook at every cell's start and
+end (it is written when it starts and ends, and at a cell once a save is due).
 
 Every kernel started here talks to its notebook over IPC (unix sockets in a private
 temporary folder, :class:`IPCKernelManager`), not TCP: jupyter_client picks free TCP
