@@ -374,3 +374,32 @@ def test_fork_kernels_is_an_executor_option_and_plain_turns_it_off(
     assert NotebookExecutor(fork_kernels=False).fork_kernels is False
     monkeypatch.setenv("NBOPS_EXECUTOR", "plain")
     assert NotebookExecutor().fork_kernels is False
+
+
+@pytest.mark.parametrize(
+    ("command", "early"),
+    [
+        (["ploomber", "build", "--force"], True),
+        (["ploomber", "build", "-f", "--partially", "train"], True),
+        (["ploomber", "build"], False),  # maybe nothing to do: no kernels
+        (["ploomber", "status"], False),
+        (["pytest", "tests", "--force"], False),
+    ],
+)
+def test_a_forced_build_starts_its_kernel_template_while_the_pipeline_loads(
+    monkeypatch: pytest.MonkeyPatch, command: list[str], early: bool
+) -> None:
+    from nbops.build.executor import NotebookExecutor
+
+    argv = [sys.executable, str(BIN / command[0]), *command[1:]]
+    monkeypatch.setattr(sys, "orig_argv", argv)
+    executor = NotebookExecutor()
+    template = executor._template
+    try:
+        assert (template is not None) is early
+        if early:
+            assert template.alive  # importing ipykernel while Ploomber renders
+    finally:
+        if template is not None:
+            template.discard()  # what happens at exit when the build never comes
+    assert template is None or template.process.poll() is not None

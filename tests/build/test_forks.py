@@ -218,3 +218,48 @@ def test_only_this_environments_ipykernel_is_forked(
         python = str(tmp_path / "bin" / "python")
 
     assert (_forkable([python, "-m", module, "-f", "c.json"]) is None) is forked
+
+
+@pytest.mark.pipeline  # real kernels
+def test_a_forked_kernels_garbage_collector_leaves_the_templates_imports_alone(
+    tmp_path: Path, pool: KernelPool
+) -> None:
+    # What the template imported is frozen: the kernel's collections (two full ones as
+    # IPython exits) skip pandas' and matplotlib's objects instead of visiting them all.
+    nb = _run(
+        _notebook(
+            tmp_path / "a.ipynb", "import gc, json\nprint(json.dumps(gc.get_freeze_count()))"
+        ),
+        tmp_path / "a.out.ipynb",
+    )
+
+    assert json.loads(nb.cells[0].outputs[0]["text"]) > 50_000
+
+
+@pytest.mark.pipeline  # real kernels
+@pytest.mark.parametrize(("every", "seen"), [(30, False), (0.5, True)])
+def test_the_executed_notebook_is_written_at_cells_only_when_a_save_is_due(
+    tmp_path: Path, pool: KernelPool, every: float, seen: bool
+) -> None:
+    # papermill wrote the whole notebook at every cell's start and end; it is written
+    # when it starts and ends, and at a cell only once autosave_cell_every has passed
+    # since it last was (here: after a first cell of a second, or not).
+    output = tmp_path / "a.out.ipynb"
+    source = _notebook(
+        tmp_path / "a.ipynb",
+        "import time\nprint('first cell ran')\ntime.sleep(1)",
+        f"import json\ncells = json.load(open({str(output)!r}))['cells']\n"
+        "print(json.dumps(any('first cell ran' in ''.join(o.get('text', '')) for o in cells[0]['outputs'])))",
+    )
+
+    pm.execute_notebook(
+        str(source),
+        str(output),
+        kernel_name="python3",
+        progress_bar=False,
+        autosave_cell_every=every,
+    )
+
+    nb = nbformat.read(output, as_version=4)
+    assert json.loads(nb.cells[1].outputs[0]["text"]) is seen  # what a reader saw meanwhile
+    assert nb.cells[0].outputs[0]["text"] == "first cell ran\n"  # all there in the end

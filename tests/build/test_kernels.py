@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from pathlib import Path
 
 import nbformat
@@ -110,3 +111,81 @@ def test_without_ipc_kernels_fall_back_to_tcp_and_still_answer(
         pool.retire(manager, client)
     finally:
         pool.close()
+
+
+@pytest.mark.pipeline
+def test_taking_a_kernel_does_not_wait_for_the_next_one_to_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The second notebook imports a module whose import holds the template until the
+    # test lets it go: the kernel started ahead for it cannot be forked before then.
+    release = tmp_path / "release"
+    (tmp_path / "held_import.py").write_text(
+        "import os, time\n"
+        "deadline = time.monotonic() + 120\n"
+        f"while not os.path.exists({str(release)!r}) and time.monotonic() < deadline:\n"
+        "    time.sleep(0.01)\n"
+    )
+    path = [str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(path))
+    a, b = str(tmp_path / "a.ipynb"), str(tmp_path / "b.ipynb")
+    pool = KernelPool(
+        [(a, "python3", ["json"]), (b, "python3", ["held_import"])], fork_modules=["json"]
+    )
+    pool.start()
+    try:
+        # Once the first kernel is up, taking it returns at once, though the next
+        # one's start (ahead) is held: the first notebook runs meanwhile.
+        pool._started[str(Path(a).resolve())].result(timeout=120)
+        taken: list[object] = []
+        taker = threading.Thread(target=lambda: taken.append(pool.take(a, "python3", os.getcwd())))
+        taker.start()
+        taker.join(timeout=30)
+        held = not pool._started[str(Path(b).resolve())].done()
+        release.touch()
+        taker.join()
+        assert taken and taken[0] is not None and taken[0].has_kernel
+        assert held, "the next kernel was not held: the test proves nothing"
+        second = pool.take(b, "python3", os.getcwd())
+        assert second is not None and second.has_kernel
+        pool.retire(taken[0], None)
+        pool.retire(second, None)
+    finally:
+        release.touch()
+        pool.close()
+
+
+@pytest.mark.pipeline
+def test_a_client_is_ready_when_its_kernel_answers_without_waiting_for_quiet() -> None:
+    from nbops.build.kernels import IPCKernelManager, ReadyClient
+
+    manager = IPCKernelManager(kernel_name="python3")
+    run_sync(manager.start_kernel)()
+    client = manager.client()
+    waits: list[tuple[float | None, str]] = []
+    get_msg = client.iopub_channel.get_msg
+
+    async def recorded(timeout: float | None = None) -> dict:
+        try:
+            msg = await get_msg(timeout=timeout)
+        except Exception:
+            waits.append((timeout, "nothing came"))
+            raise
+        waits.append((timeout, msg["msg_type"]))
+        return msg
+
+    try:
+        assert isinstance(client, ReadyClient)  # what nbclient gets from the manager
+        client.start_channels()
+        client.iopub_channel.get_msg = recorded
+        run_sync(client.wait_for_ready)(timeout=60)
+        reply = run_sync(client._async_recv_reply)(client.execute("1 + 1"), timeout=30)
+    finally:
+        client.stop_channels()
+        run_sync(manager.shutdown_kernel)(now=True)
+
+    assert reply["content"]["status"] == "ok"
+    # jupyter_client then waited until IOPub had been quiet for 0.2 s; the client only
+    # drains what is already there once the kernel's idle status came.
+    idle = max(i for i, (_, kind) in enumerate(waits) if kind == "status")
+    assert waits[idle + 1 :] and all(timeout == 0.0 for timeout, _ in waits[idle + 1 :])

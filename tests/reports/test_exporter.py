@@ -14,7 +14,7 @@ import pytest
 from nbconvert import HTMLExporter
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from nbops.reports.exporter import ReportExporter, notebook_title, render_html
+from nbops.reports.exporter import TEMPLATES, ReportExporter, notebook_title, render_html
 from tests.reports.conftest import REMOTE_RESOURCE, png
 
 #: The inlined stylesheet of a report: JupyterLab's is about 257 KB.
@@ -72,6 +72,40 @@ def test_the_template_is_the_package_s_whatever_the_working_directory(
     page = Path("evaluate.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and "Evaluate the candidates" in page
     assert os.getcwd() == str(tmp_path / "project")
+
+
+def test_reports_after_the_first_reuse_its_compiled_templates_and_read_the_same(
+    make_notebook, tmp_path, monkeypatch
+):
+    # Ploomber makes an exporter, so a Jinja environment, per report: each compiled the
+    # template's ten files again, a third of a report's CPU.
+    import jinja2
+
+    nb = nbformat.read(make_notebook("evaluate.ipynb"), as_version=4)
+    first, _ = ReportExporter().from_notebook_node(nb)
+    compiled: list[str] = []
+    compile_ = jinja2.Environment.compile
+
+    def counting(self, source, name=None, filename=None, *args, **kwargs):
+        compiled.append(name)
+        return compile_(self, source, name, filename, *args, **kwargs)
+
+    monkeypatch.setattr(jinja2.Environment, "compile", counting)
+    again, _ = ReportExporter().from_notebook_node(nb)
+
+    assert again == first
+    assert compiled == []
+    # A template edited in the meantime is compiled again: Jinja checks the code it
+    # keeps against the template's source.
+    copy = tmp_path / "nbops"
+    copy.mkdir()
+    for name in ("conf.json", "index.html.j2"):
+        (copy / name).write_text((TEMPLATES / "nbops" / name).read_text())
+    before, _ = ReportExporter(extra_template_basedirs=[str(tmp_path)]).from_notebook_node(nb)
+    index = copy / "index.html.j2"
+    index.write_text(index.read_text().replace('content="nbops report"', 'content="edited"'))
+    after, _ = ReportExporter(extra_template_basedirs=[str(tmp_path)]).from_notebook_node(nb)
+    assert 'content="nbops report"' in before and 'content="edited"' in after
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,8 @@ notebook:
 - **forked kernels** (:mod:`nbops.build.forks`): on Linux, each kernel is forked from
   one template process that imported ipykernel and what the build's notebooks import,
   once for the build: a fresh process per notebook, without paying Python's start and
-  the imports again;
+  the imports again. For ``ploomber build --force`` the template starts when the
+  pipeline is loaded (this executor is made), so its imports overlap Ploomber's;
 - **reports off the critical path**: each task's HTML report is rendered on a
   background thread while the next notebook runs; the build waits for every report
   before it finishes (and before the build-level hooks record them);
@@ -33,8 +34,10 @@ Whatever the settings, notebooks' kernels start over IPC, not TCP (:mod:`nbops.b
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import sys
 import threading
 import warnings
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -79,9 +82,14 @@ class NotebookExecutor(Serial):
         self.workers = 1 if plain else _workers(workers)
         # Loading the spec makes this executor, even when Ploomber then builds a task
         # without it (`ploomber task NAME`): its kernels start over IPC too.
-        from nbops.build.kernels import ipc_by_default
+        from nbops.build.kernels import ipc_by_default, start_template
 
         ipc_by_default()
+        # A forced build runs every notebook: the kernel template starts now and
+        # imports ipykernel while Ploomber renders the pipeline, instead of after.
+        self._template = start_template() if self.fork_kernels and _forced_build() else None
+        if self._template is not None:
+            atexit.register(self._template.discard)  # the build never came (an error)
 
     def __repr__(self) -> str:
         return (
@@ -103,6 +111,9 @@ class NotebookExecutor(Serial):
         build = self._side_by_side if side_by_side else super().__call__
         try:
             if not notebooks:
+                if self._template is not None:
+                    self._template.discard()
+                    self._template = None
                 return build(dag, show_progress)
             # Even with nothing warm, papermill goes through WarmEngine: its kernels
             # then start over IPC, free of TCP port races (see nbops.build.kernels).
@@ -112,10 +123,12 @@ class NotebookExecutor(Serial):
             fork = [m for _, _, modules in plans for m in modules] if self.fork_kernels else None
             # Side by side, every task ready at once wants its kernel: start that many.
             ahead = self.ahead * self.workers if side_by_side else self.ahead
+            template, self._template = self._template, None  # one build's
             pool = KernelPool(
                 plan,
                 ahead=ahead,
                 fork_modules=list(dict.fromkeys(fork)) if fork is not None else None,
+                template=template,
             )
             with warm_engine(pool):
                 return build(dag, show_progress)
@@ -192,6 +205,16 @@ class NotebookExecutor(Serial):
 
 
 _READY = (TaskStatus.WaitingExecution, TaskStatus.WaitingDownload)
+
+
+def _forced_build() -> bool:
+    """Whether this process is ``ploomber build --force``: every task will run."""
+    argv = list(getattr(sys, "orig_argv", sys.argv))
+    names = [Path(a).name for a in argv]
+    if "ploomber" not in names:
+        return False
+    rest = argv[names.index("ploomber") + 1 :]
+    return bool(rest) and rest[0] == "build" and any(a in ("--force", "-f") for a in rest)
 
 
 def _workers(value: int | str) -> int:

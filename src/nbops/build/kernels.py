@@ -3,7 +3,8 @@
 Running a notebook with papermill costs about a second to start its kernel and one to
 three more for the notebook's first cell to import pandas, scikit-learn and matplotlib,
 before any work is done. A :class:`KernelPool` starts the kernel of the *next*
-notebook while the current one runs, with the modules that notebook imports already
+notebook while the current one runs (on a thread of its own: handing out a kernel
+never waits for the next one's start), with the modules that notebook imports already
 imported (``IPKernelApp.exec_lines``; nothing is bound in the user's namespace).
 Every notebook still gets a process of its own, so nothing leaks between notebooks;
 only ``sys.modules`` is warm.
@@ -16,7 +17,10 @@ neither the start of Python and ipykernel nor the imports again.
 :class:`WarmEngine` is the papermill engine that takes the kernel from the pool (and
 falls back to papermill's own start when there is none, or it does not match the
 notebook's kernel or working directory). :mod:`nbops.build.executor` wires both into a
-Ploomber build.
+Ploomber build. Two fixed waits of papermill's go too: its client waited for IOPub to
+be quiet for 0.2 s before the first cell (:class:`ReadyClient` is ready on the
+kernel's answer), and it wrote the whole executed notebook at every cell's start and
+end (it is written when it starts and ends, and at a cell once a save is due).
 
 Every kernel started here talks to its notebook over IPC (unix sockets in a private
 temporary folder, :class:`IPCKernelManager`), not TCP: jupyter_client picks free TCP
@@ -38,20 +42,23 @@ import itertools
 import json
 import logging
 import os
+import queue
 import shutil
 import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import zmq
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from papermill.clientwrap import PapermillNotebookClient
-from papermill.engines import NBClientEngine, papermill_engines
+from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
 from papermill.utils import merge_kwargs, remove_args
 from traitlets import default
 
@@ -59,9 +66,11 @@ __all__ = [
     "ForkKernelManager",
     "IPCKernelManager",
     "KernelPool",
+    "ReadyClient",
     "WarmEngine",
     "imported_modules",
     "ipc_by_default",
+    "start_template",
     "warm_engine",
 ]
 
@@ -91,13 +100,79 @@ def _socket_prefix() -> str:
         return os.path.join(_sockets_dir, f"k{next(_kernel_numbers)}")
 
 
+class ReadyClient(AsyncKernelClient):
+    """jupyter_client's kernel client, ready as soon as its kernel is.
+
+    Before a notebook's first cell, nbclient waits for the kernel: jupyter_client asks
+    for ``kernel_info``, then waits 0.2 s for a message on IOPub (to know the
+    subscription is connected) and drains IOPub until it has been quiet for another
+    0.2 s: 0.4 s or more before every notebook, however ready its kernel. Here the
+    wait ends when IOPub brings the kernel's "idle" status for that very request: the
+    subscription is connected and every message of the request has arrived. A kernel
+    that sends no such status is waited for as jupyter_client does.
+    """
+
+    async def _async_wait_for_ready(self, timeout: float | None = None) -> None:
+        deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
+        seen = None
+        while True:
+            self.kernel_info()
+            try:
+                reply = await self.shell_channel.get_msg(timeout=1)
+            except queue.Empty:
+                reply = None
+            if reply is not None and reply["msg_type"] == "kernel_info_reply":
+                request = reply["parent_header"].get("msg_id")
+                seen = await self._iopub_status(request, give_up=time.monotonic() + 1)
+                if seen:
+                    self._handle_kernel_info_reply(reply)
+                    break
+            if not await self._async_is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
+        # Whatever else is on IOPub already (an earlier request's status): drop it.
+        quiet = 0.0 if seen == "idle" else 0.2
+        while True:
+            try:
+                await self.iopub_channel.get_msg(timeout=quiet)
+            except queue.Empty:
+                break
+
+    wait_for_ready = _async_wait_for_ready
+
+    async def _iopub_status(self, request: str | None, *, give_up: float) -> str | None:
+        """ "idle" once IOPub brings the kernel's idle status for ``request``; "some"
+        when it brought other messages only, until ``give_up``; None if nothing came
+        (the subscription is not connected yet)."""
+        seen = None
+        while (left := give_up - time.monotonic()) > 0:
+            try:
+                msg = await self.iopub_channel.get_msg(timeout=left if seen else min(left, 0.2))
+            except queue.Empty:
+                return seen
+            seen = "some"
+            if (
+                msg["msg_type"] == "status"
+                and msg["content"].get("execution_state") == "idle"
+                and msg["parent_header"].get("msg_id") == request
+            ):
+                return "idle"
+        return seen
+
+
 class IPCKernelManager(AsyncKernelManager):
     """jupyter_client's kernel manager, over IPC where available (see the module
-    docstring); papermill's own start uses it too (``kernel_manager_class``)."""
+    docstring), with :class:`ReadyClient` as its client; papermill's own start uses it
+    too (``kernel_manager_class``)."""
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("transport", TRANSPORT)
         super().__init__(**kwargs)
+
+    @default("client_factory")
+    def _client_factory_default(self) -> type:
+        return ReadyClient
 
     @default("ip")
     def _ip_default(self) -> str:
@@ -184,13 +259,18 @@ class KernelPool:
         *,
         ahead: int = 1,
         fork_modules: list[str] | None = None,
+        template: Any = None,
     ) -> None:
         self.plan = [(_key(k), name, modules) for k, name, modules in plan]
         self.ahead = max(0, ahead)
         self.fork_modules = fork_modules
-        self.template: Any = None  # a nbops.build.forks.KernelTemplate, once started
+        #: a nbops.build.forks.KernelTemplate: given (started early, see
+        #: :func:`start_template`; the pool then owns it), or started by :meth:`start`
+        self.template: Any = template
         self._outer_template: Any = None
-        self._started: dict[str, _Warm] = {}
+        #: kernels started, or starting on the starter thread, by key
+        self._started: dict[str, Future[_Warm | None]] = {}
+        self._starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nbops-kernel-start")
         self._next = 0
         self._lock = threading.Lock()
         self._retired: list[Any] = []
@@ -200,33 +280,39 @@ class KernelPool:
     def start(self) -> None:
         """Start the template (when forking) and the kernels of the first ``ahead``
         notebooks."""
-        if self.fork_modules is not None:
-            from nbops.build.forks import KernelTemplate, fork_supported
-
-            reason = fork_supported()
-            if reason is None:
-                self.template = KernelTemplate.start(
-                    self.fork_modules, address=_socket_prefix() + "-template"
-                )
-                self._outer_template = ForkKernelManager.template
-                ForkKernelManager.template = self.template
-            else:
-                log.info("kernels start without forking: %s", reason)
+        if self.fork_modules is None:
+            if self.template is not None:
+                self.template.close()  # started early for nothing
+                self.template = None
+        elif self.template is not None:
+            # Started early, importing the kernel's modules: now it learns the build's
+            # (on the starter thread, as it answers between two imports).
+            self._starter.submit(self.template.want, self.fork_modules)
+        else:
+            self.template = start_template(self.fork_modules)
+        if self.template is not None:
+            self._outer_template = ForkKernelManager.template
+            ForkKernelManager.template = self.template
         self._fill(self.ahead)
 
     def take(self, key: str, kernel_name: str, cwd: str) -> Any | None:
-        """The started kernel manager for ``key``, or None (then papermill starts one)."""
+        """The started kernel manager for ``key``, or None (then papermill starts one).
+        Waits for the kernel's start if it is under way; the next ``ahead`` kernels then
+        start in the background, while this notebook runs."""
         key = _key(key)
         with self._lock:
-            warm = self._started.pop(key, None)
-            if warm is None and any(k == key for k, _, _ in self.plan[self._next :]):
-                # Not started yet (ahead=0, or the order changed): start it now.
+            pending = self._started.pop(key, None)
+            warm = None
+            if pending is None and any(k == key for k, _, _ in self.plan[self._next :]):
+                # Not started yet (ahead=0, or the order changed): start it now, here.
                 self._next = next(i for i, (k, _, _) in enumerate(self.plan) if k == key)
                 warm = self._launch(*self.plan[self._next])
                 self._next += 1
             position = next((i for i, (k, _, _) in enumerate(self.plan) if k == key), None)
         if position is not None:
             self._fill(position + 1 + self.ahead)
+        if pending is not None:
+            warm = pending.result()
         if warm is None or warm.kernel_name != kernel_name or warm.cwd != cwd:
             if warm is not None:
                 _shutdown(warm.manager)
@@ -252,6 +338,7 @@ class KernelPool:
         (a failed build)."""
         from jupyter_core.utils import run_sync
 
+        self._starter.shutdown(wait=True)  # kernels still starting: let them, then stop them
         with self._lock:
             leftovers, self._started = list(self._started.values()), {}
             retired, self._retired = self._retired, []
@@ -261,22 +348,25 @@ class KernelPool:
                     break
                 time.sleep(0.1)
             _shutdown(manager)
-        for warm in leftovers:
-            _shutdown(warm.manager)
+        for pending in leftovers:
+            warm = pending.result()
+            if warm is not None:
+                _shutdown(warm.manager)
         if self.template is not None:
             if ForkKernelManager.template is self.template:
                 ForkKernelManager.template = self._outer_template
             self.template.close()
 
     def _fill(self, upto: int) -> None:
+        """Start the kernels of the plan up to position ``upto``, in order, on the
+        starter thread: a fork waits for the template's imports, a kernel started the
+        usual way for Python's start; neither should hold up the notebook that runs."""
         with self._lock:
             while self._next < min(upto, len(self.plan)):
                 key, name, modules = self.plan[self._next]
                 self._next += 1
                 if key not in self._started:
-                    warm = self._launch(key, name, modules)
-                    if warm is not None:
-                        self._started[key] = warm
+                    self._started[key] = self._starter.submit(self._launch, key, name, modules)
 
     def _launch(self, key: str, kernel_name: str, modules: list[str]) -> _Warm | None:
         # The same arguments nbclient starts a kernel with, plus the imports.
@@ -287,6 +377,19 @@ class KernelPool:
             log.debug("could not start a warm kernel for %s", key)
             return None
         return _Warm(key, kernel_name, os.getcwd(), manager, modules)
+
+
+def start_template(modules: list[str] | None = None) -> Any | None:
+    """Start a kernel template process (:mod:`nbops.build.forks`) importing ``modules``
+    after the kernel's own, or None where kernels cannot be forked (the reason is
+    logged). It does not wait for the imports: the first fork does."""
+    from nbops.build.forks import KernelTemplate, fork_supported
+
+    reason = fork_supported()
+    if reason is not None:
+        log.info("kernels start without forking: %s", reason)
+        return None
+    return KernelTemplate.start(list(modules or []), address=_socket_prefix() + "-template")
 
 
 def _start(kernel_name: str, args: list[str], modules: Iterable[str] = ()) -> Any | None:
@@ -358,11 +461,71 @@ def _cells_running() -> Iterator[None]:
         _held.lock = lock
 
 
+class _Progress(NotebookExecutionManager):
+    """papermill's execution manager, writing the executed notebook at a cell's start
+    and end only once ``autosave_cell_every`` seconds (30) have passed since it last
+    did, as it does within a long cell. papermill writes the whole notebook twice per
+    cell: in a build of quick notebooks, some 170 writes on the build's critical path.
+    A long notebook still shows its progress in the file; a failed one is still written
+    with its error, and every notebook once it ends."""
+
+    _cell_save = False
+
+    def save(self, **kwargs: Any) -> None:
+        if self._cell_save:
+            interval = self.autosave_cell_every
+            if not interval or (self.now() - self.last_save_time).total_seconds() < interval:
+                return
+        super().save(**kwargs)
+
+    def cell_start(self, cell: Any, cell_index: int | None = None, **kwargs: Any) -> None:
+        self._cell_save = True
+        try:
+            super().cell_start(cell, cell_index, **kwargs)
+        finally:
+            self._cell_save = False
+
+    def cell_complete(self, cell: Any, cell_index: int | None = None, **kwargs: Any) -> None:
+        self._cell_save = True
+        try:
+            super().cell_complete(cell, cell_index, **kwargs)
+        finally:
+            self._cell_save = False
+
+
 class WarmEngine(NBClientEngine):
     """papermill's nbclient engine, running the notebook in a warm kernel when the
-    active pool has one for it (see :func:`warm_engine`)."""
+    active pool has one for it (see :func:`warm_engine`), and writing the executed
+    notebook when it ends rather than at every cell (:class:`_Progress`)."""
 
     pool: KernelPool | None = None
+
+    @classmethod
+    def execute_notebook(
+        cls,
+        nb: Any,
+        kernel_name: str,
+        output_path: str | None = None,
+        progress_bar: bool = True,
+        log_output: bool = False,
+        autosave_cell_every: int = 30,
+        **kwargs: Any,
+    ) -> Any:
+        # papermill's Engine.execute_notebook, with the manager above.
+        nb_man = _Progress(
+            nb,
+            output_path=output_path,
+            progress_bar=progress_bar,
+            log_output=log_output,
+            autosave_cell_every=autosave_cell_every,
+        )
+        nb_man.notebook_start()
+        try:
+            cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
+        finally:
+            nb_man.cleanup_pbar()
+            nb_man.notebook_complete()
+        return nb_man.nb
 
     @classmethod
     def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, **kwargs: Any) -> Any:

@@ -15,7 +15,8 @@ import pandas as pd
 from matplotlib.figure import Figure as _MplFigure
 
 # scikit-learn (and scipy.stats under it: about 1.5 s of CPU) is imported by the plots
-# that compute with it, so a report drawing only drift plots (nbops score's) starts fast.
+# that compute with it, so a report drawing only drift plots (nbops score's) starts
+# fast, and a build's first notebook does not wait for it in the kernel template.
 
 __all__ = [
     "Figure",
