@@ -7,7 +7,6 @@ kernels, so the repository's own products/ are never touched.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import socket
@@ -21,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from nbops.state import file_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Where CI collects the test build's notebooks and reports (see .github/workflows/ci.yml).
@@ -98,7 +99,7 @@ class Project:
 
         path = self.root / "env.yaml"
         env = yaml.safe_load(path.read_text())
-        _merge(env, sections)
+        merge_settings(env, sections)
         path.write_text(yaml.safe_dump(env, sort_keys=False))
 
     def build(
@@ -164,10 +165,11 @@ def build_env(**extra: str) -> dict[str, str]:
     return {**env, "PLOOMBER_STATS_ENABLED": "false", **extra}
 
 
-def _merge(base: dict, extra: dict) -> None:
+def merge_settings(base: dict, extra: dict) -> None:
+    """Merge ``extra`` into ``base`` as env.yaml sections merge (nested dicts merge)."""
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
+            merge_settings(base[key], value)
         else:
             base[key] = value
 
@@ -210,7 +212,7 @@ def built_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]
         project = _build_reference(own)
     else:
         common = tmp_path_factory.getbasetemp().parent  # this run's, shared by its workers
-        with _flocked(common / "reference-build.lock"):
+        with file_lock(common / "reference-build"):  # reference-build.lock
             pristine, built = common / "reference-build" / "project", common / "reference-built"
             if not built.exists():
                 shutil.rmtree(pristine, ignore_errors=True)  # a failed worker's partial build
@@ -237,19 +239,6 @@ def _build_reference(root: Path) -> Project:
         if old is None:
             os.environ.pop("PLOOMBER_STATS_ENABLED", None)
     return project
-
-
-@contextlib.contextmanager
-def _flocked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (another worker waits here, as long as it takes)."""
-    import fcntl
-
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def copy_built_project(source: Project, dest: Path) -> Project:

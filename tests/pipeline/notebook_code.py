@@ -17,6 +17,8 @@ from typing import Any
 import nbformat
 import yaml
 
+from tests.conftest import merge_settings
+
 
 def code_cells(notebook: Path) -> list[str]:
     """The notebook's code cells, without its ``parameters`` cell."""
@@ -40,7 +42,7 @@ def run_notebooks(root: Path, spec: str = "pipeline.yaml", **env: Any) -> dict[s
 
     assert Path.cwd().resolve() == root.resolve(), "run from the project folder"
     values = yaml.safe_load((root / "env.yaml").read_text())
-    _merge(values, env)
+    merge_settings(values, env)
     dag = DAGSpec(str(root / spec), env=values).to_dag()
     dag.render(force=True, show_progress=False)
     namespaces = {}
@@ -63,11 +65,3 @@ def run_notebooks(root: Path, spec: str = "pipeline.yaml", **env: Any) -> dict[s
         plt.close("all")
         namespaces[name] = namespace
     return namespaces
-
-
-def _merge(base: dict, extra: dict) -> None:
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = value
