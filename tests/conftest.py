@@ -71,6 +71,7 @@ def _isolated_env(
     for name in list(os.environ):
         if name.startswith(("NBOPS_", "MLFLOW_")):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")  # as the environment's hook sets it
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +81,7 @@ def module_env() -> Iterator[None]:
         for name in list(os.environ):
             if name.startswith(("NBOPS_", "MLFLOW_")):
                 mp.delenv(name)
+        mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
         yield
 
 

@@ -68,6 +68,31 @@ def test_the_environment_sends_no_telemetry_even_outside_make():
     assert check.returncode == 0, check.stderr
 
 
+def test_mlflow_sends_no_telemetry_from_the_environment_or_from_nbops():
+    # MLflow 3 reports usage to its vendor (a config fetch, then a sender thread that an
+    # offline machine waits on at exit) unless MLFLOW_DISABLE_TELEMETRY or DO_NOT_TRACK
+    # is set; it also stays quiet under pytest and in CI, so both are taken out here.
+    quiet = {"PYTEST_CURRENT_TEST", "PYTEST_XDIST_WORKER", "CI", "GITHUB_ACTIONS", "DO_NOT_TRACK"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in quiet and not k.startswith(("MLFLOW_", "PYTEST"))
+    }
+    code = (
+        "import sys; {}; from mlflow.telemetry.utils import is_telemetry_disabled; "
+        "print(is_telemetry_disabled())"
+    )
+    for setup in ("pass", "import nbops.tracking"):
+        result = subprocess.run(
+            [sys.executable, *(["-S"] if setup != "pass" else []), "-c", code.format(setup)],
+            env=env if setup == "pass" else {**env, "PYTHONPATH": os.pathsep.join(sys.path)},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert result.stdout.strip() == "True", (setup, result.stderr[-2000:])
+
+
 def test_ploomber_cloud_extension_is_disabled_but_notebook_integration_is_on():
     result = subprocess.run(
         [str(BIN / "jupyter"), "server", "extension", "list"],

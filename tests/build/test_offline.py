@@ -56,6 +56,7 @@ def test_check_reports_every_problem_of_a_fresh_environment(env: Env) -> None:
     assert problems == [
         "PLOOMBER_STATS_ENABLED is None, expected 'false'",
         "PLOOMBER_VERSION_CHECK_DISABLED is None, expected 'true'",
+        "MLFLOW_DISABLE_TELEMETRY is None, expected 'true'",
         f"Jupyter server extension ploomber_extension is not disabled in {env.server_config}",
     ]
 
@@ -88,6 +89,7 @@ def test_install_writes_the_pth_and_disables_the_extension(env: Env) -> None:
     assert env.pth.read_text() == (
         "import os; os.environ.setdefault('PLOOMBER_STATS_ENABLED', 'false')\n"
         "import os; os.environ.setdefault('PLOOMBER_VERSION_CHECK_DISABLED', 'true')\n"
+        "import os; os.environ.setdefault('MLFLOW_DISABLE_TELEMETRY', 'true')\n"
     )
     config = json.loads(env.server_config.read_text())
     assert config == {"ServerApp": {"jpserver_extensions": {"ploomber_extension": False}}}
@@ -156,7 +158,7 @@ def test_pth_quiets_every_new_interpreter(env: Env) -> None:
 def test_pth_leaves_the_users_own_setting(env: Env) -> None:
     offline.install()
     seen = _python_with_site_dir(env.site_packages, {"PLOOMBER_STATS_ENABLED": "true"})
-    assert seen == {"PLOOMBER_STATS_ENABLED": "true", "PLOOMBER_VERSION_CHECK_DISABLED": "true"}
+    assert seen == {**offline.ENV, "PLOOMBER_STATS_ENABLED": "true"}
 
 
 @pytest.mark.usefixtures("quiet_vars_unset")
@@ -165,7 +167,7 @@ def test_main_check_exits_non_zero_and_says_why(
 ) -> None:
     assert offline.main(["--check"]) == 1
     err = capsys.readouterr().err
-    assert err.count("not offline: ") == 3
+    assert err.count("not offline: ") == 4
     assert "PLOOMBER_STATS_ENABLED" in err
 
 

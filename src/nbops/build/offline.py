@@ -6,9 +6,10 @@ which can store a vendor cloud key and upload files. ``python -m nbops.build.off
 ``make build`` / ``make test`` when the venv is set up) makes that environment quiet for
 every process it starts, not only those the Makefile starts:
 
-- a ``.pth`` file in site-packages sets ``PLOOMBER_STATS_ENABLED=false`` and
-  ``PLOOMBER_VERSION_CHECK_DISABLED=true`` at interpreter start-up (``ploomber build``,
-  kernels, JupyterLab), unless the user set them;
+- a ``.pth`` file in site-packages sets ``PLOOMBER_STATS_ENABLED=false``,
+  ``PLOOMBER_VERSION_CHECK_DISABLED=true`` and ``MLFLOW_DISABLE_TELEMETRY=true`` (MLflow
+  3 reports usage to its vendor otherwise) at interpreter start-up (``ploomber build``,
+  kernels, JupyterLab, ``mlflow server``), unless the user set them;
 - ``ploomber_extension`` is disabled in the environment's Jupyter config.
 
 It also installs the environment's start-up hook (:mod:`nbops.build.startup`, copied
@@ -39,7 +40,12 @@ __all__ = [
     "install",
 ]
 
-ENV = {"PLOOMBER_STATS_ENABLED": "false", "PLOOMBER_VERSION_CHECK_DISABLED": "true"}
+ENV = {
+    "PLOOMBER_STATS_ENABLED": "false",
+    "PLOOMBER_VERSION_CHECK_DISABLED": "true",
+    # MLflow 3's usage reports (nbops.tracking sets it too, for installs without this hook)
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+}
 PTH_NAME = "nbops-offline.pth"
 #: The start-up hook as a top-level module of site-packages, and the .pth that calls it.
 STARTUP_MODULE = "_nbops_startup"

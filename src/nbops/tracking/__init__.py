@@ -22,3 +22,11 @@ otherwise the embedded store in the project's ``.nbops/`` folder (SQLite databas
 """
 
 from __future__ import annotations
+
+import os
+
+# MLflow 3 reports usage to its vendor unless told not to: a config fetch, then a sender
+# thread that every process waits on at exit (seconds, on a machine with no way out).
+# nbops makes no cloud calls; set here, before nbops imports MLflow, for this process and
+# every one it starts (the environment's start-up hook sets it too: nbops.build.offline).
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
