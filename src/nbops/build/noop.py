@@ -30,7 +30,8 @@ changes by itself (``{{now}}``, ``{{git}}``, ``{{git_hash}}``, ``{{version}}``,
 changed after Ploomber read it) keeps nothing. ``NBOPS_NOOP_CACHE=off`` turns the
 shortcut off.
 
-Standard library only: it runs in the start-up hook, before anything is imported.
+Standard library only (and nbops.hashing, which is too): it runs in the start-up hook,
+before anything is imported.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ import sysconfig
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from nbops.hashing import file_sha256
 
 __all__ = ["FORMAT", "OFF_ENV", "STATE", "answer", "forget", "remember", "state_path"]
 
@@ -99,11 +102,7 @@ def _key(argv: list[str], cwd: str) -> dict[str, Any]:
 
 def _sha256(path: str) -> str | None:
     try:
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-        return digest.hexdigest()
+        return file_sha256(path)
     except OSError:
         return None
 

@@ -582,13 +582,11 @@ def _drift(root: Path, model: ServedModel, sample: _Sample) -> Any:
 
     from nbops.monitoring.drift import DriftPolicy, Profile, compare
     from nbops.monitoring.watch import PROFILE_FILE
-    from nbops.tracking.registry import Registry, embedded_files
+    from nbops.tracking.registry import version_files
 
     if sample.frame is None or sample.frame.empty:
         return None
-    files = embedded_files(root, model.name, model.version, (PROFILE_FILE,))
-    if files is None:
-        files = Registry(root).files(model.name, model.version, (PROFILE_FILE,))
+    files = version_files(root, model.name, model.version, (PROFILE_FILE,))
     if PROFILE_FILE not in files:
         return None
     profile = Profile.from_dict(json.loads(files[PROFILE_FILE]))

@@ -139,12 +139,11 @@ def _contract(
 
 def load_served_model(root: Path, name: str, alias: str) -> ServedModel:
     """Load the version holding ``alias`` from the project's registry (hash checked)."""
-    from nbops.tracking.registry import Registry, load_embedded
+    from nbops.tracking.registry import load_version
 
     contract = ("features.json", "data_schema.yaml")
-    found = load_embedded(root, name, alias, contract)  # no MLflow for the embedded store
-    version, estimator, files = found or Registry(root).load_with(name, alias, contract)
-    missing = [f for f in ("features.json", "data_schema.yaml") if f not in files]
+    version, estimator, files = load_version(root, name, alias, contract)
+    missing = [f for f in contract if f not in files]
     if missing:
         from nbops.errors import ReleaseError
 

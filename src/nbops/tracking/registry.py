@@ -54,8 +54,10 @@ __all__ = [
     "embedded_files",
     "load_embedded",
     "load_skops",
+    "load_version",
     "model_sha256",
     "save_release_model",
+    "version_files",
 ]
 
 AUDIT_EXPERIMENT = "nbops-audit"
@@ -278,6 +280,37 @@ def _refused(schema: Any, untrusted: list[str], *, recorded: list[str] | None) -
     return refused
 
 
+def _checked_load(local: Path, version: Version, role: str) -> Any:
+    """The model in ``local`` (a private copy of a version's ``model.skops``), loaded
+    with nbops' trusted types once its SHA-256 is the one recorded at registration.
+
+    Raises:
+        ReleaseError: the file is not the one registered.
+    """
+    recorded = version.tags.get("nbops.model_sha256")
+    actual = file_sha256(local)
+    if recorded != actual:
+        raise ReleaseError(
+            f"Model '{version.name}' version {version.version} ({role}) does not match its recorded hash ({recorded} vs {actual}): refusing to load it. Re-register the model from its build."
+        )
+    return load_skops(local)
+
+
+def load_version(
+    root: Path, name: str, role: str, files: tuple[str, ...] = ()
+) -> tuple[Version, Any, dict[str, str]]:
+    """:meth:`Registry.load_with` for the project at ``root``: read without MLflow from
+    the embedded store when it can be (:func:`load_embedded`), through MLflow otherwise."""
+    found = load_embedded(root, name, role, files)
+    return found if found is not None else Registry(root).load_with(name, role, files)
+
+
+def version_files(root: Path, name: str, version: str, files: tuple[str, ...]) -> dict[str, str]:
+    """:meth:`Registry.files` for the project at ``root``, without MLflow when it can be."""
+    found = embedded_files(root, name, version, files)
+    return found if found is not None else Registry(root).files(name, version, files)
+
+
 def load_embedded(
     root: Path, name: str, role: str, files: tuple[str, ...] = ()
 ) -> tuple[Version, Any, dict[str, str]] | None:
@@ -301,13 +334,7 @@ def load_embedded(
         # A private copy is hashed and loaded, as Registry.load does: the stored file
         # changing between the check and the load cannot slip past the check.
         local = Path(shutil.copyfile(folder / MODEL_FILE, Path(tmp) / MODEL_FILE))
-        recorded = version.tags.get("nbops.model_sha256")
-        actual = file_sha256(local)
-        if recorded != actual:
-            raise ReleaseError(
-                f"Model '{name}' version {version.version} ({role}) does not match its recorded hash ({recorded} vs {actual}): refusing to load it. Re-register the model from its build."
-            )
-        return version, load_skops(local), texts
+        return version, _checked_load(local, version, role), texts
 
 
 def embedded_files(
@@ -503,13 +530,7 @@ class Registry:
                     artifact_uri=f"{source}/{MODEL_FILE}", dst_path=tmp
                 )
             )
-            recorded = version.tags.get("nbops.model_sha256")
-            actual = file_sha256(local)
-            if recorded != actual:
-                raise ReleaseError(
-                    f"Model '{name}' version {version.version} ({role}) does not match its recorded hash ({recorded} vs {actual}): refusing to load it. Re-register the model from its build."
-                )
-            return version, load_skops(local)
+            return version, _checked_load(local, version, role)
 
     # -- writing ---------------------------------------------------------------------
 
