@@ -13,7 +13,9 @@ itself, by transforming every known category once. The compiled model is checked
 the scikit-learn pipeline on probe rows when it is built; a step it does not know, or any
 disagreement, gives ``None`` and the caller keeps the scikit-learn path.
 
-Pure: numpy, pandas and scikit-learn only; no I/O.
+Pure: numpy, pandas and scikit-learn only; no I/O. scikit-learn (and nbops' feature
+pipeline) is imported where a model is compiled, not by scoring: a scorer stored with the
+model (:mod:`nbops.serving.stored`) scores without importing it.
 """
 
 from __future__ import annotations
@@ -26,12 +28,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler, TargetEncoder
 
-from nbops.modeling import features as nbops_features
 from nbops.serving.validation import Batch, _as_dates
 
 __all__ = ["CompiledModel", "compile_model"]
@@ -224,6 +221,8 @@ class CompiledModel:
     """
 
     def __init__(self, blocks: list[_NumericBlock | _LookupBlock], estimator: Any) -> None:
+        from nbops.modeling import features as nbops_features
+
         self.estimator = estimator
         self.floats: list[tuple[str, int]] = []
         self.dates: list[tuple[str, float, int]] = []
@@ -348,6 +347,9 @@ def compile_model(pipeline: Any, *, probe: Batch) -> CompiledModel | None:
 
 
 def _compile(pipeline: Any) -> CompiledModel:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
     if not isinstance(pipeline, Pipeline) or len(pipeline.steps) != 2:
         raise _Unsupported("not a Pipeline(features → estimator)")
     features, estimator = pipeline.steps[0][1], pipeline.steps[1][1]
@@ -366,6 +368,11 @@ def _compile(pipeline: Any) -> CompiledModel:
 
 
 def _compile_block(columns: list[str], steps: list[Any]) -> _NumericBlock | _LookupBlock:
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    from nbops.modeling import features as nbops_features
+
     first, rest = steps[0], steps[1:]
     if isinstance(first, FunctionTransformer) and first.func is nbops_features._to_text:
         return _lookup_block(columns, steps)
@@ -427,6 +434,8 @@ def _date_parts(values: Any, origin: float) -> np.ndarray:
 
 
 def _lookup_block(columns: list[str], steps: list[Any]) -> _LookupBlock:
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler, TargetEncoder
+
     encoder = steps[1] if len(steps) > 1 else None
     if not all(isinstance(s, (OneHotEncoder, TargetEncoder, StandardScaler)) for s in steps[1:]):
         raise _Unsupported("text block with an unknown encoder")
