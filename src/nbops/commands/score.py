@@ -249,6 +249,9 @@ def _score_file(
     rejects_path = (
         Path(rejects) if rejects else target.with_name(f"{target.stem}.rejects.csv")
     ).expanduser()
+    from nbops.hashing import file_sha256
+
+    input_sha256 = _soon(file_sha256, source)  # read while the file is scored
     model = _load(root, model_name, alias)
     plan = _plan(model, _columns(source))
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -309,8 +312,7 @@ def _score_file(
             import shutil
 
             shutil.rmtree(parts, ignore_errors=True)
-    from nbops.hashing import file_sha256
-
+    output_sha256 = _soon(file_sha256, target)  # read while the drift is measured
     result = ScoreResult(
         model_name=model.name,
         model_version=model.version,
@@ -322,8 +324,8 @@ def _score_file(
         scored=rows - rejected,
         rejected=rejected,
         seconds=time.time() - started,
-        input_sha256=file_sha256(source),
-        output_sha256=file_sha256(target),
+        input_sha256="",
+        output_sha256="",
         scorer=model.scorer,
         predictions=_distribution(counts, rows - rejected, model.task),
         scheduler=scheduler,
@@ -335,6 +337,7 @@ def _score_file(
     drift = _drift(root, model, sample)
     if drift is not None:
         result.drift = drift.to_dict()
+    result.input_sha256, result.output_sha256 = input_sha256.result(), output_sha256.result()
     result.seconds = time.time() - started
     if warm is not None:
         _report(root, result, warm)
@@ -343,6 +346,21 @@ def _score_file(
     if record:
         result.run = _record(root, result, started=started, command=command)
     return result
+
+
+def _soon(function: Callable[..., Any], *args: Any) -> Future[Any]:
+    """``function(*args)`` on a daemon thread of its own (a failed job does not wait for
+    it); hashing a file there releases the GIL while the job works."""
+    future: Future[Any] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(function(*args))
+        except BaseException as exc:  # noqa: BLE001  (raised where the result is asked for)
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="nbops-score-hash", daemon=True).start()
+    return future
 
 
 def _warm_finish(root: Path, *, record: bool, report: bool) -> threading.Thread | None:
@@ -532,10 +550,10 @@ class _Sample:
         if not len(chosen):
             return
         self.typed += len(chosen)
-        mask = np.zeros(batch.n_rows, dtype=bool)
-        mask[chosen] = True
+        # by row numbers: a few rows of each chunk, and a boolean mask over the whole
+        # chunk costs as much as the column it picks from
         part = type(batch)(
-            {k: _take(v, mask) for k, v in batch.columns.items()}, batch.features, len(chosen)
+            {k: _pick(v, chosen) for k, v in batch.columns.items()}, batch.features, len(chosen)
         )
         self._append(part, keys[chosen], _served(table, model)[chosen])
 
@@ -657,6 +675,12 @@ def _distribution(counts: dict[str, float], scored: int, task: str) -> dict[str,
     if task != "classification":
         return {"mean": counts.get("sum", 0.0) / scored}
     return {label: n / scored for label, n in sorted(counts.items())}
+
+
+def _pick(values: Any, rows: np.ndarray) -> Any:
+    if isinstance(values, (np.ndarray, pd.Categorical)):
+        return values[rows]
+    return [values[i] for i in rows.tolist()]
 
 
 def _take(values: Any, keep: np.ndarray) -> Any:
