@@ -7,8 +7,10 @@ the valid rows with the service's scorer (the compiled model when it matches the
 pipeline, scikit-learn otherwise), and appends them to the output. Rows that fail go to
 a rejects file with their row number and reasons, and are counted; ``max_bad_rows``
 stops the job. The model is loaded from the registry as the service loads it (the
-hash of ``model.skops`` checked, skops' trust list). Memory is one chunk plus the
-model, whatever the file size.
+hash of ``model.skops`` checked, skops' trust list), or, for a linear model registered
+with its compiled scorer, that scorer from inside the same hash-checked file without
+scikit-learn (:mod:`nbops.serving.stored`). Memory is one chunk plus the model,
+whatever the file size.
 
 Nothing half-written looks complete: output and rejects are written under temporary
 names in the output's folder and renamed at the end. A finished job is recorded in the
