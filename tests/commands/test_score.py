@@ -185,6 +185,45 @@ def test_the_model_is_read_from_the_embedded_store_without_mlflow(project, model
     assert registry._embedded_version(project.root, "churn", "champion") is None
 
 
+def test_the_scorer_stored_with_a_linear_model_is_used_and_hash_checked(
+    in_project, model, rows, tmp_path, monkeypatch
+):
+    """A linear champion's compiled scorer is stored in its model.skops by the build and
+    scores without scikit-learn; a model without it (registered before) scores the same
+    through skops; a changed model file is refused before the scorer is read."""
+    from nbops.serving import stored
+    from nbops.tracking import registry
+
+    linear = type(model.estimator[-1]).__name__ in ("LogisticRegression", "Ridge")
+    fast = stored.load_stored_model(in_project.root, "churn", "champion")
+    assert (fast is not None) == linear
+    source = tmp_path / "customers.parquet"
+    rows.to_parquet(source)
+    scores, member = {}, stored.SCORER_MEMBER
+    for kind in ("stored", "without"):
+        if kind == "without":  # as a model registered before the scorer was stored
+            monkeypatch.setattr(stored, "SCORER_MEMBER", "absent.npz")
+            assert stored.load_stored_model(in_project.root, "churn", "champion") is None
+        code, output = run(str(source), "--out", str(tmp_path / f"{kind}.parquet"))
+        assert code == 0, output
+        scores[kind] = pd.read_parquet(tmp_path / f"{kind}.parquet")
+    columns = ["customer_id", "prediction", "proba_False", "proba_True"]
+    pd.testing.assert_frame_equal(scores["stored"][columns], scores["without"][columns])
+
+    folder = registry._embedded_version(in_project.root, "churn", "champion")[1]
+    original = (folder / "model.skops").read_bytes()
+    try:
+        (folder / "model.skops").write_bytes(original + b"\0")
+        with pytest.raises(ReleaseError, match=r"does not match its recorded hash"):
+            stored.load_stored_model(in_project.root, "churn", "champion")
+        monkeypatch.setattr(stored, "SCORER_MEMBER", member)
+        code, output = run(str(source), "--out", str(tmp_path / "tampered.parquet"))
+        assert code == 1 and "does not match its recorded hash" in output, output
+        assert not (tmp_path / "tampered.parquet").exists()
+    finally:
+        (folder / "model.skops").write_bytes(original)
+
+
 def test_the_job_is_a_run_in_the_tracking_store(in_project, model, rows, tmp_path):
     from nbops.hashing import file_sha256
     from nbops.tracking.store import Store

@@ -184,3 +184,24 @@ def test_dictionary_encoded_text_from_a_file_scores_like_lists(table, family, ta
     np.testing.assert_array_equal(
         compiled.predict_proba(as_codes, 50), model.predict_proba(batch.frame())
     )
+
+
+def test_date_parts_are_numpys_calendar_on_every_day_of_six_centuries():
+    """Year, month and day of the year in integer arithmetic: the numbers numpy's
+    datetime64 casts give, on every day from 1680 to 2260, times of day and NaT."""
+    from nbops.serving.compiled import _date_parts
+
+    days = np.arange(-106_000, 106_000, dtype=np.int64) * 86_400_000_000_000
+    stamps = np.concatenate([days + 86_399_999_999_999, days, [np.iinfo(np.int64).min]])
+    stamps = stamps.view("datetime64[ns]")
+    years, months = stamps.astype("datetime64[Y]"), stamps.astype("datetime64[M]")
+    daily = stamps.astype("datetime64[D]")
+    parts = _date_parts(stamps, origin=0.0)
+    np.testing.assert_array_equal(parts[:-1, 0], years[:-1].astype(np.int64) + 1970)
+    np.testing.assert_array_equal(
+        parts[:-1, 1], (months - years.astype("datetime64[M]"))[:-1].astype(np.int64) + 1
+    )
+    np.testing.assert_array_equal(
+        parts[:-1, 3], (daily - years.astype("datetime64[D]"))[:-1].astype(np.int64) + 1
+    )
+    assert np.isnan(parts[-1]).all()

@@ -9,6 +9,8 @@
   use the labels ``GET /model`` lists;
 - ``compiled``: the fitted pipeline as a few numpy operations, checked against the
   pipeline on probe rows before use (pure; numpy and scikit-learn only);
+- ``stored``: a linear model's compiled scorer stored inside ``model.skops`` at
+  registration and read back (hash checked, arrays only) without scikit-learn or skops;
 - ``log``: the prediction log, written in batches off the request path (SQLAlchemy:
   SQLite in WAL mode by default, PostgreSQL in production);
 - ``app``: the app factory ``create_app(settings)``: a raw ASGI fast path for

@@ -52,6 +52,7 @@ __all__ = [
     "Registry",
     "actor",
     "embedded_files",
+    "embedded_member",
     "load_embedded",
     "load_skops",
     "load_version",
@@ -145,12 +146,16 @@ def save_release_model(
     input_example: Any,
     pip_requirements: list[str],
     extra_files: dict[str, str] | None = None,
+    members: dict[str, bytes] | None = None,
 ) -> dict[str, Any]:
     """Save ``model`` as an MLflow model folder with skops, a signature and an input example.
 
     The types the model holds beyond skops' safe set must be on nbops' exact allow-list
     (anything else is refused); they are recorded inside ``model.skops`` so loading
-    trusts exactly them, and the file's hash covers the record.
+    trusts exactly them, and the file's hash covers the record. ``members`` are more
+    files written inside ``model.skops`` (skops ignores them), covered by the same hash:
+    e.g. the compiled scorer (:mod:`nbops.serving.stored`), read by
+    :func:`embedded_member` without skops.
     """
     import mlflow.sklearn
     import skops.io as sio
@@ -184,6 +189,8 @@ def save_release_model(
         )
     with zipfile.ZipFile(path / MODEL_FILE, "a") as archive:
         archive.writestr(TRUST_RECORD, json.dumps({"trusted_types": sorted(untrusted)}))
+        for member, data in (members or {}).items():
+            archive.writestr(member, data)
     seconds = time.perf_counter() - started
     for name, file in (extra_files or {}).items():
         shutil.copyfile(file, path / name)
@@ -287,13 +294,16 @@ def _checked_load(local: Path, version: Version, role: str) -> Any:
     Raises:
         ReleaseError: the file is not the one registered.
     """
+    _check_sha256(file_sha256(local), version, role)
+    return load_skops(local)
+
+
+def _check_sha256(actual: str, version: Version, role: str) -> None:
     recorded = version.tags.get("nbops.model_sha256")
-    actual = file_sha256(local)
     if recorded != actual:
         raise ReleaseError(
             f"Model '{version.name}' version {version.version} ({role}) does not match its recorded hash ({recorded} vs {actual}): refusing to load it. Re-register the model from its build."
         )
-    return load_skops(local)
 
 
 def load_version(
@@ -335,6 +345,35 @@ def load_embedded(
         # changing between the check and the load cannot slip past the check.
         local = Path(shutil.copyfile(folder / MODEL_FILE, Path(tmp) / MODEL_FILE))
         return version, _checked_load(local, version, role), texts
+
+
+def embedded_member(
+    root: Path, name: str, role: str, member: str, files: tuple[str, ...] = ()
+) -> tuple[Version, bytes | None, dict[str, str]] | None:
+    """One file stored inside the ``model.skops`` of the version holding ``role`` (see
+    ``members`` of :func:`save_release_model`), from the embedded store without MLflow
+    or skops: (the version, the member's bytes or None when the file has none, the
+    texts of ``files``). None where :func:`load_embedded` gives None.
+
+    The whole ``model.skops`` is read once into memory and its SHA-256 checked against
+    the one recorded at registration before the member is taken from those same bytes,
+    so the member is covered by the model's hash; nothing in it is run.
+
+    Raises:
+        ReleaseError: the file is not the one registered.
+    """
+    found = _embedded_version(root, name, role)
+    if found is None:
+        return None
+    version, folder = found
+    data = (folder / MODEL_FILE).read_bytes()
+    _check_sha256(f"sha256:{hashlib.sha256(data).hexdigest()}", version, role)
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            stored = archive.read(member) if member in archive.namelist() else None
+    except (zipfile.BadZipFile, KeyError, ValueError):
+        stored = None  # skops names the problem on the usual path
+    return version, stored, _texts(folder, files)
 
 
 def embedded_files(
