@@ -338,11 +338,11 @@ class KernelPool:
         if client is not None:
             with contextlib.suppress(Exception):
                 client.stop_channels()
-        with self._lock:
-            try:
+        try:
+            with self._lock:
                 self._reaping.append(self._reaper.submit(_reap, manager))
-            except RuntimeError:  # retired after the pool was closed: reap it here
-                _reap(manager)
+        except RuntimeError:  # retired after the pool was closed: reap it here
+            _reap(manager)
 
     def close(self, *, wait: bool = True) -> None:
         """Shut down the kernels started for notebooks that did not run (a failed
