@@ -353,7 +353,7 @@ def test_a_ploomber_process_skips_the_collections_at_exit_but_exits_as_usual(
     tmp_path: Path,
 ) -> None:
     # Python's last collections at exit visit every object Ploomber, papermill and MLflow
-    # made (about 0.6 s of CPU per `ploomber` command): skipped. What a user sees of the
+    # made (0.4–0.6 s of CPU per `ploomber` command): skipped. What a user sees of the
     # exit stays: the status, exit handlers, output, a file left open still written.
     import os
 

@@ -449,7 +449,7 @@ def exit_without_collecting(*, programs: tuple[str, ...] | None = PROGRAMS) -> b
 
     A ``ploomber`` process has imported Ploomber, papermill, Jupyter's client, and for
     a build MLflow and SQLAlchemy: as it exits, Python tears the modules down and runs
-    full collections over what is left, about 0.6 s of CPU (a fifth of ``ploomber
+    full collections over what is left, about 0.4–0.6 s of CPU (a fifth of ``ploomber
     status``; five seconds of a build's wall time on a busy machine) that frees memory
     the process is about to give back. :func:`gc.freeze` as the last exit handler
     (registered first) takes those objects out of the collector's reach: the rest of
