@@ -263,3 +263,37 @@ def test_the_executed_notebook_is_written_at_cells_only_when_a_save_is_due(
     nb = nbformat.read(output, as_version=4)
     assert json.loads(nb.cells[1].outputs[0]["text"]) is seen  # what a reader saw meanwhile
     assert nb.cells[0].outputs[0]["text"] == "first cell ran\n"  # all there in the end
+
+
+@pytest.mark.pipeline  # real kernels
+def test_a_forked_kernel_asked_to_go_finishes_its_control_thread_before_its_output_stops(
+    tmp_path: Path, pool: KernelPool
+) -> None:
+    # ipykernel's exit stops IOPub, then waits for the control thread. A control thread
+    # still flushing the shutdown request's output then waited for the stopped IOPub
+    # (10 s), and the kernel was killed 5 s after it was asked to go: one shutdown in
+    # about 25, a build's end 5 s late. Here the control thread is made slow to finish
+    # the request (what a busy machine does now and then): the kernel lets it finish
+    # before its output stops.
+    probe = tmp_path / "control-alive-when-iopub-stopped"
+    source = _notebook(
+        tmp_path / "a.ipynb",
+        "import asyncio\n"
+        "from ipykernel.kernelapp import IPKernelApp\n"
+        "app = IPKernelApp.instance()\n"
+        "handle = app.kernel.control_handlers['shutdown_request']\n"
+        "async def slowly(*args):\n"
+        "    await handle(*args)\n"
+        "    await asyncio.sleep(0.5)\n"
+        "app.kernel.control_handlers['shutdown_request'] = slowly\n"
+        "stop_iopub = app.iopub_thread.stop\n"
+        # Names bound as defaults: IPython clears the namespace as the kernel exits.
+        "def noted_stop(app=app, stop_iopub=stop_iopub):\n"
+        f"    open({str(probe)!r}, 'w').write(str(app.control_thread.is_alive()))\n"
+        "    stop_iopub()\n"
+        "app.iopub_thread.stop = noted_stop",
+    )
+
+    _run(source, tmp_path / "a.out.ipynb")  # papermill asks the kernel to go, waits for it
+
+    assert probe.read_text() == "False"

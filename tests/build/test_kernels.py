@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
+import time
 from pathlib import Path
 
 import nbformat
@@ -153,6 +154,56 @@ def test_taking_a_kernel_does_not_wait_for_the_next_one_to_start(
     finally:
         release.touch()
         pool.close()
+
+
+@pytest.mark.pipeline
+def test_a_builds_pool_closes_without_waiting_for_its_last_kernel_and_still_reaps_it(
+    tmp_path: Path,
+) -> None:
+    # The last notebook's kernel may still be exiting (its atexit handlers; here one held
+    # until the test lets it go) when the build closes its pool: the build records its
+    # run meanwhile. The kernel and the template are still reaped before the build's
+    # process may exit (KernelPool.join; the reaper thread is not a daemon).
+    import psutil
+
+    exiting, release = tmp_path / "exiting", tmp_path / "release"
+    plan = [(str(tmp_path / "a.ipynb"), "python3", ["json"])]
+    pool = KernelPool(plan, ahead=1, fork_modules=["json"])
+    pool.start()
+    try:
+        manager = pool.take(plan[0][0], "python3", os.getcwd())
+        assert manager is not None
+        kernel = psutil.Process(manager.provisioner.pid)
+        template = pool.template.process
+        client = manager.client()
+        client.start_channels()
+        reply = run_sync(client.execute_interactive)(
+            "import atexit, os, time\n"
+            "def held():\n"
+            f"    open({str(exiting)!r}, 'w').close()\n"
+            "    deadline = time.monotonic() + 60\n"
+            f"    while not os.path.exists({str(release)!r}) and time.monotonic() < deadline:\n"
+            "        time.sleep(0.01)\n"
+            "atexit.register(held)",
+            timeout=60,
+        )
+        assert reply["content"]["status"] == "ok"
+        pool.retire(manager, client)
+        deadline = time.monotonic() + 60
+        while not exiting.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)  # polling a file the kernel writes
+        assert exiting.exists(), "the kernel never started to exit"
+
+        pool.close(wait=False)
+
+        assert kernel.is_running() and template.poll() is None  # not waited for
+        assert pool.join(timeout=0) is False
+    finally:
+        release.touch()
+        pool.close(wait=False)  # again (harmless): in case the test failed before it
+    assert pool.join(timeout=60) is True
+    assert not kernel.is_running() or kernel.status() == psutil.STATUS_ZOMBIE
+    assert template.poll() is not None  # the template is gone too: no orphan
 
 
 @pytest.mark.pipeline

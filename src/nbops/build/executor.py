@@ -130,7 +130,9 @@ class NotebookExecutor(Serial):
                 fork_modules=list(dict.fromkeys(fork)) if fork is not None else None,
                 template=template,
             )
-            with warm_engine(pool):
+            # The last kernels finish exiting, and are reaped, while the build records
+            # its run; the process waits for them as it exits (KernelPool.close).
+            with warm_engine(pool, wait=False):
                 return build(dag, show_progress)
         finally:
             if reports:

@@ -50,6 +50,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -273,7 +274,9 @@ class KernelPool:
         self._starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nbops-kernel-start")
         self._next = 0
         self._lock = threading.Lock()
-        self._retired: list[Any] = []
+        #: reaps retired kernels (and, once the pool is closed, the template), in order
+        self._reaper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nbops-kernel-reap")
+        self._reaping: list[Future[None]] = []
         self.hits = 0
         self.misses = 0
 
@@ -323,39 +326,64 @@ class KernelPool:
 
     def retire(self, manager: Any, client: Any) -> None:
         """Ask a used kernel to shut down (as nbclient does, so its atexit handlers run)
-        without waiting for it to exit; :meth:`close` reaps it."""
-        try:
-            if client is not None:
-                client.shutdown()
-                client.stop_channels()
-        except Exception as exc:
-            log.debug("could not ask a kernel to shut down: %s", exc)
-        with self._lock:
-            self._retired.append(manager)
-
-    def close(self) -> None:
-        """Reap retired kernels; shut down those started for notebooks that did not run
-        (a failed build)."""
+        and reap it on the reaper thread: the next notebook does not wait for it."""
         from jupyter_core.utils import run_sync
 
+        try:
+            # On the manager's control socket, open until the kernel is reaped (the
+            # client's is closed with no linger: a request still queued would be lost).
+            run_sync(manager.request_shutdown)()
+        except Exception as exc:
+            log.debug("could not ask a kernel to shut down: %s", exc)
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.stop_channels()
+        try:
+            with self._lock:
+                self._reaping.append(self._reaper.submit(_reap, manager))
+        except RuntimeError:  # retired after the pool was closed: reap it here
+            _reap(manager)
+
+    def close(self, *, wait: bool = True) -> None:
+        """Shut down the kernels started for notebooks that did not run (a failed
+        build), then let the template go once every retired kernel is reaped.
+
+        With ``wait=False`` that last part (the last notebook's kernel finishing its
+        exit, the template's) is left to the reaper thread and this returns at once: a
+        build records its run meanwhile. The reaper is not a daemon: the process waits
+        for it as it exits (:meth:`join`), so no kernel outlives the build.
+        """
         self._starter.shutdown(wait=True)  # kernels still starting: let them, then stop them
         with self._lock:
             leftovers, self._started = list(self._started.values()), {}
-            retired, self._retired = self._retired, []
-        for manager in retired:
-            for _ in range(50):  # up to 5 s, as jupyter_client's shutdown_wait_time
-                if not run_sync(manager.is_alive)():
-                    break
-                time.sleep(0.1)
-            _shutdown(manager)
         for pending in leftovers:
             warm = pending.result()
             if warm is not None:
                 _shutdown(warm.manager)
-        if self.template is not None:
-            if ForkKernelManager.template is self.template:
+        template, self.template = self.template, None
+        if template is not None:
+            if ForkKernelManager.template is template:
                 ForkKernelManager.template = self._outer_template
-            self.template.close()
+            # After the kernels queued before it: the template kills kernels still
+            # running when it goes, and the last ones may still be exiting.
+            self._reaping.append(self._reaper.submit(template.close))
+        self._reaper.shutdown(wait=False)
+        if wait:
+            self.join()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until every retired kernel is reaped and the template (once closed) is
+        gone; whether they are, within ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for future in list(self._reaping):
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                future.result(timeout=left)
+            except FutureTimeout:
+                return False
+            except Exception as exc:  # _reap and close log their own trouble
+                log.debug("reaping a kernel failed: %s", exc)
+        return True
 
     def _fill(self, upto: int) -> None:
         """Start the kernels of the plan up to position ``upto``, in order, on the
@@ -416,6 +444,22 @@ def _start(kernel_name: str, args: list[str], modules: Iterable[str] = ()) -> An
             log.debug("kernel start %d/%d failed: %s", attempt, starts, exc)
             _shutdown(manager)
     return None
+
+
+def _reap(manager: Any) -> None:
+    """Wait for a kernel asked to shut down to exit, as jupyter_client does (up to its
+    ``shutdown_wait_time``, 5 s), then kill it if it has not, and free its resources."""
+    from jupyter_core.utils import run_sync
+
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        try:
+            if not run_sync(manager.is_alive)():
+                break
+        except Exception:
+            break
+        time.sleep(0.02)  # polling a process of another session
+    _shutdown(manager)
 
 
 def _key(path: str | os.PathLike[str]) -> str:
@@ -581,10 +625,13 @@ class WarmEngine(NBClientEngine):
 
 class warm_engine:  # noqa: N801  (a context manager used like a function)
     """Within ``with warm_engine(pool):`` papermill's default engine is :class:`WarmEngine`
-    using ``pool``; papermill's own engine is restored on exit."""
+    using ``pool``; papermill's own engine is restored on exit, and the pool closed
+    (``wait=False``: without waiting for the last kernels to exit, see
+    :meth:`KernelPool.close`)."""
 
-    def __init__(self, pool: KernelPool) -> None:
+    def __init__(self, pool: KernelPool, *, wait: bool = True) -> None:
         self.pool = pool
+        self.wait = wait
 
     def __enter__(self) -> KernelPool:
         self._previous = papermill_engines.get_engine(None)
@@ -597,7 +644,7 @@ class warm_engine:  # noqa: N801  (a context manager used like a function)
     def __exit__(self, *exc: object) -> None:
         papermill_engines.register(None, self._previous)
         WarmEngine.pool = self._previous_pool
-        self.pool.close()
+        self.pool.close(wait=self.wait)
 
 
 def ipc_by_default() -> None:

@@ -38,7 +38,10 @@ group (:func:`cache_entry_points`). ``NBOPS_DEFER_IMPORTS=off`` turns both off.
 nothing that answer rested on changed since, prints that answer and exits before
 importing Ploomber (:mod:`nbops.build.noop`; ``NBOPS_NOOP_CACHE=off`` turns it off).
 
-:func:`start` does all three; the ``.pth`` file calls it.
+:func:`exit_without_collecting`: a ``ploomber`` process leaves what it holds at exit to
+the operating system rather than to a last round of the garbage collector.
+
+:func:`start` does all four; the ``.pth`` file calls it.
 """
 
 from __future__ import annotations
@@ -436,8 +439,60 @@ def answer_no_op(*, programs: tuple[str, ...] = PROGRAMS) -> None:
     noop.answer_and_exit()
 
 
+# -- leaving ------------------------------------------------------------------------
+
+
+def exit_without_collecting(*, programs: tuple[str, ...] | None = PROGRAMS) -> bool:
+    """In a process of one of ``programs`` (None: any), leave the objects alive at exit
+    to the operating system instead of having the garbage collector visit them; True
+    if arranged.
+
+    A ``ploomber`` process has imported Ploomber, papermill, Jupyter's client, and for
+    a build MLflow and SQLAlchemy: as it exits, Python tears the modules down and runs
+    full collections over what is left, about 0.4–0.6 s of CPU (a fifth of ``ploomber
+    status``; five seconds of a build's wall time on a busy machine) that frees memory
+    the process is about to give back. :func:`gc.freeze` as the last exit handler
+    (registered first) takes those objects out of the collector's reach: the rest of
+    the exit is Python's own (threads joined, exit handlers run, the exit status, the
+    standard streams flushed), and objects still alive are left unfinalized, as Python
+    allows. One exception, as a file's finalizer writes what it buffered: files still
+    open for writing are flushed first (about a sixth of what the collections cost).
+    Nothing happens with ``NBOPS_DEFER_IMPORTS=off``.
+    """
+    import os
+
+    if os.environ.get(OFF_ENV, "").strip().lower() in {"off", "0", "false", "no"}:
+        return False
+    if programs is not None:
+        argv = getattr(sys, "argv", None) or [""]
+        if os.path.basename(argv[0]) not in programs:
+            return False
+    import atexit
+
+    atexit.unregister(_leave_to_the_system)  # once
+    atexit.register(_leave_to_the_system)
+    return True
+
+
+def _leave_to_the_system() -> None:
+    """Flush the files still open, then put every object out of the collector's reach
+    (see :func:`exit_without_collecting`)."""
+    import gc
+    import io
+
+    for obj in gc.get_objects():
+        if isinstance(obj, (io.TextIOBase, io.BufferedIOBase)):
+            try:
+                if not obj.closed and obj.writable():
+                    obj.flush()
+            except Exception:  # closed or broken meanwhile: as its finalizer would
+                pass
+    gc.freeze()
+
+
 def start() -> None:
     """What the environment's ``.pth`` file runs in every interpreter."""
     answer_no_op()
     defer_iri_grammar()
     defer_imports()
+    exit_without_collecting()
