@@ -27,6 +27,17 @@ from nbops.modeling.roles import infer_roles
 CLASSIFICATION_KEYS = {"accuracy", "log_loss", "roc_auc", "pr_auc", "f1"}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_openmp_thread():
+    """scikit-learn's OpenMP threads (gradient boosting) spin while they wait: on a busy
+    machine (two test workers on two cores) a multi-class fit burnt 20 CPU-s that way.
+    One thread gives the same fitted model and predictions at a fraction of the CPU."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="openmp"):
+        yield
+
+
 @pytest.fixture(scope="module")
 def table() -> pd.DataFrame:
     rng = np.random.default_rng(0)
@@ -74,7 +85,14 @@ def multiclassed(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, TargetIn
     )
     frame, info = prepare_target(frame.drop(columns="amount"), "label", "classification")
     X, y = frame.drop(columns="label"), frame["label"]
-    model = make_model("hgb", task="classification", roles=infer_roles(frame, target="label"))
+    # Few boosting rounds: what is compared is the permutation, not the model (each round
+    # of three-class boosting is predicted for every permutation of every feature).
+    model = make_model(
+        "hgb",
+        task="classification",
+        roles=infer_roles(frame, target="label"),
+        hyperparams={"max_iter": 10},
+    )
     model.fit(X, y)
     return X, y, info, None, model
 

@@ -22,6 +22,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.commands.test_adopt import added_lines
+from tests.inprocess import nbops
 from tests.pipeline.adopted import GRID, MIXED, artifacts, builds, make, run
 from tests.serving.conftest import Service
 
@@ -198,7 +199,7 @@ def test_mlflow_calls_in_a_notebook_and_a_function_land_in_their_task_runs(mixed
 
 def test_runs_show_lists_each_tasks_metrics(mixed):
     root, *_ = mixed
-    shown = run(root, "nbops", "runs", "show", builds(root)[0][0].info.run_id).stdout
+    shown = nbops(root, "runs", "show", builds(root)[0][0].info.run_id, check=True).stdout
     tasks = {
         line.split()[0]: line for line in shown.splitlines() if line.startswith(("train", "score"))
     }
@@ -208,7 +209,7 @@ def test_runs_show_lists_each_tasks_metrics(mixed):
 def test_reproduce_rebuilds_an_adopted_project_from_its_commit(mixed):
     root, *_ = mixed
     first = builds(root)[0][0].info.run_id  # the whole build (later ones are partial)
-    result = run(root, "nbops", "reproduce", first, check=False)
+    result = nbops(root, "reproduce", first)
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     assert "no data snapshot was recorded" in out
@@ -240,7 +241,7 @@ def test_a_model_from_the_users_notebook_is_gated_registered_and_served(mixed, t
 
 def test_serve_without_a_model_says_so_in_one_paragraph(grid):
     root, *_ = grid
-    result = run(root, "nbops", "serve", "--port", "9", check=False)
+    result = nbops(root, "serve", "--port", "9")
     assert result.returncode == 1
     assert "There is no registered model 'grid' to serve" in result.stderr
     assert "nbops.log_model" in result.stderr

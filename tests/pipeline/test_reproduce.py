@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from tests.conftest import Project
+from tests.inprocess import nbops
 
 pytestmark = pytest.mark.pipeline
 
@@ -50,9 +51,9 @@ def test_big_training_sets_are_sampled_for_the_fit_and_the_roles(recorded: Proje
 
 
 def test_a_build_on_a_dirty_tree_with_overrides_reproduces_exactly(recorded: Project) -> None:
-    before = recorded.nbops("runs", "list").stdout
+    before = nbops(recorded.root, "runs", "list", check=True).stdout
 
-    result = recorded.nbops("reproduce", "latest", check=False)
+    result = nbops(recorded.root, "reproduce", "latest")
 
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
@@ -62,7 +63,7 @@ def test_a_build_on_a_dirty_tree_with_overrides_reproduces_exactly(recorded: Pro
     assert "evaluate.metrics.roc_auc" in out
     assert "REPRODUCED:" in out and "NOT REPRODUCED" not in out
     # The rebuild was recorded in its own store; the worktree is gone.
-    assert recorded.nbops("runs", "list").stdout == before
+    assert nbops(recorded.root, "runs", "list", check=True).stdout == before
     worktrees = subprocess.run(
         ["git", "worktree", "list"], cwd=recorded.root, capture_output=True, text=True
     ).stdout
@@ -70,14 +71,14 @@ def test_a_build_on_a_dirty_tree_with_overrides_reproduces_exactly(recorded: Pro
 
 
 def test_an_unknown_run_is_a_clear_error(recorded: Project) -> None:
-    result = recorded.nbops("reproduce", "ffffffffffff", check=False)
+    result = nbops(recorded.root, "reproduce", "ffffffffffff")
 
     assert result.returncode == 2
     assert "No build run matches 'ffffffffffff'" in result.stderr
 
 
 def test_a_build_made_outside_git_cannot_be_reproduced_and_says_why(built_project: Project) -> None:
-    result = built_project.nbops("reproduce", "latest", check=False)
+    result = nbops(built_project.root, "reproduce", "latest")
 
     assert result.returncode == 2
     assert "outside a git repository" in result.stderr

@@ -147,9 +147,12 @@ def test_bad_feedback_is_a_422_naming_the_field(shared, feedback, loc):
     assert any(d["loc"][: len(loc)] == loc for d in body["detail"]), body
 
 
-def test_a_promotion_is_picked_up_without_dropping_a_request(service, rows, built_project):
+def test_a_promotion_is_picked_up_without_dropping_a_request(shared, rows, built_project):
     from nbops.tracking.registry import Registry
 
+    # The module's running service (a start costs seconds of CPU): it has served the
+    # champion since the module began, as a service in production has.
+    service = shared
     registry = Registry(built_project.root)
     v1 = registry.alias("churn", "champion")
     v2 = registry.register_uploaded("churn", run_id=v1.run_id, tags={"nbops.gate": "promote"})
@@ -162,6 +165,12 @@ def test_a_promotion_is_picked_up_without_dropping_a_request(service, rows, buil
         seen.add(body.get("model", {}).get("version"))
     assert v2.version in seen and set(codes) == {200}
     registry.rollback("churn", reason="restore for other tests")
+    service.poll(  # the tests after this one see the champion again
+        "POST",
+        "/predict",
+        {"records": [rows[0]]},
+        until=lambda answer: answer[1]["model"]["version"] == v1.version,
+    )
 
 
 @pytest.fixture

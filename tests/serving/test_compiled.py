@@ -31,6 +31,17 @@ CASES = [
 ]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_openmp_thread():
+    """scikit-learn's OpenMP threads (gradient boosting) spin while they wait: on a busy
+    machine (two test workers on two cores) a multi-class fit burnt 20 CPU-s that way.
+    One thread gives the same fitted model and predictions at a fraction of the CPU."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="openmp"):
+        yield
+
+
 @pytest.fixture(scope="module")
 def table() -> pd.DataFrame:
     frame = make_churn(1_500, seed=3)
@@ -57,7 +68,11 @@ _FITTED: dict[tuple, tuple] = {}
 def _fit(table: pd.DataFrame, family: str, target: str, task: str, forced: dict) -> tuple:
     X = table.drop(columns=[target])
     roles = infer_roles(table, target=target, overrides=forced)
-    model = make_model(family, task=task, roles=roles, seed=0).fit(X, table[target])
+    # Boosting as the test builds set it (FAST_ENV): the compiled trees are walked the
+    # same way whatever their number, and a default-size multi-class fit costs seconds.
+    hyperparams = {"max_iter": 30} if family == "hgb" else None
+    model = make_model(family, task=task, roles=roles, hyperparams=hyperparams, seed=0)
+    model.fit(X, table[target])
     features = [
         Feature(
             r.column,

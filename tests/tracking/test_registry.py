@@ -7,7 +7,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -569,30 +568,61 @@ def test_a_version_number_loads_that_version_with_its_hash_checked(
 
 # -- concurrency -----------------------------------------------------------------------
 
-RACER = """
-import sys, time
+# One Python imports the registry and MLflow's SQL layer once (seconds of CPU, the same
+# in every racer; no store is opened before a fork), then, for each round it reads on
+# stdin, forks one process per racer: separate processes contending for the registry
+# lock, as two `nbops promote` commands would.
+RACERS = """
+import json, os, sys, time, traceback
 from pathlib import Path
+import mlflow.store.db.utils, mlflow.store.model_registry.sqlalchemy_store  # noqa: F401
+import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+from mlflow.tracking import MlflowClient  # noqa: F401
 from nbops.tracking.registry import Registry
 
-root, version, ready, go = sys.argv[1:5]
-registry = Registry(Path(root))
-registry.versions("churn")  # connected and warm before the start signal
-Path(ready).touch()
-while not Path(go).exists():
-    time.sleep(0.0005)
-print(registry.promote("churn", version, reason=f"race to v{version}"))
+root = Path(sys.argv[1])
+
+
+def race(version, actor, ready, go):
+    os.environ["NBOPS_ACTOR"] = actor
+    registry = Registry(root)
+    registry.versions("churn")  # connected and warm before the start signal
+    Path(ready).touch()
+    while not Path(go).exists():
+        time.sleep(0.0005)
+    print(registry.promote("churn", version, reason=f"race to v{version}"), flush=True)
+
+
+for line in sys.stdin:
+    children = []
+    for racer in json.loads(line):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                race(**racer)
+                code = 0
+            except BaseException:
+                Path(racer["ready"] + ".error").write_text(traceback.format_exc())
+                code = 1
+            sys.stdout.flush()
+            os._exit(code)
+        children.append(pid)
+    failed = sum(1 for pid in children if os.waitpid(pid, 0)[1])
+    print(json.dumps({"failed": failed}), flush=True)
 """
 
 
-def wait_for(paths: list[Path], processes: list[subprocess.Popen], timeout: float = 300) -> None:
-    # A deadline, not a wait: getting ready is starting Python and importing MLflow,
-    # about 3 s on an idle machine and far more on a CI runner busy with builds.
+def wait_for(paths: list[Path], racers: subprocess.Popen, timeout: float = 300) -> None:
+    # A deadline, not a wait: getting ready is connecting to the store, seconds on a CI
+    # runner busy with builds.
     deadline = time.monotonic() + timeout
     while not all(p.exists() for p in paths):
-        for process in processes:
-            if process.poll() is not None:
-                out, err = process.communicate()
-                pytest.fail(f"a racer exited early ({process.returncode}):\n{out}\n{err}")
+        errors = [p.with_name(p.name + ".error") for p in paths]
+        if failed := [e.read_text() for e in errors if e.exists()]:
+            pytest.fail("a racer failed before the start:\n" + "\n".join(failed))
+        if racers.poll() is not None:
+            out, err = racers.communicate()
+            pytest.fail(f"the racers exited early ({racers.returncode}):\n{out}\n{err}")
         if time.monotonic() > deadline:
             pytest.fail("the racers did not get ready in time")
         time.sleep(0.02)
@@ -605,41 +635,51 @@ def test_concurrent_promotions_leave_consistent_aliases(
         register()
     registry.apply_gate(NAME, "1", action="promote", summary="first", run_id=None)
 
-    for round_ in range(3):
-        before = roles(registry)["champion"]
-        racing = [v for v in ("1", "2", "3", "4") if v != before][round_ % 2 :][:2]
-        go = tmp_path / f"go-{round_}"
-        ready = [tmp_path / f"ready-{round_}-{v}" for v in racing]
-        actors = {v: f"racer{round_}-v{v}" for v in racing}
-        processes = [
-            subprocess.Popen(
-                [sys.executable, "-c", RACER, str(registry.root), v, str(flag), str(go)],
-                env={**os.environ, "NBOPS_ACTOR": actors[v]},
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for v, flag in zip(racing, ready, strict=True)
-        ]
-        wait_for(ready, processes)
-        go.touch()
-        for process in processes:
-            out, err = process.communicate(timeout=120)
-            assert process.returncode == 0, f"a racer failed:\n{out}\n{err}"
+    racers = subprocess.Popen(
+        [sys.executable, "-c", RACERS, str(registry.root)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for round_ in range(3):
+            before = roles(registry)["champion"]
+            racing = [v for v in ("1", "2", "3", "4") if v != before][round_ % 2 :][:2]
+            go = tmp_path / f"go-{round_}"
+            ready = [tmp_path / f"ready-{round_}-{v}" for v in racing]
+            actors = {v: f"racer{round_}-v{v}" for v in racing}
+            spec = [
+                {"version": v, "actor": actors[v], "ready": str(flag), "go": str(go)}
+                for v, flag in zip(racing, ready, strict=True)
+            ]
+            racers.stdin.write(json.dumps(spec) + "\n")
+            racers.stdin.flush()
+            wait_for(ready, racers)
+            go.touch()
+            said = []
+            while not (line := racers.stdout.readline()).startswith('{"failed"'):
+                assert line, f"the racers exited:\n{''.join(said)}\n{racers.stderr.read()}"
+                said.append(line)
+            errors = [p.with_name(p.name + ".error") for p in ready]
+            assert json.loads(line)["failed"] == 0, [e.read_text() for e in errors if e.exists()]
 
-        after = roles(registry)
-        assert after["champion"] in racing
-        # Serialized by the lock: the later promotion replaced the earlier one, so the
-        # earlier winner is previous (not the champion both started from).
-        (other,) = set(racing) - {after["champion"]}
-        assert after["previous"] == other
-        assert after["previous"] != after["champion"]
-        entries = [e for e in registry.audit(NAME) if e["who"] in actors.values()]
-        assert sorted(e["who"] for e in entries) == sorted(actors.values())
-        # The audit tells the same story: who replaced whom.
-        later, earlier = entries
-        assert (later["version"], later["replaced"]) == (after["champion"], other)
-        assert (earlier["version"], earlier["replaced"]) == (other, before)
+            after = roles(registry)
+            assert after["champion"] in racing
+            # Serialized by the lock: the later promotion replaced the earlier one, so the
+            # earlier winner is previous (not the champion both started from).
+            (other,) = set(racing) - {after["champion"]}
+            assert after["previous"] == other
+            assert after["previous"] != after["champion"]
+            entries = [e for e in registry.audit(NAME) if e["who"] in actors.values()]
+            assert sorted(e["who"] for e in entries) == sorted(actors.values())
+            # The audit tells the same story: who replaced whom.
+            later, earlier = entries
+            assert (later["version"], later["replaced"]) == (after["champion"], other)
+            assert (earlier["version"], earlier["replaced"]) == (other, before)
+    finally:
+        racers.stdin.close()
+        racers.wait(timeout=60)
 
 
 # -- the commands, in a project ---------------------------------------------------------

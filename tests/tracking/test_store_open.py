@@ -13,21 +13,40 @@ import pytest
 
 from nbops.tracking.store import Store
 
-# Each process opens the store, then waits for every other to have opened it too
-# (a file per process, polled with a deadline), so the four opens truly overlap.
+# One Python imports MLflow (the store's SQL layer included: seconds of CPU, the same in
+# every process), then forks ``count`` processes. Each opens the store on its own, after
+# waiting for every other to be ready to (a file per process, polled with a deadline),
+# so the opens truly overlap; the import before the fork opens nothing.
 _OPEN = """
-import sys, time
+import os, sys, time, traceback
 from pathlib import Path
-here, index, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-(here / f"ready-{index}").touch()
-deadline = time.monotonic() + 120
-while len(list(here.glob("ready-*"))) < count and time.monotonic() < deadline:
-    time.sleep(0.01)
+import mlflow.store.db.utils, mlflow.store.model_registry.sqlalchemy_store  # noqa: F401
+import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+from mlflow.tracking import MlflowClient  # noqa: F401
 from nbops.tracking.store import Store
-store = Store(here, uri=f"sqlite:///{here / 'shared.db'}")
-store.experiment_id("shared")
-store.client.search_registered_models()
-print("opened")
+here, count = Path(sys.argv[1]), int(sys.argv[2])
+children = []
+for index in range(count):
+    pid = os.fork()
+    if pid:
+        children.append(pid)
+        continue
+    try:
+        (here / f"ready-{index}").touch()
+        deadline = time.monotonic() + 120
+        while len(list(here.glob("ready-*"))) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        store = Store(here, uri=f"sqlite:///{here / 'shared.db'}")
+        store.experiment_id("shared")
+        store.client.search_registered_models()
+        print(f"{index} opened", flush=True)
+    except BaseException:
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(1)
+    os._exit(0)
+failed = [pid for pid in children if os.waitpid(pid, 0)[1]]
+sys.exit(1 if failed else 0)
 """
 
 
@@ -43,19 +62,15 @@ def test_a_new_store_opened_by_four_processes_at_once_works_for_all(
         **os.environ,
         "NBOPS_CACHE_DIR": str(tmp_path / ("cache" if cache == "new" else "file/x")),
     }
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-c", _OPEN, str(tmp_path), str(i), str(count)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for i in range(count)
-    ]
-    results = [p.communicate(timeout=300) for p in processes]
-    failures = [err[-2000:] for (out, err) in results if "opened" not in out]
-    assert not failures, "\n\n".join(failures)
+    result = subprocess.run(
+        [sys.executable, "-c", _OPEN, str(tmp_path), str(count)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    opened = sorted(line for line in result.stdout.splitlines() if line.endswith(" opened"))
+    assert result.returncode == 0 and len(opened) == count, result.stderr[-6000:]
     with sqlite3.connect(tmp_path / "shared.db") as db:
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert not [t for t in tables if t.startswith("_alembic_tmp_")]
