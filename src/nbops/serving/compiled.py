@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from itertools import repeat
+from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
@@ -78,6 +78,17 @@ class _LookupBlock:
     @property
     def width_out(self) -> int:
         return sum(t.shape[1] for t in self.tables)
+
+
+@dataclass(frozen=True)
+class _FusedLookups:
+    """Every text column's table in one flat array (see :meth:`CompiledModel._fuse`)."""
+
+    flat: np.ndarray
+    out: np.ndarray
+    column: np.ndarray
+    stride: np.ndarray
+    offset: np.ndarray
 
 
 class _Linear:
@@ -293,6 +304,23 @@ class CompiledModel:
             filled = np.where(mask, self.fill, raw)
             X[:, self.value_dst] = (filled[:, self.value_src] - self.value_mean) / self.value_scale
             X[:, self.flag_dst] = (mask[:, self.flag_src] - self.flag_mean) / self.flag_scale
+        if self.lookups and not any(
+            isinstance(columns[name], pd.Categorical) for name, *_ in self.lookups
+        ):
+            # Every text column at once: one C-level pass of dictionary lookups over all
+            # their values, then one gather from the tables laid end to end (a gather
+            # and a copy per column cost more than the lookups of 100 rows).
+            fused = self.__dict__.get("_fused") or self._fuse()
+            rows = np.fromiter(
+                chain.from_iterable(
+                    map(index.get, columns[name], repeat(len(table) - 1))
+                    for name, index, table, _, _ in self.lookups
+                ),
+                np.intp,
+                n * len(self.lookups),
+            ).reshape(len(self.lookups), n)
+            X[:, fused.out] = fused.flat[rows[fused.column].T * fused.stride + fused.offset]
+            return np.ascontiguousarray(X)
         for name, index, table, start, stop in self.lookups:
             unseen = len(table) - 1
             values = columns[name]
@@ -303,6 +331,29 @@ class CompiledModel:
                 rows = np.fromiter(map(index.get, values, repeat(unseen)), np.intp, n)
             X[:, start:stop] = table[rows]
         return np.ascontiguousarray(X)
+
+    def _fuse(self) -> _FusedLookups:
+        """The lookup tables laid end to end, and for each output column of the text
+        block: its table (``column``), row stride and first element in ``flat``."""
+        out, column, stride, offset, base = [], [], [], [], 0
+        for j, (_, _, table, start, stop) in enumerate(self.lookups):
+            width = stop - start
+            out += range(start, stop)
+            column += [j] * width
+            stride += [width] * width
+            offset += range(base, base + width)
+            base += table.size
+        fused = _FusedLookups(
+            np.concatenate(
+                [np.ascontiguousarray(t, dtype=float).ravel() for *_, t, _, _ in self.lookups]
+            ),
+            np.array(out, dtype=np.intp),
+            np.array(column, dtype=np.intp),
+            np.array(stride, dtype=np.intp),
+            np.array(offset, dtype=np.intp),
+        )
+        self.__dict__["_fused"] = fused
+        return fused
 
     def predict_proba(self, columns: Columns, n: int) -> np.ndarray:
         return self.estimator.predict_proba(self.transform(columns, n))
