@@ -459,21 +459,22 @@ def _date_parts(values: Any, origin: float) -> np.ndarray:
     """year, month, weekday, day of year and whole days since the training origin, for
     every value at once (datetime64[ns] in UTC; NaT gives NaN parts)."""
     stamps = _as_dates(values)
-    missing = np.isnat(stamps)
+    # Months and years from days, not from nanoseconds, and each part written in place:
+    # the same values for about a quarter less CPU (a 100-row request's dates).
     days = stamps.astype("datetime64[D]")
-    years = stamps.astype("datetime64[Y]")
-    months = stamps.astype("datetime64[M]")
-    out = np.column_stack(
-        [
-            years.astype(np.int64) + 1970.0,
-            (months - years.astype("datetime64[M]")).astype(np.int64) + 1.0,
-            (days.astype(np.int64) + 3) % 7.0,  # 1970-01-01 was a Thursday (3)
-            (days - years.astype("datetime64[D]")).astype(np.int64) + 1.0,
-            # as pandas computes it: nanoseconds since the epoch / 1e9 / 86400
-            np.floor(stamps.astype(np.int64) / 1e9 / 86_400.0 - origin),
-        ]
-    )
-    out[missing] = np.nan
+    months = days.astype("datetime64[M]")
+    years = months.astype("datetime64[Y]")
+    day = days.view(np.int64)
+    out = np.empty((len(stamps), 5))
+    np.add(years.view(np.int64), 1970.0, out=out[:, 0])
+    np.add(months.view(np.int64) - years.astype("datetime64[M]").view(np.int64), 1.0, out=out[:, 1])
+    np.remainder(day + 3, 7.0, out=out[:, 2])  # 1970-01-01 was a Thursday (3)
+    np.add(day - years.astype("datetime64[D]").view(np.int64), 1.0, out=out[:, 3])
+    # as pandas computes it: nanoseconds since the epoch / 1e9 / 86400
+    np.floor(stamps.view(np.int64) / 1e9 / 86_400.0 - origin, out=out[:, 4])
+    missing = np.isnat(stamps)
+    if missing.any():
+        out[missing] = np.nan
     return out
 
 
