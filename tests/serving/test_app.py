@@ -55,6 +55,9 @@ def test_health_ready_model_and_openapi(shared):
     model = service.call("GET", "/model")[1]
     assert {f["name"] for f in model["schema"]} >= {"plan", "tenure_months", "signup_date"}
     assert model["scorer"] == "compiled", "the fast path serves the reference model"
+    # Each worker scores with one BLAS and one OpenMP thread: more cores, more --workers.
+    assert {t["api"] for t in model["threads"]} >= {"openmp", "blas"}
+    assert [t for t in model["threads"] if t["threads"] != 1] == []
     openapi = service.call("GET", "/openapi.json")[1]
     row = openapi["components"]["schemas"]["PredictRequest"]["properties"]["records"]["items"]
     assert (

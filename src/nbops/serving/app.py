@@ -70,6 +70,30 @@ _GC_YOUNG = 20_000
 _FEEDBACK_KEYS = frozenset({"request_id", "labels"})
 
 
+def _one_thread() -> None:
+    """One BLAS and one OpenMP thread for scoring in the calling thread, for good.
+
+    A worker scores one small batch at a time: scikit-learn's gradient-boosting
+    predictor otherwise starts an OpenMP team on every core for each batch, and the
+    threads spin-wait for work: 1.6x the CPU of one thread for 100 rows on an idle
+    2-core machine, 30x on a busy one. More cores serve more rows through ``--workers``.
+    (OpenMP's limit belongs to the thread that sets it: every scoring thread calls this.)
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
+def _threads() -> list[dict[str, Any]]:
+    """The BLAS and OpenMP libraries loaded and the threads each would use here."""
+    from threadpoolctl import threadpool_info
+
+    return [
+        {"api": info["user_api"], "library": info["internal_api"], "threads": info["num_threads"]}
+        for info in threadpool_info()
+    ]
+
+
 def _dump(data: Any) -> bytes:
     return orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY)
 
@@ -168,7 +192,9 @@ def create_app(settings: Settings) -> _Guard:
     metrics.registry.register(_LogCollector(state))
 
     wants_challenger = settings.canary > 0 or settings.shadow
-    shadow_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nbops-shadow")
+    shadow_pool = ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix="nbops-shadow", initializer=_one_thread
+    )
     # The executor's own queue is unbounded: a slow challenger must not grow memory.
     shadow_slots = threading.BoundedSemaphore(settings.shadow_queue)
 
@@ -232,6 +258,8 @@ def create_app(settings: Settings) -> _Guard:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state["model"] = load_served_model(settings.root, settings.model, settings.alias)
         state["challenger"] = load_challenger() if wants_challenger else None
+        # After the model's libraries are loaded (threadpoolctl limits those it finds).
+        _one_thread()
         state["log"] = PredictionLog(
             settings.prediction_log_url,
             flush_seconds=settings.log_flush_seconds,
@@ -300,7 +328,7 @@ def create_app(settings: Settings) -> _Guard:
             "shadow": settings.shadow,
             "challenger": challenger.version if challenger else None,
         }
-        return _json({**state["model"].describe(), "routing": routing})
+        return _json({**state["model"].describe(), "routing": routing, "threads": _threads()})
 
     @app.get("/metrics")
     async def prometheus() -> Response:

@@ -159,7 +159,9 @@ def _encode(value: Any, arrays: dict[str, np.ndarray]) -> Any:
     name = type(value).__name__
     if _CLASSES.get(name) is not type(value):
         raise StoredError(f"cannot store a {name}")
-    return {"object": name, "state": {k: _encode(v, arrays) for k, v in vars(value).items()}}
+    derived = getattr(value, "DERIVED", frozenset())
+    state = {k: _encode(v, arrays) for k, v in vars(value).items() if k not in derived}
+    return {"object": name, "state": state}
 
 
 def _decode(value: Any, arrays: dict[str, np.ndarray]) -> Any:
