@@ -187,14 +187,15 @@ def test_when_the_template_is_gone_kernels_start_the_usual_way_and_say_why(
 ) -> None:
     pool = KernelPool([], fork_modules=["json"])
     with warm_engine(pool):
-        pool.template.process.kill()
-        pool.template.process.wait()
+        template = pool.template
+        template.process.kill()
+        template.process.wait()
         with caplog.at_level(logging.WARNING, logger="nbops.build.forks"):
             nb = _run(_notebook(tmp_path / "a.ipynb", REPORT), tmp_path / "a.out.ipynb")
 
     assert _facts(nb)["ppid"] == os.getpid()  # started by this process, not forked
     assert "without forking: the kernel template process exited with code -9" in caplog.text
-    assert ForkKernelManager.template is not pool.template  # forgotten after its build
+    assert ForkKernelManager.template is not template  # forgotten after its build
 
 
 @pytest.mark.parametrize(
