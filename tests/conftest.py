@@ -41,19 +41,42 @@ FAST_ENV = {
 }
 
 
+#: The files that take longest (CPU seconds, measured), handed out first, longest first:
+#: ``--dist loadfile`` keeps a file on one worker, and a long file started last would
+#: keep one worker busy while the other sits idle. Then the rest by folder (below).
+_LONG_FILES = (
+    "pipeline/test_sklearn_datasets.py",
+    "pipeline/test_tracking.py",
+    "pipeline/test_release.py",
+    "pipeline/test_monitoring.py",
+    "pipeline/test_side_by_side_builds.py",
+    "pipeline/test_hostile_data.py",
+    "pipeline/test_reports_browser.py",
+)
 #: Test folders in the order their files are handed out: the ones whose files build
 #: projects or start services first, the many small unit-test files last.
 _SLOW_FOLDERS = ("pipeline", "serving", "commands", "tracking")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist hands out the files with the most tests first unless told to keep
+    # the collection order; a pipeline file has few tests and most of the minutes, so it
+    # would start last. The order below is the one wanted.
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # ``make test`` hands whole files to two workers in collection order. A long file
-    # collected last keeps one worker busy while the other sits idle; long files first,
-    # and the small ones fill in the end. (The sort is stable: order within a folder
-    # stays as written.)
-    def rank(item: pytest.Item) -> int:
-        folder = Path(item.path).parent.name
-        return _SLOW_FOLDERS.index(folder) if folder in _SLOW_FOLDERS else len(_SLOW_FOLDERS)
+    # ``make test`` hands whole files to two workers in collection order: long files
+    # first, and the small ones fill in the end. (The sort is stable: order within a
+    # file stays as written.)
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        path = Path(item.path)
+        name = f"{path.parent.name}/{path.name}"
+        if name in _LONG_FILES:
+            return 0, _LONG_FILES.index(name)
+        folder = path.parent.name
+        return 1, _SLOW_FOLDERS.index(folder) if folder in _SLOW_FOLDERS else len(_SLOW_FOLDERS)
 
     items.sort(key=rank)
 
@@ -123,12 +146,47 @@ class Project:
         return result
 
     def nbops(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """The ``nbops`` console script here, in a process of its own."""
         result = subprocess.run(
             [str(BIN / "nbops"), *args], cwd=self.root, capture_output=True, text=True, timeout=300
         )
         if check and result.returncode != 0:
             pytest.fail(f"nbops {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """``nbops ARGS`` here, in this process: see :func:`run_cli`."""
+        return run_cli(self.root, *args, check=check)
+
+
+def run_cli(
+    cwd: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``nbops ARGS`` run in ``cwd`` in this process (click's runner on ``nbops.cli.main``,
+    the console script's entry point), answered as :meth:`Project.nbops` answers. For
+    tests of what a command does: a console script costs a Python start and, for most
+    commands, an MLflow import (2-4 CPU-s each). Keep the subprocess where the process is
+    the point (exit codes a scheduler reads, signals, servers). An exception the command
+    lets out appears in stderr as a traceback, as the console script would print it."""
+    import traceback
+
+    from click.testing import CliRunner
+
+    from nbops.cli import main
+
+    here = Path.cwd()
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(main, list(args), env=env)
+    finally:
+        os.chdir(here)
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception))
+    done = subprocess.CompletedProcess(["nbops", *args], result.exit_code, result.stdout, stderr)
+    if check and done.returncode != 0:
+        pytest.fail(f"nbops {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done
 
 
 def make_recipe(target: str, *, drop_env: tuple[str, ...] = ()) -> list[str]:
