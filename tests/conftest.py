@@ -395,7 +395,8 @@ class MlflowServer:
         self.uri = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 90) -> MlflowServer:
+    def start(self, timeout: float = 240) -> MlflowServer:
+        # A deadline, not a wait: at load 28 on 2 cores a start took over 90 s.
         self.folder.mkdir(parents=True, exist_ok=True)
         log = open(self.folder / "server.log", "wb")  # noqa: SIM115  (closed with the process)
         self.process = subprocess.Popen(
