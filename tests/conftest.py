@@ -34,6 +34,13 @@ IN_CI = bool(os.environ.get("CI"))
 POSTGRES_ROOT = Path(os.environ.get("NBOPS_TEST_POSTGRES_ROOT", "/usr/lib/postgresql"))
 PROJECT_FILES = ("pipeline.yaml", "pipeline.monitor.yaml", "env.yaml", "notebooks", "schema")
 
+# One thread per math library in everything the suite starts (builds, kernels, servers):
+# ``make test`` runs a worker per core, so more threads only wait for a core, and
+# waiting OpenMP and OpenBLAS threads spin (a reference build: 20 -> 15 CPU-s). Set
+# before any library starts its threads; a developer's own setting wins.
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
 #: Small, fast settings for test builds (merged into a copy of env.yaml).
 FAST_ENV = {
     "data": {"rows": 1500},
@@ -41,19 +48,45 @@ FAST_ENV = {
 }
 
 
+#: The files that take longest (CPU seconds alone, measured 2 Dec 2026: monitoring 200,
+#: release 133, sklearn_datasets 115, tracking 100, hostile_data 68, side_by_side 38),
+#: handed out first, longest first: ``--dist loadfile`` keeps a file on one worker, and
+#: a long file started last would keep one worker busy while the other sits idle. The
+#: second one builds no reference project: the first worker builds it (the session's
+#: ``built_project``) while the second works on its own. Then the rest by folder (below).
+_LONG_FILES = (
+    "pipeline/test_monitoring.py",
+    "pipeline/test_sklearn_datasets.py",
+    "pipeline/test_release.py",
+    "pipeline/test_tracking.py",
+    "pipeline/test_hostile_data.py",
+    "pipeline/test_reports_browser.py",
+    "pipeline/test_side_by_side_builds.py",
+)
 #: Test folders in the order their files are handed out: the ones whose files build
 #: projects or start services first, the many small unit-test files last.
 _SLOW_FOLDERS = ("pipeline", "serving", "commands", "tracking")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist hands out the files with the most tests first unless told to keep
+    # the collection order; a pipeline file has few tests and most of the minutes, so it
+    # would start last. The order below is the one wanted.
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # ``make test`` hands whole files to two workers in collection order. A long file
-    # collected last keeps one worker busy while the other sits idle; long files first,
-    # and the small ones fill in the end. (The sort is stable: order within a folder
-    # stays as written.)
-    def rank(item: pytest.Item) -> int:
-        folder = Path(item.path).parent.name
-        return _SLOW_FOLDERS.index(folder) if folder in _SLOW_FOLDERS else len(_SLOW_FOLDERS)
+    # ``make test`` hands whole files to two workers in collection order: long files
+    # first, and the small ones fill in the end. (The sort is stable: order within a
+    # file stays as written.)
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        path = Path(item.path)
+        name = f"{path.parent.name}/{path.name}"
+        if name in _LONG_FILES:
+            return 0, _LONG_FILES.index(name)
+        folder = path.parent.name
+        return 1, _SLOW_FOLDERS.index(folder) if folder in _SLOW_FOLDERS else len(_SLOW_FOLDERS)
 
     items.sort(key=rank)
 
@@ -123,12 +156,47 @@ class Project:
         return result
 
     def nbops(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """The ``nbops`` console script here, in a process of its own."""
         result = subprocess.run(
             [str(BIN / "nbops"), *args], cwd=self.root, capture_output=True, text=True, timeout=300
         )
         if check and result.returncode != 0:
             pytest.fail(f"nbops {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """``nbops ARGS`` here, in this process: see :func:`run_cli`."""
+        return run_cli(self.root, *args, check=check)
+
+
+def run_cli(
+    cwd: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``nbops ARGS`` run in ``cwd`` in this process (click's runner on ``nbops.cli.main``,
+    the console script's entry point), answered as :meth:`Project.nbops` answers. For
+    tests of what a command does: a console script costs a Python start and, for most
+    commands, an MLflow import (2-4 CPU-s each). Keep the subprocess where the process is
+    the point (exit codes a scheduler reads, signals, servers). An exception the command
+    lets out appears in stderr as a traceback, as the console script would print it."""
+    import traceback
+
+    from click.testing import CliRunner
+
+    from nbops.cli import main
+
+    here = Path.cwd()
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(main, list(args), env=env)
+    finally:
+        os.chdir(here)
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception))
+    done = subprocess.CompletedProcess(["nbops", *args], result.exit_code, result.stdout, stderr)
+    if check and done.returncode != 0:
+        pytest.fail(f"nbops {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done
 
 
 def make_recipe(target: str, *, drop_env: tuple[str, ...] = ()) -> list[str]:
@@ -330,7 +398,8 @@ class MlflowServer:
         self.uri = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 90) -> MlflowServer:
+    def start(self, timeout: float = 240) -> MlflowServer:
+        # A deadline, not a wait: at load 28 on 2 cores a start took over 90 s.
         self.folder.mkdir(parents=True, exist_ok=True)
         log = open(self.folder / "server.log", "wb")  # noqa: SIM115  (closed with the process)
         self.process = subprocess.Popen(

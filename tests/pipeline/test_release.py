@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import BIN, Project, build_env, copy_built_project
+from tests.conftest import BIN, Project, build_env, copy_built_project, copy_built_with_store
 
 pytestmark = pytest.mark.pipeline
 
@@ -37,24 +36,29 @@ def decision(project):
 @pytest.fixture(scope="module")
 def releases(built_project, tmp_path_factory):
     """A weak first model, then a clearly better one, then a weak one again (in a copy of
-    the session's build: the data tasks are done, each build trains, evaluates and gates)."""
-    project = copy_built_project(built_project, tmp_path_factory.mktemp("release") / "churn")
+    the session's build: the data tasks are done, each build trains, evaluates and gates).
+    Also the project as it was after the first build (its store: a weak champion, v1),
+    copied aside for the racing releases."""
+    folder = tmp_path_factory.mktemp("release")
+    project = copy_built_project(built_project, folder / "churn")
     project.set_env(release={"floors": {"min_metric": 0.55}})
     outputs, decisions = [], []
     for args in (WEAK, (), WEAK):
         outputs.append(project.build(*args).stderr)
         decisions.append(decision(project))
-    return project, outputs, decisions
+        if len(outputs) == 1:
+            weak_champion = copy_built_with_store(project, folder / "weak" / "churn")
+    return project, outputs, decisions, weak_champion
 
 
 def test_the_first_model_that_clears_the_floors_becomes_champion(releases):
-    project, outputs, decisions = releases
+    project, outputs, decisions, _ = releases
     assert decisions[0]["action"] == "promote" and "no champion yet" in decisions[0]["summary"]
     assert "nbops: registered churn version 1; gate: promote (champion → v1)." in outputs[0]
 
 
 def test_a_better_model_is_promoted_and_the_old_champion_becomes_previous(releases):
-    project, outputs, decisions = releases
+    project, outputs, decisions, _ = releases
     second = decisions[1]
     assert second["action"] == "promote", second["summary"]
     assert second["interval"]["low"] > 0 and second["champion_version"] == "1"
@@ -62,7 +66,7 @@ def test_a_better_model_is_promoted_and_the_old_champion_becomes_previous(releas
 
 
 def test_a_worse_model_leaves_the_champion_and_the_report_says_why_with_the_interval(releases):
-    project, outputs, decisions = releases
+    project, outputs, decisions, _ = releases
     third = decisions[2]
     assert third["action"] == "reject" and third["summary"].startswith("Champion kept")
     assert "CI [" in third["summary"] and third["interval"]["high"] < 0
@@ -73,7 +77,7 @@ def test_a_worse_model_leaves_the_champion_and_the_report_says_why_with_the_inte
 
 
 def test_registered_versions_carry_lineage_signature_and_card(releases):
-    project, _, _ = releases
+    project, _, _, _ = releases
     client = registry(project)
     version = client.get_model_version("churn", "2")
     build = client.get_run(version.tags["nbops.build_run"])
@@ -96,25 +100,26 @@ def test_registered_versions_carry_lineage_signature_and_card(releases):
 
 
 def test_models_promote_and_rollback_from_the_cli(releases):
-    project, _, _ = releases
-    listing = project.nbops("models").stdout
+    project, _, _, _ = releases
+    listing = project.cli("models").stdout
     assert "v2       champion" in listing and "v1       previous" in listing and "reject" in listing
-    rolled = project.nbops("rollback", "churn", "--reason", "v2 hurt conversion")
+    rolled = project.cli("rollback", "churn", "--reason", "v2 hurt conversion")
     assert "champion → v1" in rolled.stdout
     assert aliases(project) == {"champion": "1"}
+    # The console script itself: what a deploy script sees (exit 1, one paragraph).
     again = project.nbops("rollback", "churn", "--reason", "again", check=False)
     assert (
         again.returncode == 1
         and "no previous champion" in again.stderr
         and "Traceback" not in again.stderr
     )
-    missing = project.nbops("promote", "churn", "42", "--reason", "typo", check=False)
+    missing = project.cli("promote", "churn", "42", "--reason", "typo", check=False)
     assert missing.returncode == 1 and "has no version 42" in missing.stderr
-    promoted = project.nbops(
+    promoted = project.cli(
         "promote", "churn", "2", "--reason", "reverted the rollback after review"
     )
     assert "previous → v1, champion → v2" in promoted.stdout
-    audit = project.nbops("models").stdout
+    audit = project.cli("models").stdout
     assert "rollback" in audit and "v2 hurt conversion" in audit and "promote (manual)" in audit
 
 
@@ -123,10 +128,10 @@ def test_manual_policy_holds_the_challenger_until_approved(copy_built):
     project.build()
     assert decision(project)["action"] == "hold"
     assert aliases(project) == {"challenger": "1"}
-    approved = project.nbops("promote", "churn", "1", "--reason", "gate report reviewed")
+    approved = project.cli("promote", "churn", "1", "--reason", "gate report reviewed")
     assert "champion → v1" in approved.stdout and "challenger → (none)" in approved.stdout
     assert aliases(project) == {"champion": "1"}
-    twice = project.nbops("promote", "churn", "1", "--reason", "again", check=False)
+    twice = project.cli("promote", "churn", "1", "--reason", "again", check=False)
     assert twice.returncode == 1 and "already the champion" in twice.stderr
 
 
@@ -156,19 +161,22 @@ if folder and sys.argv and sys.argv[0].endswith("ploomber"):
 """
 
 
-@pytest.mark.timeout(1800)  # a build, then two partial ones side by side
+@pytest.mark.timeout(1800)  # two partial builds side by side
 def test_two_builds_racing_on_one_store_promote_exactly_once(
-    built_project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    releases, built_project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
-    (tmp_path / "store").mkdir()
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # one store for both projects (CI runners)
-    first = copy_built_project(built_project, tmp_path / "a" / "churn")
-    first.build(*WEAK)  # a weak champion, v1, that both racers beat
-    # The second project: a copy of the first as built (the same data products), so
-    # both racers train, evaluate and gate again and nothing else.
-    shutil.copytree(first.root, tmp_path / "b" / "churn", ignore=shutil.ignore_patterns(".nbops"))
-    second = Project(tmp_path / "b" / "churn")
+    # One store for both projects (CI runners): the first release build's, with its weak
+    # champion v1 that both racers beat.
+    store = copy_built_with_store(releases[3], tmp_path / "store" / "churn")
+    uri = f"sqlite:///{store.root / '.nbops' / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    # The racers: copies of the session's build (the default models, better than the
+    # weak one), each asked for its gate again: both gate and release, nothing else.
+    first, second = (
+        copy_built_project(built_project, tmp_path / name / "churn") for name in ("a", "b")
+    )
+    for project in (first, second):
+        (project.products / "release" / "decision.json").unlink()
     client = MlflowClient(uri)
     assert client.get_registered_model("churn").aliases == {"champion": 1}
 
@@ -189,7 +197,7 @@ def test_two_builds_racing_on_one_store_promote_exactly_once(
             stderr=subprocess.PIPE,
             text=True,
         )
-        for project in (first, second)  # the default models: better than the weak one
+        for project in (first, second)
     ]
     outputs = [racer.communicate(timeout=1500) for racer in racers]
     for racer, (out, err) in zip(racers, outputs, strict=True):

@@ -1,4 +1,4 @@
-"""Builds side by side on one machine (CI runners, the tasks of an Airflow DAG): four
+"""Builds side by side on one machine (CI runners, the tasks of an Airflow DAG): two
 copies of the reference project's first two tasks (ingest, validate: two kernels each,
 the build recorded by the same hooks) built at the same time into one new shared SQLite
 tracking store (issue 18, items 12 and 13), then forced again side by side into the store
@@ -23,7 +23,11 @@ from tests.conftest import BIN, build_env
 
 pytestmark = pytest.mark.pipeline
 
-COPIES = 4
+#: Two builds are a race: both start their kernels at the same moment, and both open the
+#: new store first at once (they start together and run the same tasks). A lock missing
+#: from either path fails this test with two as with four (checked by removing the
+#: store's migration lock); more copies would only add minutes of kernels.
+COPIES = 2
 #: The reference pipeline's first tasks: the point is kernels starting and builds
 #: recording at the same time, not the model (the full pipeline would add minutes and
 #: no other concurrency: its later tasks start kernels and record the same way).
@@ -62,8 +66,8 @@ def _build_all_at_once(
     return results
 
 
-@pytest.mark.timeout(1800)  # eight builds on one machine: minutes on a loaded one
-def test_four_builds_at_once_into_one_new_shared_store_all_succeed_and_are_recorded(
+@pytest.mark.timeout(1800)  # four builds on one machine: minutes on a loaded one
+def test_two_builds_at_once_into_one_new_shared_store_all_succeed_and_are_recorded(
     make_project: Any, tmp_path: Path
 ) -> None:
     uri = f"sqlite:///{tmp_path / 'shared' / 'mlflow.db'}"  # new: created by the builds

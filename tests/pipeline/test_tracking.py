@@ -211,7 +211,7 @@ def test_a_dirty_tree_is_recorded_with_its_diff(history):
 
 def test_runs_diff_tells_two_builds_apart(history):
     project, _ = history
-    result = project.nbops("runs", "diff", "latest~1", "latest")
+    result = project.cli("runs", "diff", "latest~1", "latest")
     out = result.stdout
     assert "data.rows: 1500 → 1200" in out
     assert re.search(r"commit: [0-9a-f]{7} → [0-9a-f]{7}\*", out), out
@@ -222,10 +222,10 @@ def test_runs_diff_tells_two_builds_apart(history):
 
 def test_runs_list_and_show(history):
     project, _ = history
-    listing = project.nbops("runs", "list").stdout
+    listing = project.cli("runs", "list").stdout
     assert len(re.findall(r"^[0-9a-f]{12}  ", listing, re.M)) == 3
     assert "roc_auc" in listing.splitlines()[0] and "manual" in listing and "FINISHED" in listing
-    shown = project.nbops("runs", "show", "latest~1").stdout
+    shown = project.cli("runs", "show", "latest~1").stdout
     assert "up to date: products from run" in shown and "data.rows = 1500" in shown
 
 
@@ -247,7 +247,7 @@ def test_secrets_never_reach_the_store(history):
 
 def test_report_site_opens_offline(history, tmp_path):
     project, _ = history
-    project.nbops("report", "--out", str(tmp_path / "site"))
+    project.cli("report", "--out", str(tmp_path / "site"))
     pages = list((tmp_path / "site").rglob("*.html"))
     index = tmp_path / "site" / "index.html"
     assert index in pages and len(list((tmp_path / "site" / "runs").iterdir())) == 3
@@ -319,7 +319,7 @@ def test_unreachable_server_spools_and_sync_publishes_to_a_real_server(
     assert "nothing is lost: run `nbops sync`" in offline.stderr
     spooled = list((project.root / ".nbops" / "spool").iterdir())
     assert len(spooled) == 1 and (spooled[0] / "record.json").is_file()
-    not_yet = project.nbops("sync", check=False)
+    not_yet = project.nbops("sync", check=False)  # the console script: what a job sees
     assert (
         not_yet.returncode == 1
         and "unreachable" in not_yet.stderr
@@ -327,7 +327,7 @@ def test_unreachable_server_spools_and_sync_publishes_to_a_real_server(
     )
 
     server = make_server(port)
-    synced = project.nbops("sync")
+    synced = project.cli("sync")
     assert "Published build" in synced.stdout
     assert not list((project.root / ".nbops" / "spool").iterdir())
 
@@ -335,7 +335,7 @@ def test_unreachable_server_spools_and_sync_publishes_to_a_real_server(
     monkeypatch.setenv("NBOPS_RECORD_UP_TO_DATE", "1")  # it has nothing to do: record it
     online = project.build()
     assert f"in {server.uri}" in online.stderr
-    listing = project.nbops("runs", "list").stdout
+    listing = project.cli("runs", "list").stdout
     assert len(re.findall(r"^[0-9a-f]{12}  ", listing, re.M)) == 2
     client = MlflowClient(server.uri)
     runs = client.search_runs(
