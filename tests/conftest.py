@@ -187,7 +187,7 @@ def run_cli(
     here = Path.cwd()
     os.chdir(cwd)
     try:
-        result = CliRunner().invoke(main, list(args), env=env)
+        result = CliRunner().invoke(main, list(args), env=env, prog_name="nbops")
     finally:
         os.chdir(here)
     stderr = result.stderr

@@ -34,8 +34,7 @@ from nbops.commands.export import (
     render_argo,
 )
 from nbops.errors import ConfigError
-from tests.conftest import ROOT, Project, build_env
-from tests.inprocess import nbops
+from tests.conftest import ROOT, Project, build_env, run_cli
 
 #: ``make airflow-env``'s venv; NBOPS_AIRFLOW_VENV points at another (e.g. in a worktree).
 AIRFLOW_PYTHON = (
@@ -442,7 +441,7 @@ def test_an_exported_task_runs_in_airflow_and_records_a_run(
             f"{product} missing; airflow said:\n{output[-6000:]}"
         )
     assert not (project.products / "validate.ipynb").exists()
-    shown = nbops(project.root, "runs", "show", "latest", check=True).stdout
+    shown = run_cli(project.root, "runs", "show", "latest").stdout
     assert "ploomber build --partially ingest --skip-upstream" in shown
     assert "trigger: manual" in shown
     assert "ingest" in shown and "executed" in shown

@@ -7,8 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import Project
-from tests.inprocess import nbops
+from tests.conftest import Project, run_cli
 
 pytestmark = pytest.mark.pipeline
 
@@ -51,9 +50,9 @@ def test_big_training_sets_are_sampled_for_the_fit_and_the_roles(recorded: Proje
 
 
 def test_a_build_on_a_dirty_tree_with_overrides_reproduces_exactly(recorded: Project) -> None:
-    before = nbops(recorded.root, "runs", "list", check=True).stdout
+    before = run_cli(recorded.root, "runs", "list").stdout
 
-    result = nbops(recorded.root, "reproduce", "latest")
+    result = run_cli(recorded.root, "reproduce", "latest", check=False)
 
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
@@ -63,7 +62,7 @@ def test_a_build_on_a_dirty_tree_with_overrides_reproduces_exactly(recorded: Pro
     assert "evaluate.metrics.roc_auc" in out
     assert "REPRODUCED:" in out and "NOT REPRODUCED" not in out
     # The rebuild was recorded in its own store; the worktree is gone.
-    assert nbops(recorded.root, "runs", "list", check=True).stdout == before
+    assert run_cli(recorded.root, "runs", "list").stdout == before
     worktrees = subprocess.run(
         ["git", "worktree", "list"], cwd=recorded.root, capture_output=True, text=True
     ).stdout
@@ -71,14 +70,14 @@ def test_a_build_on_a_dirty_tree_with_overrides_reproduces_exactly(recorded: Pro
 
 
 def test_an_unknown_run_is_a_clear_error(recorded: Project) -> None:
-    result = nbops(recorded.root, "reproduce", "ffffffffffff")
+    result = run_cli(recorded.root, "reproduce", "ffffffffffff", check=False)
 
     assert result.returncode == 2
     assert "No build run matches 'ffffffffffff'" in result.stderr
 
 
 def test_a_build_made_outside_git_cannot_be_reproduced_and_says_why(built_project: Project) -> None:
-    result = nbops(built_project.root, "reproduce", "latest")
+    result = run_cli(built_project.root, "reproduce", "latest", check=False)
 
     assert result.returncode == 2
     assert "outside a git repository" in result.stderr
