@@ -31,17 +31,6 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_openmp_thread():
-    """scikit-learn's OpenMP threads (gradient boosting) spin while they wait: on a busy
-    machine (two test workers on two cores) a multi-class fit burnt 20 CPU-s that way.
-    One thread gives the same fitted model and predictions at a fraction of the CPU."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="openmp"):
-        yield
-
-
 @pytest.fixture(scope="module")
 def table() -> pd.DataFrame:
     frame = make_churn(1_500, seed=3)

@@ -366,14 +366,8 @@ def defer_imports(
 
     Nothing happens with ``NBOPS_DEFER_IMPORTS=off``, or when already installed.
     """
-    import os
-
-    if os.environ.get(OFF_ENV, "").strip().lower() in {"off", "0", "false", "no"}:
+    if not _wanted(programs):
         return False
-    if programs is not None:
-        argv = getattr(sys, "argv", None) or [""]
-        if os.path.basename(argv[0]) not in programs:
-            return False
     if any(isinstance(f, _DeferringFinder) for f in sys.meta_path):
         return False
     sys.meta_path.insert(0, _DeferringFinder(DEFERRED if names is None else names))
@@ -418,6 +412,17 @@ def cache_entry_points() -> None:
     metadata.entry_points = entry_points  # type: ignore[assignment]
 
 
+def _wanted(programs: tuple[str, ...] | None) -> bool:
+    """Whether this process is one of ``programs`` (None: any), with the deferring not
+    turned off (``NBOPS_DEFER_IMPORTS=off``)."""
+    import os
+
+    if os.environ.get(OFF_ENV, "").strip().lower() in {"off", "0", "false", "no"}:
+        return False
+    argv = getattr(sys, "argv", None) or [""]
+    return programs is None or os.path.basename(argv[0]) in programs
+
+
 # -- a build with nothing to do -------------------------------------------------------
 
 
@@ -459,14 +464,8 @@ def exit_without_collecting(*, programs: tuple[str, ...] | None = PROGRAMS) -> b
     open for writing are flushed first (about a sixth of what the collections cost).
     Nothing happens with ``NBOPS_DEFER_IMPORTS=off``.
     """
-    import os
-
-    if os.environ.get(OFF_ENV, "").strip().lower() in {"off", "0", "false", "no"}:
+    if not _wanted(programs):
         return False
-    if programs is not None:
-        argv = getattr(sys, "argv", None) or [""]
-        if os.path.basename(argv[0]) not in programs:
-            return False
     import atexit
 
     atexit.unregister(_leave_to_the_system)  # once

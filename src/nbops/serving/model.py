@@ -151,8 +151,22 @@ def load_served_model(root: Path, name: str, alias: str) -> ServedModel:
             f"Model '{name}' version {version.version} has no {' or '.join(missing)} in its folder, "
             "so its input contract is unknown: serve a version registered by an nbops build."
         )
-    features, target, ignored = _contract(files["features.json"], files["data_schema.yaml"])
+    features, _, _ = _contract(files["features.json"], files["data_schema.yaml"])
     compiled = compile_model(estimator, probe=probe_batch(features))
+    return served_model(name, alias, version, estimator, files, compiled)
+
+
+def served_model(
+    name: str,
+    alias: str,
+    version: Any,
+    estimator: Any,
+    files: dict[str, str],
+    compiled: CompiledModel | None,
+) -> ServedModel:
+    """The :class:`ServedModel` of a registered ``version`` (an MLflow ModelVersion or
+    the embedded store's row) from its contract files and what scores it."""
+    features, target, ignored = _contract(files["features.json"], files["data_schema.yaml"])
     return ServedModel(
         name,
         version.version,

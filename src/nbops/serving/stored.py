@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from nbops.serving.compiled import CompiledModel, _Linear
-from nbops.serving.model import ServedModel, _contract
+from nbops.serving.model import ServedModel, _contract, served_model
 
 __all__ = ["SCORER_MEMBER", "load_stored_model", "scorer_member"]
 
@@ -98,20 +98,7 @@ def load_stored_model(root: Path, name: str, alias: str) -> ServedModel | None:
         compiled, classes = loads(data)
     except (StoredError, ValueError, KeyError, TypeError, OSError):
         return None  # a member of another format: skops reads the model
-    features, target, ignored = _contract(files["features.json"], files["data_schema.yaml"])
-    return ServedModel(
-        name,
-        version.version,
-        alias,
-        version.run_id,
-        StoredEstimator(classes),
-        features,
-        target["task"],
-        list(target.get("classes") or []),
-        ignored,
-        compiled,
-        target.get("positive_class"),
-    )
+    return served_model(name, alias, version, StoredEstimator(classes), files, compiled)
 
 
 def dumps(compiled: CompiledModel, classes: list[Any]) -> bytes:
