@@ -446,12 +446,17 @@ def _start(kernel_name: str, args: list[str], modules: Iterable[str] = ()) -> An
     return None
 
 
+#: Seconds a kernel asked to shut down has to exit before it is killed (jupyter_client's
+#: ``shutdown_wait_time``).
+SHUTDOWN_WAIT = 5.0
+
+
 def _reap(manager: Any) -> None:
-    """Wait for a kernel asked to shut down to exit, as jupyter_client does (up to its
-    ``shutdown_wait_time``, 5 s), then kill it if it has not, and free its resources."""
+    """Wait for a kernel asked to shut down to exit, as jupyter_client does (up to
+    :data:`SHUTDOWN_WAIT`), then kill it if it has not, and free its resources."""
     from jupyter_core.utils import run_sync
 
-    deadline = time.monotonic() + 5.0
+    deadline = time.monotonic() + SHUTDOWN_WAIT
     while time.monotonic() < deadline:
         try:
             if not run_sync(manager.is_alive)():
@@ -522,19 +527,21 @@ class _Progress(NotebookExecutionManager):
                 return
         super().save(**kwargs)
 
-    def cell_start(self, cell: Any, cell_index: int | None = None, **kwargs: Any) -> None:
+    @contextlib.contextmanager
+    def _at_a_cell(self) -> Iterator[None]:
         self._cell_save = True
         try:
-            super().cell_start(cell, cell_index, **kwargs)
+            yield
         finally:
             self._cell_save = False
 
+    def cell_start(self, cell: Any, cell_index: int | None = None, **kwargs: Any) -> None:
+        with self._at_a_cell():
+            super().cell_start(cell, cell_index, **kwargs)
+
     def cell_complete(self, cell: Any, cell_index: int | None = None, **kwargs: Any) -> None:
-        self._cell_save = True
-        try:
+        with self._at_a_cell():
             super().cell_complete(cell, cell_index, **kwargs)
-        finally:
-            self._cell_save = False
 
 
 class WarmEngine(NBClientEngine):

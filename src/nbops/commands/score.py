@@ -506,7 +506,8 @@ def _score(
         for name in plan.ids:
             rejected[name] = ids.column(name).take(pa.array(bad)).to_pylist()
         rejected["reasons"] = ["; ".join(reasons[i]) for i in bad]
-        columns = {name: _take(values, keep) for name, values in batch.columns.items()}
+        rows = np.flatnonzero(keep)
+        columns = {name: _take(values, rows) for name, values in batch.columns.items()}
         batch = type(batch)(columns, batch.features, int(keep.sum()))
         ids = ids.filter(pa.array(keep))
     return _output(model, plan, ids, batch), rejected, batch
@@ -555,7 +556,7 @@ class _Sample:
         # by row numbers: a few rows of each chunk, and a boolean mask over the whole
         # chunk costs as much as the column it picks from
         part = type(batch)(
-            {k: _pick(v, chosen) for k, v in batch.columns.items()}, batch.features, len(chosen)
+            {k: _take(v, chosen) for k, v in batch.columns.items()}, batch.features, len(chosen)
         )
         self._append(part, keys[chosen], _served(table, model)[chosen])
 
@@ -587,11 +588,12 @@ class _Sample:
             left = int(mask.sum())
             if not left:
                 continue
+            rows = np.flatnonzero(mask)
             if isinstance(part, pd.DataFrame):
-                part = part.iloc[np.flatnonzero(mask)].reset_index(drop=True)
+                part = part.iloc[rows].reset_index(drop=True)
             else:
                 part = type(part)(
-                    {k: _take(v, mask) for k, v in part.columns.items()}, part.features, left
+                    {k: _take(v, rows) for k, v in part.columns.items()}, part.features, left
                 )
             pieces.append((part, left))
         self._pieces = pieces
@@ -679,16 +681,11 @@ def _distribution(counts: dict[str, float], scored: int, task: str) -> dict[str,
     return {label: n / scored for label, n in sorted(counts.items())}
 
 
-def _pick(values: Any, rows: np.ndarray) -> Any:
+def _take(values: Any, rows: np.ndarray) -> Any:
+    """The values at row numbers ``rows`` of a validated column (array or list)."""
     if isinstance(values, (np.ndarray, pd.Categorical)):
         return values[rows]
     return [values[i] for i in rows.tolist()]
-
-
-def _take(values: Any, keep: np.ndarray) -> Any:
-    if isinstance(values, (np.ndarray, pd.Categorical)):
-        return values[keep]
-    return [v for v, k in zip(values, keep, strict=True) if k]
 
 
 def _blocks(

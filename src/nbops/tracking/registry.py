@@ -41,7 +41,7 @@ from typing import Any
 
 from nbops._compat import legacy_names
 from nbops.errors import ReleaseError
-from nbops.hashing import file_sha256
+from nbops.hashing import bytes_sha256, file_sha256
 from nbops.tracking.store import Store, local_store_dir
 
 __all__ = [
@@ -367,7 +367,7 @@ def embedded_member(
         return None
     version, folder = found
     data = (folder / MODEL_FILE).read_bytes()
-    _check_sha256(f"sha256:{hashlib.sha256(data).hexdigest()}", version, role)
+    _check_sha256(bytes_sha256(data), version, role)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             stored = archive.read(member) if member in archive.namelist() else None
