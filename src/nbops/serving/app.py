@@ -626,8 +626,7 @@ class _Guard:
                 status, content = self.predict(
                     body, headers.get(b"x-routing-key", b"").decode("latin-1") or None
                 )
-                await _send_whole(
-                    send,
+                await send(
                     {
                         "type": "http.response.start",
                         "status": status,
@@ -635,9 +634,9 @@ class _Guard:
                             (b"content-type", b"application/json"),
                             (b"content-length", str(len(content)).encode()),
                         ],
-                    },
-                    {"type": "http.response.body", "body": content},
+                    }
                 )
+                await send({"type": "http.response.body", "body": content})
             finally:
                 self.answered(status).inc()
                 self.predict_latency.observe(time.perf_counter() - started)
@@ -674,57 +673,6 @@ class _Guard:
             413,
             f"request body of {size} is over the limit of {self.settings.max_body_bytes} bytes (NBOPS_MAX_BODY_BYTES); send fewer rows per request",
         )(scope, receive, send)
-
-
-class _JoinedWrites:
-    """Stands in for the connection's transport while one response is sent: the head
-    uvicorn writes for ``http.response.start`` is held and written with the body.
-
-    uvicorn writes a response's head and body with two ``send()`` system calls; over TCP
-    with Nagle off that is two segments, each carried through the loopback or network
-    stack and each waking the client. Anything else the protocol asks of the transport
-    goes to it unchanged."""
-
-    __slots__ = ("held", "transport")
-
-    def __init__(self, transport: Any) -> None:
-        self.transport, self.held = transport, None
-
-    def write(self, data: bytes) -> None:
-        if self.held is None:
-            self.held = bytes(data)
-            return
-        self.transport.write(self.held + data)
-        self.held = b""  # written: later writes (an empty end of message) go straight on
-
-    def release(self) -> None:
-        """Write a head still held (the body never came); a closed connection gets none."""
-        if self.held and not self.transport.is_closing():
-            self.transport.write(self.held)
-        self.held = b""
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.transport, name)
-
-
-async def _send_whole(send: Any, start: dict[str, Any], body: dict[str, Any]) -> None:
-    """Send a complete response (``start`` then its one ``body`` message) with one write
-    to the socket when the server is uvicorn (see :class:`_JoinedWrites`); as two ASGI
-    messages, unchanged, under any other server."""
-    cycle = getattr(send, "__self__", None)
-    transport = getattr(cycle, "transport", None)
-    if transport is None or not type(cycle).__module__.startswith("uvicorn.protocols.http."):
-        await send(start)
-        await send(body)
-        return
-    joined = _JoinedWrites(transport)
-    cycle.transport = joined
-    try:
-        await send(start)
-        await send(body)
-    finally:
-        cycle.transport = transport
-        joined.release()
 
 
 class _ClientGone(Exception):
