@@ -436,6 +436,9 @@ def serve(
             port=port,
             workers=workers,
             log_level="warning",
+            # At the warning level the access log prints nothing, but uvicorn still
+            # formats each request's client and path for it.
+            access_log=False,
             timeout_graceful_shutdown=10,
         )
     except SystemExit as exc:

@@ -192,7 +192,8 @@ def test_dictionary_encoded_text_from_a_file_scores_like_lists(table, family, ta
 
 def test_date_parts_are_numpys_calendar_on_every_day_of_six_centuries():
     """Year, month and day of the year in integer arithmetic: the numbers numpy's
-    datetime64 casts give, on every day from 1680 to 2260, times of day and NaT."""
+    datetime64 casts give, on every day from 1680 to 2260 and the first and last
+    instants datetime64[ns] holds, times of day and NaT."""
     from nbops.serving.compiled import _date_parts
 
     days = np.arange(-106_000, 106_000, dtype=np.int64) * 86_400_000_000_000
@@ -209,3 +210,7 @@ def test_date_parts_are_numpys_calendar_on_every_day_of_six_centuries():
         parts[:-1, 3], (daily - years.astype("datetime64[D]"))[:-1].astype(np.int64) + 1
     )
     assert np.isnan(parts[-1]).all()
+    # The first and last instants datetime64[ns] holds (numpy's own casts overflow there).
+    limits = np.iinfo(np.int64)
+    ends = _date_parts(np.array([limits.min + 1, limits.max]).view("datetime64[ns]"), 0.0)
+    np.testing.assert_array_equal(ends[:, [0, 1, 3]], [[1677, 9, 264], [2262, 4, 101]])

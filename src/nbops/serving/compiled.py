@@ -470,22 +470,36 @@ def _date_parts(values: Any, origin: float) -> np.ndarray:
     """year, month, weekday, day of year and whole days since the training origin, for
     every value at once (datetime64[ns] in UTC; NaT gives NaN parts)."""
     stamps = _as_dates(values)
-    # Calendar parts in integer arithmetic (see _civil), each written in place: the
-    # numbers numpy's datetime casts give, for a fraction of their CPU.
+    # Calendar parts of each day (see _calendar), each written in place: the numbers
+    # numpy's datetime casts give, for a fraction of their CPU.
     nanoseconds = stamps.view(np.int64)
     days = nanoseconds // 86_400_000_000_000  # floored, as numpy's datetime64[D]
-    year, month, day_of_year = _civil(days)
+    first, calendar = _calendar()
+    parts = calendar.take(days - first, axis=0, mode="clip")  # NaT: a day, masked below
     out = np.empty((len(stamps), 5))
-    np.add(year, 0.0, out=out[:, 0])
-    np.add(month, 0.0, out=out[:, 1])
+    out[:, 0] = parts[:, 0]
+    out[:, 1] = parts[:, 1]
     np.remainder(days + 3, 7.0, out=out[:, 2])  # 1970-01-01 was a Thursday (3)
-    np.add(day_of_year, 0.0, out=out[:, 3])
+    out[:, 3] = parts[:, 2]
     # as pandas computes it: nanoseconds since the epoch / 1e9 / 86400
     np.floor(nanoseconds / 1e9 / 86_400.0 - origin, out=out[:, 4])
     missing = np.isnat(stamps)
     if missing.any():
         out[missing] = np.nan
     return out
+
+
+@cache
+def _calendar() -> tuple[int, np.ndarray]:
+    """(first day, [year, month, day of the year] of every day a ``datetime64[ns]`` holds,
+    1677-09-21 to 2262-04-11, from that day on), built once by :func:`_civil`.
+
+    1.3 MB (int16): a request's dates are then one gather instead of some twenty numpy
+    operations (about 20 µs of a 100-row request)."""
+    first = np.iinfo(np.int64).min // 86_400_000_000_000
+    last = np.iinfo(np.int64).max // 86_400_000_000_000
+    year, month, day_of_year = _civil(np.arange(first, last + 1))
+    return first, np.stack([year, month, day_of_year], axis=1).astype(np.int16)
 
 
 def _civil(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
