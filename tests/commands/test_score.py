@@ -8,8 +8,10 @@ their own folders.
 from __future__ import annotations
 
 import csv
+import gc
 import html
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -419,22 +421,47 @@ def test_every_job_leaves_a_report_stored_with_its_run(reported, rows, tmp_path)
     assert {"report.html", "report.ipynb", "rejects.csv", "drift.json"} <= stored
 
 
-def test_the_reports_kernel_starts_without_scikit_learn(project):
-    """The report's kernel imports what the notebook imports before the job ends; that
+def test_the_reports_kernel_starts_with_the_plots_and_without_scikit_learn(project):
+    """The report's kernel imports what the notebook imports before the job ends, the
+    plots (`from nbops.modeling import plots`: matplotlib, 1 s of CPU) included; that
     must not pull in scikit-learn and scipy.stats (1.5 s of CPU) for two drift plots."""
     import json
     import subprocess
     import sys
 
-    from nbops.build.kernels import imported_modules
-
     notebook = json.loads((project.root / "notebooks/score/report.ipynb").read_text())
-    modules = [*imported_modules(notebook), "nbops.modeling.plots"]  # `from . import plots`
-    check = f"import sys; [__import__(m) for m in {modules!r}]; print('sklearn' in sys.modules)"
+    modules = score_module._kernel_modules(notebook)
+    check = (
+        "import importlib, sys\n"
+        f"for m in {modules!r}:\n"
+        "    try:\n        importlib.import_module(m)\n"
+        "    except ImportError:\n        pass\n"  # a name imported from a module
+        "print('sklearn' in sys.modules, 'matplotlib' in sys.modules)"
+    )
     result = subprocess.run(
         [sys.executable, "-c", check], capture_output=True, text=True, check=True, timeout=120
     )
-    assert "nbops.monitoring.drift" in modules and result.stdout.strip() == "False"
+    assert {"nbops.monitoring.drift", "nbops.modeling.plots"} <= set(modules)
+    assert result.stdout.split() == ["False", "True"]
+
+
+def test_relative_paths_from_a_subfolder_with_the_report(reported, rows, tmp_path, monkeypatch):
+    """The report's kernel is started from the project's folder on a thread while the
+    job reads and writes: paths given relative to where the command runs stay so."""
+    folder = reported.root / "scoring-relative"
+    folder.mkdir()
+    try:
+        rows.head(40).to_parquet(folder / "batch.parquet")
+        monkeypatch.chdir(folder)
+
+        code, output = run("batch.parquet", "--out", "out/scores.parquet")
+
+        assert code == 0, output
+        assert len(pd.read_parquet(folder / "out/scores.parquet")) == 40
+        assert (folder / "out/scores.report.html").is_file()
+        assert gc.isenabled(), "the collector is on again after the job"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_a_model_without_a_reference_profile_still_gets_its_report(
@@ -509,6 +536,7 @@ def test_max_bad_rows_stops_the_job_and_leaves_no_output(in_project, rows, tmp_p
     assert "2 of the first 10 rows were rejected, more than --max-bad-rows 1" in output
     assert not out.exists() and not list(tmp_path.glob(".*.tmp"))
     assert pd.read_csv(tmp_path / "scores.rejects.partial.csv")["row"].tolist() == [2, 3]
+    assert gc.isenabled(), "the collector, off while the job ran, is on again"
 
 
 def _missing_column(tmp_path: Path, rows: pd.DataFrame) -> Path:
