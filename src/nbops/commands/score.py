@@ -171,10 +171,10 @@ def score_file(
     started = time.time()
     # Absolute from here on: the report's kernel is started from the project's folder
     # on a thread (see _WarmReport), and a relative path must not follow it there.
-    root = Path(root).absolute()
-    source, target = Path(input).expanduser().absolute(), Path(output).expanduser().absolute()
+    root = _absolute(root)
+    source, target = _absolute(input), _absolute(output)
     if rejects is not None:
-        rejects = Path(rejects).expanduser().absolute()
+        rejects = _absolute(rejects)
     _check_paths(source, target)
     _keep_freed_memory()
     # The report's kernel starts now, with the notebook's imports, on the other core
@@ -212,6 +212,12 @@ def score_file(
             gc.enable()
         if warm is not None:
             warm.close()
+
+
+def _absolute(path: str | Path) -> Path:
+    """``path`` from the working directory, as the user reads it (``..`` taken away,
+    links kept)."""
+    return Path(os.path.abspath(Path(path).expanduser()))
 
 
 #: Freed memory glibc keeps for the next chunk instead of giving it back (see below).
