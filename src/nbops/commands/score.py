@@ -183,9 +183,9 @@ def score_file(
     # No cyclic garbage collection while the job runs: the imports of MLflow and the
     # report on their threads set off full collections that walked the chunks in flight
     # and every module object, 1-2 s of CPU at 5M rows for nothing (reference counting
-    # frees every chunk). What the job leaves (modules, the store) is then frozen, out
-    # of the collector's reach: the first collection after it, and the one as Python
-    # exits, would walk it all again (1.5 s more).
+    # frees every chunk). What the job leaves (modules, the store) then joins the oldest
+    # generation at once, as if it had survived collections: left in the youngest, the
+    # first collection after the job would walk all of it (1-1.5 s more).
     collecting = gc.isenabled()
     gc.disable()
     try:
@@ -208,6 +208,7 @@ def score_file(
         )
     finally:
         gc.freeze()
+        gc.unfreeze()  # into the oldest generation (a caller's process collects it as usual)
         if collecting:
             gc.enable()
         if warm is not None:
