@@ -8,6 +8,7 @@ their own folders.
 from __future__ import annotations
 
 import csv
+import gc
 import html
 import re
 from collections.abc import Iterator
@@ -387,7 +388,11 @@ def test_bad_rows_go_to_the_rejects_file_with_their_row_number_and_reasons(
 HOSTILE = "<img src=x onerror=alert(1)>"
 
 
-def test_every_job_leaves_a_report_stored_with_its_run(reported, rows, tmp_path):
+def test_every_job_leaves_a_report_stored_with_its_run(reported, rows, tmp_path, monkeypatch):
+    """Also: the report's kernel is started from the project's folder on a thread while
+    the job reads and writes, and paths relative to where the command runs stay so."""
+    import os
+
     from nbops.tracking.store import Store
 
     batch = rows.head(60).copy()
@@ -397,10 +402,12 @@ def test_every_job_leaves_a_report_stored_with_its_run(reported, rows, tmp_path)
     source = tmp_path / "batch.csv"
     text.to_csv(source, index=False)
     out = tmp_path / "scores.parquet"
+    monkeypatch.chdir(reported.root / "notebooks")  # in the project, not at its top
 
-    code, output = run(str(source), "--out", str(out))
+    code, output = run(os.path.relpath(source), "--out", os.path.relpath(out))
 
     assert code == 0, output
+    assert gc.isenabled(), "the collector, off while the job ran, is on again"
     html_path = tmp_path / "scores.report.html"
     assert f"Report: {html_path}" in output
     page = html_path.read_text()
@@ -419,22 +426,28 @@ def test_every_job_leaves_a_report_stored_with_its_run(reported, rows, tmp_path)
     assert {"report.html", "report.ipynb", "rejects.csv", "drift.json"} <= stored
 
 
-def test_the_reports_kernel_starts_without_scikit_learn(project):
-    """The report's kernel imports what the notebook imports before the job ends; that
+def test_the_reports_kernel_starts_with_the_plots_and_without_scikit_learn(project):
+    """The report's kernel imports what the notebook imports before the job ends, the
+    plots (`from nbops.modeling import plots`: matplotlib, 1 s of CPU) included; that
     must not pull in scikit-learn and scipy.stats (1.5 s of CPU) for two drift plots."""
     import json
     import subprocess
     import sys
 
-    from nbops.build.kernels import imported_modules
-
     notebook = json.loads((project.root / "notebooks/score/report.ipynb").read_text())
-    modules = [*imported_modules(notebook), "nbops.modeling.plots"]  # `from . import plots`
-    check = f"import sys; [__import__(m) for m in {modules!r}]; print('sklearn' in sys.modules)"
+    modules = score_module._kernel_modules(notebook)
+    check = (
+        "import importlib, sys\n"
+        f"for m in {modules!r}:\n"
+        "    try:\n        importlib.import_module(m)\n"
+        "    except ImportError:\n        pass\n"  # a name imported from a module
+        "print('sklearn' in sys.modules, 'matplotlib' in sys.modules)"
+    )
     result = subprocess.run(
         [sys.executable, "-c", check], capture_output=True, text=True, check=True, timeout=120
     )
-    assert "nbops.monitoring.drift" in modules and result.stdout.strip() == "False"
+    assert {"nbops.monitoring.drift", "nbops.modeling.plots"} <= set(modules)
+    assert result.stdout.split() == ["False", "True"]
 
 
 def test_a_model_without_a_reference_profile_still_gets_its_report(
@@ -509,6 +522,7 @@ def test_max_bad_rows_stops_the_job_and_leaves_no_output(in_project, rows, tmp_p
     assert "2 of the first 10 rows were rejected, more than --max-bad-rows 1" in output
     assert not out.exists() and not list(tmp_path.glob(".*.tmp"))
     assert pd.read_csv(tmp_path / "scores.rejects.partial.csv")["row"].tolist() == [2, 3]
+    assert gc.isenabled(), "the collector, off while the job ran, is on again"
 
 
 def _missing_column(tmp_path: Path, rows: pd.DataFrame) -> Path:

@@ -39,6 +39,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import sys
 import threading
@@ -168,12 +169,25 @@ def score_file(
         ConfigError: the output's kind is unknown; the scheduler cannot be reached.
     """
     started = time.time()
-    source, target = Path(input).expanduser(), Path(output).expanduser()
+    # Absolute from here on: the report's kernel is started from the project's folder
+    # on a thread (see _WarmReport), and a relative path must not follow it there.
+    root = _absolute(root)
+    source, target = _absolute(input), _absolute(output)
+    if rejects is not None:
+        rejects = _absolute(rejects)
     _check_paths(source, target)
     _keep_freed_memory()
     # The report's kernel starts now, with the notebook's imports, on the other core
     # while this one loads the model and scores; the report then runs in it at once.
     warm = _WarmReport(root, target) if report else None
+    # No cyclic garbage collection while the job runs: the imports of MLflow and the
+    # report on their threads set off full collections that walked the chunks in flight
+    # and every module object, 1-2 s of CPU at 5M rows for nothing (reference counting
+    # frees every chunk). What the job leaves (modules, the store) then joins the oldest
+    # generation at once, as if it had survived collections: left in the youngest, the
+    # first collection after the job would walk all of it (1-1.5 s more).
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         return _score_file(
             root,
@@ -193,8 +207,18 @@ def score_file(
             workers=workers or default_workers(),
         )
     finally:
+        gc.freeze()
+        gc.unfreeze()  # into the oldest generation (a caller's process collects it as usual)
+        if collecting:
+            gc.enable()
         if warm is not None:
             warm.close()
+
+
+def _absolute(path: str | Path) -> Path:
+    """``path`` from the working directory, as the user reads it (``..`` taken away,
+    links kept)."""
+    return Path(os.path.abspath(Path(path).expanduser()))
 
 
 #: Freed memory glibc keeps for the next chunk instead of giving it back (see below).
@@ -254,6 +278,10 @@ def _score_file(
     from nbops.hashing import file_sha256
 
     input_sha256 = _soon(file_sha256, source)  # read while the file is scored
+    # What the end of the job imports (the drift's statistics, the HTML exporter,
+    # MLflow and the project's store: about 4 s of CPU) is imported on a thread while
+    # the file is scored: the scoring threads are in numpy and Arrow, without the GIL.
+    store = _warm_finish(root, record=record, report=warm is not None)
     model = _load(root, model_name, alias)
     plan = _plan(model, _columns(source))
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -335,7 +363,6 @@ def _score_file(
     # MLflow (its import and the store: about 2 s of CPU) and the HTML exporter are made
     # ready on a thread while the drift is measured and the report's kernel runs the
     # notebook, not after them.
-    store = _warm_finish(root, record=record, report=warm is not None)
     drift = _drift(root, model, sample)
     if drift is not None:
         result.drift = drift.to_dict()
@@ -366,9 +393,9 @@ def _soon(function: Callable[..., Any], *args: Any) -> Future[Any]:
 
 
 def _warm_finish(root: Path, *, record: bool, report: bool) -> threading.Thread | None:
-    """A thread importing MLflow and opening the project's store for the run record, and
-    rendering an empty notebook (the exporter's first page costs 0.5 s of CPU in
-    imports and templates) for the report."""
+    """A thread importing the drift's statistics; rendering an empty notebook for the
+    report (the exporter's first page costs 0.5 s of CPU in imports and templates); and
+    importing MLflow and opening the project's store for the run record."""
     from nbops.tracking.store import enabled, warm_up
 
     record = record and enabled() and "mlflow.tracking" not in sys.modules
@@ -377,11 +404,16 @@ def _warm_finish(root: Path, *, record: bool, report: bool) -> threading.Thread 
         return None
 
     def work() -> None:
-        if record:
-            warm_up(root)
-        if report:
+        with contextlib.suppress(Exception):  # a head start only
+            import scipy.spatial.distance  # noqa: F401  (the drift's statistics)
+            import scipy.stats  # noqa: F401
+
+            import nbops.monitoring.drift  # noqa: F401
+        if report:  # needed before the record
             with contextlib.suppress(Exception):  # a head start only
                 _render_empty()
+        if record:
+            warm_up(root)
 
     thread = threading.Thread(target=work, name="nbops-score-warm", daemon=True)
     thread.start()
@@ -1096,39 +1128,92 @@ REPORT_NOTEBOOK = "notebooks/score/report.ipynb"
 
 
 class _WarmReport:
-    """The report notebook's kernel, started before the job scores (with the modules the
-    notebook imports already imported), and where the executed notebook will be written
+    """The report notebook's kernel, started on a thread of its own before the job
+    scores (with the modules the notebook imports already imported, and the
+    submodules it imports by name), and where the executed notebook will be written
     (the kernel is kept for that path). No notebook, or a kernel that does not start:
     no kernel, and papermill starts one when the report runs."""
 
     def __init__(self, root: Path, target: Path) -> None:
-        import json
-
-        self.pool: Any = None
+        self._pool: Any = None
         self.token = uuid.uuid4().hex[:8]
         # absolute: the kernel is looked up by this path from the project's folder
         executed = target.resolve().with_name(f"{target.stem}.report.ipynb")
         self.tmp_nb = executed.with_name(f".{executed.name}.{self.token}.tmp.ipynb")
-        notebook = root / REPORT_NOTEBOOK
-        if not notebook.is_file():
-            return
-        try:
-            from nbops.build.kernels import KernelPool, imported_modules
+        self._thread: threading.Thread | None = None
+        if (root / REPORT_NOTEBOOK).is_file():
+            # Jupyter's client and papermill take 1.5 s of CPU to import: not on the
+            # thread that loads the model and reads the file.
+            self._thread = threading.Thread(
+                target=self._start, args=(root,), name="nbops-score-kernel", daemon=True
+            )
+            self._thread.start()
 
-            cells = json.loads(notebook.read_text())
+    def _start(self, root: Path) -> None:
+        import json
+
+        try:
+            import papermill  # noqa: F401  (the report's own import, made here)
+
+            from nbops.build.kernels import KernelPool
+
+            cells = json.loads((root / REPORT_NOTEBOOK).read_text())
             kernel = (cells.get("metadata", {}).get("kernelspec") or {}).get("name", "python3")
-            pool = KernelPool([(str(self.tmp_nb), kernel, imported_modules(cells))])
-            with contextlib.chdir(root):  # papermill runs the notebook from there
+            pool = KernelPool([(str(self.tmp_nb), kernel, _kernel_modules(cells))])
+            # The kernel starts in the project's folder, where papermill runs the
+            # notebook (the pool hands it out only there): the folder is kept until
+            # the kernel's process is started.
+            with contextlib.chdir(root):
                 pool.start()
+                for pending in list(pool._started.values()):  # noqa: SLF001
+                    pending.result()
         except Exception:  # noqa: BLE001  (a head start only: papermill starts a kernel)
             return
-        self.pool = pool
+        self._pool = pool
+
+    @property
+    def pool(self) -> Any:
+        """The started pool (None: no kernel), once the start has ended."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        return self._pool
+
+    @pool.setter
+    def pool(self, value: Any) -> None:
+        self._pool = value
 
     def close(self) -> None:
         """Shut down the kernel if the report did not use it (a failed job)."""
         if self.pool is not None:
             self.pool.close()
             self.pool = None
+
+
+def _kernel_modules(notebook: dict[str, Any]) -> list[str]:
+    """What the warm kernel imports ahead: the notebook's modules, and for ``from a
+    import b`` also ``a.b`` (a submodule, such as the plots, is most of the import;
+    a name that is not a module fails quietly in the kernel's preload)."""
+    import ast
+
+    from nbops.build.kernels import imported_modules
+
+    found = imported_modules(notebook)
+    for cell in notebook.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        try:
+            tree = ast.parse("".join(cell.get("source", "")))
+        except SyntaxError:
+            continue
+        found += [
+            f"{node.module}.{alias.name}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level
+            for alias in node.names
+            if alias.name != "*"
+        ]
+    return list(dict.fromkeys(found))
 
 
 def _report(root: Path, result: ScoreResult, warm: _WarmReport) -> None:
@@ -1160,7 +1245,10 @@ def _report(root: Path, result: ScoreResult, warm: _WarmReport) -> None:
     tmp_nb = warm.tmp_nb
     tmp_html = html.with_name(f".{html.name}.{warm.token}.tmp")
     ipc_by_default()  # kernels over IPC: no TCP port races with other jobs
-    engine = warm_engine(warm.pool) if warm.pool is not None else contextlib.nullcontext()
+    pool = warm.pool
+    # The kernel's exit (its atexit work: a second or more) is not waited for here: the
+    # run is recorded meanwhile, and the process waits for it as it exits.
+    engine = warm_engine(pool, wait=False) if pool is not None else contextlib.nullcontext()
     with tempfile.TemporaryDirectory(prefix="nbops-score-report-") as folder:
         summary = Path(folder) / "score.json"
         summary.write_text(json.dumps(result.to_dict(), indent=2, default=str))
