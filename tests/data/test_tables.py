@@ -106,3 +106,23 @@ def test_write_frames_keeps_the_first_frame_types_when_a_later_one_is_all_missin
     assert back["note"].tolist()[:2] == ["a", "b"]
     assert back["note"].isna().tolist() == [False, False, True, True]
     assert back.dtypes.equals(first.dtypes)
+
+
+def test_streaming_a_file_holds_one_batch_not_the_whole_file(tmp_path: Path) -> None:
+    """The reader keeps no bytes of the row groups it has passed (Arrow's pre-buffering
+    kept them: memory grew with the file, apache/arrow#39808)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "long.parquet"
+    rng = np.random.default_rng(0)
+    rows = 600_000  # 38 MB of numbers that do not compress, in row groups of 65,536 rows
+    table = pa.table({f"x{i}": rng.random(rows) for i in range(8)})
+    pq.write_table(table, path, row_group_size=65_536)
+    del table
+    held = []
+    for frame in iter_frames(path, batch_rows=65_536):
+        held.append(pa.total_allocated_bytes())
+        del frame
+    growth = max(held) - held[0]
+    assert growth < 4 * 2**20, f"Arrow memory grew by {growth / 2**20:.1f} MB over the file"

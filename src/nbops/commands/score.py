@@ -869,9 +869,9 @@ def _score_part(
 
 
 def _read_part(path: Path) -> Iterator[pa.Table]:
-    import pyarrow.parquet as pq
+    from nbops.data.tables import open_parquet
 
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=CHUNK_ROWS):
+    for batch in open_parquet(path).iter_batches(batch_size=CHUNK_ROWS):
         yield pa.Table.from_batches([batch])
     path.unlink(missing_ok=True)
 
@@ -962,10 +962,10 @@ def _chunks(
     Arrow, untouched). Categorical features come dictionary-encoded."""
     wanted = [*plan.ids, *[f for f in plan.features if f not in plan.ids]]
     if source.suffix.lower() in _PARQUET:
-        import pyarrow.parquet as pq
+        from nbops.data.tables import open_parquet
 
         try:
-            parquet = pq.ParquetFile(source, read_dictionary=plan.categories)
+            parquet = open_parquet(source, read_dictionary=plan.categories)
             for batch in parquet.iter_batches(
                 batch_size=chunk_rows, row_groups=row_groups, columns=wanted
             ):

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from nbops.data import datasets
 from nbops.data.sources import BUNDLED, read_table
+from nbops.data.tables import open_parquet
 from nbops.state import atomic_write
 
 __all__ = ["snapshot_hash", "write_snapshot"]
@@ -27,7 +28,7 @@ _HASH_BATCH_ROWS = 262_144
 
 def snapshot_hash(path: str | Path) -> str:
     """Return ``sha256:<hex>`` of a Parquet snapshot's content, in bounded memory."""
-    parquet = pq.ParquetFile(path)
+    parquet = open_parquet(path)
     digest = hashlib.sha256()
     digest.update(json.dumps([[f.name, str(f.type)] for f in parquet.schema_arrow]).encode())
     for batch in parquet.iter_batches(batch_size=_HASH_BATCH_ROWS):

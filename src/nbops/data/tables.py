@@ -29,6 +29,7 @@ __all__ = [
     "column_summary",
     "empty_frame",
     "iter_frames",
+    "open_parquet",
     "read_columns",
     "read_rows",
     "row_count",
@@ -37,6 +38,16 @@ __all__ = [
 
 #: Rows per streamed batch: big enough for vectorised work, small enough to not matter.
 BATCH_ROWS = 262_144
+
+
+def open_parquet(path: str | Path, **options: object) -> pq.ParquetFile:
+    """A Parquet file to stream in batches (``iter_batches``), without pre-buffering.
+
+    With pre-buffering (pyarrow's default) the reader keeps every row group's bytes it
+    has read until it is closed (apache/arrow#39808): memory then grows with the file,
+    about 23 MB per million rows of a 16-column table, instead of staying one batch.
+    Reading a local file without it costs nothing measurable."""
+    return pq.ParquetFile(path, pre_buffer=False, **options)
 
 
 def row_count(path: str | Path) -> int:
@@ -64,7 +75,7 @@ def iter_frames(
 ) -> Iterator[pd.DataFrame]:
     """The file as consecutive DataFrames of at most ``batch_rows`` rows (default
     :data:`BATCH_ROWS`), in file order."""
-    parquet = pq.ParquetFile(path)
+    parquet = open_parquet(path)
     wanted = None if columns is None else list(columns)
     for batch in parquet.iter_batches(batch_size=batch_rows or BATCH_ROWS, columns=wanted):
         yield batch.to_pandas()
@@ -75,7 +86,7 @@ def read_rows(
 ) -> pd.DataFrame:
     """The rows where the boolean mask ``keep`` (one value per row) is true, in file order,
     with a fresh 0..n-1 index. Peak memory is the kept rows plus one batch."""
-    parquet = pq.ParquetFile(path)
+    parquet = open_parquet(path)
     keep = np.asarray(keep, dtype=bool)
     if len(keep) != parquet.metadata.num_rows:
         raise ValueError(
