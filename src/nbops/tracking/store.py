@@ -117,6 +117,8 @@ class Store:
             self.client = _open_sqlite(self.uri, MlflowClient)
         else:
             self.client = MlflowClient(tracking_uri=self.uri)
+        #: the artifact folders of runs this store created or read (see _log_artifact)
+        self._folders: dict[str, Any] = {}
 
     # -- experiments -----------------------------------------------------------------
 
@@ -202,10 +204,10 @@ class Store:
             tags["mlflow.source.git.commit"] = git["commit"]
         if record.error:
             tags["nbops.error"] = record.error[-5000:]
-        parent_id = self._adopt(opened.get("build"), tags, RunTag=RunTag)
-        if parent_id is None:
+        parent = self._adopt(opened.get("build"), tags, RunTag=RunTag)
+        if parent is None:
             parent = self.client.create_run(experiment, start_time=start_ms, tags=tags)
-            parent_id = parent.info.run_id
+        parent_id = self._known(parent)
         params = {f"env.{k}": v for k, v in _flatten(record.env).items()}
         params.update({f"source.{k}": v for k, v in record.sources.items()})
         self._log(
@@ -221,17 +223,17 @@ class Store:
             extra = Path(tmp)
             (extra / "requirements.txt").write_text("\n".join(record.packages) + "\n")
             (extra / "python.json").write_text(json.dumps(record.python, indent=2))
-            self.client.log_artifact(parent_id, str(extra / "requirements.txt"), "environment")
-            self.client.log_artifact(parent_id, str(extra / "python.json"), "environment")
+            self._log_artifact(parent_id, str(extra / "requirements.txt"), "environment")
+            self._log_artifact(parent_id, str(extra / "python.json"), "environment")
             if git.get("diff") is not None and git.get("dirty"):
                 (extra / "diff.patch").write_text(git["diff"])
                 (extra / "untracked.txt").write_text("\n".join(git.get("untracked", [])) + "\n")
-                self.client.log_artifact(parent_id, str(extra / "diff.patch"), "git")
-                self.client.log_artifact(parent_id, str(extra / "untracked.txt"), "git")
+                self._log_artifact(parent_id, str(extra / "diff.patch"), "git")
+                self._log_artifact(parent_id, str(extra / "untracked.txt"), "git")
             (extra / "record.json").write_text(
                 json.dumps(_public_record(record), indent=2, default=str)
             )
-            self.client.log_artifact(parent_id, str(extra / "record.json"))
+            self._log_artifact(parent_id, str(extra / "record.json"))
         for artifact, path in record.files.items():  # the build summary page
             self._log_file(parent_id, artifact, path)
 
@@ -259,9 +261,10 @@ class Store:
         self.client.set_tag(parent_id, _PUBLISHED, "complete")  # last: marks the copy whole
         return {"run_id": parent_id, "tasks": children}
 
-    def _adopt(self, run_id: str | None, tags: dict[str, str], *, RunTag: Any) -> str | None:
-        """Tag a run opened before the build ran as one of its runs; None when there is
-        none to adopt (never opened, or deleted meanwhile)."""
+    def _adopt(self, run_id: str | None, tags: dict[str, str], *, RunTag: Any) -> Any:
+        """Tag a run opened before the build ran as one of its runs and return it as it
+        was read (what the task logged in it); None when there is none to adopt (never
+        opened, or deleted meanwhile)."""
         if not run_id:
             return None
         try:
@@ -271,7 +274,26 @@ class Store:
         if run.info.lifecycle_stage != "active":
             return None
         self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
-        return run_id
+        return run
+
+    def _known(self, run: Any) -> str:
+        """Remember where ``run`` (just created or read) keeps its files; its id."""
+        uri = run.info.artifact_uri or ""
+        if uri.startswith("file:"):
+            from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+
+            self._folders[run.info.run_id] = LocalArtifactRepository(uri)
+        return run.info.run_id
+
+    def _log_artifact(self, run_id: str, path: str, folder: str | None = None) -> None:
+        """``MlflowClient.log_artifact``, without reading the whole run again (about
+        10 ms each, for the first file of every run) when this store already knows
+        where the run keeps its files."""
+        repository = self._folders.get(run_id)
+        if repository is None:
+            self.client.log_artifact(run_id, path, folder)
+        else:
+            repository.log_artifact(path, folder)
 
     def _publish_task(self, experiment, parent_id, record, task, *, opened=None, **entities) -> str:
         tags = {
@@ -294,9 +316,9 @@ class Store:
                 self.task_run_id(experiment, build_id, task.name) if build_id else None
             ) or ""
         start = int(record.started_at * 1000)
-        run_id = self._adopt(opened, tags, RunTag=entities["RunTag"])
-        if run_id is None:
-            run_id = self.client.create_run(experiment, start_time=start, tags=tags).info.run_id
+        adopted = self._adopt(opened, tags, RunTag=entities["RunTag"])
+        run = adopted or self.client.create_run(experiment, start_time=start, tags=tags)
+        run_id = self._known(run)
         metrics = dict(task.metrics)
         if task.duration_s is not None:
             metrics["duration_s"] = task.duration_s
@@ -306,10 +328,10 @@ class Store:
         params.update({f"product_hash.{k}": v for k, v in task.product_hashes.items()})
         params.update({f"source.{k}": v for k, v in task.source_hashes.items()})
         metrics = numeric_leaves(metrics)
-        if opened == run_id:
+        if adopted is not None:
             # What the task logged itself is there already; a logged parameter keeps
             # its value (MLflow refuses to change one).
-            there = self.client.get_run(run_id).data
+            there = adopted.data
             params = {k: v for k, v in params.items() if _key(k) not in there.params}
             metrics = {k: v for k, v in metrics.items() if there.metrics.get(_key(k)) != v}
         self._log(run_id, params=params, metrics=metrics, step_time=start, **entities)
@@ -318,7 +340,7 @@ class Store:
         if task.error:
             with tempfile.TemporaryDirectory() as tmp:
                 (Path(tmp) / "error.txt").write_text(task.error)
-                self.client.log_artifact(run_id, str(Path(tmp) / "error.txt"))
+                self._log_artifact(run_id, str(Path(tmp) / "error.txt"))
         end = start + int((task.duration_s or 0) * 1000)
         self.client.set_terminated(
             run_id, status=_STATUS.get(task.status, "FINISHED"), end_time=end
@@ -331,12 +353,12 @@ class Store:
             return
         folder, name = os.path.split(artifact)
         if source.name == name:
-            self.client.log_artifact(run_id, str(source), folder or None)
+            self._log_artifact(run_id, str(source), folder or None)
             return
         with tempfile.TemporaryDirectory() as tmp:
             renamed = Path(tmp) / name
             renamed.write_bytes(source.read_bytes())
-            self.client.log_artifact(run_id, str(renamed), folder or None)
+            self._log_artifact(run_id, str(renamed), folder or None)
 
     def _log(self, run_id, *, params, metrics, step_time, Metric, Param, RunTag) -> None:
         param_items = [Param(_key(k), _value(v)) for k, v in params.items()]
@@ -364,9 +386,10 @@ class Store:
                 "nbops.first_build": record.build_id,
             },
         )
+        self._known(run)
         for key in ("data", "meta"):
             if record.data.get(key) and Path(record.data[key]).is_file():
-                self.client.log_artifact(run.info.run_id, record.data[key], "snapshot")
+                self._log_artifact(run.info.run_id, record.data[key], "snapshot")
         for key in ("rows", "columns"):
             if isinstance(record.data.get(key), (int, float)):
                 self.client.log_metric(run.info.run_id, key, record.data[key])
