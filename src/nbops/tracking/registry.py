@@ -745,10 +745,19 @@ class Registry:
         return action, changes, note
 
     def _build_version(self, name: str, build_id: str) -> Version | None:
-        """The version registered for build ``build_id``, if any."""
-        return next(
-            (v for v in self.versions(name) if v.tags.get("nbops.build_id") == build_id), None
-        )
+        """The version registered for build ``build_id``, if any (the first, should
+        there be two). Asked by its tag: reading every version costs a query per version
+        the model has, and a model gains one per build."""
+        try:
+            found = self.client.search_model_versions(
+                f"name = '{name}' and tags.`nbops.build_id` = '{build_id}'", max_results=100
+            )
+        except Exception:
+            return None
+        if not found:
+            return None
+        first = min(found, key=lambda v: int(v.version))
+        return _version(name, self.client.get_model_version(name, first.version))
 
     def promote(self, name: str, version: str, *, reason: str) -> list[str]:
         """Manual approval: make ``version`` the champion (its predecessor becomes previous)."""
