@@ -209,3 +209,26 @@ def test_once_a_build_is_recorded_the_database_file_alone_holds_it(tmp_path: Pat
             for r in db.execute("SELECT run_uuid FROM runs WHERE status = 'FINISHED'").fetchall()
         }
     assert {result["run_id"], *result["tasks"].values()} <= runs
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write any folder")
+def test_a_reader_that_may_not_write_the_store_folder_still_reads_it(tmp_path: Path) -> None:
+    # A WAL store is read through <db>-shm, created by its reader when missing: a
+    # container's user serving a mounted project may not create it.
+    from nbops.tracking.store import read_only_connection
+
+    folder = tmp_path / "store"
+    folder.mkdir()
+    path = folder / "mlflow.db"
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE runs (run_uuid TEXT)")
+        db.execute("INSERT INTO runs VALUES ('r1')")
+        db.commit()
+    assert not (folder / "mlflow.db-shm").exists()
+    folder.chmod(0o555)
+    try:
+        with closing(read_only_connection(path)) as db:
+            assert db.execute("SELECT run_uuid FROM runs").fetchall() == [("r1",)]
+    finally:
+        folder.chmod(0o755)

@@ -395,7 +395,7 @@ def _embedded_version(root: Path, name: str, role: str) -> tuple[Version, Path] 
     import sqlite3
     from urllib.parse import unquote, urlparse
 
-    from nbops.tracking.store import tracking_uri, tracking_uri_embedded
+    from nbops.tracking.store import read_only_connection, tracking_uri, tracking_uri_embedded
 
     if tracking_uri(root) != tracking_uri_embedded(root):
         return None
@@ -403,7 +403,7 @@ def _embedded_version(root: Path, name: str, role: str) -> tuple[Version, Path] 
     if not path.is_file():
         return None
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        with contextlib.closing(read_only_connection(path)) as db:
             number = role.lstrip("v")
             aliased = db.execute(
                 "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?",

@@ -507,7 +507,7 @@ def embedded_builds(root: Path, *, limit: int = 20) -> list[Any] | None:
     if not path.is_file():
         return None
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        with contextlib.closing(read_only_connection(path)) as db:
             rows = db.execute(
                 "SELECT r.run_uuid, r.start_time, r.end_time, r.status, r.artifact_uri FROM runs r "
                 "JOIN experiments e ON e.experiment_id = r.experiment_id "
@@ -540,6 +540,27 @@ def embedded_builds(root: Path, *, limit: int = 20) -> list[Any] | None:
         )
         for i, start, end, status, uri in rows
     ]
+
+
+def read_only_connection(path: Path) -> Any:
+    """A read-only ``sqlite3`` connection to the store ``path``.
+
+    A store in WAL mode is read through its ``-shm`` and ``-wal`` files, which a reader
+    creates when they are missing (SQLite deletes them when its last connection closes);
+    a reader that may not write the store's folder (a container's user on a mounted
+    project) then cannot open it. That reader gets the database file as it is
+    (``immutable``): every build recorded and checkpointed, nothing half-written read
+    as finished (a reader that fails to read returns None, and MLflow is asked).
+    """
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        return db
+    except sqlite3.OperationalError:
+        db.close()
+        return sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
 
 
 def tracking_uri_embedded(root: Path) -> str:
