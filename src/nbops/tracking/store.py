@@ -317,7 +317,9 @@ class Store:
             ) or ""
         start = int(record.started_at * 1000)
         adopted = self._adopt(opened, tags, RunTag=entities["RunTag"])
-        run = adopted or self.client.create_run(experiment, start_time=start, tags=tags)
+        run = adopted
+        if run is None:
+            run = self.client.create_run(experiment, start_time=start, tags=tags)
         run_id = self._known(run)
         metrics = dict(task.metrics)
         if task.duration_s is not None:
