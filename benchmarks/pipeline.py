@@ -243,16 +243,21 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float,
     return wall, cpu, result.stdout + result.stderr
 
 
-def capture_seconds(output: str) -> float | None:
-    """The seconds a build spent in nbops' hooks (``NBOPS_TIMING``)."""
+def capture_seconds(output: str) -> tuple[float, float | None] | None:
+    """The seconds a build spent in nbops' hooks, and the CPU seconds of their thread
+    meanwhile (``NBOPS_TIMING``)."""
     found = None
     for line in output.splitlines():
         if line.startswith("nbops: capture took "):
-            found = float(line.split()[3])
+            parts = line.split()
+            cpu = float(parts[6]) if len(parts) > 6 and parts[5] == "(CPU" else None
+            found = (float(parts[3]), cpu)
     return found
 
 
-def fixed_costs(project: Path, env: dict[str, str], recording: float | None) -> dict[str, Any]:
+def fixed_costs(
+    project: Path, env: dict[str, str], recording: tuple[float, float | None] | None
+) -> dict[str, Any]:
     """A no-op build and loading the pipeline in a built copy: best of REPEATS. The
     no-op build twice over: Ploomber deciding (``NBOPS_NOOP_CACHE=off``), and answered
     at start-up from the answer the first one kept (nbops.build.noop)."""
@@ -284,11 +289,12 @@ def print_fixed(rows: int, fixed: dict[str, Any]) -> None:
     (wall, cpu), answered = fixed["noop_answered"], fixed["answered"]
     how = "answered at start-up" if answered else "NOT answered: is the start-up hook installed?"
     print(f"{rows:>9,} rows no-op build again: {wall:.2f} s (CPU {cpu:.2f} s; {how})", flush=True)
-    record = fixed["record"]
+    record, record_cpu = fixed["record"] or (None, None)
     total = f" = {load_wall + record:.2f} s" if record is not None else ""
+    cpu = f" (CPU {record_cpu:.2f} s)" if record_cpu is not None else ""
     print(
         f"{rows:>9,} rows start-up: loading the pipeline {load_wall:.2f} s (CPU {load_cpu:.2f} s)"
-        + (f" + recording the build {record:.2f} s{total}" if record is not None else ""),
+        + (f" + recording the build {record:.2f} s{cpu}{total}" if record is not None else ""),
         flush=True,
     )
 

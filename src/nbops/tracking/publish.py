@@ -122,11 +122,14 @@ def _publish_and_release(
     """Record the build, then release its model: two calls, both safe to repeat, so a
     record spooled after either failed is finished by ``nbops sync``. The release checks
     that the champion is still the one the gate compared against, however late it runs."""
-    result = store.publish(record)
-    if release is None:
-        return result
-    released = release(record, published=result, store=store)
-    return {**result, "release": released} if released else result
+    try:
+        result = store.publish(record)
+        if release is None:
+            return result
+        released = release(record, published=result, store=store)
+        return {**result, "release": released} if released else result
+    finally:
+        store.checkpoint()
 
 
 def _counts(record: BuildRecord) -> str:

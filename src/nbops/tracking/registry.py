@@ -395,7 +395,7 @@ def _embedded_version(root: Path, name: str, role: str) -> tuple[Version, Path] 
     import sqlite3
     from urllib.parse import unquote, urlparse
 
-    from nbops.tracking.store import tracking_uri, tracking_uri_embedded
+    from nbops.tracking.store import read_only_connection, tracking_uri, tracking_uri_embedded
 
     if tracking_uri(root) != tracking_uri_embedded(root):
         return None
@@ -403,7 +403,7 @@ def _embedded_version(root: Path, name: str, role: str) -> tuple[Version, Path] 
     if not path.is_file():
         return None
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        with contextlib.closing(read_only_connection(path)) as db:
             number = role.lstrip("v")
             aliased = db.execute(
                 "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?",
@@ -745,10 +745,19 @@ class Registry:
         return action, changes, note
 
     def _build_version(self, name: str, build_id: str) -> Version | None:
-        """The version registered for build ``build_id``, if any."""
-        return next(
-            (v for v in self.versions(name) if v.tags.get("nbops.build_id") == build_id), None
-        )
+        """The version registered for build ``build_id``, if any (the first, should
+        there be two). Asked by its tag: reading every version costs a query per version
+        the model has, and a model gains one per build."""
+        try:
+            found = self.client.search_model_versions(
+                f"name = '{name}' and tags.`nbops.build_id` = '{build_id}'", max_results=100
+            )
+        except Exception:
+            return None
+        if not found:
+            return None
+        first = min(found, key=lambda v: int(v.version))
+        return _version(name, self.client.get_model_version(name, first.version))
 
     def promote(self, name: str, version: str, *, reason: str) -> list[str]:
         """Manual approval: make ``version`` the champion (its predecessor becomes previous)."""

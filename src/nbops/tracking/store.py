@@ -117,6 +117,8 @@ class Store:
             self.client = _open_sqlite(self.uri, MlflowClient)
         else:
             self.client = MlflowClient(tracking_uri=self.uri)
+        #: the artifact folders of runs this store created or read (see _log_artifact)
+        self._folders: dict[str, Any] = {}
 
     # -- experiments -----------------------------------------------------------------
 
@@ -202,10 +204,10 @@ class Store:
             tags["mlflow.source.git.commit"] = git["commit"]
         if record.error:
             tags["nbops.error"] = record.error[-5000:]
-        parent_id = self._adopt(opened.get("build"), tags, RunTag=RunTag)
-        if parent_id is None:
+        parent = self._adopt(opened.get("build"), tags, RunTag=RunTag)
+        if parent is None:
             parent = self.client.create_run(experiment, start_time=start_ms, tags=tags)
-            parent_id = parent.info.run_id
+        parent_id = self._known(parent)
         params = {f"env.{k}": v for k, v in _flatten(record.env).items()}
         params.update({f"source.{k}": v for k, v in record.sources.items()})
         self._log(
@@ -221,17 +223,17 @@ class Store:
             extra = Path(tmp)
             (extra / "requirements.txt").write_text("\n".join(record.packages) + "\n")
             (extra / "python.json").write_text(json.dumps(record.python, indent=2))
-            self.client.log_artifact(parent_id, str(extra / "requirements.txt"), "environment")
-            self.client.log_artifact(parent_id, str(extra / "python.json"), "environment")
+            self._log_artifact(parent_id, str(extra / "requirements.txt"), "environment")
+            self._log_artifact(parent_id, str(extra / "python.json"), "environment")
             if git.get("diff") is not None and git.get("dirty"):
                 (extra / "diff.patch").write_text(git["diff"])
                 (extra / "untracked.txt").write_text("\n".join(git.get("untracked", [])) + "\n")
-                self.client.log_artifact(parent_id, str(extra / "diff.patch"), "git")
-                self.client.log_artifact(parent_id, str(extra / "untracked.txt"), "git")
+                self._log_artifact(parent_id, str(extra / "diff.patch"), "git")
+                self._log_artifact(parent_id, str(extra / "untracked.txt"), "git")
             (extra / "record.json").write_text(
                 json.dumps(_public_record(record), indent=2, default=str)
             )
-            self.client.log_artifact(parent_id, str(extra / "record.json"))
+            self._log_artifact(parent_id, str(extra / "record.json"))
         for artifact, path in record.files.items():  # the build summary page
             self._log_file(parent_id, artifact, path)
 
@@ -259,9 +261,10 @@ class Store:
         self.client.set_tag(parent_id, _PUBLISHED, "complete")  # last: marks the copy whole
         return {"run_id": parent_id, "tasks": children}
 
-    def _adopt(self, run_id: str | None, tags: dict[str, str], *, RunTag: Any) -> str | None:
-        """Tag a run opened before the build ran as one of its runs; None when there is
-        none to adopt (never opened, or deleted meanwhile)."""
+    def _adopt(self, run_id: str | None, tags: dict[str, str], *, RunTag: Any) -> Any:
+        """Tag a run opened before the build ran as one of its runs and return it as it
+        was read (what the task logged in it); None when there is none to adopt (never
+        opened, or deleted meanwhile)."""
         if not run_id:
             return None
         try:
@@ -271,7 +274,26 @@ class Store:
         if run.info.lifecycle_stage != "active":
             return None
         self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
-        return run_id
+        return run
+
+    def _known(self, run: Any) -> str:
+        """Remember where ``run`` (just created or read) keeps its files; its id."""
+        uri = run.info.artifact_uri or ""
+        if uri.startswith("file:"):
+            from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+
+            self._folders[run.info.run_id] = LocalArtifactRepository(uri)
+        return run.info.run_id
+
+    def _log_artifact(self, run_id: str, path: str, folder: str | None = None) -> None:
+        """``MlflowClient.log_artifact``, without reading the whole run again (about
+        10 ms each, for the first file of every run) when this store already knows
+        where the run keeps its files."""
+        repository = self._folders.get(run_id)
+        if repository is None:
+            self.client.log_artifact(run_id, path, folder)
+        else:
+            repository.log_artifact(path, folder)
 
     def _publish_task(self, experiment, parent_id, record, task, *, opened=None, **entities) -> str:
         tags = {
@@ -294,9 +316,11 @@ class Store:
                 self.task_run_id(experiment, build_id, task.name) if build_id else None
             ) or ""
         start = int(record.started_at * 1000)
-        run_id = self._adopt(opened, tags, RunTag=entities["RunTag"])
-        if run_id is None:
-            run_id = self.client.create_run(experiment, start_time=start, tags=tags).info.run_id
+        adopted = self._adopt(opened, tags, RunTag=entities["RunTag"])
+        run = adopted
+        if run is None:
+            run = self.client.create_run(experiment, start_time=start, tags=tags)
+        run_id = self._known(run)
         metrics = dict(task.metrics)
         if task.duration_s is not None:
             metrics["duration_s"] = task.duration_s
@@ -306,10 +330,10 @@ class Store:
         params.update({f"product_hash.{k}": v for k, v in task.product_hashes.items()})
         params.update({f"source.{k}": v for k, v in task.source_hashes.items()})
         metrics = numeric_leaves(metrics)
-        if opened == run_id:
+        if adopted is not None:
             # What the task logged itself is there already; a logged parameter keeps
             # its value (MLflow refuses to change one).
-            there = self.client.get_run(run_id).data
+            there = adopted.data
             params = {k: v for k, v in params.items() if _key(k) not in there.params}
             metrics = {k: v for k, v in metrics.items() if there.metrics.get(_key(k)) != v}
         self._log(run_id, params=params, metrics=metrics, step_time=start, **entities)
@@ -318,7 +342,7 @@ class Store:
         if task.error:
             with tempfile.TemporaryDirectory() as tmp:
                 (Path(tmp) / "error.txt").write_text(task.error)
-                self.client.log_artifact(run_id, str(Path(tmp) / "error.txt"))
+                self._log_artifact(run_id, str(Path(tmp) / "error.txt"))
         end = start + int((task.duration_s or 0) * 1000)
         self.client.set_terminated(
             run_id, status=_STATUS.get(task.status, "FINISHED"), end_time=end
@@ -331,12 +355,12 @@ class Store:
             return
         folder, name = os.path.split(artifact)
         if source.name == name:
-            self.client.log_artifact(run_id, str(source), folder or None)
+            self._log_artifact(run_id, str(source), folder or None)
             return
         with tempfile.TemporaryDirectory() as tmp:
             renamed = Path(tmp) / name
             renamed.write_bytes(source.read_bytes())
-            self.client.log_artifact(run_id, str(renamed), folder or None)
+            self._log_artifact(run_id, str(renamed), folder or None)
 
     def _log(self, run_id, *, params, metrics, step_time, Metric, Param, RunTag) -> None:
         param_items = [Param(_key(k), _value(v)) for k, v in params.items()]
@@ -364,9 +388,10 @@ class Store:
                 "nbops.first_build": record.build_id,
             },
         )
+        self._known(run)
         for key in ("data", "meta"):
             if record.data.get(key) and Path(record.data[key]).is_file():
-                self.client.log_artifact(run.info.run_id, record.data[key], "snapshot")
+                self._log_artifact(run.info.run_id, record.data[key], "snapshot")
         for key in ("rows", "columns"):
             if isinstance(record.data.get(key), (int, float)):
                 self.client.log_metric(run.info.run_id, key, record.data[key])
@@ -455,6 +480,13 @@ class Store:
             f"'{ref}' matches {len(matches)} builds; give more characters of the run id."
         )
 
+    def checkpoint(self) -> None:
+        """For a SQLite store in WAL mode: copy what was written into the database file
+        (see :func:`_checkpoint`). Nothing for other stores."""
+        path = _sqlite_path(self.uri)
+        if path is not None and path.is_file():
+            _checkpoint(path)
+
     def download(self, run_id: str, path: str, dest: Path) -> Path:
         return Path(self.client.download_artifacts(run_id, path, str(dest)))
 
@@ -477,7 +509,7 @@ def embedded_builds(root: Path, *, limit: int = 20) -> list[Any] | None:
     if not path.is_file():
         return None
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        with contextlib.closing(read_only_connection(path)) as db:
             rows = db.execute(
                 "SELECT r.run_uuid, r.start_time, r.end_time, r.status, r.artifact_uri FROM runs r "
                 "JOIN experiments e ON e.experiment_id = r.experiment_id "
@@ -510,6 +542,27 @@ def embedded_builds(root: Path, *, limit: int = 20) -> list[Any] | None:
         )
         for i, start, end, status, uri in rows
     ]
+
+
+def read_only_connection(path: Path) -> Any:
+    """A read-only ``sqlite3`` connection to the store ``path``.
+
+    A store in WAL mode is read through its ``-shm`` and ``-wal`` files, which a reader
+    creates when they are missing (SQLite deletes them when its last connection closes);
+    a reader that may not write the store's folder (a container's user on a mounted
+    project) then cannot open it. That reader gets the database file as it is
+    (``immutable``): every build recorded and checkpointed, nothing half-written read
+    as finished (a reader that fails to read returns None, and MLflow is asked).
+    """
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        return db
+    except sqlite3.OperationalError:
+        db.close()
+        return sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
 
 
 def tracking_uri_embedded(root: Path) -> str:
@@ -548,12 +601,99 @@ def _open_sqlite(uri: str, client_type: Any) -> Any:
         if not path.exists():
             _new_store(path)
         _repair(path, uri)
+        _write_ahead(path)
         # The first use of each store (tracking: the client itself; registry: its
         # first call) builds it (tables, migrations) and caches it for this process.
         client = client_type(tracking_uri=uri)
         if getattr(client, "_registry_uri", uri) == uri:
             client.search_registered_models(max_results=1)
         return client
+
+
+# -- how a SQLite store commits ---------------------------------------------------------
+#
+# MLflow commits every call (a batch of params, an artifact, a status, a registry step).
+# In SQLite's default mode (rollback journal, synchronous=FULL) a commit syncs the
+# journal twice, the database and its folder: recording one build made about 40 commits
+# and 160 disk syncs, most of the time it took. In WAL mode with synchronous=NORMAL a
+# commit appends to ``<db>-wal`` without a sync; the WAL is synced when its pages are
+# copied into the database (a checkpoint: SQLite's own every 1000 pages, and one when a
+# build is recorded, :meth:`Store.checkpoint`). The database stays consistent whatever
+# happens; a power cut (not a crash of the process) may lose the commits since the last
+# sync. ``NBOPS_SQLITE_WAL=off`` keeps a store in the rollback journal, syncing each
+# commit (e.g. a store on a network drive, where WAL's shared memory does not work).
+
+#: Database files (real paths) of the SQLite stores this process writes with
+#: synchronous=NORMAL: its connections to them, and only those, are set so.
+_WRITE_AHEAD: set[str] = set()
+
+
+def _wal_wanted() -> bool:
+    return os.environ.get("NBOPS_SQLITE_WAL", "on").strip().lower() not in {
+        "off",
+        "0",
+        "false",
+        "no",
+    }
+
+
+def _write_ahead(path: Path) -> None:
+    """Put the SQLite store ``path`` in WAL mode (kept in the file: every process that
+    opens it, ``mlflow ui`` included, writes the same way) and have this process's
+    connections to it commit without syncing (synchronous=NORMAL). With
+    ``NBOPS_SQLITE_WAL=off``, back to the rollback journal. A store another process
+    holds locked right now is left as it is, and asked again at its next opening."""
+    import sqlite3
+
+    wanted = _wal_wanted()
+    with (
+        contextlib.suppress(sqlite3.Error),
+        contextlib.closing(sqlite3.connect(path, timeout=5)) as db,
+    ):
+        mode = db.execute("PRAGMA journal_mode").fetchone()[0].lower()
+        if wanted != (mode == "wal"):
+            db.execute(f"PRAGMA journal_mode={'WAL' if wanted else 'DELETE'}")
+    real = os.path.realpath(path)
+    if not wanted:
+        _WRITE_AHEAD.discard(real)
+        return
+    if not _WRITE_AHEAD:
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+
+        # Every engine, MLflow's tracking, registry and other stores alike: they are
+        # made inside MLflow, one per store kind and URI; the listener picks ours.
+        event.listen(Engine, "connect", _on_connect)
+    _WRITE_AHEAD.add(real)
+
+
+def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    import sqlite3
+
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    try:
+        main = dbapi_connection.execute("PRAGMA database_list").fetchone()[2]
+        if main and os.path.realpath(main) in _WRITE_AHEAD:
+            dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+    except sqlite3.Error:
+        return  # the connection works as SQLite's default has it
+
+
+def _checkpoint(path: Path) -> None:
+    """Copy what the WAL of the store ``path`` holds into the database file and empty
+    the WAL, without waiting for other processes (while one reads or writes, what can be
+    copied is, and the WAL is emptied at a later checkpoint): after a build is recorded,
+    ``mlflow.db`` alone holds it (a copy of the file alone, a backup, sees every run).
+    Two disk syncs."""
+    import sqlite3
+
+    with (
+        contextlib.suppress(sqlite3.Error),
+        contextlib.closing(sqlite3.connect(path, timeout=0)) as db,
+    ):
+        if db.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 @contextlib.contextmanager
