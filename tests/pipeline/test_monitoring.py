@@ -176,9 +176,7 @@ def test_no_log_yet_is_a_clear_failure_not_an_alarm(built_project, tmp_path):
     assert "nothing has been served with this log yet" in result.stdout + result.stderr
 
 
-def test_drifted_traffic_raises_the_alarm_and_retrains_through_the_gate(
-    built_project, tmp_path
-):
+def test_drifted_traffic_raises_the_alarm_and_retrains_through_the_gate(built_project, tmp_path):
     # A copy of the session's build (its store: one build, its champion v1): the
     # retraining build is the only whole-pipeline build here.
     project = copy_built_with_store(built_project, tmp_path / "retrain" / built_project.root.name)
