@@ -33,7 +33,7 @@ HOOK_LINE = "on_render: nbops.build.hooks.build_rendered"
 
 def adopt_and_build(root):
     before = (root / "pipeline.yaml").read_text()
-    adopted = run(root, "nbops", "adopt")
+    adopted = run_cli(root, "adopt")  # in this process: what it writes is the point
     build = run(root, "ploomber", "build")
     return before, adopted, build
 
@@ -166,7 +166,7 @@ def test_adopt_keeps_every_line_and_a_second_run_changes_nothing(shape, request)
     assert HOOK_LINE in after
     added = added_lines(before, after)  # fails if a line was removed or moved
     assert [line for line in added if line.strip() and not line.startswith("#")] == [HOOK_LINE]
-    again = run(root, "nbops", "adopt")
+    again = run_cli(root, "adopt")
     assert "nothing changed" in again.stdout
     assert (root / "pipeline.yaml").read_text() == after
     assert not (root / ".nbops" / "spool").exists()  # every build reached the store

@@ -96,7 +96,7 @@ def test_payloads_in_data_are_shown_and_never_run(make_project, tmp_path: Path) 
     # 600 rows: enough for four slices of the test rows; the payloads are in every row.
     hostile(make_churn(600, seed=3)).to_parquet(data)
     (project.root / "schema" / "hostile.yaml").write_text(
-        project.nbops("schema", "infer", str(data)).stdout
+        project.cli("schema", "infer", str(data)).stdout
     )
     project.set_env(
         data={"source": str(data), "target": "churned"},
@@ -110,8 +110,10 @@ def test_payloads_in_data_are_shown_and_never_run(make_project, tmp_path: Path) 
     run([str(BIN / "ploomber"), "task", "gate", "--force"], project.root)
     batch = project.root / "batch.parquet"
     hostile(make_churn(600, seed=11, drift=0.5)).to_parquet(batch)
-    run([str(BIN / "nbops"), "monitor", "--data", str(batch)], project.root, ok=(0, 1))
-    project.cli("report", "--out", str(tmp_path / "site"))  # in process: the pages matter
+    # In this process: the pages matter, not the processes.
+    monitored = project.cli("monitor", "--data", str(batch), check=False)
+    assert monitored.returncode in (0, 1), monitored.stdout + monitored.stderr
+    project.cli("report", "--out", str(tmp_path / "site"))
 
     pages = sorted(project.root.rglob("*.html")) + sorted((tmp_path / "site").rglob("*.html"))
     stored = [p for p in pages if ".nbops" in p.parts or "mlruns" in p.parts]

@@ -11,7 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from nbops.data.datasets import make_churn
-from tests.conftest import BIN, build_env
+from tests.conftest import BIN, build_env, copy_built_with_store, run_cli
 from tests.dask_cluster import start_cluster
 from tests.pipeline.notebook_code import run_notebooks
 
@@ -154,23 +154,32 @@ def test_a_batch_file_with_outcomes_gives_the_same_report_here_and_on_a_dask_clu
     ],
 )
 def test_a_bad_window_is_named_before_anything_runs(built_project, args, message):
-    result = monitor(built_project, *args, log_url="sqlite:////nonexistent/log.db")
+    # In this process (the exit code is click's, as the console script's): no build runs.
+    result = run_cli(
+        built_project.root,
+        "monitor",
+        *args,
+        check=False,
+        env={"NBOPS_PREDICTION_LOG": "sqlite:////nonexistent/log.db"},
+    )
     assert result.returncode == 2 and message in result.stderr  # 1 would read as a breach
 
 
 def test_no_log_yet_is_a_clear_failure_not_an_alarm(built_project, tmp_path):
-    result = monitor(built_project, log_url=f"sqlite:///{tmp_path / 'never-served.db'}")
+    result = run_cli(
+        built_project.root,
+        "monitor",
+        check=False,
+        env={"NBOPS_PREDICTION_LOG": f"sqlite:///{tmp_path / 'never-served.db'}"},
+    )
     assert result.returncode == 2
     assert "nothing has been served with this log yet" in result.stdout + result.stderr
 
 
-def test_drifted_traffic_raises_the_alarm_and_retrains_through_the_gate(make_project, tmp_path):
-    # Enough rows on both sides that a stable column's sampling noise stays far below
-    # the thresholds (at ~1,000 rows a stable column fails by chance a few % of the time).
-    # One model family: the point is the alarm and the retraining build, not the choice
-    # of model (two builds of the whole pipeline here).
-    project = make_project(data={"rows": 4_000}, train={"models": ["linear"]})
-    project.build()
+def test_drifted_traffic_raises_the_alarm_and_retrains_through_the_gate(built_project, tmp_path):
+    # A copy of the session's build (its store: one build, its champion v1): the
+    # retraining build is the only whole-pipeline build here.
+    project = copy_built_with_store(built_project, tmp_path / "retrain" / built_project.root.name)
     url = f"sqlite:///{tmp_path / 'log.db'}"
     write_traffic(project, url, drift=0.5, rows=2_000)
 

@@ -122,11 +122,8 @@ def built(request, tmp_path_factory) -> Built:
     for name, rows in (("held_back", held_back), ("shifted", shifted)):
         messy(rows, **style).drop(columns=[target]).to_csv(base / f"{name}.csv", index=True)
     project = base / f"{request.param.__name__.replace('_', '-')}-model"
-    subprocess.run(
-        [str(BIN / "nbops"), "init", str(project), "--data", str(csv_path), "--target", target],
-        check=True,
-        capture_output=True,
-    )
+    # In this process (the console script of `nbops init` is tests/commands/test_init.py's).
+    run_cli(base, "init", str(project), "--data", str(csv_path), "--target", target)
     started = time.perf_counter()
     result = subprocess.run(
         ["make", "build"], cwd=project, capture_output=True, text=True, timeout=900, env=build_env()
