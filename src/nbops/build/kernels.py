@@ -298,6 +298,14 @@ class KernelPool:
             ForkKernelManager.template = self.template
         self._fill(self.ahead)
 
+    def wait_started(self) -> None:
+        """Wait until the kernels under way have started (or failed to): a caller that
+        must keep its working folder until then (the kernel inherits it) can move on."""
+        with self._lock:
+            pending = list(self._started.values())
+        for future in pending:
+            future.exception()  # waits; a kernel that failed to start is papermill's to start
+
     def take(self, key: str, kernel_name: str, cwd: str) -> Any | None:
         """The started kernel manager for ``key``, or None (then papermill starts one).
         Waits for the kernel's start if it is under way; the next ``ahead`` kernels then

@@ -1165,8 +1165,7 @@ class _WarmReport:
             # the kernel's process is started.
             with contextlib.chdir(root):
                 pool.start()
-                for pending in list(pool._started.values()):  # noqa: SLF001
-                    pending.result()
+                pool.wait_started()
         except Exception:  # noqa: BLE001  (a head start only: papermill starts a kernel)
             return
         self._pool = pool
