@@ -289,3 +289,17 @@ def test_an_old_log_with_large_text_bodies_still_reads_and_takes_new_entries(tmp
     assert logged.loc["old", "inputs"] == old
     assert logged.loc["r1", "inputs"] == big_body(4).decode()
     assert json.loads(logged.loc["old", "outputs"]) == {"predictions": [1]}
+
+
+def test_without_an_lz4_codec_the_log_keeps_text(tmp_path, monkeypatch):
+    """A pyarrow built without LZ4 must not stop the service: large values stay text."""
+    import pyarrow as pa
+
+    monkeypatch.setattr(
+        pa, "Codec", type("NoLz4", (), {"is_available": staticmethod(lambda name: False)})
+    )
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    log = PredictionLog(url)
+    log.record(**{**entry(1), "inputs": orjson.Fragment(big_body(5))})
+    log.close()
+    assert rows(url, "select inputs from predictions") == [(big_body(5).decode(),)]

@@ -184,11 +184,13 @@ class PredictionLog:
         self._insert_order = list(compiled.positiontup or ()) if compiled.positional else None
         # LZ4 through pyarrow (a dependency already): ~20 µs for a 40 KB body, which
         # saves ~80 µs of SQLite writes. Only where a column can hold bytes.
+        # (A pyarrow built without LZ4 keeps the text.)
         self._lz4 = None
         if self.engine.dialect.name == "sqlite":
             import pyarrow as pa
 
-            self._lz4 = pa.Codec("lz4")
+            if pa.Codec.is_available("lz4"):
+                self._lz4 = pa.Codec("lz4")
         self.flush_seconds, self.batch_size = flush_seconds, batch_size
         self.max_queue, self.retry_seconds, self.close_seconds = (
             max_queue,
