@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pandas as pd
 import pytest
 
+from nbops.serving.log import stored_text
 from tests.conftest import BIN, build_env
 from tests.serving.conftest import TOKEN, Service
 
@@ -494,7 +495,7 @@ def test_a_hundred_row_request_is_answered_and_logged_as_sent(shared, rows):
     while (entry := logged()) is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert entry is not None, "logged within a flush interval"
-    inputs, outputs = entry
+    inputs, outputs = map(stored_text, entry)  # LZ4 frames on SQLite (see the log's doc)
     assert inputs == body.decode()  # byte for byte what the client sent
     assert json.loads(outputs) == {k: answer[k] for k in ("predictions", "probabilities")}
 

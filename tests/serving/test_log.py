@@ -9,11 +9,12 @@ import threading
 import time
 import uuid
 
+import orjson
 import pytest
 import sqlalchemy as sa
 
 from nbops.errors import ConfigError
-from nbops.serving.log import PredictionLog
+from nbops.serving.log import COMPRESS_FROM, PredictionLog, read_predictions, stored_text
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -222,9 +223,83 @@ def test_a_new_sqlite_log_has_16_kib_pages_and_an_old_one_keeps_its_own(tmp_path
         log.record(**{**entry(1), "inputs": json.loads(body)})
         log.close()
         conn = sqlite3.connect(path)
-        assert json.loads(conn.execute("select inputs from predictions").fetchone()[0]) == (
-            json.loads(body)
-        )
+        stored = conn.execute("select inputs from predictions").fetchone()[0]
+        assert json.loads(stored_text(stored)) == json.loads(body)
         pages = conn.execute("pragma page_size").fetchone()[0]
         assert pages == (4096 if path == old else 16384)
         conn.close()
+
+
+def big_body(seed):
+    """A 100-row body as a client spaces it (~20 KB): over COMPRESS_FROM."""
+    records = [{"id": f"C{seed}-{i:05d}", "tenure": i, "plan": "premium"} for i in range(100)]
+    return json.dumps({"records": records}, indent=1).encode()
+
+
+def test_a_large_body_reads_back_exactly_as_sent(log_url):
+    """The body and the answer of a many-row request come back byte for byte through
+    read_predictions, whether stored compressed (SQLite) or as text (PostgreSQL)."""
+    body, answer = big_body(1), json.dumps({"predictions": [0.5] * 600}).encode()
+    assert len(body) >= COMPRESS_FROM and len(answer) >= COMPRESS_FROM
+    log = PredictionLog(log_url)
+    log.record(**{**entry(1), "inputs": orjson.Fragment(body), "outputs": orjson.Fragment(answer)})
+    log.record(**entry(2))
+    log.close()
+    logged = read_predictions(log_url).set_index("request_id")
+    assert logged.loc["r1", "inputs"] == body.decode()
+    assert logged.loc["r1", "outputs"] == answer.decode()
+    assert logged.loc["r2", "inputs"] == '{"records":[{"x":2}]}'
+
+
+def test_sqlite_stores_a_large_body_as_an_lz4_frame_and_a_small_one_as_text(tmp_path):
+    """A fifth of the bytes for the writer to write twice (WAL, checkpoint); a standard
+    LZ4 frame (its magic number first), so `lz4 -d` reads it too."""
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    body = big_body(2)
+    log = PredictionLog(url)
+    log.record(**{**entry(1), "inputs": orjson.Fragment(body)})
+    log.record(**entry(2))
+    log.close()
+    stored = dict(rows(url, "select request_id, inputs from predictions"))
+    assert isinstance(stored["r1"], bytes) and stored["r1"][:4] == b"\x04\x22\x4d\x18"
+    assert len(stored["r1"]) < len(body) / 3
+    assert stored_text(stored["r1"]) == body.decode()
+    assert stored["r2"] == '{"records":[{"x":2}]}'
+
+
+def test_an_old_log_with_large_text_bodies_still_reads_and_takes_new_entries(tmp_path):
+    """A log written before compression (every value JSON text) reads as before, and
+    entries compressed after it read alongside."""
+    path = tmp_path / "old.db"
+    url = f"sqlite:///{path}"
+    PredictionLog(url).close()  # the table as every version created it
+    old = big_body(3).decode()
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "insert into predictions (request_id, ts, model_name, model_version, route,"
+            " latency_ms, n_rows, inputs, outputs) values ('old', 1.0, 'churn', '1',"
+            " 'champion', 1.0, 100, ?, '{\"predictions\":[1]}')",
+            (old,),
+        )
+    conn.close()
+    log = PredictionLog(url)
+    log.record(**{**entry(1), "inputs": orjson.Fragment(big_body(4))})
+    log.close()
+    logged = read_predictions(url).set_index("request_id")
+    assert logged.loc["old", "inputs"] == old
+    assert logged.loc["r1", "inputs"] == big_body(4).decode()
+    assert json.loads(logged.loc["old", "outputs"]) == {"predictions": [1]}
+
+
+def test_without_an_lz4_codec_the_log_keeps_text(tmp_path, monkeypatch):
+    """A pyarrow built without LZ4 must not stop the service: large values stay text."""
+    import pyarrow as pa
+
+    monkeypatch.setattr(
+        pa, "Codec", type("NoLz4", (), {"is_available": staticmethod(lambda name: False)})
+    )
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    log = PredictionLog(url)
+    log.record(**{**entry(1), "inputs": orjson.Fragment(big_body(5))})
+    log.close()
+    assert rows(url, "select inputs from predictions") == [(big_body(5).decode(),)]
