@@ -100,7 +100,9 @@ class NotebookExecutor(Serial):
 
     def __call__(self, dag: Any, show_progress: bool) -> Any:
         from nbops.build.kernels import KernelPool, warm_engine
+        from nbops.build.startup import pipeline_loaded
 
+        pipeline_loaded()  # the garbage collector runs again (nbops.build.startup)
         scheduled = [dag[name] for name in dag if dag[name].exec_status != TaskStatus.Skipped]
         notebooks = [t for t in scheduled if _papermill_notebook(t)]
         reports = _Reports() if self.background_reports else None

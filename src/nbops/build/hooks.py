@@ -143,6 +143,9 @@ def build_rendered(dag: Any, then: str | None = None) -> None:
         hook(**callback_check(hook, dag._available_callback_kwargs))
     if enabled():
         _safely(lambda: _current(dag).wire(dag))
+    from nbops.build.startup import pipeline_loaded
+
+    pipeline_loaded()  # the garbage collector runs again (nbops.build.startup)
 
 
 def _safely(action: Any, *, build: _Build | None = None) -> None:
@@ -627,6 +630,11 @@ class _Build:
         if status == "FINISHED" and self.is_no_op(dag):
             self._nothing_to_do(dag, report)
             return
+        from nbops.build.startup import pipeline_loaded
+
+        # What is alive now lives until the process exits: no collection during the
+        # recording visits it (nbops.build.startup.out_of_reach).
+        pipeline_loaded()
         if dag is not None:  # something ran (or failed): the kept "nothing to do" is stale
             from nbops.build.noop import forget
 
