@@ -7,6 +7,7 @@ kernels, so the repository's own products/ are never touched.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -340,9 +341,22 @@ def copy_built_with_store(source: Project, dest: Path) -> Project:
     what a test records there never reaches the source's store."""
     import sqlite3
 
+    # The store through SQLite's backup, not as files: this process may hold the
+    # source store open, and closing a file of it opened outside SQLite drops every
+    # SQLite lock the process holds on it (POSIX advisory locks are per process), after
+    # which another process may reset a WAL store's shared index under its feet (SQLite
+    # "disk I/O error"s; sqlite.org/howtocorrupt.html, 2.2).
     shutil.copytree(
-        source.root, dest, symlinks=True, ignore=shutil.ignore_patterns(".ipynb_checkpoints")
+        source.root,
+        dest,
+        symlinks=True,
+        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "mlflow.db", "mlflow.db-*"),
     )
+    with (
+        contextlib.closing(sqlite3.connect(source.root / ".nbops" / "mlflow.db")) as src,
+        contextlib.closing(sqlite3.connect(dest / ".nbops" / "mlflow.db")) as copy,
+    ):
+        src.backup(copy)
     with sqlite3.connect(dest / ".nbops" / "mlflow.db") as db:
         for table, columns in _STORE_PATHS.items():
             for column in columns:

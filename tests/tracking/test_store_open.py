@@ -159,7 +159,7 @@ def _synchronous(uri: str) -> int:
 
 
 def test_a_store_commits_to_its_write_ahead_log_without_a_disk_sync_each(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Recording a build is ~40 MLflow commits: in SQLite's default mode each one synced
     # the disk four times (about 160 syncs, most of the recording's time).
@@ -171,7 +171,7 @@ def test_a_store_commits_to_its_write_ahead_log_without_a_disk_sync_each(
     assert _synchronous(f"sqlite:///{other}") == 2  # a database of the user's: untouched
 
 
-def test_an_older_store_is_switched_to_wal_and_nbops_sqlite_wal_off_switches_back(
+def test_an_older_store_is_switched_to_wal_and_nbops_sqlite_wal_off_keeps_it_journaled(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "shared.db"
