@@ -159,7 +159,7 @@ def _synchronous(uri: str) -> int:
 
 
 def test_a_store_commits_to_its_write_ahead_log_without_a_disk_sync_each(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     # Recording a build is ~40 MLflow commits: in SQLite's default mode each one synced
     # the disk four times (about 160 syncs, most of the recording's time).
