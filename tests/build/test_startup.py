@@ -118,14 +118,20 @@ def run_deferred(tmp_path: Path, names: dict, code: str, **env: str) -> dict:
     for name, text in PACKAGES.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
+    return run_python(PRELUDE.format(names=names) + code, tmp_path, **env)
+
+
+def run_python(code: str, path: Path, **env: str) -> dict:
+    """Run ``code`` in a fresh interpreter with ``path`` and this checkout on its path;
+    the JSON its last line prints."""
     import os
 
     result = subprocess.run(
-        [sys.executable, "-c", PRELUDE.format(names=names) + code],
+        [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{SRC}", **env},
+        env={**os.environ, "PYTHONPATH": f"{path}{os.pathsep}{SRC}", **env},
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -412,17 +418,7 @@ loading = len(collections)
 
 
 def gc_probe(then: str, after: float = 60.0, path: Path = SRC, **env: str) -> dict:
-    import os
-
-    result = subprocess.run(
-        [sys.executable, "-c", GC_PROBE.format(after=after, then=then)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": f"{path}{os.pathsep}{SRC}", **env},
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_python(GC_PROBE.format(after=after, then=then), path, **env)
 
 
 def test_no_collection_while_a_pipeline_loads_then_the_collector_runs_again() -> None:
