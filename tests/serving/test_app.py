@@ -262,7 +262,7 @@ def test_shadow_logs_the_challenger_but_answers_with_the_champion(
     ) in logged
 
 
-def test_kill_9_under_load_loses_at_most_the_last_flush_and_the_log_stays_readable(
+def test_kill_9_under_load_loses_only_the_newest_answers_and_the_log_stays_readable(
     built_project, tmp_path, rows
 ):
     service = Service(built_project, tmp_path)
@@ -277,14 +277,14 @@ def test_kill_9_under_load_loses_at_most_the_last_flush_and_the_log_stays_readab
                     return
                 raise
             assert code == 200, body
-            answered.append((time.monotonic(), body["request_id"]))
+            answered.append((time.time(), body["request_id"]))
 
     with ThreadPoolExecutor(4) as pool:
         clients = [pool.submit(load) for _ in range(4)]
         deadline = time.monotonic() + 30
         while len(answered) < 400 and time.monotonic() < deadline:
             time.sleep(0.05)
-        killed_at = time.monotonic()
+        killed_at = time.time()
         killed = True
         service.process.send_signal(signal.SIGKILL)
         service.process.wait(timeout=10)
@@ -293,13 +293,22 @@ def test_kill_9_under_load_loses_at_most_the_last_flush_and_the_log_stays_readab
     service.output.close()
     db = sqlite3.connect(service.log_path)
     assert db.execute("pragma integrity_check").fetchone() == ("ok",)
-    logged = {r for (r,) in db.execute("select request_id from predictions")}
-    # The promise (README): at most the last flush interval (50 ms) plus the write of
-    # that batch may be lost.
-    settled = {r for t, r in answered if t < killed_at - 0.1}
-    assert len(settled) > 50 and settled <= logged, (
-        f"{len(settled - logged)} answered predictions missing"
+    logged = dict(db.execute("select request_id, ts from predictions"))
+    # The promise (docs/serving.md): only the newest answers may be lost, those of the
+    # last flush interval and the batch being written: about 0.1 s when the service has
+    # its CPU. On a machine with more runnable processes than cores the writer's wake-up
+    # is late like everything else, so the wall-clock figure is checked loosely (1 s),
+    # and the order strictly: the writer takes answers in the order they were given, so
+    # one answered before the newest logged entry was recorded is in the log (50 ms for
+    # two requests' threads recording out of order).
+    newest = max(logged.values(), default=0.0)
+    before_newest = {r for t, r in answered if t < newest - 0.05}
+    settled = {r for t, r in answered if t < killed_at - 1.0}
+    assert len(before_newest) > 50 and before_newest <= logged.keys(), (
+        f"{len(before_newest - logged.keys())} predictions answered before the newest "
+        "logged one are missing: the log lost an older batch"
     )
+    assert settled <= logged.keys(), f"{len(settled - logged.keys())} answered predictions missing"
     restarted = Service(built_project, tmp_path)  # same log file
     try:
         assert restarted.call("POST", "/predict", {"records": [rows[0]]})[0] == 200

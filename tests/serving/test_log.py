@@ -177,6 +177,25 @@ def test_a_long_database_lock_delays_the_log_but_loses_nothing(sqlite_log):
     assert rows(url, "select count(distinct request_id) from predictions") == [(100,)]
 
 
+def test_an_entry_that_waited_through_a_slow_write_is_not_held_another_interval(sqlite_log):
+    """The flush interval counts from when an entry was queued: one queued while the
+    writer was stuck on the previous batch is written right after it (it used to wait a
+    whole interval more, so a crash then lost older answers than the docs promise)."""
+    url, path = sqlite_log
+    log = PredictionLog(url, flush_seconds=2.0, retry_seconds=0.05)
+    holder = lock(path)
+    try:
+        log.record(**entry(0))  # the writer takes it, waits its interval, hits the lock
+        wait_for(lambda: log.health()["failures"] >= 1, what="the writer to hit the lock")
+        log.record(**entry(1))
+        time.sleep(2.2)  # entry 1's own interval has passed while the writer was stuck
+    finally:
+        holder.close()
+    wait_for(lambda: log.written >= 1, timeout=10, what="the first batch after the lock")
+    wait_for(lambda: log.written == 2, timeout=1.0, what="the entry that already waited")
+    log.close()
+
+
 def test_the_queue_is_bounded_and_what_it_drops_is_counted(sqlite_log):
     url, path = sqlite_log
     log = PredictionLog(url, flush_seconds=0.01, retry_seconds=0.05, max_queue=10)

@@ -14,9 +14,12 @@ once ``max_queue`` entries wait (a long outage), new ones are dropped and counte
 
 Guarantee: every prediction answered before a *graceful* shutdown is in the log, unless
 the database is still unreachable ``close_seconds`` into the shutdown or the queue was
-full (both counted and reported). On a hard crash (``kill -9``, power loss) the entries
-of at most the last ``flush_seconds`` (default 0.05 s) may be lost; the log itself stays
-consistent (each batch is one transaction; SQLite runs in WAL mode).
+full (both counted and reported). When the process dies (``kill -9``, the OOM killer) only
+the newest entries may be lost: those queued in the last ``flush_seconds`` (default 0.05 s,
+counted from when the oldest of them was queued) and the batch being written. Batches
+are written in queue order, so no older entry is ever missing; the log itself stays
+consistent (each batch is one transaction; SQLite runs in WAL mode). A power cut may
+also lose the batches committed since SQLite's last checkpoint (``synchronous=NORMAL``).
 
 Format: ``inputs`` is the request body exactly as sent and ``outputs`` the answer's
 JSON. On SQLite a value of ``COMPRESS_FROM`` bytes or more (a 100-row body is ~40 KB)
@@ -319,9 +322,12 @@ class PredictionLog:
         if item is None:
             return self._rest(batch), True
         batch.append(item)
-        # Sleep through the interval, then take what has come: waking for every entry
-        # would cost each request a thread switch and a hand-over of the GIL.
-        self._full.wait(self.flush_seconds)
+        # Sleep through the rest of the first entry's interval, then take what has come:
+        # waking for every entry would cost each request a thread switch and a hand-over
+        # of the GIL. The interval counts from when that entry was queued, not from now:
+        # it may have waited while the previous batch was written, and a crash loses at
+        # most what waits in one interval plus the batch being written.
+        self._full.wait(max(item["ts"] + self.flush_seconds - time.time(), 0.0))
         self._full.clear()
         while len(batch) < self.batch_size:
             try:
