@@ -132,6 +132,8 @@ def test_nbval_reexecutes_the_captured_notebooks_and_reproduces_their_outputs(bu
             sys.executable,
             "-m",
             "pytest",
+            "-p",
+            "nbval.plugin",  # the one plugin it needs (autoload off below)
             "--nbval",
             "--nbval-sanitize-with",
             str(ROOT / "tests" / "nbval_sanitize.cfg"),
@@ -144,7 +146,13 @@ def test_nbval_reexecutes_the_captured_notebooks_and_reproduces_their_outputs(bu
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"},
+        # Not every installed plugin (hypothesis, schemathesis, playwright, ...): loading
+        # them is about 3 CPU-s of a pytest start.
+        env={
+            **os.environ,
+            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+        },
     )
     assert result.returncode == 0, result.stdout[-5000:]
     assert " passed" in result.stdout and "failed" not in result.stdout
