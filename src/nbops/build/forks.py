@@ -254,7 +254,10 @@ class KernelTemplate:
                 "prepare_kwargs": prepare_kwargs or {},
             }
             conn.sendall(json.dumps(request).encode() + b"\n")
-            reply = json.loads(_read_line(conn) or b"{}")
+            answer = _read_line(conn)
+            if not answer:
+                raise ConnectionError("the template closed the connection")
+            reply = json.loads(answer)
         except (OSError, ValueError) as exc:
             conn.close()
             if self.process.poll() is not None:
@@ -804,7 +807,7 @@ def _call(request: dict[str, Any]) -> None:
         module, _, attribute = name.partition(":")
         return getattr(importlib.import_module(module), attribute)
 
-    os.setsid()  # no kernel: the template's Ctrl-C and kills by group are not for it
+    os.setsid()  # a group of its own, as a kernel's: the template's kill at exit reaches it
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
