@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -124,15 +125,26 @@ def _untimed(tags: dict[str, str], plain: Any) -> dict[str, str]:
     return out
 
 
-@pytest.fixture
-def template() -> Any:
-    """A kernel template that imports what publishing needs, as a build's does."""
+def _template() -> Iterator[KernelTemplate]:
     started = start_template(["nbops.build.recorder"])
     assert started is not None, "this platform forks"
     try:
         yield started
     finally:
         started.discard()
+
+
+@pytest.fixture(scope="module")
+def template(module_env: None) -> Iterator[KernelTemplate]:
+    """A kernel template that imports what publishing needs, as a build's does (in
+    the tests' environment: it is the prepared child's)."""
+    yield from _template()
+
+
+@pytest.fixture
+def doomed_template() -> Iterator[KernelTemplate]:
+    """The same, for a test that kills it."""
+    yield from _template()
 
 
 @pytest.mark.pipeline  # real kernels
@@ -212,10 +224,11 @@ def test_the_record_a_templates_child_publishes_is_the_one_the_build_would(
 def test_a_template_that_dies_before_the_end_leaves_the_build_to_publish_itself(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    template: KernelTemplate,
+    doomed_template: KernelTemplate,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    template = doomed_template
     (tmp_path / "pipeline.yaml").write_text("tasks: []\n")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(ForkKernelManager, "template", template)  # the build's
