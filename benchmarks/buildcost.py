@@ -80,6 +80,8 @@ def build_once(folder: Path, env: dict[str, str]) -> dict[str, object]:
         for pid, (ppid, cpu, command) in _tree(process.pid).items():
             entry = seen.setdefault(pid, [ppid, cpu, command, time.monotonic() - started])
             entry[1] = max(entry[1], cpu)
+            if command.strip() and command != "?":  # not a zombie's (empty)
+                entry[2] = command  # a child seen before its exec showed its parent's
         time.sleep(0.02)
     output = process.stdout.read().decode(errors="replace") if process.stdout else ""
     after = os.times()

@@ -5,6 +5,8 @@
 - ``hooks``: the Ploomber hooks declared in ``pipeline.yaml`` that turn a build into a
   record (collect only; publishing happens once at the end, through
   :mod:`nbops.tracking`);
+- ``recorder``: that publishing, from a child of the build's kernel template (``forks``)
+  when it has one, so the build's process does not import MLflow;
 - ``lab``: ``make lab``'s contents manager (pipeline notebooks open with their inputs);
 - ``nbclean``: notebooks as git holds them (also a pre-commit hook, run by path);
 - ``offline``: keep everything the project starts from phoning home.

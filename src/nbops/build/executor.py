@@ -121,8 +121,12 @@ class NotebookExecutor(Serial):
             # then start over IPC, free of TCP port races (see nbops.build.kernels).
             plans = [_plan(t) for t in notebooks] if self.warm_kernels or self.fork_kernels else []
             plan = plans if self.warm_kernels else []
-            # The template imports what any notebook of the build imports.
+            # The template imports what any notebook of the build imports, then what
+            # publishing the build's record imports: a child of it publishes the record
+            # (nbops.build.recorder), so this process does not import MLflow.
             fork = [m for _, _, modules in plans for m in modules] if self.fork_kernels else None
+            if fork is not None and _recorded(dag):
+                fork.append("nbops.build.recorder")
             # Side by side, every task ready at once wants its kernel: start that many.
             ahead = self.ahead * self.workers if side_by_side else self.ahead
             template, self._template = self._template, None  # one build's
@@ -209,6 +213,13 @@ class NotebookExecutor(Serial):
 
 
 _READY = (TaskStatus.WaitingExecution, TaskStatus.WaitingDownload)
+
+
+def _recorded(dag: Any) -> bool:
+    """Whether nbops' hooks record this build (see :func:`nbops.build.hooks.recorded`)."""
+    from nbops.build.hooks import recorded
+
+    return recorded(dag)
 
 
 def _forced_build() -> bool:

@@ -49,6 +49,18 @@ reaps its children and tells the provisioner their exit codes, so a kernel that 
 When forking is unavailable (no ``os.fork``, not Linux), the kernel is not the
 ``python3`` kernel of this interpreter, or the template has died, the kernel starts
 the usual way; the reason is logged.
+
+The template also forks a child for a one-off call (:meth:`KernelTemplate.call`): once
+the template has imported what it was asked to, the child prepares at once (a function
+of an imported module), then waits on the caller's connection for the arguments of the
+call proper (JSON), runs it in the caller's working directory and environment, and
+answers with its result (JSON) and what it printed, which the caller prints. The build
+records its run that way (:mod:`nbops.build.recorder`): the child opens the tracking
+store while the notebooks run and publishes the record at the end, and MLflow, which
+the gate notebook has the template import anyway, is not imported again in the build's
+process. Such a child has a session of its own, starts with no atexit handler (the
+template's are the template's), is reaped as kernels are, and leaves when the caller
+goes without sending anything.
 """
 
 from __future__ import annotations
@@ -57,6 +69,7 @@ import asyncio
 import atexit
 import contextlib
 import gc
+import io
 import json
 import logging
 import os
@@ -70,7 +83,7 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from jupyter_client.provisioning import LocalProvisioner
 
@@ -129,6 +142,11 @@ class KernelTemplate:
         self.address = address
         self.reason: str | None = None  # why it stopped forking, once it has
         self._told: set[str] = set()
+        # Users that keep it past the build's close (see hold), and whether the
+        # build closed it meanwhile.
+        self._holds = 0
+        self._closing = False
+        self._hold_lock = threading.Lock()
 
     @classmethod
     def start(cls, modules: list[str], *, address: str) -> KernelTemplate:
@@ -192,8 +210,75 @@ class KernelTemplate:
             return None if _running(pid) else -signal.SIGKILL
         return reply.get("exit")
 
+    def hold(self) -> bool:
+        """Keep the template after the build closes it, until :meth:`release`: its
+        recording forks a child of it once the notebooks are done. False when it is
+        closed or gone already (nothing to release then)."""
+        with self._hold_lock:
+            if self._closing or not self.alive:
+                return False
+            self._holds += 1
+            return True
+
+    def release(self) -> None:
+        """Give back a :meth:`hold`; the last one closes the template if the build
+        has asked for that meanwhile."""
+        with self._hold_lock:
+            self._holds -= 1
+            close = self._holds == 0 and self._closing
+        if close:
+            self._close()
+
+    def call(
+        self,
+        target: str,
+        *,
+        prepare: str | None = None,
+        prepare_kwargs: dict[str, Any] | None = None,
+    ) -> TemplateCall:
+        """Fork a child off the template, once it has imported everything it was asked
+        to (kernels' forks go first), to run ``target`` (``"module:function"``) later:
+        the child runs ``prepare(**prepare_kwargs)`` at once, then waits for
+        :meth:`TemplateCall.run` to send the arguments (JSON, both).
+
+        Raises:
+            TemplateUnavailable: the template is gone or refused to fork (why: the
+                message).
+        """
+        conn = self._connect(quiet=True)
+        try:
+            request = {
+                "op": "call",
+                "target": target,
+                "prepare": prepare,
+                "prepare_kwargs": prepare_kwargs or {},
+            }
+            conn.sendall(json.dumps(request).encode() + b"\n")
+            answer = _read_line(conn)
+            if not answer:
+                raise ConnectionError("the template closed the connection")
+            reply = json.loads(answer)
+        except (OSError, ValueError) as exc:
+            conn.close()
+            if self.process.poll() is not None:
+                self._gone(exc, quiet=True)
+            # Still busy (a timeout): no reason to stop forking kernels.
+            raise TemplateUnavailable(f"the kernel template did not answer ({exc})") from exc
+        if "pid" not in reply:
+            conn.close()
+            raise TemplateUnavailable(reply.get("error", "the template did not fork"))
+        return TemplateCall(conn, int(reply["pid"]))
+
     def close(self) -> None:
-        """Let the template go (it kills kernels still running) and reap it."""
+        """Let the template go (it kills kernels still running) and reap it; once the
+        last :meth:`hold` is released, if there are any."""
+        with self._hold_lock:
+            self._closing = True
+            if self._holds:
+                return
+        self._close()
+
+    def _close(self) -> None:
         if self.process.stdin is not None:
             with contextlib.suppress(OSError):
                 self.process.stdin.close()
@@ -217,36 +302,81 @@ class KernelTemplate:
         self._stop("the build did not use the template", quiet=True)
 
     def _ask(self, request: dict[str, Any]) -> dict[str, Any]:
+        try:
+            with self._connect() as conn:
+                conn.sendall(json.dumps(request).encode() + b"\n")
+                answer = _read_line(conn)
+            if not answer:
+                raise ConnectionError("the template closed the connection")
+            return json.loads(answer)
+        except (OSError, ValueError) as exc:
+            self._gone(exc)
+
+    def _connect(self, *, quiet: bool = False) -> socket.socket:
+        """A connection to the template, waiting for it to listen (it may be starting)."""
         if self.reason is not None:
             raise TemplateUnavailable(self.reason)
         deadline = time.monotonic() + _TIMEOUT
         while True:
+            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            conn.settimeout(_TIMEOUT)
             try:
-                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-                    conn.settimeout(_TIMEOUT)
-                    conn.connect(self.address)
-                    conn.sendall(json.dumps(request).encode() + b"\n")
-                    answer = _read_line(conn)
-                if not answer:
-                    raise ConnectionError("the template closed the connection")
-                return json.loads(answer)
+                conn.connect(self.address)
+                return conn
             except (FileNotFoundError, ConnectionRefusedError) as exc:
+                conn.close()
                 # Not listening yet (still starting), or gone.
                 if self.process.poll() is None and time.monotonic() < deadline:
                     time.sleep(0.01)
                     continue
-                self._gone(exc)
-            except (OSError, ValueError) as exc:
-                self._gone(exc)
+                self._gone(exc, quiet=quiet)
+            except OSError as exc:
+                conn.close()
+                self._gone(exc, quiet=quiet)
 
-    def _gone(self, exc: Exception) -> None:
+    def _gone(self, exc: Exception, *, quiet: bool = False) -> NoReturn:
         code = self.process.poll()
         self._stop(
             f"the kernel template process exited with code {code}"
             if code is not None
-            else f"the kernel template process did not answer ({exc})"
+            else f"the kernel template process did not answer ({exc})",
+            quiet=quiet,
         )
         raise TemplateUnavailable(self.reason) from exc
+
+
+class TemplateCall:
+    """A child of the template waiting to run a call (:meth:`KernelTemplate.call`)."""
+
+    def __init__(self, conn: socket.socket, pid: int) -> None:
+        self.conn, self.pid = conn, pid
+
+    def run(self, kwargs: dict[str, Any], *, cwd: str, env: dict[str, str]) -> dict[str, Any]:
+        """Run the call with ``kwargs`` (JSON) in ``cwd`` with ``env`` and wait for it,
+        however long it takes: ``{"result": ...}`` or ``{"raised": traceback}``, with
+        ``"stdout"`` and ``"stderr"``, what it printed (its preparation's included).
+
+        Raises:
+            TemplateUnavailable: the child died (the call may have run in part).
+        """
+        try:
+            with self.conn:
+                self.conn.settimeout(None)
+                request = {"kwargs": kwargs, "cwd": cwd, "env": env}
+                self.conn.sendall(json.dumps(request).encode() + b"\n")
+                answer = _read_line(self.conn)
+            if not answer:
+                raise ConnectionError("it closed the connection")
+            return json.loads(answer)
+        except (OSError, ValueError) as exc:
+            raise TemplateUnavailable(
+                f"the template's child {self.pid} did not answer ({exc})"
+            ) from exc
+
+    def cancel(self) -> None:
+        """Let the child go without running the call."""
+        with contextlib.suppress(OSError):
+            self.conn.close()
 
 
 def _running(pid: int) -> bool:
@@ -414,29 +544,48 @@ def _template(address: str, modules: list[str]) -> dict[str, Any] | None:
                     if done:
                         children[pid] = os.waitstatus_to_exitcode(status)
 
+    #: calls asked for while imports were pending: forked once they are done, so the
+    #: child has them and kernels' forks meanwhile do not wait for a call's imports
+    waiting: list[tuple[socket.socket, dict[str, Any]]] = []
+
     while True:
         # Between two imports, only a look at the socket; once all are done, a wait.
-        readable, _, _ = select.select([listener, sys.stdin.buffer], [], [], 0 if pending else 0.5)
+        busy = pending or waiting
+        readable, _, _ = select.select([listener, sys.stdin.buffer], [], [], 0 if busy else 0.5)
         reap()
         if sys.stdin.buffer in readable and not os.read(sys.stdin.fileno(), 4096):
             break  # the build closed the pipe, or died
-        if listener not in readable:
-            if pending:
-                load(pending[0])
-            continue
-        conn, _ = listener.accept()
-        with conn:
+        if listener in readable:
+            conn, _ = listener.accept()
             request = json.loads(_read_line(conn) or b"{}")
+            if request.get("op") == "call" and pending:
+                waiting.append((conn, request))
+                continue
+        elif pending:
+            load(pending[0])
+            continue
+        elif waiting:
+            conn, request = waiting.pop(0)
+        else:
+            continue
+        with conn:
             op = request.get("op")
             if op == "poll":
                 reap()
                 # A pid that is not ours was never a kernel of this build: gone.
                 reply: dict[str, Any] = {"exit": children.get(request["pid"], -1)}
-            elif op == "fork":
-                for module in request.get("modules") or []:
+            elif op in ("fork", "call"):
+                modules = request.get("modules") or []
+                if op == "call":
+                    modules = [
+                        request[k].partition(":")[0]
+                        for k in ("prepare", "target")
+                        if request.get(k)
+                    ]
+                for module in modules:
                     load(module)
                     for declared in getattr(sys.modules.get(module), "__warm_imports__", ()):
-                        load(declared)  # its notebook is about to need them
+                        load(declared)  # its notebook (or call) is about to need them
                 threads = [
                     t.name for t in threading.enumerate() if t is not threading.main_thread()
                 ]
@@ -453,6 +602,10 @@ def _template(address: str, modules: list[str]) -> dict[str, Any] | None:
                     pid = os.fork()
                     if pid == 0:
                         listener.close()
+                        for other, _ in waiting:
+                            other.close()
+                        if op == "call":
+                            request["fd"] = os.dup(conn.fileno())  # it answers the build
                         conn.close()
                         request["imported_with"] = imported_with
                         return request
@@ -468,6 +621,8 @@ def _template(address: str, modules: list[str]) -> dict[str, Any] | None:
             else:
                 reply = {"error": f"unknown request {op!r}"}
             conn.sendall(json.dumps(reply).encode() + b"\n")
+    for conn, _ in waiting:
+        conn.close()
     # The build has gone: kernels it did not shut down go too.
     listener.close()
     with contextlib.suppress(FileNotFoundError):
@@ -639,6 +794,61 @@ def _fresh_random_state() -> None:
         numpy_random.seed()
 
 
+def _call(request: dict[str, Any]) -> None:
+    """In a forked child: run the request's ``prepare()``, then, once the build sends
+    the arguments (over the connection, ``request["fd"]``), ``target(**kwargs)`` as a
+    process started for it would (the working directory and environment sent, no
+    atexit handler but its own, its threads joined), and answer with the result or the
+    traceback, and what both printed. A build that goes away instead sends nothing:
+    the child leaves."""
+    import importlib
+
+    def function(name: str) -> Any:
+        module, _, attribute = name.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+    os.setsid()  # a group of its own, as a kernel's: the template's kill at exit reaches it
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    atexit._clear()  # the template's handlers are not this call's to run
+    _fresh_random_state()
+    stdout, stderr = io.StringIO(), io.StringIO()
+    reply: dict[str, Any] = {}
+    with socket.socket(fileno=request["fd"]) as conn:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            # A preparation that fails is met again by the call itself, which says so.
+            if request.get("prepare"):
+                with contextlib.suppress(Exception):
+                    function(request["prepare"])(**request["prepare_kwargs"])
+            conn.settimeout(None)
+            line = _read_line(conn)
+            if not line:
+                os._exit(0)  # the build went, or let the call go
+            arguments = json.loads(line)
+            os.chdir(arguments["cwd"])
+            os.environ.clear()
+            os.environ.update(arguments["env"])
+            try:
+                reply = {"result": function(request["target"])(**arguments["kwargs"])}
+            except BaseException:
+                reply = {"raised": traceback.format_exc()}
+            try:
+                threading._shutdown()  # type: ignore[attr-defined]  # as Py_FinalizeEx does
+                atexit._run_exitfuncs()
+            except BaseException:
+                traceback.print_exc()
+        reply.update(stdout=stdout.getvalue(), stderr=stderr.getvalue())
+        try:
+            data = json.dumps(reply, default=str).encode()
+        except ValueError as exc:  # a result JSON cannot hold (a circular one)
+            data = json.dumps({"raised": f"the call's result is not JSON: {exc}"}).encode()
+        with contextlib.suppress(OSError):
+            conn.sendall(data + b"\n")
+    os._exit(0)
+
+
 def main(argv: list[str]) -> None:
     address, modules = argv[0], json.loads(argv[1])
     request = _template(address, modules)
@@ -647,6 +857,8 @@ def main(argv: list[str]) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+    if request.get("op") == "call":
+        _call(request)
     _become_kernel(request)
 
 

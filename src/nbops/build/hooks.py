@@ -30,8 +30,11 @@ Task hooks only collect (paths, parameters, status, timings) into the process's
 :class:`~nbops.tracking.record.BuildRecord`; the DAG hooks add lineage and skipped tasks,
 write the build summary page and link the reports (:mod:`nbops.reports.site`), and
 publish once. ``ploomber task NAME`` runs no DAG hooks, so an ``atexit`` handler
-publishes what the task hooks collected. MLflow is imported in a background thread
-while the notebooks run, so publishing costs little at the end.
+publishes what the task hooks collected. When the build's notebooks run in kernels
+forked from a template process, a child of that template publishes the record
+(:mod:`nbops.build.recorder`): the template imports MLflow for the gate notebook, or
+while it waits, and this process never does. Otherwise MLflow is imported in a
+background thread while the notebooks run, so publishing costs little at the end.
 
 A store that cannot take the record never fails the build: the record is spooled to
 ``.nbops/spool/`` and the message says to run ``nbops sync``. A capture that goes wrong
@@ -48,6 +51,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import json
+import logging
 import os
 import re
 import sys
@@ -82,6 +86,8 @@ __all__ = [
     "task_finished",
     "trigger",
 ]
+
+log = logging.getLogger(__name__)
 
 TRIGGERS = ("manual", "ci", "schedule", "drift")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -282,15 +288,25 @@ class _Build:
         self._warming = owner_pid is not None  # a worker hands back; it publishes nothing
         self.packages: list[str] | None = None
         self._warm_thread: threading.Thread | None = None
+        #: the build's kernel template, held to publish the record from a child of it,
+        #: and that child (nbops.build.recorder)
+        self.template: Any = None
+        self.publisher: Any = None
         self._env: tuple[tuple[int, int], dict[str, Any]] | None = None
         if owner_pid is None:
             atexit.register(self._finish_at_exit)
 
     def warm_up(self) -> None:
-        """Import MLflow on a thread while the notebooks run, once a task is to run: a
-        build with nothing to do never imports it."""
+        """Once a task is to run (a build with nothing to do never does this): hold the
+        build's kernel template to publish the record from, or else import MLflow on a
+        thread while the notebooks run."""
         if not self._warming:
             self._warming = True
+            from nbops.build.recorder import held_template
+
+            self.template, why = held_template()
+            if self.template is None:
+                log.debug("the build will be recorded in this process: %s", why)
             self._warm_thread = threading.Thread(
                 target=self._warm, name="nbops-mlflow-warm-up", daemon=True
             )
@@ -302,7 +318,12 @@ class _Build:
         # package freeze, MLflow's import and the opened store.
         with contextlib.suppress(Exception):
             self.packages = lineage.freeze()
-        _warm_up(self.root)
+        if self.template is not None:  # a child of it publishes, and opens the store now
+            from nbops.build.recorder import start_publisher
+
+            self.publisher = start_publisher(self.template, root=self.root)
+        else:
+            _warm_up(self.root)
 
     def add_task(self, task: Any, status: str) -> None:
         """Record one task. What cannot be read is named in the record and in a loud
@@ -424,7 +445,9 @@ class _Build:
         # With nothing to run, nothing is captured: MLflow is not imported and no runs
         # are opened (see finish).
         scheduled = bool(_scheduled(dag))
-        if scheduled:
+        if scheduled and not _forking_executor(dag):
+            # With forked kernels, the first task's capture holds their template
+            # instead (it starts with the first notebook).
             self.warm_up()
         for name in dag.keys():  # noqa: SIM118  (a Ploomber DAG, not a dict)
             task = dag[name]
@@ -627,6 +650,17 @@ class _Build:
         if self.done:
             return
         self.done = True
+        try:
+            self._finish(dag, status, traceback=traceback, report=report)
+        finally:
+            publisher, self.publisher = self.publisher, None
+            if publisher is not None:
+                publisher.cancel()  # it did not publish: it leaves
+            template, self.template = self.template, None
+            if template is not None:
+                template.release()  # the template goes now if the build closed it
+
+    def _finish(self, dag: Any, status: str, *, traceback: Any, report: Any) -> None:
         if status == "FINISHED" and self.is_no_op(dag):
             self._nothing_to_do(dag, report)
             return
@@ -645,11 +679,13 @@ class _Build:
         except Exception:
             self._spool_after_failure(tb_module.format_exc())
             return
-        from nbops.release.prepare import release_build
-        from nbops.tracking.publish import publish_or_spool
+        from nbops.build.recorder import RecordingFailed
 
         try:
-            publish_or_spool(self.record, root=self.root, release=release_build)
+            self._publish()
+        except RecordingFailed as exc:  # in the template's child, as below
+            self._spool_after_failure(exc.traceback)
+            return
         except Exception:  # it spools on store failures; this is a failure to spool
             self._spool_after_failure(tb_module.format_exc())
             return
@@ -663,6 +699,36 @@ class _Build:
                 file=sys.stderr,
             )
         _cleanup_tmp(self.root, self.record.build_id)
+
+    def _publish(self) -> None:
+        """Publish the record and release its model: from a child of the build's
+        kernel template when this build holds it (MLflow is not imported here), else
+        here (see :mod:`nbops.build.recorder`)."""
+        where = "in this process"
+        if self._warm_thread is not None and self.template is not None:
+            self._warm_thread.join(timeout=300)  # it forks the publisher
+        publisher, self.publisher = self.publisher, None
+        if publisher is not None:
+            from nbops.build.recorder import publish_in_template
+
+            if self.record.runs:  # MLflow is imported here already, the store open
+                publisher.cancel()
+                log.debug("build recorded in this process: it opened the tasks' MLflow runs")
+            elif publish_in_template(publisher, self.record, root=self.root) is not None:
+                where = "in a child of the kernel template"
+        if where == "in this process":
+            from nbops.release.prepare import release_build
+            from nbops.tracking.publish import publish_or_spool
+
+            publish_or_spool(self.record, root=self.root, release=release_build)
+        if os.environ.get("NBOPS_TIMING"):
+            # benchmarks and tests read this: what recording cost the build's process
+            mlflow = "yes" if "mlflow" in sys.modules else "no"
+            print(
+                f"nbops: the record was published (or spooled) {where}; MLflow imported "
+                f"in this process: {mlflow}",
+                file=sys.stderr,
+            )
 
     def is_no_op(self, dag: Any) -> bool:
         """Whether this build ran nothing: every task of the DAG up to date (skipped),
@@ -1106,6 +1172,22 @@ class RunIn:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+
+
+def recorded(dag: Any) -> bool:
+    """Whether nbops' DAG hooks record this build (tracking on, their ``on_finish``)."""
+    hook = getattr(dag, "on_finish", None)
+    return enabled() and (isinstance(hook, DagHook) or _is_nbops(hook, "build_finished"))
+
+
+def _forking_executor(dag: Any) -> bool:
+    """Whether ``dag`` runs its notebooks in kernels forked from a template (nbops'
+    executor, ``fork_kernels`` on, on a platform that forks)."""
+    if not getattr(dag.executor, "fork_kernels", False):
+        return False
+    from nbops.build.forks import fork_supported
+
+    return fork_supported() is None
 
 
 def _mentions_mlflow(task: Any) -> bool:
