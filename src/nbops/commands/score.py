@@ -410,7 +410,7 @@ def _warm_finish(root: Path, *, record: bool, report: bool) -> threading.Thread 
                 _import_ahead(notebook)
                 _render_empty()
         if record:
-            warm_up(root)
+            warm_up(root, registry=False)  # the record releases nothing
 
     thread = threading.Thread(target=work, name="nbops-score-warm", daemon=True)
     thread.start()
