@@ -401,8 +401,7 @@ def _warm_finish(root: Path, *, record: bool, report: bool) -> threading.Thread 
 
     def work() -> None:
         with contextlib.suppress(Exception):  # a head start only
-            import scipy.spatial.distance  # noqa: F401  (the drift's statistics)
-            import scipy.stats  # noqa: F401
+            import scipy.special  # noqa: F401  (the drift's statistics)
 
             import nbops.monitoring.drift  # noqa: F401
         if report:  # needed before the record
