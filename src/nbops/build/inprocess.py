@@ -42,7 +42,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from papermill.engines import Engine, NotebookExecutionManager, papermill_engines
 from traitlets.config import Config
 
-__all__ = ["ENGINE", "InProcessEngine", "SparseSaves", "register"]
+__all__ = ["ENGINE", "InProcessEngine", "SavingSparsely", "SparseSaves", "register"]
 
 #: The engine's name for ``papermill.execute_notebook(engine_name=...)`` (see :func:`register`).
 ENGINE = "nbops-inprocess"
@@ -92,8 +92,9 @@ class CellFailed(Exception):
     """A cell raised (its error is in its outputs): the notebook stops there."""
 
 
-class InProcessEngine(Engine):
-    """papermill's engine interface over :class:`_Shell` (see the module docstring)."""
+class SavingSparsely:
+    """An engine's ``execute_notebook`` as papermill's :class:`~papermill.engines.Engine`
+    has it, with :class:`SparseSaves` as the execution manager."""
 
     @classmethod
     def execute_notebook(
@@ -116,11 +117,15 @@ class InProcessEngine(Engine):
         )
         nb_man.notebook_start()
         try:
-            cls.execute_managed_notebook(nb_man, kernel_name, **kwargs)
+            cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
         finally:
             nb_man.cleanup_pbar()
             nb_man.notebook_complete()
         return nb_man.nb
+
+
+class InProcessEngine(SavingSparsely, Engine):
+    """papermill's engine interface over :class:`_Shell` (see the module docstring)."""
 
     @classmethod
     def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, **kwargs: Any) -> Any:

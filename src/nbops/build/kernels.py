@@ -64,7 +64,7 @@ from papermill.utils import merge_kwargs, remove_args
 from traitlets import default
 
 from nbops.build.imports import imported_modules
-from nbops.build.inprocess import SparseSaves
+from nbops.build.inprocess import SavingSparsely
 
 __all__ = [
     "ForkKernelManager",
@@ -500,39 +500,13 @@ def _cells_running() -> Iterator[None]:
         _held.lock = lock
 
 
-class WarmEngine(NBClientEngine):
+class WarmEngine(SavingSparsely, NBClientEngine):
     """papermill's nbclient engine, running the notebook in a warm kernel when the
     active pool has one for it (see :func:`warm_engine`), and writing the executed
-    notebook when it ends rather than at every cell (:class:`~nbops.build.inprocess.SparseSaves`)."""
+    notebook when it ends rather than at every cell
+    (:class:`~nbops.build.inprocess.SavingSparsely`)."""
 
     pool: KernelPool | None = None
-
-    @classmethod
-    def execute_notebook(
-        cls,
-        nb: Any,
-        kernel_name: str,
-        output_path: str | None = None,
-        progress_bar: bool = True,
-        log_output: bool = False,
-        autosave_cell_every: int = 30,
-        **kwargs: Any,
-    ) -> Any:
-        # papermill's Engine.execute_notebook, with the manager above.
-        nb_man = SparseSaves(
-            nb,
-            output_path=output_path,
-            progress_bar=progress_bar,
-            log_output=log_output,
-            autosave_cell_every=autosave_cell_every,
-        )
-        nb_man.notebook_start()
-        try:
-            cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
-        finally:
-            nb_man.cleanup_pbar()
-            nb_man.notebook_complete()
-        return nb_man.nb
 
     @classmethod
     def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, **kwargs: Any) -> Any:
