@@ -388,8 +388,8 @@ def _soon(function: Callable[..., Any], *args: Any) -> Future[Any]:
 
 def _warm_finish(root: Path, *, record: bool, report: bool) -> threading.Thread | None:
     """A thread importing the drift's statistics; for the report, papermill, the engine
-    and what the notebook imports, and rendering an empty notebook (the exporter's first
-    page costs 0.5 s of CPU in imports and templates); then importing MLflow and opening
+    and what the notebook imports, and rendering a small notebook (the exporter's first
+    page costs 0.5-0.7 s of CPU in imports, templates and lexers); then importing MLflow and opening
     the project's store for the run record. In the order the end of the job needs them."""
     from nbops.tracking.store import enabled, warm_up
 
@@ -407,7 +407,7 @@ def _warm_finish(root: Path, *, record: bool, report: bool) -> threading.Thread 
         if report:  # needed before the record
             with contextlib.suppress(Exception):  # a head start only
                 _import_ahead(notebook)
-                _render_empty()
+                _render_sample()
         if record:
             warm_up(root, registry=False)  # the record releases nothing
 
@@ -432,18 +432,32 @@ def _import_ahead(notebook: Path) -> None:
             importlib.import_module(name)
 
 
-def _render_empty() -> None:
+def _render_sample() -> None:
+    """Render a small executed notebook of each kind of cell and output the report has:
+    the exporter's imports and templates, pygments' IPython lexer, Markdown and the
+    output sanitiser are then ready (a notebook of one Markdown cell left 0.2 s of CPU
+    to the report's own rendering, after the job)."""
     import tempfile
 
     import nbformat
 
     from nbops.reports.exporter import render_html
 
+    v4 = nbformat.v4
+    table = "<table><thead><tr><th>a</th></tr></thead><tbody><tr><td>1</td></tr></tbody></table>"
+    cell = v4.new_code_cell("import pandas as pd\nprint('rows')", execution_count=1)
+    cell.outputs = [
+        v4.new_output("stream", name="stdout", text="rows\n"),
+        v4.new_output("display_data", data={"text/markdown": "**1** `a`", "text/plain": "1"}),
+        v4.new_output("display_data", data={"text/html": table, "text/plain": "a"}),
+    ]
+    sample = v4.new_notebook(
+        cells=[v4.new_markdown_cell("# Report\n\nText with `code` and **bold**."), cell],
+        metadata={"language_info": {"name": "python", "pygments_lexer": "ipython3"}},
+    )
     with tempfile.TemporaryDirectory(prefix="nbops-score-warm-") as folder:
-        notebook = Path(folder) / "empty.ipynb"
-        nbformat.write(
-            nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("#")]), notebook
-        )
+        notebook = Path(folder) / "sample.ipynb"
+        nbformat.write(sample, notebook)
         render_html(notebook, notebook.with_suffix(".html"))
 
 
