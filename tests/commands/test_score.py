@@ -418,7 +418,12 @@ def test_every_job_leaves_a_report_stored_with_its_run(reported, rows, tmp_path,
     assert f"got '{shown}'</li>" in page, "the first reasons, with the value as written"
     assert f"<td>{shown}</td>" in page, "the rejected row's ID"
     assert all('src="data:image/png' in tag for tag in re.findall(r"<img[^>]*>", page))
-    assert (tmp_path / "scores.report.ipynb").is_file()
+    executed = nbformat.read(tmp_path / "scores.report.ipynb", as_version=4)
+    code = [c for c in executed.cells if c.cell_type == "code"]
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
+    shown = [o for c in code for o in c.outputs]
+    assert sum("image/png" in o.get("data", {}) for o in shown) == 2, "the two plots"
+    assert executed.metadata.language_info.name == "python"
     store = Store(reported.root)
     run_id = output.split("Recorded as run ")[1][:12]
     task = store.children(store.resolve(run_id).info.run_id)[0]
@@ -426,16 +431,18 @@ def test_every_job_leaves_a_report_stored_with_its_run(reported, rows, tmp_path,
     assert {"report.html", "report.ipynb", "rejects.csv", "drift.json"} <= stored
 
 
-def test_the_reports_kernel_starts_with_the_plots_and_without_scikit_learn(project):
-    """The report's kernel imports what the notebook imports before the job ends, the
-    plots (`from nbops.modeling import plots`: matplotlib, 1 s of CPU) included; that
-    must not pull in scikit-learn and scipy.stats (1.5 s of CPU) for two drift plots."""
+def test_the_report_imports_ahead_the_plots_and_not_scikit_learn(project):
+    """What the report notebook imports is imported while the job scores, the plots
+    (`from nbops.modeling import plots`: matplotlib, 1 s of CPU) included; that must
+    not pull in scikit-learn and scipy.stats (1.5 s of CPU) for two drift plots."""
     import json
     import subprocess
     import sys
 
+    from nbops.build.imports import imported_modules
+
     notebook = json.loads((project.root / "notebooks/score/report.ipynb").read_text())
-    modules = score_module._kernel_modules(notebook)
+    modules = imported_modules(notebook, names=True)
     check = (
         "import importlib, sys\n"
         f"for m in {modules!r}:\n"
@@ -503,7 +510,10 @@ def test_a_report_that_fails_leaves_the_scores_and_names_the_notebook(
     assert code == 0, output
     assert "failed (ValueError: no column plan in this summary)" in output
     assert str(tmp_path / "out.report.failed.ipynb") in output
-    assert (tmp_path / "out.report.failed.ipynb").is_file()
+    failed = nbformat.read(tmp_path / "out.report.failed.ipynb", as_version=4)
+    error = failed.cells[-1].outputs[-1]  # as papermill shows it: the error, marked above
+    assert (error.ename, error.evalue) == ("ValueError", "no column plan in this summary")
+    assert 'id="papermill-error-cell"' in failed.cells[-2].source
     assert len(pd.read_parquet(tmp_path / "out.parquet")) == 10
     assert not (tmp_path / "out.report.html").exists(), "no stale report beside the new scores"
     assert not list(tmp_path.glob(".*.tmp*"))

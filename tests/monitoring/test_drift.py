@@ -628,3 +628,31 @@ def test_a_column_missing_from_a_part_is_missing_from_the_window(
     assert _by_column(report)["region"].status == (
         "not computed: the column is missing from the current data"
     )
+
+
+@pytest.mark.parametrize(
+    ("ref", "cur"),
+    [
+        ([50, 30, 20], [48, 33, 19]),
+        ([1_000_000, 3, 0, 70], [999_000, 0, 5, 80]),
+        ([7, 0], [0, 9]),
+        ([10, 20, 30, 40], [20, 40, 60, 80]),  # the same shares: p = 1
+        ([5], [6]),  # one category: nothing to test
+    ],
+)
+def test_the_p_values_are_scipy_stats_own(ref, cur):
+    """The drift's tests take their p-values from scipy.special (scipy.stats costs half
+    a second to import): the same floats as scipy.stats' chi2_contingency and kstwobign."""
+    from scipy.stats import kstwobign
+
+    from nbops.monitoring.drift import _chi2_pvalue, _ks_pvalue
+
+    ref, cur = np.array(ref, dtype=float), np.array(cur, dtype=float)
+    keep = (ref + cur) > 0
+    table = np.vstack([ref[keep], cur[keep]])
+    expected = (
+        1.0 if table.shape[1] < 2 else float(chi2_contingency(table, correction=False).pvalue)
+    )
+    assert _chi2_pvalue(ref, cur) == expected
+    for d, n, m in [(0.0, 10, 10), (0.03, 5_000, 100_000), (0.4, 40, 60), (1.0, 3, 3)]:
+        assert _ks_pvalue(d, n, m) == float(kstwobign.sf(d * np.sqrt(n * m / (n + m))))

@@ -2,6 +2,9 @@
 
 - ``executor``, ``kernels``: nbops' Ploomber executor (warm kernels, reports in the
   background, independent tasks side by side);
+- ``inprocess``: a papermill engine running a notebook in this process (``nbops
+  score``'s report), with the outputs a kernel gives; ``imports``: what a notebook
+  imports, read without running it;
 - ``hooks``: the Ploomber hooks declared in ``pipeline.yaml`` that turn a build into a
   record (collect only; publishing happens once at the end, through
   :mod:`nbops.tracking`);

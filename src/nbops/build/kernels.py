@@ -20,7 +20,8 @@ notebook's kernel or working directory). :mod:`nbops.build.executor` wires both 
 Ploomber build. Two fixed waits of papermill's go too: its client waited for IOPub to
 be quiet for 0.2 s before the first cell (:class:`ReadyClient` is ready on the
 kernel's answer), and it wrote the whole executed notebook at every cell's start and
-end (it is written when it starts and ends, and at a cell once a save is due).
+end (it is written when it starts and ends, and at a cell once a save is due:
+:class:`nbops.build.inprocess.SparseSaves`).
 
 Every kernel started here talks to its notebook over IPC (unix sockets in a private
 temporary folder, :class:`IPCKernelManager`), not TCP: jupyter_client picks free TCP
@@ -35,7 +36,6 @@ This module wraps jupyter_client and papermill; it knows nothing of Ploomber.
 
 from __future__ import annotations
 
-import ast
 import atexit
 import contextlib
 import itertools
@@ -59,9 +59,12 @@ import zmq
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from papermill.clientwrap import PapermillNotebookClient
-from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
+from papermill.engines import NBClientEngine, papermill_engines
 from papermill.utils import merge_kwargs, remove_args
 from traitlets import default
+
+from nbops.build.imports import imported_modules
+from nbops.build.inprocess import SavingSparsely
 
 __all__ = [
     "ForkKernelManager",
@@ -203,27 +206,6 @@ class ForkKernelManager(IPCKernelManager):
             provisioner.template = template
             self.provisioner = provisioner
         return await super()._async_pre_start_kernel(**kw)
-
-
-def imported_modules(notebook: dict[str, Any]) -> list[str]:
-    """The modules a notebook's code cells import, in order (``import a.b``, ``from a
-    import b``); cells that do not parse (magics) are skipped, relative imports ignored."""
-    found: list[str] = []
-    for cell in notebook.get("cells", []):
-        if cell.get("cell_type") != "code":
-            continue
-        source = "".join(cell.get("source", ""))
-        lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
-        try:
-            tree = ast.parse("\n".join(lines))
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                found += [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                found.append(node.module)
-    return list(dict.fromkeys(found))
 
 
 def _preload_lines(modules: Iterable[str]) -> list[str]:
@@ -518,73 +500,13 @@ def _cells_running() -> Iterator[None]:
         _held.lock = lock
 
 
-class _Progress(NotebookExecutionManager):
-    """papermill's execution manager, writing the executed notebook at a cell's start
-    and end only once ``autosave_cell_every`` seconds (30) have passed since it last
-    did, as it does within a long cell. papermill writes the whole notebook twice per
-    cell: in a build of quick notebooks, some 170 writes on the build's critical path.
-    A long notebook still shows its progress in the file; a failed one is still written
-    with its error, and every notebook once it ends."""
-
-    _cell_save = False
-
-    def save(self, **kwargs: Any) -> None:
-        if self._cell_save:
-            interval = self.autosave_cell_every
-            if not interval or (self.now() - self.last_save_time).total_seconds() < interval:
-                return
-        super().save(**kwargs)
-
-    @contextlib.contextmanager
-    def _at_a_cell(self) -> Iterator[None]:
-        self._cell_save = True
-        try:
-            yield
-        finally:
-            self._cell_save = False
-
-    def cell_start(self, cell: Any, cell_index: int | None = None, **kwargs: Any) -> None:
-        with self._at_a_cell():
-            super().cell_start(cell, cell_index, **kwargs)
-
-    def cell_complete(self, cell: Any, cell_index: int | None = None, **kwargs: Any) -> None:
-        with self._at_a_cell():
-            super().cell_complete(cell, cell_index, **kwargs)
-
-
-class WarmEngine(NBClientEngine):
+class WarmEngine(SavingSparsely, NBClientEngine):
     """papermill's nbclient engine, running the notebook in a warm kernel when the
     active pool has one for it (see :func:`warm_engine`), and writing the executed
-    notebook when it ends rather than at every cell (:class:`_Progress`)."""
+    notebook when it ends rather than at every cell
+    (:class:`~nbops.build.inprocess.SavingSparsely`)."""
 
     pool: KernelPool | None = None
-
-    @classmethod
-    def execute_notebook(
-        cls,
-        nb: Any,
-        kernel_name: str,
-        output_path: str | None = None,
-        progress_bar: bool = True,
-        log_output: bool = False,
-        autosave_cell_every: int = 30,
-        **kwargs: Any,
-    ) -> Any:
-        # papermill's Engine.execute_notebook, with the manager above.
-        nb_man = _Progress(
-            nb,
-            output_path=output_path,
-            progress_bar=progress_bar,
-            log_output=log_output,
-            autosave_cell_every=autosave_cell_every,
-        )
-        nb_man.notebook_start()
-        try:
-            cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
-        finally:
-            nb_man.cleanup_pbar()
-            nb_man.notebook_complete()
-        return nb_man.nb
 
     @classmethod
     def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, **kwargs: Any) -> Any:

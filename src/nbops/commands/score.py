@@ -21,7 +21,8 @@ the time taken, listed by ``nbops runs list``.
 
 Every job also leaves a report a reviewer reads: the project's
 ``notebooks/score/report.ipynb`` is run by papermill on the job's summary (counts,
-prediction shares, drift, the rejects file) and rendered with the build reports'
+prediction shares, drift, the rejects file), in this process
+(:mod:`nbops.build.inprocess`: no kernel to start), and rendered with the build reports'
 exporter, as ``<output stem>.report.ipynb`` and ``.report.html`` next to the output,
 and both are stored with the run. Scoring stays streamed here; the notebook reads only
 the small summary. A project without the notebook (made before it was in the template,
@@ -169,17 +170,14 @@ def score_file(
         ConfigError: the output's kind is unknown; the scheduler cannot be reached.
     """
     started = time.time()
-    # Absolute from here on: the report's kernel is started from the project's folder
-    # on a thread (see _WarmReport), and a relative path must not follow it there.
+    # Absolute from here on: the report runs in the project's folder (papermill's cwd,
+    # the process's while it runs), and a relative path must not follow it there.
     root = _absolute(root)
     source, target = _absolute(input), _absolute(output)
     if rejects is not None:
         rejects = _absolute(rejects)
     _check_paths(source, target)
     _keep_freed_memory()
-    # The report's kernel starts now, with the notebook's imports, on the other core
-    # while this one loads the model and scores; the report then runs in it at once.
-    warm = _WarmReport(root, target) if report else None
     # No cyclic garbage collection while the job runs: the imports of MLflow and the
     # report on their threads set off full collections that walked the chunks in flight
     # and every module object, 1-2 s of CPU at 5M rows for nothing (reference counting
@@ -203,7 +201,7 @@ def score_file(
             command=command,
             progress=progress,
             scheduler=scheduler,
-            warm=warm,
+            report=report,
             workers=workers or default_workers(),
         )
     finally:
@@ -211,8 +209,6 @@ def score_file(
         gc.unfreeze()  # into the oldest generation (a caller's process collects it as usual)
         if collecting:
             gc.enable()
-        if warm is not None:
-            warm.close()
 
 
 def _absolute(path: str | Path) -> Path:
@@ -269,7 +265,7 @@ def _score_file(
     command: list[str] | None,
     progress: Callable[[int, int], None] | None,
     scheduler: str | None,
-    warm: _WarmReport | None,
+    report: bool,
     workers: int,
 ) -> ScoreResult:
     rejects_path = (
@@ -278,10 +274,11 @@ def _score_file(
     from nbops.hashing import file_sha256
 
     input_sha256 = _soon(file_sha256, source)  # read while the file is scored
-    # What the end of the job imports (the drift's statistics, the HTML exporter,
-    # MLflow and the project's store: about 4 s of CPU) is imported on a thread while
-    # the file is scored: the scoring threads are in numpy and Arrow, without the GIL.
-    store = _warm_finish(root, record=record, report=warm is not None)
+    # What the end of the job imports (the drift's statistics, papermill and what the
+    # report notebook imports, the HTML exporter, MLflow and the project's store: about
+    # 4 s of CPU) is imported on a thread while the file is scored: the scoring threads
+    # are in numpy and Arrow, without the GIL.
+    store = _warm_finish(root, record=record, report=report)
     model = _load(root, model_name, alias)
     plan = _plan(model, _columns(source))
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -360,16 +357,13 @@ def _score_file(
         predictions=_distribution(counts, rows - rejected, model.task),
         scheduler=scheduler,
     )
-    # MLflow (its import and the store: about 2 s of CPU) and the HTML exporter are made
-    # ready on a thread while the drift is measured and the report's kernel runs the
-    # notebook, not after them.
     drift = _drift(root, model, sample)
     if drift is not None:
         result.drift = drift.to_dict()
     result.input_sha256, result.output_sha256 = input_sha256.result(), output_sha256.result()
     result.seconds = time.time() - started
-    if warm is not None:
-        _report(root, result, warm)
+    if report:
+        _report(root, result)
     if store is not None:
         store.join()
     if record:
@@ -393,45 +387,77 @@ def _soon(function: Callable[..., Any], *args: Any) -> Future[Any]:
 
 
 def _warm_finish(root: Path, *, record: bool, report: bool) -> threading.Thread | None:
-    """A thread importing the drift's statistics; rendering an empty notebook for the
-    report (the exporter's first page costs 0.5 s of CPU in imports and templates); and
-    importing MLflow and opening the project's store for the run record."""
+    """A thread importing the drift's statistics; for the report, papermill, the engine
+    and what the notebook imports, and rendering a small notebook (the exporter's first
+    page costs 0.5-0.7 s of CPU in imports, templates and lexers); then importing MLflow and opening
+    the project's store for the run record. In the order the end of the job needs them."""
     from nbops.tracking.store import enabled, warm_up
 
     record = record and enabled() and "mlflow.tracking" not in sys.modules
-    report = report and (root / REPORT_NOTEBOOK).is_file()
+    notebook = root / REPORT_NOTEBOOK
+    report = report and notebook.is_file()
     if not (record or report):
         return None
 
     def work() -> None:
         with contextlib.suppress(Exception):  # a head start only
-            import scipy.spatial.distance  # noqa: F401  (the drift's statistics)
-            import scipy.stats  # noqa: F401
+            import scipy.special  # noqa: F401  (the drift's statistics)
 
             import nbops.monitoring.drift  # noqa: F401
         if report:  # needed before the record
             with contextlib.suppress(Exception):  # a head start only
-                _render_empty()
+                _import_ahead(notebook)
+                _render_sample()
         if record:
-            warm_up(root)
+            warm_up(root, registry=False)  # the record releases nothing
 
     thread = threading.Thread(target=work, name="nbops-score-warm", daemon=True)
     thread.start()
     return thread
 
 
-def _render_empty() -> None:
+def _import_ahead(notebook: Path) -> None:
+    """Import papermill, the in-process engine, and the modules the report notebook
+    imports (each that fails is left to the notebook, which says why)."""
+    import importlib
+    import json
+
+    import papermill  # noqa: F401
+
+    import nbops.build.inprocess  # noqa: F401
+    from nbops.build.imports import imported_modules
+
+    for name in imported_modules(json.loads(notebook.read_text()), names=True):
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+
+
+def _render_sample() -> None:
+    """Render a small executed notebook of each kind of cell and output the report has:
+    the exporter's imports and templates, pygments' IPython lexer, Markdown and the
+    output sanitiser are then ready (a notebook of one Markdown cell left 0.2 s of CPU
+    to the report's own rendering, after the job)."""
     import tempfile
 
     import nbformat
 
     from nbops.reports.exporter import render_html
 
+    v4 = nbformat.v4
+    table = "<table><thead><tr><th>a</th></tr></thead><tbody><tr><td>1</td></tr></tbody></table>"
+    cell = v4.new_code_cell("import pandas as pd\nprint('rows')", execution_count=1)
+    cell.outputs = [
+        v4.new_output("stream", name="stdout", text="rows\n"),
+        v4.new_output("display_data", data={"text/markdown": "**1** `a`", "text/plain": "1"}),
+        v4.new_output("display_data", data={"text/html": table, "text/plain": "a"}),
+    ]
+    sample = v4.new_notebook(
+        cells=[v4.new_markdown_cell("# Report\n\nText with `code` and **bold**."), cell],
+        metadata={"language_info": {"name": "python", "pygments_lexer": "ipython3"}},
+    )
     with tempfile.TemporaryDirectory(prefix="nbops-score-warm-") as folder:
-        notebook = Path(folder) / "empty.ipynb"
-        nbformat.write(
-            nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("#")]), notebook
-        )
+        notebook = Path(folder) / "sample.ipynb"
+        nbformat.write(sample, notebook)
         render_html(notebook, notebook.with_suffix(".html"))
 
 
@@ -1127,99 +1153,16 @@ class _Rejects:
 REPORT_NOTEBOOK = "notebooks/score/report.ipynb"
 
 
-class _WarmReport:
-    """The report notebook's kernel, started on a thread of its own before the job
-    scores (with the modules the notebook imports already imported, and the
-    submodules it imports by name), and where the executed notebook will be written
-    (the kernel is kept for that path). No notebook, or a kernel that does not start:
-    no kernel, and papermill starts one when the report runs."""
-
-    def __init__(self, root: Path, target: Path) -> None:
-        self._pool: Any = None
-        self.token = uuid.uuid4().hex[:8]
-        # absolute: the kernel is looked up by this path from the project's folder
-        executed = target.resolve().with_name(f"{target.stem}.report.ipynb")
-        self.tmp_nb = executed.with_name(f".{executed.name}.{self.token}.tmp.ipynb")
-        self._thread: threading.Thread | None = None
-        if (root / REPORT_NOTEBOOK).is_file():
-            # Jupyter's client and papermill take 1.5 s of CPU to import: not on the
-            # thread that loads the model and reads the file.
-            self._thread = threading.Thread(
-                target=self._start, args=(root,), name="nbops-score-kernel", daemon=True
-            )
-            self._thread.start()
-
-    def _start(self, root: Path) -> None:
-        import json
-
-        try:
-            import papermill  # noqa: F401  (the report's own import, made here)
-
-            from nbops.build.kernels import KernelPool
-
-            cells = json.loads((root / REPORT_NOTEBOOK).read_text())
-            kernel = (cells.get("metadata", {}).get("kernelspec") or {}).get("name", "python3")
-            pool = KernelPool([(str(self.tmp_nb), kernel, _kernel_modules(cells))])
-            # The kernel starts in the project's folder, where papermill runs the
-            # notebook (the pool hands it out only there): the folder is kept until
-            # the kernel's process is started.
-            with contextlib.chdir(root):
-                pool.start()
-                pool.wait_started()
-        except Exception:  # noqa: BLE001  (a head start only: papermill starts a kernel)
-            return
-        self._pool = pool
-
-    @property
-    def pool(self) -> Any:
-        """The started pool (None: no kernel), once the start has ended."""
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        return self._pool
-
-    @pool.setter
-    def pool(self, value: Any) -> None:
-        self._pool = value
-
-    def close(self) -> None:
-        """Shut down the kernel if the report did not use it (a failed job)."""
-        if self.pool is not None:
-            self.pool.close()
-            self.pool = None
-
-
-def _kernel_modules(notebook: dict[str, Any]) -> list[str]:
-    """What the warm kernel imports ahead: the notebook's modules, and for ``from a
-    import b`` also ``a.b`` (a submodule, such as the plots, is most of the import;
-    a name that is not a module fails quietly in the kernel's preload)."""
-    import ast
-
-    from nbops.build.kernels import imported_modules
-
-    found = imported_modules(notebook)
-    for cell in notebook.get("cells", []):
-        if cell.get("cell_type") != "code":
-            continue
-        try:
-            tree = ast.parse("".join(cell.get("source", "")))
-        except SyntaxError:
-            continue
-        found += [
-            f"{node.module}.{alias.name}"
-            for node in ast.walk(tree)
-            if isinstance(node, ast.ImportFrom) and node.module and not node.level
-            for alias in node.names
-            if alias.name != "*"
-        ]
-    return list(dict.fromkeys(found))
-
-
-def _report(root: Path, result: ScoreResult, warm: _WarmReport) -> None:
+def _report(root: Path, result: ScoreResult) -> None:
     """Run the project's report notebook on the job's summary; set ``result.report`` (the
     HTML) or ``result.report_note`` (why there is none). Scoring has succeeded by now:
     a report that fails leaves the output and the run as they are, and says where the
-    executed notebook shows the error."""
+    executed notebook shows the error.
+
+    A Python notebook runs in this process (:mod:`nbops.build.inprocess`): a kernel's
+    process (Python, ipykernel, the notebook's imports again) cost 2.5-3 s of CPU, more
+    than the report's work; what it imports is imported already (:func:`_warm_finish`).
+    A notebook for another language gets papermill's kernel."""
     import json
     import tempfile
 
@@ -1238,30 +1181,24 @@ def _report(root: Path, result: ScoreResult, warm: _WarmReport) -> None:
         return
     import papermill
 
-    from nbops.build.kernels import ipc_by_default, warm_engine
     from nbops.reports.exporter import render_html
 
-    tmp_nb = warm.tmp_nb
-    tmp_html = html.with_name(f".{html.name}.{warm.token}.tmp")
-    ipc_by_default()  # kernels over IPC: no TCP port races with other jobs
-    pool = warm.pool
-    # The kernel's exit (its atexit work: a second or more) is not waited for here: the
-    # run is recorded meanwhile, and the process waits for it as it exits.
-    engine = warm_engine(pool, wait=False) if pool is not None else contextlib.nullcontext()
+    token = uuid.uuid4().hex[:8]
+    tmp_nb = executed.with_name(f".{executed.name}.{token}.tmp.ipynb")
+    tmp_html = html.with_name(f".{html.name}.{token}.tmp")
     with tempfile.TemporaryDirectory(prefix="nbops-score-report-") as folder:
         summary = Path(folder) / "score.json"
         summary.write_text(json.dumps(result.to_dict(), indent=2, default=str))
         try:
-            with engine:
-                papermill.execute_notebook(
-                    str(notebook),
-                    str(tmp_nb),
-                    parameters={"summary": str(summary)},
-                    cwd=str(root),
-                    progress_bar=False,
-                    log_output=False,
-                )
-            warm.pool = None  # used (and shut down) by the report
+            papermill.execute_notebook(
+                str(notebook),
+                str(tmp_nb),
+                parameters={"summary": str(summary)},
+                engine_name=_engine(notebook),
+                cwd=str(root),
+                progress_bar=False,
+                log_output=False,
+            )
             render_html(tmp_nb, tmp_html)
         except Exception as exc:  # noqa: BLE001  (the scores are written: a report never undoes them)
             tmp_html.unlink(missing_ok=True)
@@ -1276,6 +1213,24 @@ def _report(root: Path, result: ScoreResult, warm: _WarmReport) -> None:
     os.replace(tmp_nb, executed)
     os.replace(tmp_html, html)
     result.report = str(html)
+
+
+def _engine(notebook: Path) -> str | None:
+    """papermill's engine for ``notebook``: in this process for Python (the kernel's
+    language, by its kernelspec), else papermill's own (a kernel, over IPC)."""
+    import json
+
+    metadata = json.loads(notebook.read_text()).get("metadata", {})
+    spec = metadata.get("kernelspec") or {}
+    language = spec.get("language") or (metadata.get("language_info") or {}).get("name")
+    if language in (None, "python") and spec.get("name", "python3").startswith("python"):
+        from nbops.build.inprocess import register
+
+        return register()
+    from nbops.build.kernels import ipc_by_default
+
+    ipc_by_default()  # kernels over IPC: no TCP port races with other jobs
+    return None
 
 
 # -- model and record -------------------------------------------------------------------

@@ -631,10 +631,13 @@ def _numeric_statistic(
 
 
 def _ks_pvalue(d: float, n: int, m: int) -> float:
-    """Asymptotic two-sample KS p-value (conservative for binned or discrete data)."""
-    from scipy.stats import kstwobign
+    """Asymptotic two-sample KS p-value (conservative for binned or discrete data):
+    Kolmogorov's distribution's survival function, ``scipy.stats.kstwobign.sf``,
+    from ``scipy.special`` (the same number; importing scipy.stats costs 0.4-0.6 s of
+    CPU, scipy.special a tenth of that, and the compiled scorer has it already)."""
+    from scipy.special import kolmogorov
 
-    return float(kstwobign.sf(d * math.sqrt(n * m / (n + m))))
+    return float(kolmogorov(d * math.sqrt(n * m / (n + m))))
 
 
 def _wasserstein(
@@ -704,10 +707,21 @@ def _categorical_statistic(
 
 
 def _chi2_pvalue(ref: np.ndarray, cur: np.ndarray) -> float:
-    from scipy.stats import chi2_contingency
+    """Pearson's chi-square test of the 2×k table of counts, without Yates' correction:
+    ``scipy.stats.chi2_contingency(table, correction=False).pvalue``, computed as it
+    computes it (expected counts from the margins, the statistic summed over the table,
+    the chi-square survival function from ``scipy.special``: the same float, see
+    :func:`_ks_pvalue` for why not scipy.stats)."""
+    from scipy.special import chdtrc
 
     keep = (ref + cur) > 0
     table = np.vstack([ref[keep], cur[keep]])
     if table.shape[1] < 2:
         return 1.0
-    return float(chi2_contingency(table, correction=False).pvalue)
+    expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / table.sum()
+    if np.any(expected == 0):  # as scipy: an empty side has no expected counts
+        raise ValueError(
+            f"The internally computed table of expected frequencies has a zero element at {np.argwhere(expected == 0).tolist()}."
+        )
+    statistic = float(((table - expected) ** 2 / expected).sum())
+    return float(chdtrc(table.shape[1] - 1, statistic)) if statistic > 0 else 1.0

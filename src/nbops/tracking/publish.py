@@ -47,7 +47,8 @@ def publish_or_spool(
         problem = f"{display_url(uri)} cannot be used ({type(exc).__name__})"
     if problem is None:
         try:
-            result = _publish_and_release(Store(root, uri=uri), record, release)
+            store = Store(root, uri=uri, registry=release is not None)
+            result = _publish_and_release(store, record, release)
         except Exception as exc:  # any store failure: keep the record, never fail the build
             first_line = str(exc).splitlines()[0] if str(exc) else ""
             problem = display_url(f"publishing to {uri} failed: {type(exc).__name__}: {first_line}")
