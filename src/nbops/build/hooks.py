@@ -704,25 +704,28 @@ class _Build:
         """Publish the record and release its model: from a child of the build's
         kernel template when this build holds it (MLflow is not imported here), else
         here (see :mod:`nbops.build.recorder`)."""
-        where = "in this process"
         if self._warm_thread is not None and self.template is not None:
             self._warm_thread.join(timeout=300)  # it forks the publisher
         publisher, self.publisher = self.publisher, None
+        in_template = False
         if publisher is not None:
             from nbops.build.recorder import publish_in_template
 
             if self.record.runs:  # MLflow is imported here already, the store open
                 publisher.cancel()
                 log.debug("build recorded in this process: it opened the tasks' MLflow runs")
-            elif publish_in_template(publisher, self.record, root=self.root) is not None:
-                where = "in a child of the kernel template"
-        if where == "in this process":
+            else:
+                in_template = (
+                    publish_in_template(publisher, self.record, root=self.root) is not None
+                )
+        if not in_template:
             from nbops.release.prepare import release_build
             from nbops.tracking.publish import publish_or_spool
 
             publish_or_spool(self.record, root=self.root, release=release_build)
         if os.environ.get("NBOPS_TIMING"):
             # benchmarks and tests read this: what recording cost the build's process
+            where = "in a child of the kernel template" if in_template else "in this process"
             mlflow = "yes" if "mlflow" in sys.modules else "no"
             print(
                 f"nbops: the record was published (or spooled) {where}; MLflow imported "
