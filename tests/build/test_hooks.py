@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import subprocess
 import sys
 from pathlib import Path
 
@@ -233,3 +234,18 @@ def test_a_fork_while_the_warm_up_imports_waits_for_it(tmp_path, monkeypatch):
     seen = os.read(read, 16)
     os.waitpid(pid, 0)
     assert seen == b"over"
+
+
+def test_a_record_published_at_exit_can_still_use_thread_pools():
+    # `ploomber task gate` publishes at exit, and the release downloads the model through
+    # MLflow's thread pool: at plain atexit time every pool refuses work, so the record
+    # was spooled and the release left for `nbops sync`.
+    code = (
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "from nbops.build.hooks import _at_exit\n"
+        "_at_exit(lambda: print(ThreadPoolExecutor(1).submit(str, 'released').result()))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "released"), done.stderr

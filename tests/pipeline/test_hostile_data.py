@@ -107,7 +107,8 @@ def test_payloads_in_data_are_shown_and_never_run(make_project, tmp_path: Path) 
     )
     project.build()
     # The gate again, now with a champion: it compares the slices of PLAN.
-    run([str(BIN / "ploomber"), "task", "gate", "--force"], project.root)
+    gated = run([str(BIN / "ploomber"), "task", "gate", "--force"], project.root)
+    assert "nbops: recorded build as run" in gated, gated[-3000:]
     batch = project.root / "batch.parquet"
     hostile(make_churn(600, seed=11, drift=0.5)).to_parquet(batch)
     # In this process: the pages matter, not the processes.

@@ -154,6 +154,27 @@ def build_rendered(dag: Any, then: str | None = None) -> None:
     pipeline_loaded()  # the garbage collector runs again (nbops.build.startup)
 
 
+def _at_exit(finish: Any) -> None:
+    """Run ``finish`` when the process ends, while thread pools still take work.
+
+    ``ploomber task NAME`` runs no DAG hooks, so its record is published at exit, and a
+    release downloads the model's files through MLflow's thread pool. ``atexit`` handlers
+    run after the interpreter has shut every ``concurrent.futures`` pool down ("cannot
+    schedule new futures after interpreter shutdown": the record was spooled, the release
+    left to ``nbops sync``). Threading's exit hooks run before that, latest first, so one
+    registered after ``concurrent.futures.thread`` is imported runs before it closes the
+    pools. Falls back to ``atexit`` where that hook is missing or closed.
+    """
+    import concurrent.futures.thread  # noqa: F401  (its exit hook first, so ours runs before)
+
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        with contextlib.suppress(RuntimeError):  # raised once the process is shutting down
+            register(finish)
+            return
+    atexit.register(finish)
+
+
 def _safely(action: Any, *, build: _Build | None = None) -> None:
     if not enabled():
         return
@@ -294,7 +315,7 @@ class _Build:
         self.publisher: Any = None
         self._env: tuple[tuple[int, int], dict[str, Any]] | None = None
         if owner_pid is None:
-            atexit.register(self._finish_at_exit)
+            _at_exit(self._finish_at_exit)
 
     def warm_up(self) -> None:
         """Once a task is to run (a build with nothing to do never does this): hold the
