@@ -157,14 +157,8 @@ def test_a_single_task_is_recorded_from_its_kernels_template_without_mlflow_in_p
     env = build_env(NBOPS_TIMING="1")
     subprocess.run([str(BIN / "ploomber"), "build"], cwd=root, env=env, check=True, timeout=300)
 
-    done = subprocess.run(
-        [str(BIN / "ploomber"), "task", "second", "--force"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+    task = [str(BIN / "ploomber"), "task", "second", "--force"]
+    done = subprocess.run(task, cwd=root, env=env, capture_output=True, text=True, timeout=300)
 
     assert done.returncode == 0, done.stderr
     assert "nbops: recorded build as run" in done.stderr and "(1 executed)" in done.stderr
