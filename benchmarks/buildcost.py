@@ -10,12 +10,20 @@ every notebook of the build, once) and of each forked kernel (its notebook's own
 A process is counted up to its last sample, so 20 ms at most is missed per process;
 the total is the whole tree's, reaped (``getrusage(RUSAGE_CHILDREN)``).
 
+With ``--after monitor,gate``, each build is followed by the commands users run every
+day on a built project, sampled the same way: ``nbops monitor --data FILE`` on a
+generated batch of 600 rows with drift (its own process, the monitoring build's
+``ploomber``, its template and forked kernels, the publishing child) and ``ploomber task
+gate --force`` (one task: its kernel, and a template where there is one). Each process
+is printed with its CPU seconds, in start order.
+
 The machine is shared: the load average is printed with every build, and each build
 runs ``--repeat`` times (default 2). Compare two versions of nbops in turn, in the same
 hour, with ``--src`` (a checkout's ``src`` folder, put first on ``PYTHONPATH``).
 
 Usage (from the repository root, in the project's venv):
     .venv/bin/python benchmarks/buildcost.py [--repeat 2] [--src PATH] [--project-env]
+        [--after monitor,gate]
 """
 
 from __future__ import annotations
@@ -66,14 +74,24 @@ def _tree(root_pid: int) -> dict[int, tuple[int, float, str]]:
 
 def build_once(folder: Path, env: dict[str, str]) -> dict[str, object]:
     """One ``ploomber build`` in ``folder``, sampled; the CPU per process."""
+    return run_sampled([str(Path(sys.executable).parent / "ploomber"), "build"], folder, env)
+
+
+#: Commands run on the built project with ``--after`` (argv after the venv's bin folder).
+AFTER = {
+    "monitor": ["nbops", "monitor", "--data", "batch.parquet"],
+    "gate": ["ploomber", "task", "gate", "--force"],
+}
+
+
+def run_sampled(
+    argv: list[str], folder: Path, env: dict[str, str], *, codes: tuple[int, ...] = (0,)
+) -> dict[str, object]:
+    """``argv`` run in ``folder``, its process tree sampled; the CPU per process."""
     before = os.times()
     started = time.monotonic()
     process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "ploomber"), "build"],
-        cwd=folder,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        argv, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     seen: dict[int, list] = {}  # pid -> [ppid, cpu, command, first seen]
     while process.poll() is None:
@@ -85,8 +103,8 @@ def build_once(folder: Path, env: dict[str, str]) -> dict[str, object]:
         time.sleep(0.02)
     output = process.stdout.read().decode(errors="replace") if process.stdout else ""
     after = os.times()
-    if process.returncode:
-        raise SystemExit(f"the build failed ({process.returncode}):\n{output[-4000:]}")
+    if process.returncode not in codes:
+        raise SystemExit(f"{argv[1:]} failed ({process.returncode}):\n{output[-4000:]}")
     template = next(
         (pid for pid, e in seen.items() if e[0] == process.pid and "nbops.build.forks" in e[2]),
         None,
@@ -103,7 +121,39 @@ def build_once(folder: Path, env: dict[str, str]) -> dict[str, object]:
         "ploomber": seen.get(process.pid, [0, 0.0])[1],
         "template": seen[template][1] if template is not None else 0.0,
         "kernels": [cpu for _, cpu in kernels],
+        "processes": [(_role(e[2]), e[1]) for _, e in sorted(seen.items(), key=lambda i: i[1][3])],
     }
+
+
+def _role(command: str) -> str:
+    """A short name for a sampled process, from its command line."""
+    for word, role in (
+        ("nbops.build.forks", "fork"),  # the template or a child of it
+        ("ipykernel_launcher", "kernel"),
+        ("bin/nbops", "nbops"),
+        ("bin/ploomber", "ploomber"),
+    ):
+        if word in command:
+            return role
+    return "other"
+
+
+def after_build(folder: Path, env: dict[str, str], names: list[str]) -> None:
+    """The ``--after`` commands on the built project in ``folder``, each printed."""
+    from nbops.data.datasets import make_churn
+
+    make_churn(600, seed=11, drift=0.5).to_parquet(folder / "batch.parquet")
+    for name in names:
+        bin_dir = Path(sys.executable).parent
+        argv = [str(bin_dir / AFTER[name][0]), *AFTER[name][1:]]
+        cost = run_sampled(argv, folder, env, codes=(0, 1))  # monitor: 1 is a breach
+        processes = cost["processes"]
+        print(
+            f"  {name:8} wall {cost['wall']:5.1f}  total {cost['total']:5.2f}  "
+            + " ".join(f"{role} {cpu:.2f}" for role, cpu in processes if cpu >= 0.01)
+            + f"  load {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -113,7 +163,15 @@ def main() -> None:
     parser.add_argument(
         "--project-env", action="store_true", help="the project's env.yaml, not the suite's"
     )
+    parser.add_argument(
+        "--after",
+        default="",
+        help=f"commands to run on each built project, of {','.join(AFTER)} (comma-separated)",
+    )
     args = parser.parse_args()
+    after = [name for name in args.after.split(",") if name]
+    if set(after) - AFTER.keys():
+        parser.error(f"--after takes {', '.join(AFTER)}")
 
     sys.path.insert(0, str(ROOT))
     from tests.conftest import FAST_ENV, PROJECT_FILES, build_env, merge_settings
@@ -150,13 +208,16 @@ def main() -> None:
                 merge_settings(settings, FAST_ENV)
                 (folder / "env.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
             cost = build_once(folder, env)
-        kernels = cost["kernels"]
-        print(
-            f"{cost['wall']:6.1f} {cost['total']:6.1f} {cost['ploomber']:8.2f} "
-            f"{cost['template']:8.2f} {sum(kernels):7.2f}  "
-            f"{' '.join(f'{k:.2f}' for k in kernels)}  "
-            f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
-        )
+            kernels = cost["kernels"]
+            print(
+                f"{cost['wall']:6.1f} {cost['total']:6.1f} {cost['ploomber']:8.2f} "
+                f"{cost['template']:8.2f} {sum(kernels):7.2f}  "
+                f"{' '.join(f'{k:.2f}' for k in kernels)}  "
+                f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+                flush=True,
+            )
+            if after:
+                after_build(folder, env, after)
 
 
 if __name__ == "__main__":

@@ -84,6 +84,9 @@ def test_kernels_start_over_ipc_in_a_private_folder_with_short_socket_paths(
         sockets = [Path(f"{info['ip']}-{info[f'{c}_port']}") for c in ("shell", "iopub")]
         client = manager.client()
         client.start_channels()
+        # Until IOPub's subscription is connected the kernel's messages are lost, and a
+        # quick cell's all of them: execute_interactive would wait for them forever.
+        run_sync(client.wait_for_ready)(timeout=60)
         reply = run_sync(client.execute_interactive)("x = 1 + 1", timeout=60)
         assert reply["content"]["status"] == "ok"  # the kernel answers over those sockets
         assert all(s.is_socket() and len(str(s)) < 100 for s in sockets)
@@ -108,6 +111,9 @@ def test_without_ipc_kernels_fall_back_to_tcp_and_still_answer(
         assert manager is not None and manager.get_connection_info()["transport"] == "tcp"
         client = manager.client()
         client.start_channels()
+        # Until IOPub's subscription is connected the kernel's messages are lost, and a
+        # quick cell's all of them: execute_interactive would wait for them forever.
+        run_sync(client.wait_for_ready)(timeout=60)
         reply = run_sync(client.execute_interactive)("x = 1 + 1", timeout=60)
         assert reply["content"]["status"] == "ok"
         pool.retire(manager, client)
@@ -181,6 +187,9 @@ def test_a_builds_pool_closes_without_waiting_for_its_last_kernel_and_still_reap
         template = pool.template.process
         client = manager.client()
         client.start_channels()
+        # Until IOPub's subscription is connected the kernel's messages are lost, and a
+        # quick cell's all of them: execute_interactive would wait for them forever.
+        run_sync(client.wait_for_ready)(timeout=60)
         reply = run_sync(client.execute_interactive)(
             "import atexit, os, time\n"
             "def held():\n"

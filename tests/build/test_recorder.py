@@ -148,6 +148,34 @@ def doomed_template() -> Iterator[KernelTemplate]:
 
 
 @pytest.mark.pipeline  # real kernels
+def test_a_single_task_is_recorded_from_its_kernels_template_without_mlflow_in_ploomber(
+    tmp_path: Path,
+) -> None:
+    # `ploomber task NAME` builds without the executor: its one kernel is forked from a
+    # template of its own, and a child of that template publishes the task's record.
+    root = _notebook_project(tmp_path / "project")
+    env = build_env(NBOPS_TIMING="1")
+    subprocess.run([str(BIN / "ploomber"), "build"], cwd=root, env=env, check=True, timeout=300)
+
+    task = [str(BIN / "ploomber"), "task", "second", "--force"]
+    done = subprocess.run(task, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+
+    assert done.returncode == 0, done.stderr
+    assert "nbops: recorded build as run" in done.stderr and "(1 executed)" in done.stderr
+    assert (
+        "published (or spooled) in a child of the kernel template; MLflow imported in this "
+        "process: no" in done.stderr
+    )
+    spool = root / ".nbops" / "spool"
+    assert not spool.exists() or not any(spool.iterdir()), "published, not spooled"
+    client = MlflowClient(f"sqlite:///{root / '.nbops' / 'mlflow.db'}")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    builds = [r for r in runs if r.data.tags.get("nbops.kind") == "build"]
+    assert len(builds) == 2, "the build, then the task's rerun"
+    assert (root / "out" / "second.txt").read_text() == "second " * 3
+
+
+@pytest.mark.pipeline  # real kernels
 def test_a_build_with_forked_kernels_is_recorded_without_importing_mlflow_in_the_build(
     tmp_path: Path,
 ) -> None:

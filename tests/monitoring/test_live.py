@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -19,7 +18,6 @@ from nbops.monitoring.live import (
     labelled,
     live_metrics,
     metric_interval,
-    parse_window,
     requests_to_rows,
 )
 
@@ -106,30 +104,6 @@ def regression_scored(n: int, *, seed: int = 0) -> pd.DataFrame:
             "label": truth,
         }
     )
-
-
-# -- parse_window ---------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("90m", timedelta(minutes=90)),
-        ("24h", timedelta(hours=24)),
-        ("7d", timedelta(days=7)),
-        ("2w", timedelta(weeks=2)),
-        ("1.5d", timedelta(hours=36)),
-        (" 7d ", timedelta(days=7)),
-    ],
-)
-def test_parse_window_reads_a_number_and_a_unit(text: str, expected: timedelta) -> None:
-    assert parse_window(text) == expected
-
-
-@pytest.mark.parametrize("text", ["7", "7x", "seven days", "", "-1d", "d7"])
-def test_a_window_it_cannot_read_is_a_config_error_with_examples(text: str) -> None:
-    with pytest.raises(ConfigError, match=rf"Window '{text}' is not understood.*90m, 24h, 7d"):
-        parse_window(text)
 
 
 # -- MonitorPolicy ----------------------------------------------------------------------

@@ -33,6 +33,7 @@ from nbops.tracking.registry import (
     TRUST_RECORD,
     Registry,
     actor,
+    alias_version,
     describe_models,
     load_skops,
     model_sha256,
@@ -231,6 +232,26 @@ def test_gate_promotions_move_champion_and_previous(
     assert changes == ["previous → v1", "champion → v2"]
     assert roles(registry) == {"champion": "2", "challenger": None, "previous": "1"}
     assert registry.versions(NAME)[1].tags["nbops.gate"] == "promote"
+
+
+def test_the_version_holding_an_alias_is_read_without_mlflow_as_mlflow_reads_it(
+    registry: Registry, register: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `nbops monitor`'s notebooks ask which version serves: the embedded store answers.
+    first, second = register(), register()
+    registry.apply_gate(NAME, first, action="promote", summary="first", run_id=None)
+    registry.apply_gate(
+        NAME, second, action="promote", summary="better", run_id=None, compared_with="1"
+    )
+    expected = {role: registry.alias(NAME, role) for role in ("champion", "previous")}
+
+    monkeypatch.setattr(Registry, "alias", lambda *args: pytest.fail("MLflow was asked"))
+    found = {role: alias_version(registry.root, NAME, role) for role in expected}
+
+    assert found == expected and found["champion"].version == "2"
+    monkeypatch.undo()
+    assert alias_version(registry.root, NAME, "challenger") is None  # nobody holds it
+    assert alias_version(registry.root, NAME, "1") is None  # a number is not an alias
 
 
 def test_a_held_model_becomes_challenger_only(

@@ -82,12 +82,17 @@ class NotebookExecutor(Serial):
         self.workers = 1 if plain else _workers(workers)
         # Loading the spec makes this executor, even when Ploomber then builds a task
         # without it (`ploomber task NAME`): its kernels start over IPC too.
-        from nbops.build.kernels import ipc_by_default, start_template
+        from nbops.build.kernels import fork_alone, ipc_by_default, start_template
 
         ipc_by_default()
+        command, forced = _ploomber_command()
         # A forced build runs every notebook: the kernel template starts now and
         # imports ipykernel while Ploomber renders the pipeline, instead of after.
-        self._template = start_template() if self.fork_kernels and _forced_build() else None
+        self._template = (
+            start_template() if self.fork_kernels and command == "build" and forced else None
+        )
+        if self.fork_kernels and command == "task":
+            fork_alone()  # its one notebook's kernel, and its record, from a template
         if self._template is not None:
             atexit.register(self._template.discard)  # the build never came (an error)
 
@@ -119,7 +124,15 @@ class NotebookExecutor(Serial):
                 return build(dag, show_progress)
             # Even with nothing warm, papermill goes through WarmEngine: its kernels
             # then start over IPC, free of TCP port races (see nbops.build.kernels).
-            plans = [_plan(t) for t in notebooks] if self.warm_kernels or self.fork_kernels else []
+            # With the names imported from packages: `from nbops.modeling import plots` is
+            # mostly matplotlib, which each monitoring notebook's kernel imported on its
+            # own (the template imports a kernel's modules before forking it; a name that
+            # is not a module fails there, quietly and cheaply).
+            plans = (
+                [_plan(t, names=True) for t in notebooks]
+                if self.warm_kernels or self.fork_kernels
+                else []
+            )
             plan = plans if self.warm_kernels else []
             # The template imports what any notebook of the build imports, then what
             # publishing the build's record imports: a child of it publishes the record
@@ -222,14 +235,17 @@ def _recorded(dag: Any) -> bool:
     return recorded(dag)
 
 
-def _forced_build() -> bool:
-    """Whether this process is ``ploomber build --force``: every task will run."""
+def _ploomber_command() -> tuple[str | None, bool]:
+    """The ``ploomber`` command this process runs (``build``, ``task``...; None when it
+    is not ``ploomber``) and whether it is forced (every task it builds will run)."""
     argv = list(getattr(sys, "orig_argv", sys.argv))
     names = [Path(a).name for a in argv]
     if "ploomber" not in names:
-        return False
+        return None, False
     rest = argv[names.index("ploomber") + 1 :]
-    return bool(rest) and rest[0] == "build" and any(a in ("--force", "-f") for a in rest)
+    if not rest:
+        return None, False
+    return rest[0], any(a in ("--force", "-f") for a in rest)
 
 
 def _workers(value: int | str) -> int:
@@ -276,7 +292,9 @@ def _output_notebook(task: Any) -> str:
     return str(chosen.with_suffix(".ipynb"))
 
 
-def _plan(task: Any) -> tuple[str, str, list[str]]:
+def _plan(task: Any, *, names: bool = False) -> tuple[str, str, list[str]]:
+    """(executed notebook, kernel name, modules it imports) of a notebook task; with
+    ``names``, also ``a.b`` for ``from a import b`` (see :func:`imported_modules`)."""
     from nbops.build.kernels import imported_modules
 
     notebook = _source_notebook(task)
@@ -285,7 +303,7 @@ def _plan(task: Any) -> tuple[str, str, list[str]]:
         or notebook.get("metadata", {}).get("kernelspec", {}).get("name")
         or "python3"
     )
-    return _output_notebook(task), kernel, imported_modules(notebook)
+    return _output_notebook(task), kernel, imported_modules(notebook, names=names)
 
 
 def _source_notebook(task: Any) -> dict[str, Any]:

@@ -72,6 +72,7 @@ __all__ = [
     "KernelPool",
     "ReadyClient",
     "WarmEngine",
+    "fork_alone",
     "imported_modules",
     "ipc_by_default",
     "start_template",
@@ -504,9 +505,12 @@ class WarmEngine(SavingSparsely, NBClientEngine):
     """papermill's nbclient engine, running the notebook in a warm kernel when the
     active pool has one for it (see :func:`warm_engine`), and writing the executed
     notebook when it ends rather than at every cell
-    (:class:`~nbops.build.inprocess.SavingSparsely`)."""
+    (:class:`~nbops.build.inprocess.SavingSparsely`). Without a pool, after
+    :func:`fork_alone`, the kernel is forked from a template of this process's own."""
 
     pool: KernelPool | None = None
+    #: fork kernels run without a pool from a template (see :func:`fork_alone`)
+    alone: bool = False
 
     @classmethod
     def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, **kwargs: Any) -> Any:
@@ -528,6 +532,8 @@ class WarmEngine(SavingSparsely, NBClientEngine):
         output = getattr(nb_man, "output_path", None)
         manager = cls.pool.take(output, kernel_name, os.getcwd()) if cls.pool and output else None
         if manager is None:
+            if cls.pool is None and cls.alone:
+                kwargs.setdefault("kernel_manager_class", _forked_alone(nb_man.nb))
             kwargs.setdefault("kernel_manager_class", ForkKernelManager)
             return super().execute_managed_notebook(
                 nb_man,
@@ -582,6 +588,38 @@ class warm_engine:  # noqa: N801  (a context manager used like a function)
         papermill_engines.register(None, self._previous)
         WarmEngine.pool = self._previous_pool
         self.pool.close(wait=self.wait)
+
+
+def fork_alone() -> None:
+    """Fork the kernels of notebooks this process runs without a pool (``ploomber task
+    NAME`` builds one task, without the executor) from a kernel template of its own,
+    started for the first of them and closed as the process exits.
+
+    A kernel forked from the template costs what a kernel started the usual way does
+    (the template does its imports); what it saves is the build's process importing
+    MLflow to record the task: a child of the template publishes the record
+    (:mod:`nbops.build.recorder`), and the gate notebook's template has MLflow imported
+    already."""
+    WarmEngine.alone = True
+
+
+def _forked_alone(notebook: Any) -> type:
+    """The kernel manager class for a notebook run without a pool after
+    :func:`fork_alone`: forked from this process's template, once the template has
+    imported what the notebook imports; the template is started on first use."""
+    modules = imported_modules(dict(notebook), names=True)
+    if ForkKernelManager.template is None:
+        from nbops.tracking.store import enabled
+
+        # Its record is published from a child of the template: MLflow's import goes on
+        # there while the notebook runs (after the fork, which waits only for the
+        # notebook's own modules).
+        template = start_template([*modules, *(["nbops.build.recorder"] if enabled() else [])])
+        if template is None:
+            return ForkKernelManager
+        ForkKernelManager.template = template
+        atexit.register(template.close)  # after the record is published from it
+    return type("ForkKernelManager", (ForkKernelManager,), {"fork_modules": modules})
 
 
 def ipc_by_default() -> None:

@@ -3,9 +3,9 @@
 The monitoring pipeline (``pipeline.monitor.yaml``, run by ``nbops monitor``) reads a
 window of the prediction log, or a batch file, and compares it with the reference
 profile registered with the serving model (see :mod:`nbops.monitoring.drift`). This module holds
-the parts worth testing on their own: parsing a window, turning logged requests into
-rows, scoring labels that came back through ``/feedback``, and deciding whether a
-threshold was crossed.
+the parts worth testing on their own: turning logged requests into rows, scoring labels
+that came back through ``/feedback``, and deciding whether a threshold was crossed
+(``parse_window``, named here too, lives in :mod:`nbops.monitoring.windows`).
 
 Pure: pandas, numpy and scikit-learn metrics; the log is read by
 :mod:`nbops.serving.log`.
@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -27,6 +25,7 @@ import pandas as pd
 from nbops.errors import ConfigError
 from nbops.modeling.metrics import GREATER_IS_BETTER
 from nbops.monitoring.drift import DriftPolicy, DriftReport
+from nbops.monitoring.windows import parse_window
 
 __all__ = [
     "MonitorPolicy",
@@ -36,24 +35,6 @@ __all__ = [
     "parse_window",
     "requests_to_rows",
 ]
-
-_WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_window(text: str) -> timedelta:
-    """``"7d"``, ``"24h"``, ``"90m"``, ``"2w"`` → a timedelta.
-
-    Example:
-        >>> parse_window("36h")
-        datetime.timedelta(days=1, seconds=43200)
-    """
-    match = _WINDOW.match(str(text))
-    if not match:
-        raise ConfigError(
-            f"Window {text!r} is not understood: use a number and a unit, e.g. 90m, 24h, 7d or 2w."
-        )
-    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
 
 
 @dataclass(frozen=True)

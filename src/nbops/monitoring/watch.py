@@ -10,6 +10,13 @@ and both routes run the same code on the same parts, so they give the same figur
 The integration side of monitoring; the statistics are in :mod:`nbops.monitoring.drift` and the
 alarm logic in :mod:`nbops.monitoring.live`. Used by the monitoring notebooks
 (``notebooks/monitor/``) and ``nbops monitor``.
+
+The serving model's version, reference profile and model are read from the project's
+embedded store without MLflow when it is one (:func:`nbops.tracking.registry.load_version`,
+as ``nbops serve`` and ``nbops score`` read them): importing MLflow and opening its store
+cost the window's kernel 1.5 s of CPU, and made skops' import slower still. numpy,
+pandas and the statistics are imported where used, so ``nbops monitor``, which only
+starts the monitoring build, does not import them.
 """
 
 from __future__ import annotations
@@ -22,15 +29,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-
 from nbops.errors import ConfigError, ReleaseError
-from nbops.monitoring.drift import Profile, WindowCounts, count
-from nbops.monitoring.live import labelled, parse_window, requests_to_rows
 
 if TYPE_CHECKING:  # imported where used: the gate's module pulls in scikit-learn
+    import pandas as pd
+
+    from nbops.monitoring.drift import Profile, WindowCounts
     from nbops.release.gate import ReleaseDecision
+
+    Part = tuple[WindowCounts, pd.DataFrame, pd.DataFrame]
 
 __all__ = [
     "MonitorRun",
@@ -66,6 +73,8 @@ class Window:
     def counted(self, reference: Profile) -> WindowCounts:
         """The window's inputs and served outputs counted against ``reference`` (what
         :func:`nbops.monitoring.drift.compare_counts` judges)."""
+        from nbops.monitoring.drift import count
+
         if self.counts is not None:
             return self.counts
         return count(reference, self.inputs, predictions=_served(self.predictions))
@@ -102,16 +111,16 @@ def default_log_url(root: Path) -> str:
 
 def serving_reference(root: Path, model_name: str, alias: str) -> tuple[str, Profile]:
     """(version, reference profile) of the model version holding ``alias``."""
-    from nbops.tracking.registry import Registry
+    from nbops.monitoring.drift import Profile
+    from nbops.tracking.registry import alias_version, version_files
 
-    registry = Registry(root)
-    version = registry.alias(model_name, alias)
+    version = alias_version(root, model_name, alias)
     if version is None:
         raise ReleaseError(
             f"Model '{model_name}' has no {alias}: there is nothing in production to monitor. "
             f"See `nbops models`; a build that passes the gate sets it."
         )
-    files = registry.files(model_name, version.version, (PROFILE_FILE,))
+    files = version_files(root, model_name, version.version, (PROFILE_FILE,))
     if PROFILE_FILE not in files:
         raise ReleaseError(
             f"Model '{model_name}' version {version.version} has no reference profile (it was registered "
@@ -122,6 +131,8 @@ def serving_reference(root: Path, model_name: str, alias: str) -> tuple[str, Pro
 
 def since_from(window: str | None, since: str | None, *, now: float | None = None) -> float:
     """The start of the window: ``since`` (an ISO date or time) wins over ``window``."""
+    from nbops.monitoring.windows import parse_window
+
     now = time.time() if now is None else now
     if since:
         try:
@@ -145,6 +156,7 @@ def load_log_window(
     end: float | None = None,
 ) -> Window:
     """The requests logged for ``model_name`` since ``start`` (shadow scores excluded)."""
+    from nbops.monitoring.live import labelled, requests_to_rows
     from nbops.serving.log import read_feedback, read_predictions
 
     end = time.time() if end is None else end
@@ -168,14 +180,17 @@ def load_batch(
     """A batch file (CSV, TSV or Parquet) scored by the serving model; its ``target``
     column, when present, gives live metrics. Its columns are typed as the model's
     training data was (:func:`column_types`), not by their own values."""
+    import numpy as np
+    import pandas as pd
+
     from nbops.data.sources import read_table
-    from nbops.tracking.registry import Registry
+    from nbops.tracking.registry import load_version
 
     if not Path(path).exists():
         raise ConfigError(
             f"Batch file {path} does not exist: pass a CSV or Parquet file with --data."
         )
-    version, model, files = Registry(root).load_with(model_name, alias, ("features.json",))
+    version, model, files = load_version(root, model_name, alias, ("features.json",))
     types = column_types(files["features.json"]) if "features.json" in files else None
     frame = read_table(path, target=target, types=types).frame
     inputs = frame.drop(columns=[target]) if target and target in frame.columns else frame
@@ -251,6 +266,8 @@ def batch_window(
             file is not Parquet (with ``scheduler``).
         DataSourceError: the file is empty, of an unknown kind or unreadable.
     """
+    import pandas as pd
+
     from nbops import cluster
     from nbops.data.sources import check_file, read_parts
 
@@ -306,9 +323,6 @@ def batch_window(
     return Window(str(path), None, now, pd.DataFrame(), frame, labelled_rows, counts.rows, counts)
 
 
-Part = tuple[WindowCounts, pd.DataFrame, pd.DataFrame]
-
-
 def _on_cluster(address: str, job: dict[str, Any], parts: list[tuple[list[int], int]]) -> Any:
     """The parts on the cluster's workers; their results in the file's order."""
     from nbops import cluster
@@ -331,13 +345,11 @@ def _on_cluster(address: str, job: dict[str, Any], parts: list[tuple[list[int], 
 def _model(job: dict[str, Any]) -> tuple[Any, dict[str, str] | None]:
     """The model version of the job, hash checked, and its input types; once per process."""
     from nbops.cluster import on_worker
-    from nbops.tracking.registry import Registry
+    from nbops.tracking.registry import load_version
 
     def load() -> tuple[Any, dict[str, str] | None]:
         root = Path(job["root"])
-        _, model, files = Registry(root).load_with(
-            job["model_name"], job["version"], ("features.json",)
-        )
+        _, model, files = load_version(root, job["model_name"], job["version"], ("features.json",))
         return model, column_types(files["features.json"]) if "features.json" in files else None
 
     return on_worker(("monitor", job["root"], job["model_name"], job["version"]), load)
@@ -360,7 +372,11 @@ def _csv_parts(job: dict[str, Any], frames: Any) -> Any:
 
 def _count_part(job: dict[str, Any], frame: pd.DataFrame, offset: int) -> Part:
     """One part of a batch file: typed, scored, counted against the reference profile."""
+    import numpy as np
+    import pandas as pd
+
     from nbops.data.sources import clean_frame
+    from nbops.monitoring.drift import Profile, count
 
     model, types = _model(job)
     target = job["target"]
@@ -394,6 +410,9 @@ def _scored(
     now: float,
 ) -> pd.DataFrame:
     """One row per input row: request_id, row, ts, model_version, route, prediction, score."""
+    import numpy as np
+    import pandas as pd
+
     predictions = pd.DataFrame(
         {
             "request_id": "batch",

@@ -51,6 +51,7 @@ __all__ = [
     "TRUSTED_FUNCTIONS",
     "Registry",
     "actor",
+    "alias_version",
     "embedded_files",
     "embedded_member",
     "load_embedded",
@@ -313,6 +314,16 @@ def load_version(
     the embedded store when it can be (:func:`load_embedded`), through MLflow otherwise."""
     found = load_embedded(root, name, role, files)
     return found if found is not None else Registry(root).load_with(name, role, files)
+
+
+def alias_version(root: Path, name: str, alias: str) -> Version | None:
+    """:meth:`Registry.alias` for the project at ``root``: the version holding ``alias``
+    (None when none does), read without MLflow from the embedded store when it can be."""
+    found = _embedded_version(root, name, alias)
+    if found is not None and alias in found[0].aliases:
+        return found[0]
+    # Not there (no such alias: MLflow words nothing, the caller does), or not embedded.
+    return Registry(root).alias(name, alias)
 
 
 def version_files(root: Path, name: str, version: str, files: tuple[str, ...]) -> dict[str, str]:
