@@ -408,12 +408,22 @@ def copy_built(built_project: Project, tmp_path: Path) -> Callable[..., Project]
 
 def stop_process(process: subprocess.Popen[bytes] | None) -> None:
     """SIGTERM, then SIGKILL after 20 s."""
-    if process and process.poll() is None:
+    stop_processes([process])
+
+
+def stop_processes(processes: list[subprocess.Popen[bytes] | None]) -> None:
+    """SIGTERM to all at once, then SIGKILL to any still running 20 s on: a graceful stop
+    takes a second or two each, and one after another they add up (a Dask cluster's)."""
+    running = [p for p in processes if p and p.poll() is None]
+    for process in running:
         process.terminate()
+    deadline = time.monotonic() + 20
+    for process in running:
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=max(deadline - time.monotonic(), 0.1))
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait()
 
 
 def free_port() -> int:

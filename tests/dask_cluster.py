@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.conftest import BIN, build_env, free_port, stop_process
+from tests.conftest import BIN, build_env, free_port, stop_process, stop_processes
 
 
 @contextmanager
@@ -45,5 +45,7 @@ def start_cluster(logs: Path, *, cwd: Path, workers: int = 2) -> Iterator[str]:
             client.wait_for_workers(workers, timeout=120)
         yield address
     finally:
-        for process in reversed(processes):
-            stop_process(process)
+        # The workers together, then the scheduler (a worker that outlived it would
+        # spend its stop trying to reach it).
+        stop_processes(processes[1:])
+        stop_process(processes[0])

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -34,7 +35,7 @@ from nbops.commands.export import (
     render_argo,
 )
 from nbops.errors import ConfigError
-from tests.conftest import ROOT, Project, build_env, run_cli
+from tests.conftest import ROOT, Project, _copy_project, build_env, run_cli
 
 #: ``make airflow-env``'s venv; NBOPS_AIRFLOW_VENV points at another (e.g. in a worktree).
 AIRFLOW_PYTHON = (
@@ -71,7 +72,10 @@ REFERENCE = {
     "gate": {"ingest", "validate", "split", "evaluate"},
 }
 
-#: Loads every DAG file in a folder with Airflow's DagBag and prints what Airflow sees.
+#: Loads every DAG file in each folder named with Airflow's DagBag (a bag per folder) and
+#: prints what Airflow sees, by folder: one process for the module (Airflow's import is
+#: 2 CPU-s). Its argument: ``{key: {"folder": path, "runs": [[dag_id, conf], ...]}}``,
+#: the runs being DAG runs to render (a run triggered with that conf).
 DAGBAG_SCRIPT = """
 import json, sys, warnings
 warnings.simplefilter("ignore")
@@ -82,10 +86,6 @@ except ImportError:
 import airflow
 
 from airflow.sdk.definitions.param import process_params
-
-bag = DagBag(dag_folder=sys.argv[1], safe_mode=False)
-# DAG runs to render: [dag_id, conf] pairs (a run triggered with that conf).
-runs = json.loads(sys.argv[2]) if len(sys.argv) > 2 else []
 
 
 # The params a task of a run sees: Airflow merges the conf in and validates it.
@@ -107,35 +107,43 @@ def render(dag, conf):
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
+def seen(bag, runs):
+    return {
+        "version": airflow.__version__,
+        "import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
+        "dags": {
+            dag_id: {
+                "schedule": dag.schedule if isinstance(dag.schedule, (str, type(None))) else repr(dag.schedule),
+                "start_date": dag.start_date.isoformat() if dag.start_date else None,
+                "max_active_runs": dag.max_active_runs,
+                "max_active_tasks": dag.max_active_tasks,
+                "tasks": {
+                    t.task_id: {
+                        "operator": f"{type(t).__module__}.{type(t).__name__}",
+                        "upstream": sorted(t.upstream_task_ids),
+                        "downstream": sorted(t.downstream_task_ids),
+                        "bash_command": t.bash_command,
+                        "cwd": t.cwd,
+                        # what runs: the fields after Airflow's Jinja rendering
+                        "rendered_command": t.render_template(t.bash_command, {"params": params(dag, t)}),
+                        "rendered_cwd": t.render_template(t.cwd, {"params": params(dag, t)}),
+                        "env": t.env,
+                        "retries": t.retries,
+                    }
+                    for t in dag.tasks
+                },
+                "params": {name: dag.params[name] for name in dag.params},
+            }
+            for dag_id, dag in bag.dags.items()
+        },
+        "runs": [render(bag.dags[dag_id], conf) for dag_id, conf in runs],
+    }
+
+
+jobs = json.loads(sys.argv[1])
 print(json.dumps({
-    "version": airflow.__version__,
-    "import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
-    "dags": {
-        dag_id: {
-            "schedule": dag.schedule if isinstance(dag.schedule, (str, type(None))) else repr(dag.schedule),
-            "start_date": dag.start_date.isoformat() if dag.start_date else None,
-            "max_active_runs": dag.max_active_runs,
-            "max_active_tasks": dag.max_active_tasks,
-            "tasks": {
-                t.task_id: {
-                    "operator": f"{type(t).__module__}.{type(t).__name__}",
-                    "upstream": sorted(t.upstream_task_ids),
-                    "downstream": sorted(t.downstream_task_ids),
-                    "bash_command": t.bash_command,
-                    "cwd": t.cwd,
-                    # what runs: the fields after Airflow's Jinja rendering
-                    "rendered_command": t.render_template(t.bash_command, {"params": params(dag, t)}),
-                    "rendered_cwd": t.render_template(t.cwd, {"params": params(dag, t)}),
-                    "env": t.env,
-                    "retries": t.retries,
-                }
-                for t in dag.tasks
-            },
-            "params": {name: dag.params[name] for name in dag.params},
-        }
-        for dag_id, dag in bag.dags.items()
-    },
-    "runs": [render(bag.dags[dag_id], conf) for dag_id, conf in runs],
+    key: seen(DagBag(dag_folder=job["folder"], safe_mode=False), job["runs"])
+    for key, job in jobs.items()
 }))
 """
 
@@ -256,14 +264,30 @@ def test_bad_options_are_clear_errors(
 # -- Airflow 3 -----------------------------------------------------------------------
 
 
-def test_airflow_dagbag_loads_the_exported_dags(project: Project, tmp_path: Path) -> None:
+def hostile_pipeline() -> Pipeline:
+    """A pipeline whose folder and task names are syntax (see :data:`HOSTILE_PROJECT`)."""
+    return Pipeline(root=Path(HOSTILE_PROJECT), name="hostile", upstream=HOSTILE_TASKS)
+
+
+@pytest.fixture(scope="module")
+def dagbags(tmp_path_factory: pytest.TempPathFactory, module_env: None) -> dict[str, Any]:
+    """What Airflow's DagBag sees in the DAG files of the two tests below, each set in a
+    folder of its own, both loaded by one Airflow process (its import is 2 CPU-s):
+    ``{"reference": (project, its four exported files, seen), "hostile": seen}``.
+
+    The reference project exported twice (no options; every option, with a scoring
+    schedule); the hostile pipeline's DAG, a scoring DAG whose params' defaults are
+    hostile (a scheduled run uses them) and a tame one triggered with hostile values
+    (the trigger form, the REST API)."""
     python = airflow_python()
-    dags = tmp_path / "dags"
-    manual, manual_score = export(project.root, "airflow", out=dags)
+    folder = tmp_path_factory.mktemp("dagbags")
+    dags = folder / "dags"
+    project = _copy_project(folder / "project0")
+    manual, manual_score = export(project.root, "airflow", out=dags / "reference")
     daily, daily_score = export(
         project.root,
         "airflow",
-        out=dags,
+        out=dags / "reference",
         options=ExportOptions(
             name="churn_daily",
             schedule="@daily",
@@ -276,18 +300,43 @@ def test_airflow_dagbag_loads_the_exported_dags(project: Project, tmp_path: Path
             input="incoming/customers.csv", output="/srv/scores/out.parquet", schedule="@hourly"
         ),
     )
+    pipeline = hostile_pipeline()
+    hostile = dags / "hostile"
+    hostile.mkdir(parents=True)
+    (hostile / "hostile.py").write_text(render_airflow(pipeline, ExportOptions(ploomber=ECHO_ARGS)))
+    scoring = ScoreOptions(nbops=ECHO_ARGS, **HOSTILE_PATHS)
+    (hostile / "hostile_score.py").write_text(render_airflow_score(pipeline, None, scoring))
+    tame = ExportOptions(name="tame")
+    (hostile / "tame_score.py").write_text(
+        render_airflow_score(pipeline, tame, ScoreOptions(nbops=ECHO_ARGS))
+    )
+    runs = [
+        ["hostile_score", None],
+        ["tame_score", HOSTILE_PATHS],
+        ["tame_score", {"input": ""}],  # Airflow validates a run's params: refused
+    ]
+    jobs = {
+        "reference": {"folder": str(dags / "reference"), "runs": []},
+        "hostile": {"folder": str(hostile), "runs": runs},
+    }
+    out = run_airflow(
+        [str(python), "-c", DAGBAG_SCRIPT, json.dumps(jobs)],
+        airflow_env(folder / "airflow", dags),
+        timeout=180,
+    )
+    seen = json.loads(out.strip().splitlines()[-1])
+    files = (manual, manual_score, daily, daily_score)
+    return {"reference": (project, files, seen["reference"]), "hostile": seen["hostile"]}
+
+
+def test_airflow_dagbag_loads_the_exported_dags(dagbags: dict[str, Any]) -> None:
+    project, (manual, manual_score, daily, daily_score), seen = dagbags["reference"]
     assert (manual.name, daily.name) == ("churn.py", "churn_daily.py")
     assert (manual_score.name, daily_score.name) == ("churn_score.py", "churn_daily_score.py")
     source = manual.read_text()
     assert "days_ago" not in source
     assert "from airflow.sdk import DAG" in source
 
-    out = run_airflow(
-        [str(python), "-c", DAGBAG_SCRIPT, str(dags)],
-        airflow_env(tmp_path / "airflow", dags),
-        timeout=180,
-    )
-    seen = json.loads(out.strip().splitlines()[-1])
     assert seen["version"].startswith("3.")
     assert seen["import_errors"] == {}
     assert set(seen["dags"]) == {"churn", "churn_daily", "churn_score", "churn_daily_score"}
@@ -366,36 +415,17 @@ def run_echo(command: str, cwd: Path, env: dict[str, str] | None = None) -> list
     return result.stdout.splitlines()
 
 
-def test_airflow_dag_treats_paths_and_task_names_as_data(tmp_path: Path) -> None:
-    pipeline = Pipeline(root=Path(HOSTILE_PROJECT), name="hostile", upstream=HOSTILE_TASKS)
-    source = render_airflow(pipeline, ExportOptions(ploomber=ECHO_ARGS))
+def test_airflow_dag_treats_paths_and_task_names_as_data(
+    dagbags: dict[str, Any], tmp_path: Path
+) -> None:
+    source = render_airflow(hostile_pipeline(), ExportOptions(ploomber=ECHO_ARGS))
 
     compile(source, "hostile.py", "exec")
     assert HOSTILE_PROJECT in (ast.get_docstring(ast.parse(source)) or "")
 
-    python = airflow_python()
-    dags = tmp_path / "dags"
-    dags.mkdir()
-    (dags / "hostile.py").write_text(source)
-    # The scoring DAG, its params' defaults hostile (a scheduled run uses them) ...
-    scoring = ScoreOptions(nbops=ECHO_ARGS, **HOSTILE_PATHS)
-    (dags / "hostile_score.py").write_text(render_airflow_score(pipeline, None, scoring))
-    # ... and a tame one triggered with hostile values (the trigger form, the REST API).
-    tame = ExportOptions(name="tame")
-    (dags / "tame_score.py").write_text(
-        render_airflow_score(pipeline, tame, ScoreOptions(nbops=ECHO_ARGS))
-    )
-    runs = [
-        ["hostile_score", None],
-        ["tame_score", HOSTILE_PATHS],
-        ["tame_score", {"input": ""}],  # Airflow validates a run's params: refused
-    ]
-    out = run_airflow(
-        [str(python), "-c", DAGBAG_SCRIPT, str(dags), json.dumps(runs)],
-        airflow_env(tmp_path / "airflow", dags),
-        timeout=180,
-    )
-    seen = json.loads(out.strip().splitlines()[-1])
+    # Airflow's view of that DAG and of two scoring DAGs (see dagbags): the runs of the
+    # hostile one and of the tame one triggered with hostile values, then with a bad one.
+    seen = dagbags["hostile"]
     assert seen["import_errors"] == {}
     assert seen["dags"]["hostile_score"]["params"] == HOSTILE_PATHS
     work = tmp_path / "work"
