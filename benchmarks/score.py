@@ -203,19 +203,7 @@ def main() -> None:
             load = os.getloadavg()[0]
             print(f"floor ... (load average {load:.1f})", flush=True)
             seconds, rss, _, cpu = measured(
-                [
-                    sys.executable,
-                    here,
-                    "--floor",
-                    "--project",
-                    str(project),
-                    "--input",
-                    str(source),
-                    "--chunk-rows",
-                    str(args.chunk_rows),
-                    "--out",
-                    str(work / "floor.parquet"),
-                ],
+                this(here, ["--floor"], project, source, args, work / "floor.parquet"),
                 cwd=project,
             )
             keep_best(
@@ -226,25 +214,29 @@ def main() -> None:
     print_results(args, results, extra, work)
 
 
+def this(here, role, project, source, args, out) -> list[str]:
+    """The command line running this script as one contender (``role``) in a process."""
+    return [
+        sys.executable,
+        here,
+        *role,
+        "--project",
+        str(project),
+        "--input",
+        str(source),
+        "--chunk-rows",
+        str(args.chunk_rows),
+        "--out",
+        str(out),
+    ]
+
+
 def run_contenders(contenders, here, project, source, args, work, results, extra, keep_best):
     for kind, label in contenders:
         load = os.getloadavg()[0]
         print(f"{label} ... (load average {load:.1f})", flush=True)
         _, rss, output, _ = measured(
-            [
-                sys.executable,
-                here,
-                "--worker",
-                kind,
-                "--project",
-                str(project),
-                "--input",
-                str(source),
-                "--chunk-rows",
-                str(args.chunk_rows),
-                "--out",
-                str(work / f"{kind}.npy"),
-            ],
+            this(here, ["--worker", kind], project, source, args, work / f"{kind}.npy"),
             cwd=project,
         )
         report = json.loads(output.strip().splitlines()[-1])

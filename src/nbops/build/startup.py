@@ -42,6 +42,8 @@ importing Ploomber (:mod:`nbops.build.noop`; ``NBOPS_NOOP_CACHE=off`` turns it o
 
 :func:`exit_without_collecting`: a ``ploomber`` process leaves what it holds at exit to
 the operating system rather than to a last round of the garbage collector.
+:func:`exit_at_once` (called by ``nbops score`` when it is done, not at start-up): the
+process ends without Python's exit at all.
 
 :func:`start` does all five; the ``.pth`` file calls it.
 """
@@ -495,7 +497,8 @@ def exit_at_once(code: int = 0, *, programs: tuple[str, ...] = ("nbops",)) -> No
     (``nbops score``): Python's own exit (threads joined, exit handlers, module
     teardown, then the allocator giving back each block) cost 0.25 s of CPU and up to
     0.5 s of wall time after its last line. Exit handlers registered by libraries are
-    not run: that is the point, and a command that needs one must not call this."""
+    not run: that is the point, and a command that needs one must not call this.
+    ``NBOPS_DEFER_IMPORTS=off`` turns it off, as it does :func:`exit_without_collecting`."""
     if not _wanted(programs):
         return
     import contextlib
