@@ -8,6 +8,10 @@ resident memory (the kernel's ``ru_maxrss`` of that process) is its own:
   reading, validation, scoring, writing and the run record included;
 - the registered scikit-learn pipeline's ``predict_proba`` on the same rows, compute
   only (the file is read before the clock starts), a chunk of ``--chunk-rows`` at a time;
+- the floor: what any implementation of the command must do at the least, in a process
+  of its own (Python and its imports, the stored scorer loaded, the file read, typed,
+  validated, scored and written as Parquet with the command's own loop), without the
+  report, the run record, the content hashes and the drift sample (``--no-floor``: not);
 - ``mlflow.pyfunc`` ``predict`` of the same registered model, compute only, on the rows
   its schema enforcement accepts: it refuses a batch whose boolean column has missing
   values (the model itself handles them), so those rows are left out and counted.
@@ -39,6 +43,7 @@ from pathlib import Path
 
 BIN = Path(sys.executable).parent
 MB = 1024 * 1024
+FLOOR = "floor (Python, read, type, score, write)"
 
 
 def measured(command: list[str], *, cwd: Path) -> tuple[float, int, str, float]:
@@ -52,6 +57,34 @@ def measured(command: list[str], *, cwd: Path) -> tuple[float, int, str, float]:
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed ({process.returncode}):\n{output[-3000:]}")
     return seconds, usage.ru_maxrss * 1024, output, usage.ru_utime + usage.ru_stime
+
+
+def floor(project: Path, source: Path, chunk_rows: int, out: Path) -> None:
+    """The least any ``nbops score`` must do, in a process of its own: Python and its
+    imports, the stored scorer loaded with its hash check, the file read, typed and
+    validated, scored and written as Parquet, with ``nbops score``'s own streaming loop
+    (threads, chunks, blocks); no report, run record, content hashes or drift sample."""
+    import gc
+
+    from nbops.commands import score
+    from nbops.project import model_name
+
+    class NoSample:  # the drift sample is the report's
+        def add(self, *args: object) -> None:
+            pass
+
+    score._keep_freed_memory()
+    gc.disable()  # as score_file runs
+    model = score._load(project, model_name(root=project), "champion")
+    plan = score._plan(model, score._columns(source))
+    pieces = score._here(model, plan, source, chunk_rows, NoSample(), score.default_workers())
+    with score._Writer(out, csv=False) as writer:
+        for tables, _, _ in pieces:
+            for table in tables:
+                writer.write(table)
+        writer.finish()
+    sys.stdout.flush()
+    os._exit(0)  # as nbops score ends (exit_at_once)
 
 
 def worker(kind: str, project: Path, source: Path, chunk_rows: int, out: Path) -> None:
@@ -113,13 +146,18 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=1, help="run each contender N times, in turn; keep the best"
     )
+    parser.add_argument("--no-floor", action="store_true", help="skip the floor")
     parser.add_argument("--worker", choices=["sklearn", "pyfunc"], help=argparse.SUPPRESS)
+    parser.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--input", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     project = args.project.resolve()
     if args.worker:
         worker(args.worker, project, args.input, args.chunk_rows, args.out)
+        return
+    if args.floor:
+        floor(project, args.input, args.chunk_rows, args.out)
         return
 
     from nbops.data.datasets import write_churn
@@ -161,9 +199,36 @@ def main() -> None:
         figures = {"rss": rss, "rows": args.rows, "cpu": cpu, "load": load}
         keep_best("nbops score (whole command)", {"seconds": seconds, **figures})
         keep_best("nbops score (job, after Python start)", {"seconds": job, **figures})
+        if not args.no_floor:
+            load = os.getloadavg()[0]
+            print(f"floor ... (load average {load:.1f})", flush=True)
+            seconds, rss, _, cpu = measured(
+                this(here, ["--floor"], project, source, args, work / "floor.parquet"),
+                cwd=project,
+            )
+            keep_best(
+                FLOOR, {"seconds": seconds, "rss": rss, "rows": args.rows, "cpu": cpu, "load": load}
+            )
         run_contenders(contenders, here, project, source, args, work, results, extra, keep_best)
 
     print_results(args, results, extra, work)
+
+
+def this(here, role, project, source, args, out) -> list[str]:
+    """The command line running this script as one contender (``role``) in a process."""
+    return [
+        sys.executable,
+        here,
+        *role,
+        "--project",
+        str(project),
+        "--input",
+        str(source),
+        "--chunk-rows",
+        str(args.chunk_rows),
+        "--out",
+        str(out),
+    ]
 
 
 def run_contenders(contenders, here, project, source, args, work, results, extra, keep_best):
@@ -171,20 +236,7 @@ def run_contenders(contenders, here, project, source, args, work, results, extra
         load = os.getloadavg()[0]
         print(f"{label} ... (load average {load:.1f})", flush=True)
         _, rss, output, _ = measured(
-            [
-                sys.executable,
-                here,
-                "--worker",
-                kind,
-                "--project",
-                str(project),
-                "--input",
-                str(source),
-                "--chunk-rows",
-                str(args.chunk_rows),
-                "--out",
-                str(work / f"{kind}.npy"),
-            ],
+            this(here, ["--worker", kind], project, source, args, work / f"{kind}.npy"),
             cwd=project,
         )
         report = json.loads(output.strip().splitlines()[-1])
@@ -217,11 +269,25 @@ def print_results(args, results, extra, work) -> None:
         )
     ours = results["nbops score (whole command)"]
     rate = ours["rows"] / ours["seconds"]
-    for label, r in list(results.items())[2:]:
+    for label, r in [(k, v) for k, v in results.items() if k != FLOOR][2:]:
         print(
             f"  nbops score vs {label}: {rate / (r['rows'] / r['seconds']):.2f}x rows/s, "
             f"{(r['cpu'] / r['rows']) / (ours['cpu'] / ours['rows']):.2f}x CPU per row"
         )
+
+    targets = {
+        "pipeline predict_proba (compute only)": 1.5,
+        "mlflow.pyfunc predict (compute only)": 3.0,
+    }
+    for label, times in targets.items():
+        if label in results:  # the target as wall time at its rows/s, against the floor's
+            r = results[label]
+            allowed = args.rows / (times * r["rows"] / r["seconds"])
+            floor_s = results[FLOOR]["seconds"] if FLOOR in results else float("nan")
+            print(
+                f"  target {times}x {label.split(' (')[0]}: the command within {allowed:.2f} s; "
+                f"nbops score {ours['seconds']:.2f} s, the floor {floor_s:.2f} s"
+            )
 
     scores = pd.read_parquet(work / "scores.parquet", columns=["prediction", "proba_True"])
     expected = np.load(work / "sklearn.npy")

@@ -531,7 +531,7 @@ def score(
     """
     import time
 
-    from nbops.build.startup import exit_without_collecting
+    from nbops.build.startup import exit_at_once, exit_without_collecting
     from nbops.commands.score import score_file
 
     # The process ends after the job: the objects it imported (MLflow, Jupyter's client,
@@ -594,6 +594,9 @@ def score(
         click.secho(result.report_note, fg="yellow")
     if result.run.get("run_id"):
         click.echo(f"Recorded as run {result.run['run_id'][:12]} (nbops runs show).")
+    # Everything is written, renamed and recorded: the `nbops score` process ends here,
+    # without Python's exit (0.25 s of CPU; see exit_at_once).
+    exit_at_once()
 
 
 @main.command("monitor")

@@ -387,6 +387,45 @@ def test_a_ploomber_process_skips_the_collections_at_exit_but_exits_as_usual(
     assert path.read_text() == "written, never closed"
 
 
+EXIT_AT_ONCE_PROBE = """
+import atexit, sys
+sys.argv = [{program!r}, "score"]
+from nbops.build import startup
+atexit.register(print, "exit handler ran", end=";")
+print("no newline", end=";")
+sys.stderr.write("to stderr;")
+startup.exit_at_once(3)
+print("returned", end=";")
+"""
+
+
+@pytest.mark.parametrize(
+    ("program", "status", "out"),
+    [
+        ("/venv/bin/nbops", 3, "no newline;"),  # the command ends at once, all it printed shown
+        ("/venv/bin/python", 0, "no newline;returned;exit handler ran;"),  # a test's process
+    ],
+)
+def test_an_nbops_command_that_is_done_exits_at_once_with_its_output(
+    program: str, status: int, out: str
+) -> None:
+    # `nbops score` ends without Python's exit (0.25 s of CPU, up to 0.5 s of wall
+    # time): what it printed is shown and the status is the one given; a process that
+    # is not the `nbops` program (pytest calling the command) goes on as usual.
+    import os
+
+    result = subprocess.run(
+        [sys.executable, "-c", EXIT_AT_ONCE_PROBE.format(program=program)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+    )
+
+    assert result.returncode == status, result.stderr
+    assert result.stdout == out and result.stderr.endswith("to stderr;")
+
+
 def test_only_a_ploomber_process_skips_the_collections_at_exit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -431,6 +431,45 @@ def test_every_job_leaves_a_report_stored_with_its_run(reported, rows, tmp_path,
     assert {"report.html", "report.ipynb", "rejects.csv", "drift.json"} <= stored
 
 
+def test_the_nbops_program_scores_reports_records_and_replaces_an_earlier_output(
+    reported, rows, tmp_path
+):
+    """The `nbops score` program itself (not the command called in this process): it
+    ends without Python's exit once everything is written, and what it wrote is whole:
+    the output (which replaced an earlier job's file), the report, the run."""
+    import subprocess
+    import sys
+
+    from nbops.tracking.store import Store
+
+    source, out = tmp_path / "batch.parquet", tmp_path / "scores.parquet"
+    rows.head(50).to_parquet(source)
+    out.write_bytes(b"an earlier job's output")
+    nbops = Path(sys.executable).with_name("nbops")
+
+    done = subprocess.run(
+        [str(nbops), "score", str(source), "--out", str(out)],
+        cwd=reported.root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("Scored 50 of 50 rows with churn")
+    assert done.stdout.rstrip().endswith("(nbops runs show)."), "the last line, printed"
+    assert len(pd.read_parquet(out)) == 50
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "batch.parquet",
+        "scores.parquet",
+        "scores.report.html",
+        "scores.report.ipynb",
+    ], "no temporary file left"
+    run_id = done.stdout.split("Recorded as run ")[1][:12]
+    run = Store(reported.root).resolve(run_id)
+    assert run.info.status == "FINISHED"
+
+
 def test_the_report_imports_ahead_the_plots_and_not_scikit_learn(project):
     """What the report notebook imports is imported while the job scores, the plots
     (`from nbops.modeling import plots`: matplotlib, 1 s of CPU) included; that must
