@@ -264,11 +264,21 @@ _ALARMS = re.compile(
 )
 
 
-def alarms(*outputs: str) -> list[str]:
+#: Of those, the ones a build's kernels print, whatever the notebooks' code.
+_KERNEL_ALARMS = re.compile(
+    r"KeyboardInterrupt|\[IPKernelApp\]|Debugger warning|IProgress not found"
+    r"|asked whether it runs in IPython"
+)
+
+
+def alarms(*outputs: str, kernels_only: bool = False) -> list[str]:
     """The lines of ``outputs`` (a command's stdout and stderr) that a user would take
-    for a problem (progress bars' carriage returns split lines too)."""
+    for a problem (progress bars' carriage returns split lines too); ``kernels_only``:
+    only those the kernels print (a test's notebooks may deserve Ploomber's warnings
+    about their own code)."""
+    pattern = _KERNEL_ALARMS if kernels_only else _ALARMS
     lines = (line for out in outputs for line in re.split(r"[\r\n]+", out))
-    return [line for line in lines if _ALARMS.search(line)]
+    return [line for line in lines if pattern.search(line)]
 
 
 def merge_settings(base: dict, extra: dict) -> None:

@@ -9,6 +9,7 @@ import stat
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -276,6 +277,30 @@ _WITNESS = (
 )
 
 
+def _wait_for(path: Path) -> None:
+    deadline = time.monotonic() + 60
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)  # polling a file a process of the test's writes
+
+
+def _papermill(notebook: Path, **kwargs: Any) -> None:
+    """Run ``notebook`` as ``ploomber task NAME`` does: papermill's own kernel start."""
+    import papermill
+
+    papermill.execute_notebook(
+        str(notebook),
+        str(notebook.with_suffix(".out.ipynb")),
+        kernel_manager_class="nbops.build.kernels.IPCKernelManager",
+        progress_bar=False,
+        **kwargs,
+    )
+
+
+def _exit_handler(left: Path) -> str:
+    """A cell registering an exit handler that writes ``left``."""
+    return f"import atexit\n_ = atexit.register(lambda: open({str(left)!r}, 'w').write('exit handlers ran'))"
+
+
 def _notebook(path: Path, *sources: str) -> Path:
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
@@ -303,7 +328,6 @@ def test_a_kernel_done_with_its_notebook_is_shut_down_without_an_interrupt(
     # in kernel." in a build that went well. A notebook that fails still says why.
     import signal
 
-    import papermill
     from papermill.exceptions import PapermillExecutionError
 
     witness, heard = tmp_path / "witness.py", tmp_path / "heard"
@@ -322,20 +346,13 @@ def test_a_kernel_done_with_its_notebook_is_shut_down_without_an_interrupt(
     with contextlib.ExitStack() as stack:
         if raised:
             stack.enter_context(pytest.raises(PapermillExecutionError, match=raised))
-        papermill.execute_notebook(
-            str(notebook),
-            str(tmp_path / "out.ipynb"),
-            kernel_manager_class="nbops.build.kernels.IPCKernelManager",
-            progress_bar=False,
-        )
+        _papermill(notebook)
 
     # Signals are handled lowest number first: a SIGINT sent before is seen before this.
     if not heard.exists():  # else it has written and left, at the kernel's exit
         with contextlib.suppress(ProcessLookupError):
             os.kill(int((tmp_path / "pid").read_text()), signal.SIGTERM)
-    deadline = time.monotonic() + 60
-    while not heard.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)  # polling a file the witness writes
+    _wait_for(heard)
     assert heard.read_text() == "nothing"
 
 
@@ -346,24 +363,15 @@ def test_a_notebook_over_its_timeout_interrupts_its_kernel_which_leaves_cleanly(
     # A kernel still running a cell when its notebook is given up: interrupted, it stops
     # the cell and leaves as asked, running its exit handlers (without the interrupt it
     # would be killed, and its handlers would not run).
-    import papermill
     from papermill.exceptions import PapermillExecutionError
 
     left = tmp_path / "left"
     notebook = _notebook(
-        tmp_path / "slow.ipynb",
-        f"import atexit\natexit.register(lambda: open({str(left)!r}, 'w').write('exit handlers ran'))",
-        "import time\ntime.sleep(300)",
+        tmp_path / "slow.ipynb", _exit_handler(left), "import time\ntime.sleep(300)"
     )
 
     with pytest.raises((PapermillExecutionError, TimeoutError, RuntimeError)):
-        papermill.execute_notebook(
-            str(notebook),
-            str(tmp_path / "out.ipynb"),
-            kernel_manager_class="nbops.build.kernels.IPCKernelManager",
-            progress_bar=False,
-            execution_timeout=3,
-        )
+        _papermill(notebook, execution_timeout=3)
 
     assert left.read_text() == "exit handlers ran"
 
@@ -384,17 +392,12 @@ def test_a_build_stopped_mid_cell_interrupts_its_pool_kernel_which_leaves_cleanl
         client = manager.client()
         client.start_channels()
         run_sync(client.wait_for_ready)(timeout=60)
-        reply = run_sync(client.execute_interactive)(
-            f"import atexit\n_ = atexit.register(lambda: open({str(left)!r}, 'w').write('exit handlers ran'))",
-            timeout=60,
-        )
+        reply = run_sync(client.execute_interactive)(_exit_handler(left), timeout=60)
         assert reply["content"]["status"] == "ok"
         running = client.execute(
             f"open({str(tmp_path / 'running')!r}, 'w').close()\nimport time\ntime.sleep(300)"
         )
-        deadline = time.monotonic() + 60
-        while not (tmp_path / "running").exists() and time.monotonic() < deadline:
-            time.sleep(0.02)  # polling a file the cell writes: it runs (its reply not read)
+        _wait_for(tmp_path / "running")  # the cell runs (its reply is not read)
         assert manager.awaiting_reply() and running in client.shell_channel.awaiting
 
         pool.retire(manager, client)

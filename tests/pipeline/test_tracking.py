@@ -44,6 +44,8 @@ def add_secret_parameter(project):
     nb = nbformat.read(path, as_version=4)
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     cell.source += "\nwarehouse_password = None  # from env.yaml credentials; never printed"
+    used = "connected = warehouse_password is not None  # as a notebook would, never printed"
+    nb.cells.insert(nb.cells.index(cell) + 1, nbformat.v4.new_code_cell(used))
     nbformat.write(nb, path)
 
 
