@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -252,6 +253,32 @@ def build_env(**extra: str) -> dict[str, str]:
         if k not in {"CI", "GITHUB_ACTIONS", "NBOPS_TRIGGER", "NBOPS_ACTOR"}
     }
     return {**env, "PLOOMBER_STATS_ENABLED": "false", **extra}
+
+
+#: Lines a user reads as something gone wrong, in the output of a command that went
+#: well: an interrupt (jupyter_client's, at a kernel's shutdown), a kernel's own log, a
+#: library's warning or deprecation, a traceback, the kernel template's doubts.
+_ALARMS = re.compile(
+    r"KeyboardInterrupt|\[IPKernelApp\]|Debugger warning|\b[A-Z]\w*Warning\b|warnings\.warn"
+    r"|Traceback|asked whether it runs in IPython"
+)
+
+
+#: Of those, the ones a build's kernels print, whatever the notebooks' code.
+_KERNEL_ALARMS = re.compile(
+    r"KeyboardInterrupt|\[IPKernelApp\]|Debugger warning|IProgress not found"
+    r"|asked whether it runs in IPython"
+)
+
+
+def alarms(*outputs: str, kernels_only: bool = False) -> list[str]:
+    """The lines of ``outputs`` (a command's stdout and stderr) that a user would take
+    for a problem (progress bars' carriage returns split lines too); ``kernels_only``:
+    only those the kernels print (a test's notebooks may deserve Ploomber's warnings
+    about their own code)."""
+    pattern = _KERNEL_ALARMS if kernels_only else _ALARMS
+    lines = (line for out in outputs for line in re.split(r"[\r\n]+", out))
+    return [line for line in lines if pattern.search(line)]
 
 
 def merge_settings(base: dict, extra: dict) -> None:

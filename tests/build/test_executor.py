@@ -17,7 +17,7 @@ import nbformat
 import psutil
 import pytest
 
-from tests.conftest import build_env
+from tests.conftest import alarms, build_env
 
 BIN = Path(sys.executable).parent
 
@@ -172,7 +172,9 @@ def test_a_failing_notebook_fails_the_build_keeps_its_partial_notebook_and_leave
     result = _build(root, NBOPS_TEST_MARKER=marker)
 
     assert result.returncode != 0
+    # The notebook's error is printed, and no interrupt of the other kernels as they go.
     assert "broken on purpose" in result.stdout + result.stderr
+    assert alarms(result.stdout, result.stderr, kernels_only=True) == []
     partial = nbformat.read(root / "out" / "second.ipynb", as_version=4)
     assert any(o.get("ename") == "ValueError" for c in partial.cells for o in c.get("outputs", []))
     assert (root / "out" / "first.html").read_text().lstrip().lower().startswith("<!doctype html>")
@@ -213,6 +215,7 @@ def test_a_task_built_without_the_executor_still_gets_an_ipc_kernel(tmp_path: Pa
     assert result.returncode == 0, result.stderr[-3000:]
     assert (root / "out" / "first.pid").read_text().strip().isdigit()
     assert "without encryption" not in result.stdout + result.stderr
+    assert alarms(result.stdout, result.stderr, kernels_only=True) == []
 
 
 @pytest.mark.pipeline

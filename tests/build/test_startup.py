@@ -529,3 +529,35 @@ def test_the_nbops_executor_runs_its_tasks_with_the_collector_on(tmp_path: Path)
         path=tmp_path,
     )
     assert seen == {"during_load": 0, "task_saw": "True"}
+
+
+@pytest.mark.parametrize(
+    ("sections", "warned"),
+    [
+        ({"monitor": {"alias": "champion"}}, False),  # pipeline.monitor.yaml's section
+        ({"monitr": {"alias": "champion"}}, True),  # misspelt: still said
+        ({"monitor": {"alias": "champion"}, "trian": {"seed": 1}}, True),
+    ],
+)
+def test_a_ploomber_process_does_not_call_the_monitor_section_of_env_unused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sections: dict, warned: bool
+) -> None:
+    import warnings
+
+    import yaml
+    from ploomber.spec import DAGSpec
+
+    (tmp_path / "task.py").write_text("# %% tags=['parameters']\nupstream = None\nproduct = None\n")
+    (tmp_path / "pipeline.yaml").write_text(
+        "tasks:\n  - source: task.py\n    product: out.ipynb\n    params: {seed: '{{seed}}'}\n"
+    )
+    (tmp_path / "env.yaml").write_text(yaml.safe_dump({"seed": 1, **sections}))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/ploomber", "build"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert startup.quiet_other_pipelines_sections() is True
+        DAGSpec("pipeline.yaml")
+
+    said = [str(w.message) for w in caught if "unused in the spec" in str(w.message)]
+    assert bool(said) is warned, said

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from nbops.data.datasets import make_churn
-from tests.conftest import BIN, build_env
+from tests.conftest import BIN, alarms, build_env
 
 pytestmark = pytest.mark.pipeline
 
@@ -109,6 +109,7 @@ def test_payloads_in_data_are_shown_and_never_run(make_project, tmp_path: Path) 
     # The gate again, now with a champion: it compares the slices of PLAN.
     gated = run([str(BIN / "ploomber"), "task", "gate", "--force"], project.root)
     assert "nbops: recorded build as run" in gated, gated[-3000:]
+    assert alarms(gated) == []  # no ERROR from the kernel's shutdown, no library's warning
     batch = project.root / "batch.parquet"
     hostile(make_churn(600, seed=11, drift=0.5)).to_parquet(batch)
     # In this process: the pages matter, not the processes.

@@ -11,7 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from nbops.data.datasets import make_churn
-from tests.conftest import BIN, build_env, copy_built_with_store, run_cli
+from tests.conftest import BIN, alarms, build_env, copy_built_with_store, run_cli
 from tests.dask_cluster import start_cluster
 from tests.pipeline.notebook_code import run_notebooks
 
@@ -83,6 +83,7 @@ def test_steady_traffic_gives_a_clean_recorded_report(built_project, tmp_path):
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All clear" in result.stdout and "1,200 rows from 48 requests" in result.stdout
+    assert alarms(result.stdout, result.stderr) == []
     reports = built_project.products / "monitor"
     assert {p.name for p in reports.glob("*.html")} == {
         "window.html",

@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import BIN, Project, build_env, copy_built_project, copy_built_with_store
+from tests.conftest import (
+    BIN,
+    Project,
+    alarms,
+    build_env,
+    copy_built_project,
+    copy_built_with_store,
+)
 
 pytestmark = pytest.mark.pipeline
 
@@ -55,6 +62,7 @@ def test_the_first_model_that_clears_the_floors_becomes_champion(releases):
     project, outputs, decisions, _ = releases
     assert decisions[0]["action"] == "promote" and "no champion yet" in decisions[0]["summary"]
     assert "nbops: registered churn version 1; gate: promote (champion → v1)." in outputs[0]
+    assert alarms(*outputs) == []  # promoted, then promoted again, then rejected: all went well
 
 
 def test_a_better_model_is_promoted_and_the_old_champion_becomes_previous(releases):

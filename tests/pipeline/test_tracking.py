@@ -12,7 +12,7 @@ import nbformat
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import BIN, free_port
+from tests.conftest import BIN, alarms, free_port
 
 pytestmark = pytest.mark.pipeline
 
@@ -44,6 +44,8 @@ def add_secret_parameter(project):
     nb = nbformat.read(path, as_version=4)
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     cell.source += "\nwarehouse_password = None  # from env.yaml credentials; never printed"
+    used = "connected = warehouse_password is not None  # as a notebook would, never printed"
+    nb.cells.insert(nb.cells.index(cell) + 1, nbformat.v4.new_code_cell(used))
     nbformat.write(nb, path)
 
 
@@ -94,6 +96,13 @@ def test_each_build_says_where_it_was_recorded(history):
         re.search(r"nbops: recorded build as run [0-9a-f]{32} in \.nbops/mlflow\.db", out)
         for out in outputs
     ), outputs
+
+
+def test_builds_that_go_well_print_nothing_alarming(history):
+    # A fresh build, one with nothing to do, one rerunning every task: no ERROR from a
+    # kernel's shutdown, no library's warning, no "unused" setting of env.yaml.
+    _, outputs = history
+    assert alarms(*outputs) == []
 
 
 def test_a_build_is_a_parent_run_with_a_child_per_task(history):

@@ -82,6 +82,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
@@ -109,6 +110,12 @@ _KERNEL_MODULES = [
 ]
 #: How long a request to the template may wait for it (its imports included).
 _TIMEOUT = 300.0
+#: The template's own environment, on top of the build's (a kernel gets its notebook's).
+#: debugpy's pydevd checks at import whether Python runs with frozen modules and says
+#: so on stderr, four lines starting "Debugger warning"; a kernel imports it after its
+#: stderr goes to the notebook, where nobody sees them, the template before, in the
+#: build's terminal. The variable only turns that message into a debug log.
+_TEMPLATE_ENV = {"PYDEVD_DISABLE_FILE_VALIDATION": "1"}
 
 
 class TemplateUnavailable(RuntimeError):
@@ -155,6 +162,7 @@ class KernelTemplate:
         process = subprocess.Popen(
             [sys.executable, "-m", __name__, address, json.dumps(modules)],
             stdin=subprocess.PIPE,
+            env={**os.environ, **_TEMPLATE_ENV},
             # Ctrl-C reaches the build, which shuts its kernels down; not the template.
             start_new_session=True,
         )
@@ -506,6 +514,11 @@ def _template(address: str, modules: list[str]) -> dict[str, Any] | None:
         os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     imported_with = os.environ.get("MPLBACKEND")
     pending = list(dict.fromkeys([*_KERNEL_MODULES, *modules]))
+    # tqdm.auto (MLflow's import of it too) warns when ipywidgets is missing, once, when
+    # imported: in a kernel into the notebook's output, here into the build's terminal.
+    # Its choice is the kernel's either way (console bars). Only that message: a filter
+    # set around the imports would also undo filters the imported modules set.
+    warnings.filterwarnings("ignore", message=_NO_IPYWIDGETS)
     looked: set[str] = set()  # modules that asked for IPython while imported here
 
     tried: set[str] = set()
@@ -639,7 +652,15 @@ def _template(address: str, modules: list[str]) -> dict[str, Any] | None:
 
 #: Modules that ask for IPython when imported and whose answer :func:`_as_in_a_kernel`
 #: corrects in the child (or whose question changes nothing for a notebook).
-_KNOWN_LOOKUPS = {"pandas.core.config_init", "pandas.io.formats.printing"}
+_KNOWN_LOOKUPS = {
+    "pandas.core.config_init",
+    "pandas.io.formats.printing",
+    # Decides as in a kernel: it asks only once ipykernel.zmqshell is imported, which the
+    # template does first, and then only whether the shell is Qt's or Spyder's.
+    "tqdm.autonotebook",
+}
+#: tqdm's warning that ipywidgets is missing (tqdm.std.WARN_NOIPYW), as a regex.
+_NO_IPYWIDGETS = r"IProgress not found"
 
 
 @contextlib.contextmanager

@@ -45,7 +45,10 @@ the operating system rather than to a last round of the garbage collector.
 :func:`exit_at_once` (called by ``nbops score`` when it is done, not at start-up): the
 process ends without Python's exit at all.
 
-:func:`start` does all five; the ``.pth`` file calls it.
+:func:`quiet_other_pipelines_sections`: no warning from Ploomber that env.yaml's
+``monitor`` section (``pipeline.monitor.yaml``'s) is unused by ``pipeline.yaml``.
+
+:func:`start` does all six; the ``.pth`` file calls it.
 """
 
 from __future__ import annotations
@@ -620,9 +623,47 @@ def pipeline_loaded() -> bool:
     return out_of_reach()
 
 
+# -- a warning about the project's layout -------------------------------------------
+
+#: env.yaml's sections for the project's other pipeline (``pipeline.monitor.yaml``,
+#: ``nbops monitor``): one env.yaml holds the settings of both.
+OTHER_PIPELINES_SECTIONS = frozenset({"monitor"})
+
+
+def quiet_other_pipelines_sections(*, programs: tuple[str, ...] = PROGRAMS) -> bool:
+    """In a process of one of ``programs``, no warning that env.yaml's sections for the
+    project's other pipeline are unused; True if arranged.
+
+    Ploomber checks that every top-level key of env.yaml is used by the pipeline it
+    loads, and warns otherwise, in every command on ``pipeline.yaml`` ("The following
+    placeholders are declared in the environment but unused in the spec:
+    {'monitor'}"): the ``monitor`` section is ``pipeline.monitor.yaml``'s. The warning
+    stays for any other set of keys, a misspelt section among them.
+    """
+    argv = getattr(sys, "argv", None) or [""]
+    import os
+
+    if os.path.basename(argv[0]) not in programs:
+        return False
+    import re
+    import warnings
+
+    unused = "{" + ", ".join(repr(k) for k in sorted(OTHER_PIPELINES_SECTIONS)) + "}"
+    warnings.filterwarnings(
+        "ignore",
+        message=re.escape(
+            f"The following placeholders are declared in the environment but unused in the spec: {unused}"
+        )
+        + "$",
+        category=UserWarning,
+    )
+    return True
+
+
 def start() -> None:
     """What the environment's ``.pth`` file runs in every interpreter."""
     answer_no_op()
+    quiet_other_pipelines_sections()
     defer_iri_grammar()
     defer_imports()
     exit_without_collecting()
