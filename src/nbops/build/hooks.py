@@ -652,7 +652,8 @@ class _Build:
 
     def _redact_record(self) -> None:
         """Hide every known secret in what the record holds as text (the command line,
-        env, parameters, errors, the git diff) before anything is written or published."""
+        env, parameters, errors, the store the tasks' runs are in, the git diff) before
+        anything is written or published."""
         record, secrets = self.record, self._secret_texts()
         record.command = [scrub(arg, secrets) for arg in redact_command(self.argv)]
         record.env = _scrub_tree(redact(record.env), secrets)
@@ -661,6 +662,12 @@ class _Build:
             task.logged_params = _scrub_tree(redact(task.logged_params), secrets)
             task.error = scrub(task.error, secrets) if task.error else task.error
         record.error = scrub(record.error, secrets) if record.error else record.error
+        # The tasks' runs name the store by its URI, password and all (it was their
+        # MLFLOW_TRACKING_URI); publishing matches it with the password hidden.
+        if record.runs:
+            from nbops.tracking.taskruns import shown_runs
+
+            record.runs = shown_runs(record.runs, secrets)
         # Not the commit or branch: a short secret ("5432") may occur inside a hash.
         if record.git.get("diff"):
             record.git["diff"] = scrub(record.git["diff"], secrets, assignments=True)

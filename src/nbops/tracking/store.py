@@ -175,7 +175,8 @@ class Store:
             }
         # Runs opened before the tasks ran (nbops.tracking.taskruns) in this very store
         # hold what the tasks logged themselves: they become the build's runs.
-        opened = record.runs if record.runs.get("uri") == self.uri else {}
+        # (the record names the store with its password hidden, as everything it holds)
+        opened = record.runs if _same_store(record.runs.get("uri"), self.uri) else {}
         opened = opened if not opened.get("scratch") else {}
         keep = {opened.get("build"), *(opened.get("tasks") or {}).values()} - {None}
         for stale in copies:
@@ -850,10 +851,20 @@ def _repair(path: Path, uri: str) -> None:
 
 
 def _public_record(record: BuildRecord) -> dict[str, Any]:
+    from nbops.tracking.taskruns import shown_runs
+
     data = record.to_dict()
     data["git"] = {k: v for k, v in data["git"].items() if k != "diff"}
     data.pop("packages", None)
+    data["runs"] = shown_runs(data["runs"])  # the store's URI, without its password
     return data
+
+
+def _same_store(recorded: str | None, uri: str) -> bool:
+    """Whether a record's store URI (its password hidden) names the store at ``uri``."""
+    from nbops.tracking.redact import display_url
+
+    return recorded is not None and display_url(recorded) == display_url(uri)
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
