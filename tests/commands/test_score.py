@@ -825,6 +825,23 @@ def test_a_url_for_a_file_is_one_paragraph_with_its_password_hidden(
     assert not list(in_project.root.glob("http*:")), "no folder named for the URL"
 
 
+def test_a_tracking_store_that_is_away_is_one_paragraph_without_its_password(
+    in_project, rows, tmp_path, monkeypatch
+):
+    """The model comes from a remote store (MLFLOW_TRACKING_URI): one that does not
+    answer was MLflow's traceback, the URI in it with its password."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://ada:hunter2pw@127.0.0.1:{free_port()}")
+    source, out = tmp_path / "in.parquet", tmp_path / "out.parquet"
+    rows.head(5).to_parquet(source)
+
+    code, output = run(str(source), "--out", str(out))
+
+    assert code == 1 and output.startswith("Error: The tracking store is not available: "), output
+    assert "http://ada:***REDACTED***@127.0.0.1:" in output and "hunter2pw" not in output
+    assert len(output.strip().splitlines()) == 1
+    assert not out.exists()
+
+
 def test_an_unreachable_scheduler_is_one_paragraph(in_project, rows, tmp_path, monkeypatch):
     from nbops import cluster
 

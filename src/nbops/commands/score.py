@@ -1281,11 +1281,18 @@ def _engine(notebook: Path) -> str | None:
 def _load(root: Path, name: str, alias: str) -> ServedModel:
     from nbops.serving.model import load_served_model
     from nbops.serving.stored import load_stored_model
+    from nbops.tracking.store import require_reachable
 
     try:
         # The scorer stored with the model when there is one (no scikit-learn or skops
         # to import: 3 s of CPU less), else the model itself, as the service loads it.
-        return load_stored_model(root, name, alias) or load_served_model(root, name, alias)
+        stored = load_stored_model(root, name, alias)
+        if stored is not None:
+            return stored
+        # A remote store that is away: one paragraph, its password hidden (MLflow's own
+        # error is a traceback that prints the URI as it is).
+        require_reachable(root)
+        return load_served_model(root, name, alias)
     except ReleaseError as exc:
         error = exc
     # Why it failed, in the words of the registry (MLflow's, which also reads remote stores).

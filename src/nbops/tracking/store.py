@@ -84,12 +84,48 @@ def reachability_problem(uri: str, *, timeout: float = 3.0) -> str | None:
 
     if uri.startswith(("http://", "https://")):
         try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as response:
+            with urllib.request.urlopen(_health_request(uri), timeout=timeout) as response:
                 if response.status >= 400:
                     return f"{display_url(uri)} answered HTTP {response.status}"
+        except urllib.error.HTTPError as exc:  # it answered: a refusal, not an absence
+            return f"{display_url(uri)} answered HTTP {exc.code}"
         except (urllib.error.URLError, OSError) as exc:
             return display_url(f"{uri} is unreachable ({getattr(exc, 'reason', exc)})")
     return None
+
+
+def _health_request(uri: str) -> urllib.request.Request:
+    """The server's ``/health``, with the URI's user and password sent as MLflow's
+    client sends them (HTTP basic authentication): urllib would take them for part of
+    the host name, and call a server that MLflow reaches unreachable."""
+    import base64
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    parts = urlsplit(uri.rstrip("/") + "/health")
+    headers = {}
+    if parts.username is not None or parts.password is not None:
+        user = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+        headers["Authorization"] = "Basic " + base64.b64encode(user.encode()).decode()
+        host = parts.hostname or ""
+        host = f"[{host}]" if ":" in host else host
+        parts = parts._replace(netloc=f"{host}:{parts.port}" if parts.port else host)
+    return urllib.request.Request(urlunsplit(parts), headers=headers)
+
+
+def require_reachable(root: Path) -> None:
+    """Raise unless the project's tracking store looks usable (a remote one answers).
+
+    Raises:
+        TrackingError: it does not; the message shows its URI without a password.
+    """
+    problem = reachability_problem(tracking_uri(root))
+    if problem:
+        from nbops.errors import TrackingError
+
+        raise TrackingError(
+            f"The tracking store is not available: {problem}. Check MLFLOW_TRACKING_URI, "
+            "or unset it to use the project's embedded store."
+        )
 
 
 class Store:
