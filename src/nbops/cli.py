@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from nbops import __version__
-from nbops.errors import NbopsError, ReleaseError, TrackingError
+from nbops.errors import NbopsError, ReleaseError
 
 
 class _Group(click.Group):
