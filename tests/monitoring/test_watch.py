@@ -348,3 +348,17 @@ def test_credentials_in_a_url_are_refused_unshown_before_the_build(
     assert code == 2 and message in output, output
     assert "hunter2pw" not in output
     assert not (monitored / "products").exists()  # no monitoring build was started
+
+
+def test_a_tracking_store_that_is_away_is_named_without_its_password_before_the_build(
+    monitored: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://ada:hunter2pw@127.0.0.1:{free_port()}")
+
+    code, output = _monitor("--data", "batch.parquet")
+
+    assert code == 2 and "The tracking store is not available: http://ada:***REDACTED***@" in output
+    assert "hunter2pw" not in output and len(output.strip().splitlines()) == 1
+    assert not (monitored / "products").exists()  # no monitoring build was started

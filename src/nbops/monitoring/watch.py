@@ -493,6 +493,7 @@ def run_monitoring(
     Raises:
         ConfigError: no monitoring pipeline; a window, ``--scheduler`` or ``--chunk-rows``
             that cannot work; no prediction log yet (checked here, before a notebook runs).
+        TrackingError: the tracking store (a remote one) does not answer.
     """
     import subprocess
     import sys
@@ -518,6 +519,11 @@ def run_monitoring(
         from nbops.serving.log import require_log
 
         require_log(default_log_url(root))  # no log yet: say so before a build starts
+    from nbops.tracking.store import require_reachable
+
+    # The model and its profile come from the store: one that is away is one paragraph
+    # here, its password hidden, not MLflow's traceback in the window notebook's report.
+    require_reachable(root)
     args = [str(Path(sys.executable).parent / "ploomber"), "build", "-e", MONITOR_SPEC, "--force"]
     for key, value in overrides.items():
         if value:
