@@ -63,7 +63,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from nbops.state import StateFile
+from nbops.state import StateFile, atomic_write
 from nbops.tracking import lineage
 from nbops.tracking.record import (
     EXECUTED,
@@ -444,7 +444,9 @@ class _Build:
         partial.write_text(json.dumps(asdict(record), default=str))
         partial.replace(target)
         if self.secrets:
-            (folder / f"{_safe_name(record.name)}.secrets").write_text(json.dumps(self.secrets))
+            # The values themselves: for this user only (the project folder may be shared).
+            secrets = folder / f"{_safe_name(record.name)}.secrets"
+            atomic_write(secrets, json.dumps(self.secrets), mode=0o600)
 
     def _collect_handed_back(self) -> None:
         folder = self.tmp / "tasks"
