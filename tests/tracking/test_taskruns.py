@@ -80,8 +80,8 @@ def test_the_stores_password_is_not_recorded_and_its_runs_are_still_adopted(
     hooks leave it, and publishing still knows its own store's runs by it."""
     import json
 
+    from nbops.tracking.record import shown_runs
     from nbops.tracking.redact import strip_url_credentials
-    from nbops.tracking.taskruns import shown_runs
 
     root = tmp_path / "project"
     runs = open_runs(root, ["train"], scratch=root / ".nbops" / "tmp", title="build")

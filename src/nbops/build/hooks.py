@@ -667,7 +667,7 @@ class _Build:
         # The tasks' runs name the store by its URI, password and all (it was their
         # MLFLOW_TRACKING_URI); publishing matches it with the password hidden.
         if record.runs:
-            from nbops.tracking.taskruns import shown_runs
+            from nbops.tracking.record import shown_runs
 
             record.runs = shown_runs(record.runs, secrets)
         # Not the commit or branch: a short secret ("5432") may occur inside a hash.

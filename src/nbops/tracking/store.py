@@ -887,7 +887,7 @@ def _repair(path: Path, uri: str) -> None:
 
 
 def _public_record(record: BuildRecord) -> dict[str, Any]:
-    from nbops.tracking.taskruns import shown_runs
+    from nbops.tracking.record import shown_runs
 
     data = record.to_dict()
     data["git"] = {k: v for k, v in data["git"].items() if k != "diff"}

@@ -27,7 +27,7 @@ from nbops.tracking.store import (
     tracking_uri,
 )
 
-__all__ = ["end_active_run", "logged", "open_runs", "shown_runs", "task_env"]
+__all__ = ["end_active_run", "logged", "open_runs", "task_env"]
 
 
 def open_runs(root: Path, names: list[str], *, scratch: Path, title: str) -> dict[str, Any]:
@@ -75,21 +75,6 @@ def open_runs(root: Path, names: list[str], *, scratch: Path, title: str) -> dic
         "build": build.info.run_id,
         "tasks": tasks,
     }
-
-
-def shown_runs(runs: dict[str, Any], secrets: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
-    """``runs`` fit to record: the store's URI without its password
-    (``postgresql://u:***REDACTED***@db/mlflow``), and the problem with a scratch store
-    scrubbed. A scratch store's URI is a local path the spool is published from later:
-    kept as it is."""
-    from nbops.tracking.redact import scrub, strip_url_credentials
-
-    shown = dict(runs)
-    if shown.get("uri") and not shown.get("scratch"):
-        shown["uri"] = strip_url_credentials(str(shown["uri"]))
-    if shown.get("problem"):
-        shown["problem"] = scrub(str(shown["problem"]), secrets)
-    return shown
 
 
 def task_env(runs: dict[str, Any], name: str) -> dict[str, str]:
