@@ -26,6 +26,11 @@ def test_atomic_write_replaces_the_file_and_leaves_no_temporary(tmp_path: Path) 
     assert [p.name for p in path.parent.iterdir()] == ["lineage.json"]
 
 
+def test_a_file_of_secrets_is_never_readable_by_others(tmp_path: Path) -> None:
+    path = atomic_write(tmp_path / "task.secrets", '["hunter2pw"]', mode=0o600)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
 def test_a_write_that_fails_leaves_the_old_file_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

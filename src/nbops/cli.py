@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from nbops import __version__
-from nbops.errors import NbopsError, ReleaseError, TrackingError
+from nbops.errors import NbopsError, ReleaseError
 
 
 class _Group(click.Group):
@@ -122,14 +122,10 @@ def _project_root() -> Path:
 
 
 def _store() -> Any:
-    from nbops.tracking.store import Store, reachability_problem, tracking_uri
+    from nbops.tracking.store import Store, require_reachable
 
     root = _project_root()
-    problem = reachability_problem(tracking_uri(root))
-    if problem:
-        raise TrackingError(
-            f"The tracking store is not available: {problem}. Check MLFLOW_TRACKING_URI, or unset it to use the project's embedded store."
-        )
+    require_reachable(root)
     return Store(root)
 
 

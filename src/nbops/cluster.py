@@ -39,8 +39,10 @@ def connect(address: str, *, here: str) -> Any:
     ``here`` says what leaving out ``--scheduler`` does (``"score on this machine"``).
 
     Raises:
-        ConfigError: the scheduler cannot be reached, or has no worker.
+        ConfigError: the scheduler cannot be reached, or has no worker; the address has
+            credentials in it (refused unused and unshown).
     """
+    _no_credentials(address)
     try:
         from distributed import Client
     except ImportError as exc:  # pragma: no cover - a dependency of nbops
@@ -66,6 +68,22 @@ def connect(address: str, *, here: str) -> Any:
             f"--scheduler to {here}."
         ) from exc
     return client
+
+
+def _no_credentials(address: str) -> None:
+    """Refuse an address with a user, password or token before its ``@``, without
+    repeating it: a Dask address has none (TLS certificates are set in Dask's
+    configuration), and Dask's own error would print it, into the terminal, CI logs and
+    the failed run's notebook."""
+    _, scheme, rest = address.partition("://")
+    host = (rest if scheme else address).split("/", 1)[0]
+    if "@" in host:
+        raise ConfigError(
+            "The --scheduler address has a user name, password or token in it (the part "
+            "before '@'), which Dask addresses never have, so it is neither used nor shown. "
+            "Give the scheduler as tcp://HOST:PORT, or tls://HOST:PORT with the TLS "
+            "certificates in Dask's configuration (distributed.comm.tls)."
+        )
 
 
 def require_parquet(source: Path, *, here: str) -> None:

@@ -22,8 +22,13 @@ from typing import Any
 __all__ = ["StateFile", "atomic_write", "file_lock"]
 
 
-def atomic_write(path: str | Path, data: str | bytes, *, encoding: str = "utf-8") -> Path:
+def atomic_write(
+    path: str | Path, data: str | bytes, *, encoding: str = "utf-8", mode: int | None = None
+) -> Path:
     """Replace ``path`` with ``data`` in one step (temp file + fsync + ``os.replace``).
+
+    ``mode``: the file's permissions (default: the replaced file's, else 0o644); e.g.
+    0o600 for a file holding secrets, readable by nobody else from its first byte.
 
     Example:
         >>> atomic_write(tmp / "state.json", '{"a": 1}')  # doctest: +SKIP
@@ -33,12 +38,15 @@ def atomic_write(path: str | Path, data: str | bytes, *, encoding: str = "utf-8"
     raw = data.encode(encoding) if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        if mode is not None:
+            os.chmod(tmp, mode)  # before any byte is written (mkstemp made it 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(raw)
             handle.flush()
             os.fsync(handle.fileno())
-        with contextlib.suppress(OSError):  # keep the target's mode when replacing it
-            os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
+        if mode is None:
+            with contextlib.suppress(OSError):  # keep the target's mode when replacing it
+                os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

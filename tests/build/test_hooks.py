@@ -249,3 +249,21 @@ def test_a_record_published_at_exit_can_still_use_thread_pools():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert (done.returncode, done.stdout.strip()) == (0, "released"), done.stderr
+
+
+def test_secrets_handed_back_by_a_worker_are_readable_by_this_user_only(tmp_path):
+    """A parallel build's worker hands its task back through a file beside the record,
+    with the secret values the build must scrub: the project folder may be shared (its
+    files 0o644), the secrets file is not."""
+    import os
+    import stat
+
+    worker = _Build(tmp_path, build_id="b" * 32, owner_pid=os.getpid() + 1)
+    worker.secrets = ["hunter2pw"]
+    worker._hand_back(TaskRecord("train", EXECUTED))
+
+    (secrets,) = (tmp_path / ".nbops" / "tmp" / ("b" * 32) / "tasks").glob("*.secrets")
+    assert stat.S_IMODE(secrets.stat().st_mode) == 0o600
+    owner = _Build(tmp_path, build_id="b" * 32, owner_pid=os.getpid())
+    owner._collect_handed_back()
+    assert "hunter2pw" in owner.secrets

@@ -68,6 +68,24 @@ def test_adopt_adds_one_hook_and_keeps_every_line_comment_and_choice(tmp_path):
     assert after.index(HOOK) < after.index("# the tasks, in order") < after.index("tasks:")
 
 
+def test_a_disk_that_fails_while_adopting_leaves_the_spec_as_it_was(tmp_path, monkeypatch):
+    """The user's pipeline.yaml is rewritten in one step: a write that fails half-way
+    (the disk full) leaves it whole, not truncated."""
+    import os
+
+    spec = spec_in(tmp_path)
+
+    def disk_full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        adopt_project(tmp_path)
+
+    assert spec.read_text() == textwrap.dedent(SPEC)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipeline.yaml"]
+
+
 def test_adopt_twice_changes_nothing_and_says_so(tmp_path):
     spec = spec_in(tmp_path)
     adopt_project(tmp_path)

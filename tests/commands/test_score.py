@@ -7,9 +7,11 @@ their own folders.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gc
 import html
+import pickle
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -223,6 +225,99 @@ def test_the_scorer_stored_with_a_linear_model_is_used_and_hash_checked(
         assert not (tmp_path / "tampered.parquet").exists()
     finally:
         (folder / "model.skops").write_bytes(original)
+
+
+class _Marker:
+    """A pickle that, once loaded, touches a file: proof that code in it ran."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple:
+        return (Path.touch, (self.path,))
+
+
+def _npz_bytes(**arrays: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+@contextlib.contextmanager
+def _stored_scorer(root: Path, data: bytes) -> Iterator[None]:
+    """The champion's model.skops with ``data`` as its stored scorer, and the hash the
+    registry records for it changed to match (what someone who can write the store
+    could do); both put back afterwards."""
+    import io
+    import sqlite3
+    import zipfile
+
+    from nbops.hashing import file_sha256
+    from nbops.serving.stored import SCORER_MEMBER
+    from nbops.tracking import registry
+
+    version, folder = registry._embedded_version(root, "churn", "champion")
+    path = folder / "model.skops"
+    original = path.read_bytes()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(original)) as old, zipfile.ZipFile(buffer, "w") as new:
+        for item in old.infolist():
+            if item.filename != SCORER_MEMBER:
+                new.writestr(item, old.read(item))
+        new.writestr(SCORER_MEMBER, data)
+
+    def record_hash(value: str) -> None:
+        with contextlib.closing(sqlite3.connect(root / ".nbops" / "mlflow.db")) as db, db:
+            db.execute(
+                "UPDATE model_version_tags SET value = ? WHERE name = 'churn' AND version = ? "
+                "AND key = 'nbops.model_sha256'",
+                (value, int(version.version)),
+            )
+
+    try:
+        path.write_bytes(buffer.getvalue())
+        record_hash(file_sha256(path))
+        yield
+    finally:
+        path.write_bytes(original)
+        record_hash(version.tags["nbops.model_sha256"])
+
+
+@pytest.mark.parametrize(
+    "member",
+    [
+        lambda marker: pickle.dumps(_Marker(marker)),
+        lambda marker: _npz_bytes(
+            state=np.array('{"format": 1}'), code=np.array([_Marker(marker)], dtype=object)
+        ),
+        lambda marker: _npz_bytes(
+            state=np.array(
+                '{"format": 1, "classes": [0], "model": ' + "[" * 50_000 + "]" * 50_000 + "}"
+            )
+        ),
+    ],
+    ids=["a-pickle", "an-object-array", "nested-deeper-than-json-reads"],
+)
+def test_a_stored_scorer_nbops_never_writes_is_refused_and_nothing_of_it_runs(
+    in_project, rows, tmp_path, member
+):
+    """Even with the model file's recorded hash changed to match it: one paragraph naming
+    the model and the fix, no code of the file run, no output written."""
+    marker = tmp_path / "ran"
+    source, out = tmp_path / "in.parquet", tmp_path / "out.parquet"
+    rows.head(5).to_parquet(source)
+
+    with _stored_scorer(in_project.root, member(marker)):
+        code, output = run(str(source), "--out", str(out))
+
+    assert code == 1, output
+    assert output.startswith("Error: Model 'churn' version ") and "holds a stored scorer" in output
+    assert "refusing to load it; nothing in it was run" in output
+    assert "re-register the model from its build" in output
+    assert len(output.strip().splitlines()) == 1, "one paragraph, no traceback"
+    assert not marker.exists() and not out.exists()
 
 
 def test_the_job_is_a_run_in_the_tracking_store(in_project, model, rows, tmp_path):
@@ -675,6 +770,76 @@ def test_a_cluster_run_writes_what_a_local_run_writes(in_project, rows, tmp_path
     assert newest.data.params["env.score.scheduler"] == cluster
     assert newest.data.metrics["rejected"] == 2
     assert not list(tmp_path.glob(".*.parts")) and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_scheduler_address_with_credentials_is_refused_without_showing_them(
+    in_project, rows, tmp_path
+):
+    """Dask addresses have no user or password: one given is neither used nor printed
+    (Dask's own error repeated it without its scheme, where redaction finds no URL)."""
+    source = tmp_path / "in.parquet"
+    rows.head(5).to_parquet(source)
+    out = tmp_path / "out.parquet"
+
+    code, output = run(
+        str(source), "--out", str(out), "--scheduler", "tls://ada:s3cretT0ken@127.0.0.1:9"
+    )
+
+    assert code == 1 and output.startswith("Error: The --scheduler address has a user name")
+    assert "s3cretT0ken" not in output and "ada" not in output
+    assert "tls://HOST:PORT" in output
+    assert not out.exists() and not list(tmp_path.glob(".*"))
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("input", "Error: The input s3://ada:***REDACTED***@bucket/in.csv is a URL"),
+        ("--out", "Error: The output https://ada:***REDACTED***@files/out.parquet is a URL"),
+        ("--rejects", "Error: The rejects file https://ada:***REDACTED***@files/bad.csv is a URL"),
+    ],
+)
+def test_a_url_for_a_file_is_one_paragraph_with_its_password_hidden(
+    in_project, rows, tmp_path, option, message
+):
+    """Made absolute, a URL became a path (``s3:/ada:key@bucket``) whose password was
+    printed in "does not exist", or a folder named ``https:`` the scores went into."""
+    source = tmp_path / "in.parquet"
+    rows.head(5).to_parquet(source)
+    args = {
+        "input": "s3://ada:hunter2pw@bucket/in.csv",
+        "--out": "https://ada:hunter2pw@files/out.parquet",
+        "--rejects": "https://ada:hunter2pw@files/bad.csv",
+    }
+    given = [
+        args["input"] if option == "input" else str(source),
+        "--out",
+        args["--out"] if option == "--out" else str(tmp_path / "out.parquet"),
+    ] + (["--rejects", args["--rejects"]] if option == "--rejects" else [])
+
+    code, output = run(*given)
+
+    assert code == 1 and output.startswith(message), output
+    assert "hunter2pw" not in output and "copy the file" in output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet"], "nothing written"
+    assert not list(in_project.root.glob("http*:")), "no folder named for the URL"
+
+
+def test_a_tracking_store_that_is_away_is_one_paragraph_without_its_password(
+    in_project, rows, tmp_path, monkeypatch
+):
+    """The model comes from a remote store (MLFLOW_TRACKING_URI): one that does not
+    answer was MLflow's traceback, the URI in it with its password."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://ada:hunter2pw@127.0.0.1:{free_port()}")
+    source, out = tmp_path / "in.parquet", tmp_path / "out.parquet"
+    rows.head(5).to_parquet(source)
+
+    code, output = run(str(source), "--out", str(out))
+
+    assert code == 1 and output.startswith("Error: The tracking store is not available: "), output
+    assert "http://ada:***REDACTED***@127.0.0.1:" in output and "hunter2pw" not in output
+    assert len(output.strip().splitlines()) == 1
+    assert not out.exists()
 
 
 def test_an_unreachable_scheduler_is_one_paragraph(in_project, rows, tmp_path, monkeypatch):

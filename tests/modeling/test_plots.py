@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -139,3 +140,33 @@ def test_importance_plot_shows_the_top_features() -> None:
     )
     ax = plots.importance_plot(table, top=5).axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["f4", "f3", "f2", "f1", "f0"]
+
+
+@pytest.mark.parametrize(
+    "values", [["$", "$$", "$$$"], ["$5-$10", "$10-$20", "other"], ["$\\foo$", "a", "b"]]
+)
+def test_values_with_dollar_signs_are_drawn_as_written(values: list[str]) -> None:
+    """matplotlib reads text between two ``$`` as TeX: price tiers stopped the plot (and
+    the monitoring report with it), ``$5-$10`` was drawn as a formula."""
+    from nbops.monitoring.drift import ColumnDrift
+
+    drift = ColumnDrift(
+        column="price $tier$",
+        kind="categorical",
+        method="jensenshannon",
+        statistic=0.2,
+        threshold=0.1,
+        drifted=True,
+        status="drift",
+        bins=values,
+        reference=[0.3, 0.3, 0.4],
+        current=[0.2, 0.5, 0.3],
+    )
+    report = SimpleNamespace(columns=[drift], prediction=None)
+    figures = [plots.distribution_plot([drift]), plots.drift_scores_plot(report)]
+    for fig in figures:
+        assert fig._repr_png_().startswith(b"\x89PNG")
+    ax = figures[0].axes[0]
+    drawn = [label._preprocess_math(label.get_text()) for label in ax.get_xticklabels()]
+    assert drawn == [(v, False) for v in values], "each value as text, none as TeX"
+    assert ax.xaxis.label._preprocess_math(ax.get_xlabel()) == ("price $tier$", False)

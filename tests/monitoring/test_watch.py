@@ -323,3 +323,42 @@ def test_batch_options_that_cannot_work_are_named(
 ) -> None:
     code, output = _monitor(*args)
     assert code == 2 and message in output, output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--data", "s3://ada:hunter2pw@bucket/new.parquet"],
+            "--data s3://ada:***REDACTED***@bucket/new.parquet is a URL",
+        ),
+        (
+            ["--data", "batch.parquet", "--scheduler", "tls://ada:hunter2pw@127.0.0.1:9"],
+            "The --scheduler address has a user name, password or token in it",
+        ),
+    ],
+    ids=["data-url", "scheduler-with-credentials"],
+)
+def test_credentials_in_a_url_are_refused_unshown_before_the_build(
+    monitored: Path, args: list[str], message: str
+) -> None:
+    """Resolved as a path, a URL's ``://`` was gone and its password went into the
+    build's parameters, the window notebook's error and its report, unredacted."""
+    code, output = _monitor(*args)
+    assert code == 2 and message in output, output
+    assert "hunter2pw" not in output
+    assert not (monitored / "products").exists()  # no monitoring build was started
+
+
+def test_a_tracking_store_that_is_away_is_named_without_its_password_before_the_build(
+    monitored: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://ada:hunter2pw@127.0.0.1:{free_port()}")
+
+    code, output = _monitor("--data", "batch.parquet")
+
+    assert code == 2 and "The tracking store is not available: http://ada:***REDACTED***@" in output
+    assert "hunter2pw" not in output and len(output.strip().splitlines()) == 1
+    assert not (monitored / "products").exists()  # no monitoring build was started

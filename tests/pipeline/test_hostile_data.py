@@ -1,8 +1,10 @@
 """Data that carries HTML and JavaScript, in its values and its column names, through a
 real build (twice, so the gate compares slices with a champion), a monitoring run on a
-drifted batch, and ``nbops report``: every page shows the payloads as text and runs
-none of them, in ``products/``, in the tracking store's copies and in the static site.
-With Chromium installed, every page is also opened and no dialog may fire."""
+drifted batch, ``nbops score`` of it, and ``nbops report``: every page shows the
+payloads as text and runs none of them, in ``products/``, in the tracking store's copies
+and in the static site. With Chromium installed, every page is also opened and no dialog
+may fire. A category with dollar signs (TeX to matplotlib and to Markdown's math) is
+plotted and shown as written."""
 
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ PLAN_VALUES = {
     "basic": "<img src=x onerror=alert(6)>",
     "standard": "<script>alert(7)</script>",
     "premium": "**premium** <b onmouseover=alert(8)>x</b>",
-    "enterprise": "[enterprise](javascript:alert(9))",
+    "enterprise": "[enterprise](javascript:alert(9)) $$",
 }
 REGION_SUFFIX = '"><svg onload=alert(10)>'
 
@@ -115,9 +117,12 @@ def test_payloads_in_data_are_shown_and_never_run(make_project, tmp_path: Path) 
     # In this process: the pages matter, not the processes.
     monitored = project.cli("monitor", "--data", str(batch), check=False)
     assert monitored.returncode in (0, 1), monitored.stdout + monitored.stderr
+    scored = project.cli("score", str(batch), "--out", str(project.root / "scores" / "b.csv"))
+    assert "Report: " in scored.stdout, scored.stdout + scored.stderr
     project.cli("report", "--out", str(tmp_path / "site"))
 
     pages = sorted(project.root.rglob("*.html")) + sorted((tmp_path / "site").rglob("*.html"))
+    assert project.root / "scores" / "b.report.html" in pages
     stored = [p for p in pages if ".nbops" in p.parts or "mlruns" in p.parts]
     assert len(stored) >= 8, "the tracking store keeps a copy of every report"
     running = {}

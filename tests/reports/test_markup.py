@@ -25,6 +25,10 @@ PAYLOADS = [
     " padded ",
     "a|b\\<c>",
     "churn rate: 0.85",
+    # TeX between dollars: mistune's math showed it with entities and backslashes
+    "$5-$10",
+    "$<img src=x onerror=alert(1)>$",
+    "$$ x^2 $$",
 ]
 
 

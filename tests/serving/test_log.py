@@ -99,6 +99,15 @@ def test_an_unusable_log_url_is_a_config_error_naming_the_setting(url):
         PredictionLog(url)
 
 
+def test_an_unusable_log_url_is_named_without_its_password():
+    """The message reaches the terminal, the service's log and the monitoring notebook's
+    error (its report and the run's record)."""
+    with pytest.raises(ConfigError) as raised:
+        PredictionLog("postgresq://ada:hunter2pw@db:5432/log")
+    assert "hunter2pw" not in str(raised.value)
+    assert "NBOPS_PREDICTION_LOG='postgresq://ada:***REDACTED***@db:5432/log'" in str(raised.value)
+
+
 def wait_for(predicate, timeout=30, what="condition"):
     """Poll ``predicate`` until it is true or ``timeout`` seconds pass."""
     deadline = time.monotonic() + timeout

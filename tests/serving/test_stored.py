@@ -17,7 +17,13 @@ import yaml
 from nbops.data.datasets import make_churn
 from nbops.modeling.models import make_model
 from nbops.modeling.roles import infer_roles, roles_to_json
-from nbops.serving.stored import SCORER_MEMBER, StoredError, loads, scorer_member
+from nbops.serving.stored import (
+    SCORER_MEMBER,
+    NotAStoredScorer,
+    StoredError,
+    loads,
+    scorer_member,
+)
 from nbops.serving.validation import probe_batch
 
 pytestmark = pytest.mark.filterwarnings("ignore:`TargetEncoder.shuffle`:FutureWarning")
@@ -115,9 +121,74 @@ def test_a_stored_scorer_naming_any_other_class_is_refused(table, tmp_path):
     state["model"]["state"]["estimator"]["object"] = "Pipeline"
     buffer = io.BytesIO()
     np.savez(buffer, state=np.array(json.dumps(state)), **arrays)
-    with pytest.raises(StoredError, match="unknown class 'Pipeline'"):
+    with pytest.raises(NotAStoredScorer, match="an object of class 'Pipeline'"):
         loads(buffer.getvalue())
     buffer = io.BytesIO()
     np.savez(buffer, state=np.array(json.dumps(state)), code=np.array([object()], dtype=object))
     with pytest.raises(ValueError, match="allow_pickle"):
         loads(buffer.getvalue())
+
+
+def _stored_parts(table: pd.DataFrame, tmp_path: Path) -> tuple[dict, dict]:
+    """The state (JSON) and arrays of a real stored scorer, to change one thing in."""
+    model = fit(table, "linear", "churned", "classification")
+    member = scorer_member(model, *contract(tmp_path, table, "churned", "classification"))
+    with np.load(io.BytesIO(member[SCORER_MEMBER]), allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    return json.loads(str(arrays.pop("state"))), arrays
+
+
+def _npz(state: object, arrays: dict) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, state=np.array(json.dumps(state)), **arrays)
+    return buffer.getvalue()
+
+
+def _set(path: list, value: object):
+    def change(state, arrays):
+        node = state
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+        return state, arrays
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda state, arrays: ([1, 2], arrays), "the state is a list"),
+        (_set(["model", "state"], 5), "a CompiledModel with other attributes"),
+        (_set(["model", "state", "predict_proba"], {"array": "a0"}), "other attributes"),
+        (_set(["model", "state", "estimator", "state", "__class__"], "x"), "other attributes"),
+        (_set(["classes"], {"False": 0}), "the classes are not a list of labels"),
+        (_set(["model", "state", "fill"], {"dict": [[[1], 2]]}), "not one of labels"),
+        (_set(["model", "state", "fill"], {"array": "a0", "tuple": []}), "class None"),
+        (lambda state, arrays: (state, {**arrays, "a0": np.array(["rm -rf /"])}), "arrays of <U"),
+    ],
+    ids=[
+        "state-a-list",
+        "object-state-a-number",
+        "an-extra-attribute",
+        "a-dunder-attribute",
+        "classes-a-mapping",
+        "mapping-keys-lists",
+        "two-kinds-in-one",
+        "text-array",
+    ],
+)
+def test_a_stored_scorer_of_any_other_shape_is_refused(table, tmp_path, change, message):
+    """Names JSON of unexpected types, attributes nbops never stores, arrays of text: not
+    a stored scorer of this format (which the caller would leave to skops) but one that
+    nbops never writes, refused (the caller says so in one paragraph)."""
+    state, arrays = change(*_stored_parts(table, tmp_path))
+    with pytest.raises(NotAStoredScorer, match=message):
+        loads(_npz(state, arrays))
+
+
+def test_a_stored_scorer_of_another_format_is_left_to_skops(table, tmp_path):
+    state, arrays = _stored_parts(table, tmp_path)
+    state["format"] = 2  # a later nbops
+    with pytest.raises(StoredError, match="format 2"):
+        loads(_npz(state, arrays))

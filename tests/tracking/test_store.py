@@ -521,6 +521,52 @@ def test_closed_port_is_unreachable() -> None:
     assert problem.startswith(f"{uri} is unreachable")
 
 
+@pytest.fixture
+def guarded_server() -> Any:
+    """A loopback HTTP server answering ``/health`` 200 to user ``ada`` with password
+    ``p@ss:w0rd``, 401 to anyone else (a tracking server behind basic authentication);
+    yields its port and the Authorization headers it received."""
+    import base64
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[str | None] = []
+    expected = "Basic " + base64.b64encode(b"ada:p@ss:w0rd").decode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802  (http.server's name)
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(200 if seen[-1] == expected else 401)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_store_behind_basic_authentication_is_reached_with_the_uris_credentials(
+    guarded_server: Any,
+) -> None:
+    """MLflow's client sends a URI's user and password as basic authentication; the
+    check before it took them for part of the host name and called the store
+    unreachable (and ``nbops runs``, the gate's registry and ``nbops score`` with it)."""
+    port, seen = guarded_server
+
+    assert reachability_problem(f"http://ada:p%40ss%3Aw0rd@127.0.0.1:{port}") is None
+    assert seen[-1] is not None and seen[-1].startswith("Basic ")
+
+    problem = reachability_problem(f"http://ada:wrong-pw@127.0.0.1:{port}/")
+    assert problem == f"http://ada:***REDACTED***@127.0.0.1:{port}/ answered HTTP 401"
+
+
 def test_tracking_uri_defaults_to_the_embedded_store(tmp_path: Path) -> None:
     assert tracking_uri(tmp_path) == f"sqlite:///{(tmp_path / '.nbops' / 'mlflow.db').resolve()}"
 

@@ -70,6 +70,44 @@ def test_the_tasks_own_runs_become_the_builds_runs(tmp_path: Path) -> None:
     assert [b.info.run_id for b in Store(root).builds()] == [runs["build"]]
 
 
+def test_the_stores_password_is_not_recorded_and_its_runs_are_still_adopted(
+    tmp_path: Path,
+) -> None:
+    """The tasks' runs name the store they are in by its URI: a team's tracking server
+    or database with a password in it (``postgresql://u:pw@db/mlflow``,
+    ``http://u:pw@mlflow``) went as it was into the record.json stored with the run,
+    readable by anyone who reads the store. The record holds it redacted, as the build
+    hooks leave it, and publishing still knows its own store's runs by it."""
+    import json
+
+    from nbops.tracking.record import shown_runs
+    from nbops.tracking.redact import strip_url_credentials
+
+    root = tmp_path / "project"
+    runs = open_runs(root, ["train"], scratch=root / ".nbops" / "tmp", title="build")
+    store = Store(root)
+    secret_uri = "http://ada:hunter2pw@mlflow.example:5000"
+    store.uri = secret_uri  # the store, as a team's server would be named to this process
+    runs["uri"] = secret_uri
+    train = TaskRecord("train", EXECUTED, params={"C": "0.5"})
+
+    result = store.publish(record(root, shown_runs(runs), [train]))
+
+    assert result["run_id"] == runs["build"], "the opened runs are the build's"
+    assert result["tasks"] == {"train": runs["tasks"]["train"]}
+    path = store.client.download_artifacts(result["run_id"], "record.json", str(tmp_path))
+    stored = Path(path).read_text()
+    assert "hunter2pw" not in stored
+    assert json.loads(stored)["runs"]["uri"] == strip_url_credentials(secret_uri)
+
+    # The record.json artifact holds no password even from a record that still has it.
+    second = open_runs(root, ["train"], scratch=root / ".nbops" / "tmp", title="build")
+    second["uri"] = "postgresql://ada:hunter2pw@db/mlflow"  # another store: not adopted
+    result = Store(root).publish(record(root, second, [train]))
+    path = store.client.download_artifacts(result["run_id"], "record.json", str(tmp_path / "b"))
+    assert "hunter2pw" not in Path(path).read_text()
+
+
 def test_an_unreachable_store_keeps_what_the_task_logged_with_the_record(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -63,7 +63,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from nbops.state import StateFile
+from nbops.state import StateFile, atomic_write
 from nbops.tracking import lineage
 from nbops.tracking.record import (
     EXECUTED,
@@ -444,7 +444,9 @@ class _Build:
         partial.write_text(json.dumps(asdict(record), default=str))
         partial.replace(target)
         if self.secrets:
-            (folder / f"{_safe_name(record.name)}.secrets").write_text(json.dumps(self.secrets))
+            # The values themselves: for this user only (the project folder may be shared).
+            secrets = folder / f"{_safe_name(record.name)}.secrets"
+            atomic_write(secrets, json.dumps(self.secrets), mode=0o600)
 
     def _collect_handed_back(self) -> None:
         folder = self.tmp / "tasks"
@@ -652,7 +654,8 @@ class _Build:
 
     def _redact_record(self) -> None:
         """Hide every known secret in what the record holds as text (the command line,
-        env, parameters, errors, the git diff) before anything is written or published."""
+        env, parameters, errors, the store the tasks' runs are in, the git diff) before
+        anything is written or published."""
         record, secrets = self.record, self._secret_texts()
         record.command = [scrub(arg, secrets) for arg in redact_command(self.argv)]
         record.env = _scrub_tree(redact(record.env), secrets)
@@ -661,6 +664,12 @@ class _Build:
             task.logged_params = _scrub_tree(redact(task.logged_params), secrets)
             task.error = scrub(task.error, secrets) if task.error else task.error
         record.error = scrub(record.error, secrets) if record.error else record.error
+        # The tasks' runs name the store by its URI, password and all (it was their
+        # MLFLOW_TRACKING_URI); publishing matches it with the password hidden.
+        if record.runs:
+            from nbops.tracking.record import shown_runs
+
+            record.runs = shown_runs(record.runs, secrets)
         # Not the commit or branch: a short secret ("5432") may occur inside a hash.
         if record.git.get("diff"):
             record.git["diff"] = scrub(record.git["diff"], secrets, assignments=True)

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from nbops.errors import ConfigError
+from nbops.state import atomic_write
 
 __all__ = ["HOOK", "AdoptResult", "adopt_project", "find_spec"]
 
@@ -90,7 +91,7 @@ def adopt_project(folder: str | Path = ".", *, entry_point: str | None = None) -
         result.changes.append(f"{_rel(spec, folder)}: already wired to nbops; nothing changed.")
     else:
         new_text, what = _add_hook(text, data, spec)
-        spec.write_text(new_text)
+        atomic_write(spec, new_text)  # the user's spec: never left half-written
         result.changes.append(f"{_rel(spec, folder)}: {what}")
     ignore = _ignore_store(folder)
     if ignore:
@@ -190,7 +191,7 @@ def _ignore_store(folder: Path) -> str | None:
     if any(line.strip().rstrip("/") in {".nbops", "/.nbops"} for line in existing.splitlines()):
         return None
     prefix = "" if not existing or existing.endswith("\n") else "\n"
-    gitignore.write_text(f"{existing}{prefix}# nbops' local tracking store and spool\n.nbops/\n")
+    atomic_write(gitignore, f"{existing}{prefix}# nbops' local tracking store and spool\n.nbops/\n")
     return ".gitignore: added `.nbops/` (nbops' local tracking store)."
 
 

@@ -170,6 +170,7 @@ def score_file(
         ConfigError: the output's kind is unknown; the scheduler cannot be reached.
     """
     started = time.time()
+    _refuse_urls(input=input, output=output, rejects=rejects)
     # Absolute from here on: the report runs in the project's folder (papermill's cwd,
     # the process's while it runs), and a relative path must not follow it there.
     root = _absolute(root)
@@ -209,6 +210,27 @@ def score_file(
         gc.unfreeze()  # into the oldest generation (a caller's process collects it as usual)
         if collecting:
             gc.enable()
+
+
+def _refuse_urls(**paths: str | Path | None) -> None:
+    """A URL is not a path: made absolute, ``s3://user:key@bucket/x.csv`` would become
+    a folder named ``s3:`` and its key would be printed in "does not exist" (the
+    ``://`` that marks it as a URL for redaction gone). Refused here, shown redacted."""
+    from nbops.errors import ConfigError
+    from nbops.tracking.redact import display_url
+
+    for what, path in paths.items():
+        if path is not None and "://" in str(path):
+            error, fix = (
+                (DataSourceError, "copy the file here first (aws s3 cp, gsutil cp, curl -o")
+                if what == "input"
+                else (ConfigError, "write to a local path and copy the file there after (aws s3 cp")
+            )
+            what = "rejects file" if what == "rejects" else what
+            raise error(
+                f"The {what} {display_url(str(path))} is a URL, and nbops score reads and "
+                f"writes files on this machine: {fix}, ...)."
+            )
 
 
 def _absolute(path: str | Path) -> Path:
@@ -1259,11 +1281,18 @@ def _engine(notebook: Path) -> str | None:
 def _load(root: Path, name: str, alias: str) -> ServedModel:
     from nbops.serving.model import load_served_model
     from nbops.serving.stored import load_stored_model
+    from nbops.tracking.store import require_reachable
 
     try:
         # The scorer stored with the model when there is one (no scikit-learn or skops
         # to import: 3 s of CPU less), else the model itself, as the service loads it.
-        return load_stored_model(root, name, alias) or load_served_model(root, name, alias)
+        stored = load_stored_model(root, name, alias)
+        if stored is not None:
+            return stored
+        # A remote store that is away: one paragraph, its password hidden (MLflow's own
+        # error is a traceback that prints the URI as it is).
+        require_reachable(root)
+        return load_served_model(root, name, alias)
     except ReleaseError as exc:
         error = exc
     # Why it failed, in the words of the registry (MLflow's, which also reads remote stores).
@@ -1295,7 +1324,7 @@ def _record(
     from nbops.tracking.lineage import git_state, python_info
     from nbops.tracking.publish import publish_or_spool
     from nbops.tracking.record import EXECUTED, BuildRecord, TaskRecord
-    from nbops.tracking.redact import redact_command
+    from nbops.tracking.redact import display_url, redact_command
     from nbops.tracking.store import enabled
 
     if not enabled():
@@ -1331,7 +1360,8 @@ def _record(
         "input_sha256": result.input_sha256,
         "output_sha256": result.output_sha256,
         "scorer": result.scorer,
-        "scheduler": result.scheduler or "local",
+        # as shown anywhere: without credentials (Dask refuses addresses with any)
+        "scheduler": display_url(result.scheduler) if result.scheduler else "local",
     }
     files = {"rejects.csv": result.rejects} if result.rejects else {}
     if result.report:

@@ -3,6 +3,11 @@
 Each function returns a matplotlib ``Figure`` built without pyplot, so nothing is
 shown twice or leaks between cells: a notebook shows it with ``display(fig)`` (or as a
 cell's last value) and a test can inspect it without a display.
+
+Column names, categories, class labels and model names come from data: each goes
+through :func:`_text` before it becomes a label, since matplotlib reads text between
+two ``$`` as TeX (price tiers ``$``, ``$$``, ``$$$`` stopped the whole plot, and the
+report with it; ``$5-$10`` was drawn as a formula).
 """
 
 from __future__ import annotations
@@ -35,6 +40,11 @@ __all__ = [
 ]
 
 
+def _text(value: Any) -> str:
+    """``value`` as matplotlib draws it literally: every ``$`` escaped (no TeX)."""
+    return str(value).replace("$", r"\$")
+
+
 class Figure(_MplFigure):
     """A matplotlib Figure that renders itself as PNG wherever IPython displays it,
     without pyplot or an inline backend (papermill kernels, nbconvert, JupyterLab)."""
@@ -51,7 +61,7 @@ def missing_plot(frame: pd.DataFrame | pd.Series) -> Figure:
     share = (frame.isna().mean() if isinstance(frame, pd.DataFrame) else frame).sort_values()
     fig = Figure(figsize=(7, max(2.5, 0.28 * len(share))))
     ax = fig.subplots()
-    ax.barh(share.index.astype(str), share.to_numpy() * 100, color="#4c72b0")
+    ax.barh([_text(c) for c in share.index], share.to_numpy() * 100, color="#4c72b0")
     ax.set_title("Missing values per column")
     ax.set_xlabel("rows missing (%)")
     ax.set_ylabel("column")
@@ -68,7 +78,7 @@ def roc_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> Figure:
     ax = fig.subplots()
     for name, (truth, score) in curves.items():
         fpr, tpr, _ = roc_curve(truth, score)
-        ax.plot(fpr, tpr, label=f"{name} (AUC {auc(fpr, tpr):.3f})")
+        ax.plot(fpr, tpr, label=f"{_text(name)} (AUC {auc(fpr, tpr):.3f})")
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance")
     ax.set(title="ROC curve (test set)", xlabel="false positive rate", ylabel="true positive rate")
     ax.legend(loc="lower right")
@@ -85,7 +95,7 @@ def pr_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> Figure:
     base = None
     for name, (truth, score) in curves.items():
         precision, recall, _ = precision_recall_curve(truth, score)
-        ax.plot(recall, precision, label=name)
+        ax.plot(recall, precision, label=_text(name))
         base = float(np.mean(truth))
     if base is not None:
         ax.axhline(base, linestyle="--", color="grey", label=f"positive rate {base:.2f}")
@@ -108,7 +118,7 @@ def calibration_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], *, bins: 
     ax = fig.subplots()
     for name, (truth, score) in curves.items():
         observed, predicted = calibration_curve(truth, score, n_bins=bins, strategy="quantile")
-        ax.plot(predicted, observed, marker="o", label=name)
+        ax.plot(predicted, observed, marker="o", label=_text(name))
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
     ax.set(
         title="Calibration (test set)",
@@ -129,8 +139,8 @@ def confusion_plot(y_true: Any, y_pred: Any, labels: list[Any]) -> Figure:
     ax = fig.subplots()
     ax.imshow(matrix, cmap="Blues")
     ticks = range(len(labels))
-    ax.set_xticks(ticks, [str(x) for x in labels], rotation=45, ha="right")
-    ax.set_yticks(ticks, [str(x) for x in labels])
+    ax.set_xticks(ticks, [_text(x) for x in labels], rotation=45, ha="right")
+    ax.set_yticks(ticks, [_text(x) for x in labels])
     for i in ticks:
         for j in ticks:
             ax.text(
@@ -168,7 +178,8 @@ def importance_plot(table: pd.DataFrame, *, top: int = 15) -> Figure:
     rows = table.head(top).iloc[::-1]
     fig = Figure(figsize=(7, max(2.5, 0.32 * len(rows))))
     ax = fig.subplots()
-    ax.barh(rows["feature"].astype(str), rows["importance"], xerr=rows["std"], color="#55a868")
+    names = [_text(f) for f in rows["feature"]]
+    ax.barh(names, rows["importance"], xerr=rows["std"], color="#55a868")
     ax.set(
         title="Permutation importance (test set)",
         xlabel="drop in score when shuffled",
@@ -189,8 +200,8 @@ def bootstrap_plot(
     ax.axvline(high, color="black", linestyle="--")
     ax.axvline(threshold, color="#c44e52", label=f"required improvement {threshold:+.4f}")
     ax.set(
-        title=f"Paired bootstrap: {metric}, challenger − champion (better > 0)",
-        xlabel=f"difference in {metric}",
+        title=f"Paired bootstrap: {_text(metric)}, challenger − champion (better > 0)",
+        xlabel=f"difference in {_text(metric)}",
         ylabel="resamples",
     )
     ax.legend(loc="upper left")
@@ -212,7 +223,7 @@ def drift_scores_plot(report: Any) -> Figure:
             score = -np.log10(max(c.statistic, 1e-300)) / -np.log10(c.threshold)
         else:
             score = c.statistic / c.threshold
-        rows.append((c.column, score, bool(c.drifted)))
+        rows.append((_text(c.column), score, bool(c.drifted)))
     rows.sort(key=lambda r: r[1])
     fig = Figure(figsize=(7, max(2.5, 0.3 * len(rows) + 1)))
     ax = fig.subplots()
@@ -247,17 +258,17 @@ def distribution_plot(drifts: list[Any], *, columns: int = 2) -> Figure:
                 reference / widths, edges, label="reference", color="#4c72b0", fill=True, alpha=0.4
             )
             ax.stairs(current / widths, edges, label="current", color="#c44e52", linewidth=1.5)
-            ax.set_xlabel(d.column)
+            ax.set_xlabel(_text(d.column))
             ax.set_ylabel("density")
         else:
-            labels = [f"{b:g}" if isinstance(b, float) else str(b) for b in d.bins]
+            labels = [f"{b:g}" if isinstance(b, float) else _text(b) for b in d.bins]
             x = np.arange(len(labels))
             ax.bar(x - 0.2, d.reference, width=0.4, label="reference", color="#4c72b0")
             ax.bar(x + 0.2, d.current, width=0.4, label="current", color="#c44e52")
             ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
-            ax.set_xlabel(d.column)
+            ax.set_xlabel(_text(d.column))
             ax.set_ylabel("share of rows")
-        ax.set_title(f"{d.column}: {d.status} ({d.method} {d.statistic:.3g})")
+        ax.set_title(f"{_text(d.column)}: {d.status} ({d.method} {d.statistic:.3g})")
         ax.legend(fontsize=8)
     for ax in axes[len(drifts) :]:
         ax.set_visible(False)
@@ -283,12 +294,12 @@ def metric_over_time_plot(table: pd.DataFrame, metric: str, *, training: float |
     fig = Figure(figsize=(7, 3.5))
     ax = fig.subplots()
     if not table.empty and metric in table:
-        ax.plot(table["period"], table[metric], marker="o", label=f"live {metric}")
+        ax.plot(table["period"], table[metric], marker="o", label=f"live {_text(metric)}")
     if training is not None:
         ax.axhline(training, color="black", linestyle="--", linewidth=1, label="at training")
-    ax.set_title(f"Live {metric} over time")
+    ax.set_title(f"Live {_text(metric)} over time")
     ax.set_xlabel("period")
-    ax.set_ylabel(metric)
+    ax.set_ylabel(_text(metric))
     ax.legend()
     fig.autofmt_xdate()
     fig.tight_layout()
@@ -303,7 +314,7 @@ def traffic_plot(predictions: pd.DataFrame, *, freq: str = "h") -> Figure:
         periods = pd.to_datetime(predictions["ts"], unit="s").dt.floor(freq)
         counts = predictions.groupby([periods, "model_version"]).size().unstack(fill_value=0)
         for version in counts.columns:
-            ax.plot(counts.index, counts[version], marker=".", label=f"v{version}")
+            ax.plot(counts.index, counts[version], marker=".", label=f"v{_text(version)}")
         ax.legend(title="model")
     ax.set_title("Rows predicted over time")
     ax.set_xlabel("time (UTC)")

@@ -493,6 +493,7 @@ def run_monitoring(
     Raises:
         ConfigError: no monitoring pipeline; a window, ``--scheduler`` or ``--chunk-rows``
             that cannot work; no prediction log yet (checked here, before a notebook runs).
+        TrackingError: the tracking store (a remote one) does not answer.
     """
     import subprocess
     import sys
@@ -509,6 +510,7 @@ def run_monitoring(
         since_from(window, since)  # a typo fails here, not inside a notebook
     overrides: dict[str, Any] = {"window": window, "since": since, "alias": alias}
     if data:
+        _local_file(data)
         overrides["data"] = str(Path(data).resolve())
     if scheduler or chunk_rows is not None:
         _check_batch_options(root, spec, data, scheduler, chunk_rows)
@@ -517,6 +519,11 @@ def run_monitoring(
         from nbops.serving.log import require_log
 
         require_log(default_log_url(root))  # no log yet: say so before a build starts
+    from nbops.tracking.store import require_reachable
+
+    # The model and its profile come from the store: one that is away is one paragraph
+    # here, its password hidden, not MLflow's traceback in the window notebook's report.
+    require_reachable(root)
     args = [str(Path(sys.executable).parent / "ploomber"), "build", "-e", MONITOR_SPEC, "--force"]
     for key, value in overrides.items():
         if value:
@@ -535,6 +542,20 @@ def run_monitoring(
         json.loads((products / "drift.json").read_text()),
         "",
     )
+
+
+def _local_file(data: str) -> None:
+    """Refuse a URL for ``--data``, shown redacted: resolved as a path, its ``://``
+    would be gone and a password in it would reach the build's parameters, its
+    notebooks' errors and the reports, where redaction no longer sees a URL."""
+    if "://" in str(data):
+        from nbops.tracking.redact import display_url
+
+        raise ConfigError(
+            f"--data {display_url(data)} is a URL, and nbops monitor reads a batch file on "
+            "this machine: copy it here first (aws s3 cp, gsutil cp, curl -o, ...) and give "
+            "its path."
+        )
 
 
 def _batch_in_settings(root: Path) -> bool:

@@ -24,8 +24,10 @@ from typing import Any
 __all__ = ["html_text", "md", "md_code"]
 
 # CommonMark lets a backslash escape any ASCII punctuation; these are the ones that
-# start emphasis, links, images, code, tables, headings, lists or autolinks.
-_MD_PUNCTUATION = re.compile(r"([\\`*_\[\](){}#+\-!|~:])")
+# start emphasis, links, images, code, tables, headings, lists or autolinks, and "$",
+# which starts TeX for nbconvert's Markdown (mistune's math: shown with its entities and
+# backslashes as typed) and for JupyterLab's MathJax.
+_MD_PUNCTUATION = re.compile(r"([\\`*_\[\](){}#+\-!|~:$])")
 _LINE_BREAK = re.compile(r"[\r\n\u2028\u2029\x0b\x0c\x85]+")
 
 

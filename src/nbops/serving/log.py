@@ -124,8 +124,13 @@ def _engine(url: str, *, busy_seconds: float = 5.0) -> sa.Engine:
     try:
         engine = sa.create_engine(url, future=True, pool_pre_ping=True)
     except (sa.exc.ArgumentError, ImportError) as exc:
+        from nbops.tracking.redact import display_url
+
+        # Shown without its password: the message reaches the terminal, the service's
+        # log and the monitoring notebook's error (its report and record).
         raise ConfigError(
-            f"NBOPS_PREDICTION_LOG={url!r} is not a usable SQLAlchemy URL ({exc}). "
+            f"NBOPS_PREDICTION_LOG={display_url(url)!r} is not a usable SQLAlchemy URL "
+            f"({display_url(str(exc))}). "
             "Use sqlite:////path/to/log.db or postgresql://user:password@host/db."
         ) from exc
     if engine.dialect.name == "sqlite":

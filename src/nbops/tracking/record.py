@@ -23,6 +23,7 @@ __all__ = [
     "headline_metrics",
     "load_spooled",
     "numeric_leaves",
+    "shown_runs",
     "spooled_records",
 ]
 
@@ -229,3 +230,18 @@ def headline_metrics(
         found = with_product[-1].metrics
         return numeric_leaves(found["metrics"] if isinstance(found.get("metrics"), dict) else found)
     return numeric_leaves(usable[0].metrics) if len(usable) == 1 else {}
+
+
+def shown_runs(runs: dict[str, Any], secrets: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """``runs`` (:attr:`BuildRecord.runs`) fit to record: the store's URI without its password
+    (``postgresql://u:***REDACTED***@db/mlflow``), and the problem with a scratch store
+    scrubbed. A scratch store's URI is a local path the spool is published from later:
+    kept as it is."""
+    from nbops.tracking.redact import scrub, strip_url_credentials
+
+    shown = dict(runs)
+    if shown.get("uri") and not shown.get("scratch"):
+        shown["uri"] = strip_url_credentials(str(shown["uri"]))
+    if shown.get("problem"):
+        shown["problem"] = scrub(str(shown["problem"]), secrets)
+    return shown

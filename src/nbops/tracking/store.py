@@ -84,12 +84,48 @@ def reachability_problem(uri: str, *, timeout: float = 3.0) -> str | None:
 
     if uri.startswith(("http://", "https://")):
         try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as response:
+            with urllib.request.urlopen(_health_request(uri), timeout=timeout) as response:
                 if response.status >= 400:
                     return f"{display_url(uri)} answered HTTP {response.status}"
+        except urllib.error.HTTPError as exc:  # it answered: a refusal, not an absence
+            return f"{display_url(uri)} answered HTTP {exc.code}"
         except (urllib.error.URLError, OSError) as exc:
             return display_url(f"{uri} is unreachable ({getattr(exc, 'reason', exc)})")
     return None
+
+
+def _health_request(uri: str) -> urllib.request.Request:
+    """The server's ``/health``, with the URI's user and password sent as MLflow's
+    client sends them (HTTP basic authentication): urllib would take them for part of
+    the host name, and call a server that MLflow reaches unreachable."""
+    import base64
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    parts = urlsplit(uri.rstrip("/") + "/health")
+    headers = {}
+    if parts.username is not None or parts.password is not None:
+        user = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+        headers["Authorization"] = "Basic " + base64.b64encode(user.encode()).decode()
+        host = parts.hostname or ""
+        host = f"[{host}]" if ":" in host else host
+        parts = parts._replace(netloc=f"{host}:{parts.port}" if parts.port else host)
+    return urllib.request.Request(urlunsplit(parts), headers=headers)
+
+
+def require_reachable(root: Path) -> None:
+    """Raise unless the project's tracking store looks usable (a remote one answers).
+
+    Raises:
+        TrackingError: it does not; the message shows its URI without a password.
+    """
+    problem = reachability_problem(tracking_uri(root))
+    if problem:
+        from nbops.errors import TrackingError
+
+        raise TrackingError(
+            f"The tracking store is not available: {problem}. Check MLFLOW_TRACKING_URI, "
+            "or unset it to use the project's embedded store."
+        )
 
 
 class Store:
@@ -175,7 +211,8 @@ class Store:
             }
         # Runs opened before the tasks ran (nbops.tracking.taskruns) in this very store
         # hold what the tasks logged themselves: they become the build's runs.
-        opened = record.runs if record.runs.get("uri") == self.uri else {}
+        # (the record names the store with its password hidden, as everything it holds)
+        opened = record.runs if _same_store(record.runs.get("uri"), self.uri) else {}
         opened = opened if not opened.get("scratch") else {}
         keep = {opened.get("build"), *(opened.get("tasks") or {}).values()} - {None}
         for stale in copies:
@@ -850,10 +887,20 @@ def _repair(path: Path, uri: str) -> None:
 
 
 def _public_record(record: BuildRecord) -> dict[str, Any]:
+    from nbops.tracking.record import shown_runs
+
     data = record.to_dict()
     data["git"] = {k: v for k, v in data["git"].items() if k != "diff"}
     data.pop("packages", None)
+    data["runs"] = shown_runs(data["runs"])  # the store's URI, without its password
     return data
+
+
+def _same_store(recorded: str | None, uri: str) -> bool:
+    """Whether a record's store URI (its password hidden) names the store at ``uri``."""
+    from nbops.tracking.redact import display_url
+
+    return recorded is not None and display_url(recorded) == display_url(uri)
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
