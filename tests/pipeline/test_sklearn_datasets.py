@@ -357,9 +357,9 @@ def batch(built: Built, tmp_path_factory) -> Batch:
     return Batch(path, test, spoiled, target, expected)
 
 
-def score(built: Built, batch: Batch, out: Path) -> str:
+def score(built: Built, batch: Batch, out: Path) -> tuple[str, str]:
     """``nbops score`` of ``batch`` into ``out`` by the real program, in the project with
-    no settings; its output, once it exits 0."""
+    no settings; what it printed (stdout, and all of it for messages), once it exits 0."""
     done = subprocess.run(
         [str(BIN / "nbops"), "score", str(batch.path), "--out", str(out)],
         cwd=built.root,
@@ -369,7 +369,7 @@ def score(built: Built, batch: Batch, out: Path) -> str:
         env=build_env(),
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+    return done.stdout, done.stdout + done.stderr
 
 
 def assert_scores_are_the_evaluate_steps(scores: pd.DataFrame, batch: Batch) -> None:
@@ -404,19 +404,23 @@ def test_score_gives_each_row_of_the_users_file_the_evaluate_steps_answer(
 ) -> None:
     out = tmp_path / "scores.parquet"
 
-    printed = score(built, batch, out)
+    printed, everything = score(built, batch, out)
 
     scores = pd.read_parquet(out)
     assert_scores_are_the_evaluate_steps(scores, batch)
     assert (scores["model_name"] == built.name).all() and (scores["model_version"] == "1").all()
     valid = len(batch.test)
-    assert printed.startswith(f"Scored {valid} of {valid + len(SPOILED)} rows with {built.name} v1")
+    assert printed.startswith(
+        f"Scored {valid} of {valid + len(SPOILED)} rows with {built.name} v1"
+    ), everything
     if batch.target.task == "regression":
-        assert f"Mean prediction: {scores['prediction'].mean():.3f}" in printed
+        assert f"Mean prediction: {scores['prediction'].mean():.6g}" in printed, everything
     else:
         shares = scores["prediction"].value_counts(normalize=True)
-        assert all(f"{label} {share:.1%}" in printed for label, share in shares.items())
-    assert "Drift against the training profile" in printed and "predictions ok" in printed
+        assert all(f"{label} {share:.1%}" in printed for label, share in shares.items()), everything
+    # The valid rows are the evaluate step's test rows, whose predictions are the profile's.
+    assert "Drift against the training profile" in printed, everything
+    assert "predictions ok" in printed, everything
 
     # The rows that could not be typed, with their row number, ID and reason.
     rejects = pd.read_csv(out.with_name("scores.rejects.csv"), dtype=str, keep_default_na=False)
@@ -428,10 +432,11 @@ def test_score_gives_each_row_of_the_users_file_the_evaluate_steps_answer(
 
     # The report a reviewer reads, and the run in the project's history.
     report = out.with_name("scores.report.html")
-    assert f"Report: {report}" in printed and report.stat().st_size > 10_000
-    assert "failed" not in printed
+    assert f"Report: {report}" in printed and "failed" not in printed, everything
+    assert report.stat().st_size > 10_000
     html = report.read_text()
     assert f"{valid:,} of {valid + len(SPOILED):,} rows scored" in html
+    assert "Recorded as run " in printed, everything  # not spooled
     run_id = printed.split("Recorded as run ")[1][:12]
     listed = run_cli(built.root, "runs", "list", env=build_env()).stdout
     assert any(line.startswith(run_id) and " score " in line for line in listed.splitlines())
