@@ -29,8 +29,11 @@ test: $(STAMP) $(AIRFLOW_VENV)/.nbops-installed
 
 install: $(STAMP)
 
-# Again when the start-up hook changes: the venv holds a copy of it (nbops.build.offline).
-$(STAMP): pyproject.toml src/nbops/build/startup.py src/nbops/build/offline.py
+# Again when the start-up hook changes: the venv holds a copy of it (nbops.build.offline);
+# and when the template changes: the editable install copies it (nbops/_template, what
+# `nbops init` scaffolds), so a changed notebook reaches new projects only on reinstall.
+TEMPLATE := pipeline.yaml pipeline.monitor.yaml env.yaml $(wildcard notebooks/*.ipynb notebooks/*/*.ipynb)
+$(STAMP): pyproject.toml src/nbops/build/startup.py src/nbops/build/offline.py $(TEMPLATE)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet --editable '.[dev]'

@@ -4,7 +4,9 @@ yes/no text, numbers stored as text with blanks, dd-mm-yyyy dates), taken from `
 init`` to a served champion with no setting changed by hand, which answers the rows of
 the file as written with the evaluate step's labels and probabilities, and which
 ``nbops monitor`` finds clean on held-back rows, and whose monitoring notebooks find
-shifted rows drifted.
+shifted rows drifted; ``nbops score`` on the file's own test rows as written gives the
+evaluate step's answers, with the ID columns, a probability column per class (none for
+regression), the report, the run and the rejected rows with their reasons.
 
 One build and one service per dataset (module-scoped), shared by every assertion about
 it; the build time of each is printed (run with ``-s`` to see it). The monitoring
@@ -26,6 +28,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -195,6 +198,15 @@ def predict(url: str, rows: list[dict]) -> dict:
         pytest.fail(f"{error.code}: {error.read().decode()}")
 
 
+def evaluate_step_answer(built: Built, test: pd.DataFrame) -> tuple[TargetInfo, Any]:
+    """The target, and what the evaluate step computed for the ``test`` rows with the
+    model it released (``score_model``'s predictions, classes and probabilities)."""
+    target = TargetInfo(**built.read("data/features.json")["target"])
+    model = load_model(built.root / "products" / "model" / "model.joblib")
+    X_test, y_test = test.drop(columns=[target.name]), test[target.name]
+    return target, score_model(model, X_test, y_test, target)
+
+
 def test_identifiers_are_dropped_and_raw_text_typed(built: Built) -> None:
     roles = {r["column"]: r for r in built.read("data/features.json")["roles"]}
     assert roles[ROW_NUMBER]["role"] == "drop"
@@ -248,11 +260,7 @@ def test_every_test_row_as_written_in_the_file_gets_the_evaluate_steps_answer(
 
     answer = predict(served, rows)
 
-    # What the evaluate step computed for the same rows, with the model it released.
-    target = TargetInfo(**built.read("data/features.json")["target"])
-    model = load_model(built.root / "products" / "model" / "model.joblib")
-    X_test, y_test = test.drop(columns=[target.name]), test[target.name]
-    expected = score_model(model, X_test, y_test, target)
+    target, expected = evaluate_step_answer(built, test)
     assert len(answer["predictions"]) == len(test) > 20
     if target.task == "regression":
         np.testing.assert_allclose(answer["predictions"], expected.predictions, rtol=0, atol=1e-9)
@@ -296,3 +304,152 @@ def test_monitor_finds_held_back_rows_clean_and_shifted_rows_drifted(
     run_notebooks(built.root, "pipeline.monitor.yaml", monitor={"data": str(built.shifted)})
     decision = built.read("monitor/decision.json")
     assert decision["breached"] and any("drift" in reason for reason in decision["reasons"])
+
+
+# -- nbops score on the user's own rows ----------------------------------------------
+
+#: Test rows spoiled as exports spoil them: (position in the batch, the column, by kind
+#: as in Built's file, the text written, what the reason names).
+SPOILED = (
+    (2, "text_number", "twelve", "expected a number"),
+    (9, "visit_date", "31-13-2023", "expected a date"),
+    (17, "flag", "maybe", "expected true or false"),
+)
+
+
+@dataclass
+class Batch:
+    """A file of the project's test rows as the training file writes them (messy text, no
+    target), with :data:`SPOILED` rows among them, and what the evaluate step answered."""
+
+    path: Path
+    test: pd.DataFrame  # the valid rows, in the file's order (products/data/test.parquet)
+    spoiled: dict[int, tuple[str, str, str]]  # data row number → (record_id, column, reason)
+    target: TargetInfo
+    expected: Any  # score_model's answer for ``test``
+
+
+@pytest.fixture(scope="module")
+def batch(built: Built, tmp_path_factory) -> Batch:
+    with built.csv.open(newline="") as handle:  # the text as written, field by field
+        header, *lines = list(csv.reader(handle))
+    by_number = {int(line[0]): line for line in lines}
+    test = pd.read_parquet(built.root / "products" / "data" / "test.parquet")
+    rows = [by_number[n] for n in test[ROW_NUMBER]]
+    columns = {
+        "text_number": next(c for c in ("bmi", "mean radius", "alcohol") if c in header),
+        "visit_date": "visit_date",
+        "flag": next(c for c in header if c.startswith("high ")),
+    }
+    spoiled = {}
+    for at, kind, text, reason in SPOILED:
+        row = list(rows[at])
+        row[header.index(columns[kind])] = text
+        row[header.index("record_id")] = f"BAD-{at}"
+        rows.insert(at, row)
+        spoiled[at + 1] = (f"BAD-{at}", columns[kind], reason)
+    drop = header.index(built.target)
+    path = tmp_path_factory.mktemp("score") / "batch.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerows([c for i, c in enumerate(row) if i != drop] for row in [header, *rows])
+    target, expected = evaluate_step_answer(built, test)
+    return Batch(path, test, spoiled, target, expected)
+
+
+def score(built: Built, batch: Batch, out: Path) -> tuple[str, str]:
+    """``nbops score`` of ``batch`` into ``out`` by the real program, in the project with
+    no settings; what it printed (stdout, and all of it for messages), once it exits 0."""
+    done = subprocess.run(
+        [str(BIN / "nbops"), "score", str(batch.path), "--out", str(out)],
+        cwd=built.root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=build_env(),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout, done.stdout + done.stderr
+
+
+def assert_scores_are_the_evaluate_steps(scores: pd.DataFrame, batch: Batch) -> None:
+    """Every valid row once, in the file's order, with its IDs and the evaluate step's
+    prediction; a probability column per class for a classifier, none for regression."""
+    test, expected = batch.test, batch.expected
+    proba = [f"proba_{label}" for label in expected.classes or ()]
+    assert list(scores.columns) == [
+        ROW_NUMBER,
+        "record_id",
+        "prediction",
+        *proba,
+        "model_name",
+        "model_version",
+        "scored_at",
+    ]
+    assert len(scores) == len(test) > 20
+    assert scores[ROW_NUMBER].astype(int).tolist() == test[ROW_NUMBER].tolist()
+    assert scores["record_id"].tolist() == test["record_id"].tolist()
+    if batch.target.task == "regression":
+        assert pd.api.types.is_float_dtype(scores["prediction"])
+        np.testing.assert_allclose(scores["prediction"], expected.predictions, rtol=0, atol=1e-9)
+        return
+    # The labels as the file writes them ("Yes"/"No", cultivar names), as the service answers.
+    assert scores["prediction"].tolist() == [str(label) for label in expected.predictions]
+    assert len(proba) == len(batch.target.classes) == (3 if len(proba) > 2 else 2)
+    np.testing.assert_allclose(scores[proba], expected.probabilities, rtol=0, atol=1e-9)
+
+
+def test_score_gives_each_row_of_the_users_file_the_evaluate_steps_answer(
+    built: Built, batch: Batch, tmp_path: Path
+) -> None:
+    out = tmp_path / "scores.parquet"
+
+    printed, everything = score(built, batch, out)
+
+    scores = pd.read_parquet(out)
+    assert_scores_are_the_evaluate_steps(scores, batch)
+    assert (scores["model_name"] == built.name).all() and (scores["model_version"] == "1").all()
+    valid = len(batch.test)
+    assert printed.startswith(
+        f"Scored {valid} of {valid + len(SPOILED)} rows with {built.name} v1"
+    ), everything
+    if batch.target.task == "regression":
+        assert f"Mean prediction: {scores['prediction'].mean():.6g}" in printed, everything
+    else:
+        shares = scores["prediction"].value_counts(normalize=True)
+        assert all(f"{label} {share:.1%}" in printed for label, share in shares.items()), everything
+    # The valid rows are the evaluate step's test rows, whose predictions are the profile's.
+    assert "Drift against the training profile" in printed, everything
+    assert "predictions ok" in printed, everything
+
+    # The rows that could not be typed, with their row number, ID and reason.
+    rejects = pd.read_csv(out.with_name("scores.rejects.csv"), dtype=str, keep_default_na=False)
+    assert list(rejects.columns) == ["row", ROW_NUMBER, "record_id", "reasons"]
+    found = {int(r.row): (r.record_id, *r.reasons.split(": ", 1)) for r in rejects.itertuples()}
+    assert sorted(found) == sorted(batch.spoiled)
+    for row, (record_id, column, reason) in batch.spoiled.items():
+        assert found[row][:2] == (record_id, column) and reason in found[row][2], found[row]
+
+    # The report a reviewer reads, and the run in the project's history.
+    report = out.with_name("scores.report.html")
+    assert f"Report: {report}" in printed and "failed" not in printed, everything
+    assert report.stat().st_size > 10_000
+    html = report.read_text()
+    assert f"{valid:,} of {valid + len(SPOILED):,} rows scored" in html
+    assert "Recorded as run " in printed, everything  # not spooled
+    run_id = printed.split("Recorded as run ")[1][:12]
+    listed = run_cli(built.root, "runs", "list", env=build_env()).stdout
+    assert any(line.startswith(run_id) and " score " in line for line in listed.splitlines())
+
+
+def test_score_writes_csv_with_the_same_rows_and_numbers(
+    built: Built, batch: Batch, tmp_path: Path
+) -> None:
+    out = tmp_path / "scores.csv"
+
+    run_cli(built.root, "score", str(batch.path), "--out", str(out), env=build_env())
+
+    scores = pd.read_csv(out, dtype={ROW_NUMBER: str, "record_id": str, "model_version": str})
+    assert_scores_are_the_evaluate_steps(scores, batch)
+    assert len(pd.read_csv(out.with_name("scores.rejects.csv"))) == len(SPOILED)
+    assert out.with_name("scores.report.html").is_file()
