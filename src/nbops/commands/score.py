@@ -212,25 +212,15 @@ def score_file(
             gc.enable()
 
 
-def _refuse_urls(**paths: str | Path | None) -> None:
-    """A URL is not a path: made absolute, ``s3://user:key@bucket/x.csv`` would become
-    a folder named ``s3:`` and its key would be printed in "does not exist" (the
-    ``://`` that marks it as a URL for redaction gone). Refused here, shown redacted."""
+def _refuse_urls(*, input: str | Path, output: str | Path, rejects: str | Path | None) -> None:
+    """Files given as URLs refused, shown redacted (see :func:`~nbops.tracking.redact.refuse_url`)."""
     from nbops.errors import ConfigError
-    from nbops.tracking.redact import display_url
+    from nbops.tracking.redact import refuse_url
 
-    for what, path in paths.items():
-        if path is not None and "://" in str(path):
-            error, fix = (
-                (DataSourceError, "copy the file here first (aws s3 cp, gsutil cp, curl -o")
-                if what == "input"
-                else (ConfigError, "write to a local path and copy the file there after (aws s3 cp")
-            )
-            what = "rejects file" if what == "rejects" else what
-            raise error(
-                f"The {what} {display_url(str(path))} is a URL, and nbops score reads and "
-                f"writes files on this machine: {fix}, ...)."
-            )
+    refuse_url(input, name="input", command="nbops score", error=DataSourceError)
+    later = "write to a local path and copy the file there after (aws s3 cp, gsutil cp, ...)"
+    refuse_url(output, name="output", command="nbops score", error=ConfigError, fix=later)
+    refuse_url(rejects, name="rejects file", command="nbops score", error=ConfigError, fix=later)
 
 
 def _absolute(path: str | Path) -> Path:

@@ -510,7 +510,9 @@ def run_monitoring(
         since_from(window, since)  # a typo fails here, not inside a notebook
     overrides: dict[str, Any] = {"window": window, "since": since, "alias": alias}
     if data:
-        _local_file(data)
+        from nbops.tracking.redact import refuse_url
+
+        refuse_url(data, name="--data", command="nbops monitor", error=ConfigError)
         overrides["data"] = str(Path(data).resolve())
     if scheduler or chunk_rows is not None:
         _check_batch_options(root, spec, data, scheduler, chunk_rows)
@@ -542,20 +544,6 @@ def run_monitoring(
         json.loads((products / "drift.json").read_text()),
         "",
     )
-
-
-def _local_file(data: str) -> None:
-    """Refuse a URL for ``--data``, shown redacted: resolved as a path, its ``://``
-    would be gone and a password in it would reach the build's parameters, its
-    notebooks' errors and the reports, where redaction no longer sees a URL."""
-    if "://" in str(data):
-        from nbops.tracking.redact import display_url
-
-        raise ConfigError(
-            f"--data {display_url(data)} is a URL, and nbops monitor reads a batch file on "
-            "this machine: copy it here first (aws s3 cp, gsutil cp, curl -o, ...) and give "
-            "its path."
-        )
 
 
 def _batch_in_settings(root: Path) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -176,6 +177,29 @@ def strip_url_credentials(text: str) -> str:
 def display_url(url: str) -> str:
     """A URL fit to print or record: the same as :func:`strip_url_credentials`."""
     return strip_url_credentials(str(url))
+
+
+#: What to do with a file a command was given as a URL.
+COPY_HERE = "copy the file here first (aws s3 cp, gsutil cp, curl -o, ...) and give its path"
+
+
+def refuse_url(
+    path: str | Path | None,
+    *,
+    name: str,
+    command: str,
+    error: type[Exception],
+    fix: str = COPY_HERE,
+) -> None:
+    """Raise ``error`` when ``path``, a file ``command`` works on, is a URL, shown without
+    its password. Made absolute, ``s3://user:key@bucket/x.csv`` would become a folder
+    named ``s3:``, and the key would reach messages, parameters and reports with the
+    ``://`` that marks it as a URL for redaction gone."""
+    if path is not None and "://" in str(path):
+        raise error(
+            f"The {name} {display_url(str(path))} is a URL, and {command} works on files "
+            f"on this machine: {fix}."
+        )
 
 
 # name: value / name = value / "name": "value" on one line, as in YAML, Python, JSON,
